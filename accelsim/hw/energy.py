@@ -1,0 +1,151 @@
+"""Energy tables (package data) and the per-design energy model derived from them.
+
+A table gives per-operation energies at a technology node and its nominal voltage
+(sources are cited in each YAML file under ``accelsim/hw/data``). :func:`energy_model`
+turns a table plus a :class:`~accelsim.hw.schema.HardwareConfig` into the
+per-access energies the simulator charges, in pJ, at the design's voltage:
+
+* MAC of ``a``-bit activation by ``w``-bit weight: integer multiply energy scaled by
+  ``a*w / 64`` from the 8-bit figure (array-multiplier area ~ product of widths), plus
+  an accumulator add scaled linearly from the 32-bit figure.
+* Global buffer: 64-bit SRAM read energy at the *bank* size (log-log interpolation
+  between the tabulated sizes, extrapolated at the ends), divided by 64 bits.
+* Scratchpad and NoC: Eyeriss' normalised ratios times this table's 16-bit MAC.
+* Dynamic energies scale with ``(V / V_nominal)^2``; leakage power with ``V / V_nominal``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, fields
+from importlib import resources
+
+import yaml
+
+from accelsim.errors import ConfigError
+
+_DATA_PACKAGE = "accelsim.hw.data"
+
+
+@functools.lru_cache(maxsize=None)
+def available_tables() -> tuple[str, ...]:
+    """Names of the packaged energy tables."""
+    names = [p.name[:-5] for p in resources.files(_DATA_PACKAGE).iterdir() if p.name.endswith(".yaml")]
+    return tuple(sorted(names))
+
+
+@functools.lru_cache(maxsize=None)
+def load_table(name: str) -> dict:
+    """A packaged energy table, with any ``derived_from`` scaling applied."""
+    if name not in available_tables():
+        raise ConfigError(None, "technology.energy_table",
+                          f"unknown energy table {name!r}; available: {', '.join(available_tables())}")
+    raw = yaml.safe_load(resources.files(_DATA_PACKAGE).joinpath(f"{name}.yaml").read_text())
+    if "derived_from" not in raw:
+        return raw
+    base = dict(load_table(raw["derived_from"]))
+    dyn, leak = float(raw["dynamic_scale"]), float(raw["leakage_scale"])
+    table = {
+        "name": raw["name"], "node_nm": raw["node_nm"], "nominal_voltage_v": raw["nominal_voltage_v"],
+        "derived_from": raw["derived_from"],
+    }
+    for key, value in base.items():
+        if key in table or key in ("name", "node_nm", "nominal_voltage_v"):
+            continue
+        if key.endswith("_pj") and isinstance(value, dict):
+            table[key] = {k: v * dyn for k, v in value.items()}
+        elif key == "dram_pj_per_bit":
+            table[key] = value * dyn if raw.get("scale_dram", False) else value
+        elif key.endswith("_uw") or key.endswith("_uw_per_kib"):
+            table[key] = value * leak
+        else:
+            table[key] = value  # ratios and fractions are node-independent
+    return table
+
+
+def _loglog(points: dict, x: float) -> float:
+    """Piecewise log-log interpolation (linear extrapolation in log space at the ends)."""
+    xs = sorted(float(k) for k in points)
+    ys = [float(points[k]) for k in sorted(points, key=float)]
+    lx = math.log(x)
+    if x <= xs[0]:
+        i = 0
+    elif x >= xs[-1]:
+        i = len(xs) - 2
+    else:
+        i = max(j for j in range(len(xs) - 1) if xs[j] <= x)
+    x0, x1 = math.log(xs[i]), math.log(xs[i + 1])
+    y0, y1 = math.log(ys[i]), math.log(ys[i + 1])
+    return math.exp(y0 + (y1 - y0) * (lx - x0) / (x1 - x0))
+
+
+def int_mult_pj(table: dict, a_bits: int, w_bits: int) -> float:
+    """Integer multiply energy: the 8x8 figure scaled by the product of the widths."""
+    return float(table["int_mult_pj"][8]) * (a_bits * w_bits) / 64.0
+
+
+def int_add_pj(table: dict, bits: int) -> float:
+    """Integer add energy: the 32-bit figure scaled linearly with width."""
+    return float(table["int_add_pj"][32]) * bits / 32.0
+
+
+def sram_pj_per_bit(table: dict, size_kib: float) -> float:
+    """SRAM access energy per bit for an array of ``size_kib`` KiB."""
+    return _loglog(table["sram_read_64b_pj"], max(size_kib, 1e-3)) / 64.0
+
+
+@dataclass(frozen=True)
+class EnergyModel:
+    """Per-access energies of one design, in pJ, at its voltage."""
+
+    mac_pj: float                    # one a-bit x w-bit multiply + accumulate
+    gated_mac_pj: float              # a gated (zero-operand) MAC slot
+    spad_pj_per_bit: float           # per-PE scratchpad read or write
+    glb_pj_per_bit: float            # global-buffer read or write
+    noc_pj_per_bit_hop: float        # one NoC hop
+    dram_pj_per_bit: float           # off-chip read or write
+    pe_leakage_pj_per_cycle: float   # one PE, powered
+    glb_leakage_pj_per_cycle: float  # whole global buffer
+    pe_clock_pj_per_cycle: float     # one PE's clock tree, when not clock-gated
+    gated_fraction: float            # cost of a gated read as a fraction of a full one
+    wakeup_energy_pj: float          # one power-gated PE waking up
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def energy_model(hw) -> EnergyModel:
+    """Derive the energy model of a :class:`~accelsim.hw.schema.HardwareConfig`."""
+    t = load_table(hw.technology.energy_table)
+    v_nom = float(t["nominal_voltage_v"])
+    volts = hw.technology.voltage_v or v_nom
+    dyn = (volts / v_nom) ** 2
+    leak = volts / v_nom
+    p = hw.precision
+    mac16 = int_mult_pj(t, 16, 16) + int_add_pj(t, 32)
+    mac = (int_mult_pj(t, p.activation_bits, p.weight_bits) + int_add_pj(t, p.accumulator_bits)) * dyn
+    gated = float(t["gated_fraction"])
+    bank_kib = hw.global_buffer.size_kib / hw.global_buffer.banks
+    cycle_ns = 1e3 / hw.technology.clock_mhz
+    # uW * ns = 1e-6 W * 1e-9 s = 1e-15 J = 1e-3 pJ
+    pe_leak = float(t["pe_leakage_uw"]) * leak * cycle_ns * 1e-3
+    glb_leak = float(t["sram_leakage_uw_per_kib"]) * hw.global_buffer.size_kib * leak * cycle_ns * 1e-3
+    values = dict(
+        mac_pj=mac,
+        gated_mac_pj=mac * gated,
+        spad_pj_per_bit=float(t["rf_access_over_mac16"]) * mac16 / 16.0 * dyn,
+        glb_pj_per_bit=sram_pj_per_bit(t, bank_kib) * dyn,
+        noc_pj_per_bit_hop=float(t["noc_hop_over_mac16"]) * mac16 / 16.0 * dyn,
+        dram_pj_per_bit=float(t["dram_pj_per_bit"]),
+        pe_leakage_pj_per_cycle=pe_leak,
+        glb_leakage_pj_per_cycle=glb_leak,
+        pe_clock_pj_per_cycle=float(t["pe_clock_over_mac"]) * mac,
+        gated_fraction=gated,
+        wakeup_energy_pj=hw.low_power.wakeup_energy_pj,
+    )
+    overrides = dict(hw.technology.energy_overrides)
+    if "mac_pj" in overrides:  # MAC-relative figures follow an overridden MAC unless given too
+        overrides.setdefault("gated_mac_pj", overrides["mac_pj"] * gated)
+        overrides.setdefault("pe_clock_pj_per_cycle", float(t["pe_clock_over_mac"]) * overrides["mac_pj"])
+    values.update(overrides)
+    return EnergyModel(**values)

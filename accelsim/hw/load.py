@@ -1,0 +1,129 @@
+"""YAML -> validated :class:`~accelsim.hw.schema.HardwareConfig`.
+
+Pipeline: read each file with ``yaml.safe_load`` -> follow ``extends:`` (paths relative
+to the extending file; cycles rejected) -> deep-merge parent then child -> apply
+overrides (sweeps) -> build the typed object with the schema's rules -> cross-field
+checks. Every failure raises :class:`~accelsim.errors.ConfigError` naming the file,
+the field path and what was expected.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from accelsim.errors import ConfigError
+from accelsim.hw import rules
+from accelsim.hw.schema import HardwareConfig
+
+
+def read_yaml_mapping(path: Path) -> dict:
+    """Read a YAML file that must hold a mapping; errors name the file and the line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(str(path), None, "file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(str(path), None, f"malformed YAML{where}: {problem}") from None
+    if data is None:
+        raise ConfigError(str(path), None, "file is empty; expected a mapping of hardware fields")
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), None,
+                          f"expected a mapping of hardware fields at the top level, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: Mapping, override: Mapping) -> dict:
+    """Recursively merge ``override`` into a copy of ``base`` (mappings merge, other values replace)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve_extends(path: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> dict:
+    """The raw mapping of ``path`` with its ``extends:`` chain merged in (no validation)."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in _chain + (resolved,))
+        raise ConfigError(str(path), "extends", f"extends cycle: {cycle}")
+    data = read_yaml_mapping(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent.strip():
+        raise ConfigError(str(path), "extends", f"expected a path to another hardware file, got {parent!r}")
+    parent_path = (path.parent / parent)
+    if not parent_path.is_file():
+        raise ConfigError(str(path), "extends", f"parent file {str(parent_path)!r} not found")
+    base = resolve_extends(parent_path, _chain + (resolved,))
+    return deep_merge(base, data)
+
+
+def apply_overrides(data: Mapping, overrides: Mapping[str, Any]) -> dict:
+    """Set dotted-path fields (``{"pe_array.rows": 32}``) in a copy of a raw mapping."""
+    result = copy.deepcopy(dict(data))
+    for dotted, value in overrides.items():
+        node = result
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(None, dotted, f"cannot set a field inside non-mapping {part!r}")
+        node[parts[-1]] = copy.deepcopy(value)
+    return result
+
+
+def load_hw_dict(data: Mapping, source: str = "<dict>") -> HardwareConfig:
+    """Validate a raw mapping (already merged) into a :class:`HardwareConfig`."""
+    data = dict(data)
+    data.pop("extends", None)
+    try:
+        config = rules.build(HardwareConfig, data)
+    except rules.RuleError as exc:
+        raise ConfigError(source, exc.path, exc.message) from None
+    _check_cross_fields(config, source)
+    return config
+
+
+def load_hw(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> HardwareConfig:
+    """Load, resolve ``extends:``, apply ``overrides`` and validate one hardware file."""
+    raw = resolve_extends(path)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return load_hw_dict(raw, source=str(path))
+
+
+def dump_hw(config: HardwareConfig) -> str:
+    """YAML text of a resolved config; loading it gives an equal object."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def _check_cross_fields(config: HardwareConfig, source: str) -> None:
+    if not config.dram.ideal and config.dram.bandwidth_gb_per_s is None:
+        raise ConfigError(source, "dram.bandwidth_gb_per_s",
+                          "required unless dram.ideal is true (give GB/s, e.g. 25.6)")
+    lp = config.low_power
+    if not lp.power_gating and (lp.wakeup_cycles or lp.wakeup_energy_pj):
+        raise ConfigError(source, "low_power.wakeup_cycles",
+                          "wake-up costs are set but power_gating is false; enable power_gating or drop them")
+    spad = config.scratchpad
+    need = config.precision.weight_bits if config.pe_array.dataflow == "weight_stationary" else 0
+    if need and spad.weight_bytes * 8 < need * config.pe_array.macs_per_pe:
+        raise ConfigError(source, "scratchpad.weight_bytes",
+                          f"weight_stationary needs room for {config.pe_array.macs_per_pe} weight(s) of "
+                          f"{config.precision.weight_bits} bits per PE, got {spad.weight_bytes} bytes")

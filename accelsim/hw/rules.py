@@ -1,0 +1,153 @@
+"""Field validation rules for the hardware schema.
+
+A rule is a callable ``rule(value, path) -> normalised value`` that raises
+:class:`RuleError` with a message saying what was expected. ``accelsim.hw.load``
+adds the file name. Rules are plain functions, so the schema reads as data.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import MISSING, fields, is_dataclass
+from typing import Any, Callable, Iterable
+
+REQUIRED = object()
+
+Rule = Callable[[Any, str], Any]
+
+
+class RuleError(ValueError):
+    """A value broke a rule; ``path`` is the dotted field path."""
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
+def _got(value: Any) -> str:
+    return f"got {value!r} ({type(value).__name__})"
+
+
+def positive_int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise RuleError(path, f"expected a positive integer, {_got(value)}")
+    return value
+
+
+def non_negative_int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RuleError(path, f"expected a non-negative integer, {_got(value)}")
+    return value
+
+
+def int_range(low: int, high: int) -> Rule:
+    def check(value: Any, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise RuleError(path, f"expected an integer from {low} to {high}, {_got(value)}")
+        return value
+    return check
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def positive_float(value: Any, path: str) -> float:
+    if not _number(value) or value <= 0 or value == float("inf"):
+        raise RuleError(path, f"expected a positive number, {_got(value)}")
+    return float(value)
+
+
+def non_negative_float(value: Any, path: str) -> float:
+    if not _number(value) or value < 0 or value == float("inf"):
+        raise RuleError(path, f"expected a non-negative number, {_got(value)}")
+    return float(value)
+
+
+def boolean(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise RuleError(path, f"expected true or false, {_got(value)}")
+    return value
+
+
+def string(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise RuleError(path, f"expected a string, {_got(value)}")
+    return value
+
+
+def non_empty_str(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RuleError(path, f"expected a non-empty string, {_got(value)}")
+    return value
+
+
+def one_of(choices: Iterable[Any]) -> Rule:
+    choices = tuple(choices)
+
+    def check(value: Any, path: str) -> Any:
+        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+            hint = ""
+            if isinstance(value, str):
+                close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RuleError(path, f"expected one of {', '.join(map(repr, choices))}, "
+                                  f"got {value!r}{hint}")
+        return value
+    return check
+
+
+def optional(rule: Rule) -> Rule:
+    def check(value: Any, path: str) -> Any:
+        return None if value is None else rule(value, path)
+    return check
+
+
+def energy_table_name(value: Any, path: str) -> str:
+    from accelsim.hw.energy import available_tables
+
+    return one_of(available_tables())(value, path)
+
+
+def mapping_of(key_rule: Rule, value_rule: Rule) -> Rule:
+    def check(value: Any, path: str) -> dict:
+        if not isinstance(value, dict):
+            raise RuleError(path, f"expected a mapping, {_got(value)}")
+        return {key_rule(k, f"{path}.{k}"): value_rule(v, f"{path}.{k}") for k, v in value.items()}
+    return check
+
+
+def section(cls: type) -> Rule:
+    """Validate a nested mapping into the dataclass ``cls`` (strict: unknown keys are errors)."""
+
+    def check(value: Any, path: str) -> Any:
+        if is_dataclass(value) and isinstance(value, cls):
+            return value
+        return build(cls, value, path)
+    return check
+
+
+def build(cls: type, data: Any, path: str = "") -> Any:
+    """Construct dataclass ``cls`` from a mapping, applying each field's rule."""
+    where = path or "(top level)"
+    if not isinstance(data, dict):
+        raise RuleError(where, f"expected a mapping of fields, {_got(data)}")
+    known = {f.name: f for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RuleError(_join(path, str(key)),
+                            f"unknown key{hint}; allowed keys: {', '.join(known)}")
+    values = {}
+    for name, f in known.items():
+        sub = _join(path, name)
+        if name in data:
+            values[name] = f.metadata["rule"](data[name], sub)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise RuleError(sub, f"required field is missing ({f.metadata['doc']})")
+    return cls(**values)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name

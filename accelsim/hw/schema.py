@@ -1,0 +1,177 @@
+"""Typed, immutable hardware description (schema version 1).
+
+Each section is a frozen dataclass whose fields carry their validation rule in
+``metadata`` (``rule``: a :mod:`accelsim.hw.rules` checker, ``doc``: one line).
+``accelsim.hw.load`` turns YAML into these objects; ``to_dict`` turns them back.
+Units are part of every field name (``_mhz``, ``_kib``, ``_bytes``, ``_pj``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Mapping
+
+from accelsim.hw import rules
+
+SCHEMA_VERSION = 1
+
+DATAFLOWS = ("output_stationary", "weight_stationary", "input_stationary")
+SYNC_GROUPS = ("array", "row", "column", "decoupled")
+STORAGE_FORMATS = ("dense", "bitmap", "run_length", "csr", "coo")
+ENERGY_ACTIONS = (
+    "mac_pj", "gated_mac_pj", "spad_pj_per_bit", "glb_pj_per_bit", "noc_pj_per_bit_hop",
+    "dram_pj_per_bit", "pe_leakage_pj_per_cycle", "glb_leakage_pj_per_cycle",
+    "pe_clock_pj_per_cycle",
+)
+
+
+def spec(rule, doc: str, default: Any = rules.REQUIRED):
+    """A dataclass field with a validation rule and a one-line description."""
+    meta = {"rule": rule, "doc": doc}
+    if default is rules.REQUIRED:
+        return field(metadata=meta)
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Technology:
+    clock_mhz: float = spec(rules.positive_float, "clock frequency")
+    energy_table: str = spec(rules.energy_table_name, "packaged energy table (see `accelsim hw tables`)",
+                             "horowitz_45nm")
+    voltage_v: float | None = spec(rules.optional(rules.positive_float),
+                                   "supply voltage; dynamic energy scales with (V/V_nominal)^2; "
+                                   "default: the table's nominal voltage", None)
+    energy_overrides: Mapping[str, float] = spec(
+        rules.mapping_of(rules.one_of(ENERGY_ACTIONS), rules.non_negative_float),
+        "per-action energies that replace the table's derived values (keys: "
+        + ", ".join(ENERGY_ACTIONS) + ")", {})
+
+
+@dataclass(frozen=True)
+class Precision:
+    activation_bits: int = spec(rules.int_range(1, 32), "bits per activation", 8)
+    weight_bits: int = spec(rules.int_range(1, 32), "bits per weight", 8)
+    accumulator_bits: int = spec(rules.int_range(1, 64), "bits per partial sum", 32)
+
+
+@dataclass(frozen=True)
+class PEArray:
+    rows: int = spec(rules.positive_int, "PE rows")
+    cols: int = spec(rules.positive_int, "PE columns")
+    dataflow: str = spec(rules.one_of(DATAFLOWS), "what stays in the PE")
+    macs_per_pe: int = spec(rules.positive_int, "MAC lanes per PE", 1)
+    sync: str = spec(rules.one_of(SYNC_GROUPS),
+                     "synchronisation group: PEs that finish a fold together", "array")
+    work_queue_depth: int = spec(rules.positive_int,
+                                 "row/column/decoupled sync: folds a group may run ahead of the slowest", 2)
+    operand_queue_depth: int | None = spec(rules.optional(rules.positive_int),
+                                           "cycle fidelity: operand pairs buffered per PE "
+                                           "(null = unbounded)", None)
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    skip_zero_activations: bool = spec(rules.boolean, "remove pairs whose activation is zero", False)
+    skip_zero_weights: bool = spec(rules.boolean, "remove pairs whose weight is zero", False)
+    gate_zero_operands: bool = spec(rules.boolean,
+                                    "keep the cycle of a zero pair but not its MAC/read energy", False)
+
+
+@dataclass(frozen=True)
+class Scratchpad:
+    input_bytes: int = spec(rules.non_negative_int, "per-PE input-activation scratchpad")
+    weight_bytes: int = spec(rules.non_negative_int, "per-PE weight scratchpad")
+    psum_bytes: int = spec(rules.non_negative_int, "per-PE partial-sum scratchpad")
+
+
+@dataclass(frozen=True)
+class GlobalBuffer:
+    size_kib: float = spec(rules.positive_float, "shared on-chip buffer capacity")
+    words_per_cycle: int = spec(rules.positive_int, "words read or written per cycle, all banks")
+    banks: int = spec(rules.positive_int, "SRAM banks (energy per access uses the bank size)", 1)
+    word_bits: int = spec(rules.positive_int, "bits per global-buffer word", 16)
+
+
+@dataclass(frozen=True)
+class DRAM:
+    ideal: bool = spec(rules.boolean, "unlimited bandwidth (no memory stalls); energy still counted", False)
+    bandwidth_gb_per_s: float | None = spec(rules.optional(rules.positive_float),
+                                            "off-chip bandwidth in GB/s (required unless ideal)", None)
+
+
+@dataclass(frozen=True)
+class TensorFormat:
+    format: str = spec(rules.one_of(STORAGE_FORMATS), "storage format", "dense")
+    run_bits: int = spec(rules.int_range(1, 32), "run_length: bits of the zero-run field", 4)
+    index_bits: int = spec(rules.int_range(1, 32), "csr/coo: bits per coordinate index", 16)
+
+
+@dataclass(frozen=True)
+class Storage:
+    activations: TensorFormat = spec(rules.section(TensorFormat), "input activations", TensorFormat())
+    weights: TensorFormat = spec(rules.section(TensorFormat), "weights", TensorFormat())
+    outputs: TensorFormat = spec(rules.section(TensorFormat), "output activations", TensorFormat())
+
+
+@dataclass(frozen=True)
+class LowPower:
+    clock_gating: bool = spec(rules.boolean, "idle PEs draw no clock energy", False)
+    power_gating: bool = spec(rules.boolean, "idle PEs draw no leakage, at a wake-up cost", False)
+    wakeup_cycles: int = spec(rules.non_negative_int, "cycles to wake a power-gated PE", 0)
+    wakeup_energy_pj: float = spec(rules.non_negative_float, "energy to wake a power-gated PE", 0.0)
+    min_idle_cycles: int = spec(rules.non_negative_int,
+                                "power-gate a PE only when it idles at least this long in a fold", 0)
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """A validated accelerator description. Build it with :func:`accelsim.hw.load_hw`."""
+
+    name: str = spec(rules.non_empty_str, "design name")
+    technology: Technology = spec(rules.section(Technology), "technology, clock and voltage")
+    pe_array: PEArray = spec(rules.section(PEArray), "processing-element array")
+    scratchpad: Scratchpad = spec(rules.section(Scratchpad), "per-PE scratchpads")
+    global_buffer: GlobalBuffer = spec(rules.section(GlobalBuffer), "shared global buffer")
+    dram: DRAM = spec(rules.section(DRAM), "off-chip memory")
+    version: int = spec(rules.one_of((SCHEMA_VERSION,)), "schema version", SCHEMA_VERSION)
+    description: str = spec(rules.string, "what this design approximates", "")
+    precision: Precision = spec(rules.section(Precision), "operand precisions", Precision())
+    sparsity: Sparsity = spec(rules.section(Sparsity), "zero skipping / gating", Sparsity())
+    storage: Storage = spec(rules.section(Storage), "storage format per tensor", Storage())
+    low_power: LowPower = spec(rules.section(LowPower), "clock and power gating", LowPower())
+
+    # ---- derived identities -------------------------------------------------
+    def to_dict(self) -> dict:
+        """Plain nested dict (YAML/JSON-ready); ``load_hw_dict(to_dict())`` gives an equal object."""
+        return _to_plain(self)
+
+    @property
+    def hash(self) -> str:
+        """Stable SHA-256 of the resolved description (sweep cache key)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def num_pes(self) -> int:
+        return self.pe_array.rows * self.pe_array.cols
+
+    @property
+    def has_sparsity(self) -> bool:
+        s = self.sparsity
+        return s.skip_zero_activations or s.skip_zero_weights or s.gate_zero_operands
+
+    def dense_twin(self) -> "HardwareConfig":
+        """The same hardware with every sparsity feature off and dense storage."""
+        return replace(self, name=f"{self.name}-dense", sparsity=Sparsity(), storage=Storage())
+
+
+def _to_plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _to_plain(v) for k, v in value.items()}
+    return value
+

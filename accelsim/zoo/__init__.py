@@ -1,0 +1,13 @@
+"""Model zoo: small, self-contained PyTorch definitions addressed by name.
+
+``get_model("lenet5")`` builds a model; ``resolve_model("pkg.mod:attr")`` imports a
+user model (a class or a factory function). ``list_models()`` names what is here.
+"""
+from __future__ import annotations
+
+from accelsim.zoo.registry import get_model, list_models, register, resolve_model, model_input_shape
+
+__all__ = ["get_model", "list_models", "register", "resolve_model", "model_input_shape"]
+
+# Importing the definition modules registers their models.
+from accelsim.zoo import lenet  # noqa: E402,F401
