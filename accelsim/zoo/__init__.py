@@ -2,12 +2,16 @@
 
 ``get_model("lenet5")`` builds a model; ``resolve_model("pkg.mod:attr")`` imports a
 user model (a class or a factory function). ``list_models()`` names what is here.
+``build_model(spec)`` also accepts ``torchvision:NAME`` when torchvision is installed.
 """
 from __future__ import annotations
 
 from accelsim.zoo.registry import get_model, list_models, register, resolve_model, model_input_shape
 
-__all__ = ["get_model", "list_models", "register", "resolve_model", "model_input_shape"]
+__all__ = ["get_model", "list_models", "register", "resolve_model", "model_input_shape",
+           "build_model"]
 
 # Importing the definition modules registers their models.
 from accelsim.zoo import lenet  # noqa: E402,F401
+from accelsim.zoo import mobilenet, resnet, transformer, vgg  # noqa: E402,F401
+from accelsim.zoo.torchvision_models import build_model  # noqa: E402

@@ -55,7 +55,11 @@ def _entry(name: str) -> ZooEntry:
 
 
 def get_model(name: str, **kwargs):
-    """Build a zoo model by name, or a user model given as ``package.module:attribute``."""
+    """Build a zoo model by name, ``torchvision:NAME``, or a user model ``package.module:attribute``."""
+    if name.startswith("torchvision:"):
+        from accelsim.zoo.torchvision_models import torchvision_model
+
+        return torchvision_model(name[len("torchvision:"):], **kwargs)
     if ":" in name:
         return resolve_model(name, **kwargs)
     return _entry(name).factory(**kwargs)

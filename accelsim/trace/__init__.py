@@ -1,0 +1,49 @@
+"""Sparsity traces: capture, file format, statistical traces, analysis.
+
+Reading a trace needs only NumPy::
+
+    from accelsim.trace import open_trace
+    trace = open_trace("resnet18.trace")
+    for layer in trace:                      # one LayerTrace at a time, lazily
+        layer.geometry, layer.weight_mask(), layer.act_mask(4)
+
+Capturing and statistical builders import PyTorch on first use::
+
+    from accelsim.trace import capture_trace, CaptureOptions, write_trace
+    data = capture_trace(model, loader, CaptureOptions(samples=64))
+    write_trace("model.trace", data)
+
+Modules: ``file_format`` (the on-disk layout), ``writer`` / ``reader`` (atomic write,
+lazy read), ``capture`` + ``hooks`` (forward-hook recording), ``records`` (in-memory
+traces), ``density`` + ``statistical`` + ``topology`` (statistical traces),
+``bits`` + ``analysis`` (packing, exact MAC and storage counts), ``cli``.
+"""
+from __future__ import annotations
+
+import importlib
+
+from accelsim.trace.geometry import LAYER_KINDS, LayerGeometry
+from accelsim.trace.layer import LayerTrace
+from accelsim.trace.reader import Trace, open_trace
+from accelsim.trace.records import CapturedLayer, StatisticalLayer, TraceData
+from accelsim.trace.writer import write_trace
+
+_LAZY = {
+    "capture_trace": "accelsim.trace.capture",
+    "CaptureOptions": "accelsim.trace.capture",
+    "MaskRecorder": "accelsim.trace.capture",
+    "statistical_from_topology": "accelsim.trace.statistical",
+    "statistical_from_model": "accelsim.trace.statistical",
+    "statistical_from_trace": "accelsim.trace.statistical",
+    "effective_macs": "accelsim.trace.analysis",
+    "summarize_layer": "accelsim.trace.analysis",
+}
+
+__all__ = ["LAYER_KINDS", "LayerGeometry", "LayerTrace", "Trace", "open_trace", "TraceData",
+           "CapturedLayer", "StatisticalLayer", "write_trace", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'accelsim.trace' has no attribute {name!r}")

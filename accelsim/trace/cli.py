@@ -1,0 +1,357 @@
+"""``accelsim trace ...``: capture, build statistical traces, inspect.
+
+Subcommands: ``capture``, ``from-topology``, ``from-model``, ``from-trace``, ``info``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from accelsim.errors import AccelsimError, DataError
+
+DEFAULT_BATCH = 16
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        dims = ()
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"expected positive integers like 3,32,32, got {text!r}")
+    return dims
+
+
+def _density(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a density in [0, 1], got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``trace`` verb and its subcommands."""
+    parser = subparsers.add_parser("trace", help="capture, build and inspect sparsity traces",
+                                   description="Capture, build and inspect sparsity traces.")
+    sub = parser.add_subparsers(dest="trace_command", metavar="SUBCOMMAND")
+    parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
+
+    p = sub.add_parser("capture", help="capture real masks from a model run on data")
+    p.add_argument("--model", help="zoo name, package.module:attribute or torchvision:NAME "
+                                   "(default: the model named in the checkpoint)")
+    p.add_argument("--checkpoint", help="accelsim checkpoint or plain state_dict to load")
+    p.add_argument("--data", help="dataset spec: digits, mnist:PATH, cifar10:PATH, cifar100:PATH, "
+                                  "synthetic:..., or random:D1,D2,... (--samples seeded normal "
+                                  "inputs of that shape, any rank); default: the checkpoint's "
+                                  "dataset, else random inputs of the zoo model's shape")
+    p.add_argument("--samples", type=_positive, required=True, help="samples to trace")
+    p.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH)
+    p.add_argument("--act-bits", type=_positive, default=8)
+    p.add_argument("--weight-bits", type=_positive, default=8)
+    p.add_argument("--quantize-acts", action="store_true",
+                   help="activations that round to zero at --act-bits count as zero")
+    p.add_argument("--quantize-weights", action="store_true",
+                   help="weights that round to zero at --weight-bits count as zero")
+    p.add_argument("--threshold", type=float, default=0.0,
+                   help="activations with |x| < T count as zero (default 0)")
+    p.add_argument("--kinds", default="conv2d,grouped_conv2d,depthwise_conv2d,linear",
+                   help="comma-separated layer kinds to trace")
+    p.add_argument("--seed", type=int, default=0, help="seed of random input data")
+    p.add_argument("--no-compress", action="store_true", help="store members without deflate")
+    p.add_argument("-o", "--output", required=True, help="trace file to write (.trace)")
+    p.set_defaults(handler=cmd_capture)
+
+    p = sub.add_parser("from-topology", help="statistical trace from a SCALE-Sim topology CSV")
+    p.add_argument("csv", help="SCALE-Sim topology CSV")
+    _statistical_args(p)
+    p.set_defaults(handler=cmd_from_topology)
+
+    p = sub.add_parser("from-model", help="statistical trace from a model's layer geometry")
+    p.add_argument("model", help="zoo name, package.module:attribute or torchvision:NAME")
+    p.add_argument("--input", type=_shape, help="one sample's shape, e.g. 3,224,224 "
+                                                "(default: the zoo model's)")
+    p.add_argument("--input-density", type=_density,
+                   help="activation density of the first layer (the network input)")
+    p.add_argument("--kinds", default="conv2d,grouped_conv2d,depthwise_conv2d,linear")
+    _statistical_args(p)
+    p.set_defaults(handler=cmd_from_model)
+
+    p = sub.add_parser("from-trace", help="statistical trace with a captured trace's densities")
+    p.add_argument("trace", help="captured trace file")
+    p.add_argument("--density-model", choices=("per_channel", "uniform"), default="per_channel")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=_positive, help="samples to draw (default: as captured)")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(handler=cmd_from_trace)
+
+    p = sub.add_parser("info", help="per-layer table: geometry, MACs, densities, sizes")
+    p.add_argument("trace", help="trace file")
+    p.add_argument("--samples", type=_positive, help="use only the first N samples")
+    p.add_argument("--run-bits", type=_positive, default=4,
+                   help="run-field width of the run-length format (default 4)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=cmd_info)
+
+
+def _statistical_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--act-density", type=_density, required=True)
+    p.add_argument("--weight-density", type=_density, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=_positive, default=1, help="samples per layer (default 1)")
+    p.add_argument("--act-bits", type=_positive, default=8)
+    p.add_argument("--weight-bits", type=_positive, default=8)
+    p.add_argument("-o", "--output", required=True)
+
+
+# -- capture ----------------------------------------------------------------------------
+
+def _random_batches(shape: tuple[int, ...], samples: int, batch_size: int, seed: int):
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    done = 0
+    while done < samples:
+        n = min(batch_size, samples - done)
+        yield torch.randn((n, *shape), generator=gen)
+        done += n
+
+
+def _data_batches(spec: str | None, model_spec: str, samples: int, batch_size: int, seed: int):
+    """Batches for capture, and the dataset description for the provenance."""
+    if spec is None or spec.startswith("random:"):
+        if spec is None:
+            from accelsim.zoo import model_input_shape
+
+            if ":" in model_spec:
+                raise DataError("--data is required for a model given as module:attribute "
+                                "(e.g. --data random:3,32,32)")
+            shape = model_input_shape(model_spec)
+            spec = "random:" + ",".join(map(str, shape))
+        else:
+            try:
+                shape = _shape(spec.partition(":")[2])
+            except argparse.ArgumentTypeError as exc:
+                raise DataError(f"--data {spec}: {exc}") from None
+        return _random_batches(shape, samples, batch_size, seed), f"{spec} (seed {seed})"
+    try:
+        from accelsim.datasets import load_dataset
+    except ImportError:
+        raise DataError(f"--data {spec}: dataset loading (accelsim.datasets) is not available "
+                        "in this installation; use --data random:C,H,W") from None
+    import torch.utils.data
+
+    dataset = load_dataset(spec, train=False)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False), spec
+
+
+def _accuracy(metadata: dict):
+    for source in (metadata, metadata.get("metrics") if isinstance(metadata.get("metrics"), dict) else {}):
+        for key in ("test_accuracy", "accuracy", "val_accuracy"):
+            if isinstance(source.get(key), (int, float)):
+                return float(source[key])
+    return None
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from accelsim.trace.capture import CaptureOptions, capture_trace
+    from accelsim.trace.writer import write_trace
+    from accelsim.zoo import build_model
+
+    provenance: dict = {}
+    state_dict, metadata = None, {}
+    if args.checkpoint:
+        from accelsim.train.checkpoint import file_sha256, load_checkpoint
+
+        state_dict, _masks, metadata = load_checkpoint(args.checkpoint)
+        provenance.update(checkpoint=str(args.checkpoint),
+                          checkpoint_sha256=file_sha256(args.checkpoint),
+                          accuracy=_accuracy(metadata))
+    model_spec = args.model or (metadata.get("model") if isinstance(metadata.get("model"), str)
+                                else None)
+    if not model_spec:
+        raise AccelsimError("--model is required (the checkpoint does not name its model)")
+    kwargs = metadata.get("model_kwargs") if isinstance(metadata.get("model_kwargs"), dict) else {}
+    model = build_model(model_spec, **kwargs)
+    if state_dict is not None:
+        try:
+            model.load_state_dict(state_dict, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[:3]
+            raise AccelsimError(f"{args.checkpoint}: does not fit model {model_spec!r}: "
+                                f"{' '.join(first)}") from None
+    options = CaptureOptions(samples=args.samples, act_bits=args.act_bits,
+                             weight_bits=args.weight_bits, quantize_acts=args.quantize_acts,
+                             quantize_weights=args.quantize_weights, threshold=args.threshold,
+                             kinds=args.kinds)
+    data_spec = args.data or (metadata.get("dataset") if isinstance(metadata.get("dataset"), str)
+                              else None)  # default: the data the checkpoint was trained on
+    batches, dataset = _data_batches(data_spec, model_spec, args.samples, args.batch_size,
+                                     args.seed)
+    provenance.update(model=model_spec, dataset=dataset, model_kwargs=kwargs)
+    data = capture_trace(model, batches, options, provenance=provenance, progress=True)
+    path = write_trace(args.output, data, compress=not args.no_compress)
+    print(f"wrote {path}: {len(data.layers)} layers, {data.num_samples} samples")
+    return 0
+
+
+# -- statistical ------------------------------------------------------------------------
+
+def cmd_from_topology(args: argparse.Namespace) -> int:
+    from accelsim.trace.statistical import statistical_from_topology
+
+    data = statistical_from_topology(args.csv, args.act_density, args.weight_density,
+                                     seed=args.seed, act_bits=args.act_bits,
+                                     weight_bits=args.weight_bits, samples=args.samples,
+                                     output=args.output)
+    for note in data.provenance.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {args.output}: {len(data.layers)} layers (statistical, seed {args.seed})")
+    return 0
+
+
+def cmd_from_model(args: argparse.Namespace) -> int:
+    from accelsim.trace.statistical import statistical_from_model
+
+    data = statistical_from_model(args.model, args.input, args.act_density, args.weight_density,
+                                  seed=args.seed, act_bits=args.act_bits,
+                                  weight_bits=args.weight_bits, samples=args.samples,
+                                  kinds=args.kinds, input_density=args.input_density,
+                                  output=args.output)
+    print(f"wrote {args.output}: {len(data.layers)} layers (statistical, seed {args.seed})")
+    return 0
+
+
+def cmd_from_trace(args: argparse.Namespace) -> int:
+    from accelsim.trace.reader import open_trace
+    from accelsim.trace.statistical import statistical_from_trace
+
+    trace = open_trace(args.trace)
+    if trace.is_statistical:
+        raise AccelsimError(f"{args.trace}: is already a statistical trace")
+    data = statistical_from_trace(trace, args.density_model, seed=args.seed,
+                                  samples=args.samples, output=args.output)
+    print(f"wrote {args.output}: {len(data.layers)} layers ({args.density_model}, "
+          f"seed {args.seed})")
+    return 0
+
+
+# -- info -------------------------------------------------------------------------------
+
+def _fmt_bytes(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}GiB"
+
+
+def _geometry_text(g: dict) -> str:
+    text = f"{g['C']}x{g['H']}x{g['W']}->{g['K']}x{g['P']}x{g['Q']}"
+    if g["kind"] != "linear":
+        text += f" {g['R']}x{g['S']}/{g['stride_h']}"
+        if g["pad_h"] or g["pad_w"]:
+            text += f" p{g['pad_h']}"
+        if g["dil_h"] > 1 or g["dil_w"] > 1:
+            text += f" d{g['dil_h']}"
+        if g["groups"] > 1:
+            text += f" g{g['groups']}"
+    return text
+
+
+def info_data(path: str, samples: int | None = None, run_bits: int = 4) -> dict:
+    """Everything ``accelsim trace info`` prints, as a JSON-able dict."""
+    from tqdm import tqdm
+
+    from accelsim.trace.analysis import network_totals, summarize_layer
+    from accelsim.trace.reader import open_trace
+
+    trace = open_trace(path)
+    rows = [summarize_layer(layer, samples, run_bits)
+            for layer in tqdm(trace, total=len(trace), desc="info", unit="layer",
+                              leave=False, disable=not sys.stderr.isatty())]
+    return {
+        "trace": str(trace.path),
+        "content_hash": trace.content_hash,
+        "schema_version": trace.schema_version,
+        "statistical": trace.is_statistical,
+        "num_samples": trace.num_samples,
+        "samples_analysed": rows[0].samples if rows else 0,
+        "run_bits": run_bits,
+        "provenance": trace.provenance,
+        "layers": [r.to_dict() for r in rows],
+        "totals": network_totals(rows),
+    }
+
+
+def _print_table(data: dict) -> None:
+    prov = data["provenance"]
+    kind = "statistical" if data["statistical"] else "captured"
+    print(f"{data['trace']}  ({kind}, schema {data['schema_version']}, "
+          f"hash {data['content_hash'][:12]})")
+    print(f"model {prov.get('model')}  dataset {prov.get('dataset')}  samples "
+          f"{data['num_samples']} (analysed {data['samples_analysed']})  "
+          f"accelsim {prov.get('accelsim_version')}")
+    header = (f"{'#':>3} {'name':<28} {'kind':<10} {'geometry':<34} {'MACs':>10} "
+              f"{'act d':>6} {'wt d':>6} {'both':>6} {'act dense':>10} {'bitmap':>10} "
+              f"{'rle':>10} {'wt dense':>10} {'bitmap':>10} {'rle':>10}")
+    print(header)
+    print("-" * len(header))
+    short = {"conv2d": "conv", "depthwise_conv2d": "dwconv", "grouped_conv2d": "gconv",
+             "linear": "linear"}
+    for r in data["layers"]:
+        a, w = r["act_bytes"], r["weight_bytes"]
+        print(f"{r['index']:>3} {r['name'][:28]:<28} {short[r['kind']]:<10} "
+              f"{_geometry_text(r['geometry'])[:34]:<34} {r['dense_macs_per_sample']:>10.3g} "
+              f"{r['act_density']:>6.3f} {r['weight_density']:>6.3f} "
+              f"{r['frac_macs_both_nonzero']:>6.3f} {_fmt_bytes(a['dense']):>10} "
+              f"{_fmt_bytes(a['bitmap']):>10} {_fmt_bytes(a['rle']):>10} "
+              f"{_fmt_bytes(w['dense']):>10} {_fmt_bytes(w['bitmap']):>10} "
+              f"{_fmt_bytes(w['rle']):>10}")
+    t = data["totals"]
+    a, w = t["act_bytes"], t["weight_bytes"]
+    print("-" * len(header))
+    print(f"{'':>3} {'total (' + str(t['layers']) + ' layers)':<28} {'':<10} {'':<34} "
+          f"{t['dense_macs_per_sample']:>10.3g} {t['frac_macs_act_nonzero']:>6.3f} "
+          f"{t['frac_macs_weight_nonzero']:>6.3f} {t['frac_macs_both_nonzero']:>6.3f} "
+          f"{_fmt_bytes(a['dense']):>10} {_fmt_bytes(a['bitmap']):>10} {_fmt_bytes(a['rle']):>10} "
+          f"{_fmt_bytes(w['dense']):>10} {_fmt_bytes(w['bitmap']):>10} {_fmt_bytes(w['rle']):>10}")
+    print("MACs: dense per sample; act d / wt d: densities (totals row: MAC-weighted fractions "
+          "of MACs with a non-zero activation / weight); both: fraction of MACs with both "
+          f"operands non-zero; activation bytes per sample; rle run field {data['run_bits']} bits")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    data = info_data(args.trace, args.samples, args.run_bits)
+    if args.json:
+        json.dump(data, sys.stdout, indent=1, default=_json_default)
+        print()
+    else:
+        _print_table(data)
+    return 0
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.ndarray,)):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-able: {type(value).__name__}")

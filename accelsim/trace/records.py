@@ -1,0 +1,130 @@
+"""In-memory traces: what capture and the statistical builders produce, what ``write_trace`` stores.
+
+- :class:`CapturedLayer`: geometry, precisions, the bit-packed weight mask (1-D uint8,
+  ``pack_flat`` of (K, C/g, R, S)), the bit-packed activation masks as chunks of rows
+  (uint8 (n_i, ceil(C*H*W/8)), one row per sample), output density and statistics.
+- :class:`StatisticalLayer`: geometry, precisions and a density model per tensor
+  (see :mod:`accelsim.trace.density`).
+- :class:`TraceData`: the layers in execution order plus provenance; ``statistical``
+  tells which layer type it holds, ``seed`` is the statistical traces' seed.
+
+``TraceData.layer_traces()`` turns either kind into the simulator's ``LayerTrace``
+objects without going through a file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from accelsim.trace import density as dens
+from accelsim.trace.bits import unpack_flat, unpack_rows
+from accelsim.trace.geometry import LayerGeometry
+from accelsim.trace.layer import LayerTrace
+
+# Names of the per-layer statistics (``LayerTrace.stats`` keys).
+SCALAR_STATS = ("act_density", "weight_density", "output_density")
+ARRAY_STATS = ("act_density_per_channel", "act_density_per_sample", "weight_density_per_filter")
+
+
+@dataclass
+class CapturedLayer:
+    """One captured layer with its real, bit-packed masks."""
+
+    name: str
+    geometry: LayerGeometry
+    act_bits: int
+    weight_bits: int
+    weight_packed: np.ndarray
+    act_chunks: list[np.ndarray]
+    output_density: float | None
+    stats: dict = field(default_factory=dict)
+
+    def weight_mask(self) -> np.ndarray:
+        return unpack_flat(self.weight_packed, self.geometry.weight_shape)
+
+    def act_packed(self) -> np.ndarray:
+        """All samples' packed activation rows as one (N, row_bytes) array."""
+        return np.concatenate(self.act_chunks, axis=0) if len(self.act_chunks) != 1 else self.act_chunks[0]
+
+    def act_mask(self, samples: int | None = None) -> np.ndarray:
+        packed = self.act_packed()
+        n = packed.shape[0] if samples is None else int(samples)
+        return unpack_rows(packed[:n], (n,) + self.geometry.act_shape[1:])
+
+
+@dataclass
+class StatisticalLayer:
+    """One layer of a statistical trace: geometry plus density models."""
+
+    name: str
+    geometry: LayerGeometry
+    act_bits: int
+    weight_bits: int
+    act_density: float | np.ndarray
+    weight_density: float | np.ndarray
+
+    def __post_init__(self) -> None:
+        self.act_density = dens.check_density(self.act_density, self.geometry.C,
+                                              f"layer {self.name!r}: act density")
+        self.weight_density = dens.check_density(self.weight_density, self.geometry.K,
+                                                 f"layer {self.name!r}: weight density")
+
+    def expected_stats(self) -> dict:
+        """The statistics the density model implies (expected values)."""
+        g = self.geometry
+        act_pc = np.broadcast_to(np.asarray(self.act_density, dtype=np.float64), (g.C,)).copy()
+        w_pf = np.broadcast_to(np.asarray(self.weight_density, dtype=np.float64), (g.K,)).copy()
+        act = dens.mean_density(self.act_density)
+        return {
+            "act_density": act,
+            "act_density_per_channel": act_pc,
+            "act_density_per_sample": np.full(g.N, act),
+            "weight_density": dens.mean_density(self.weight_density),
+            "weight_density_per_filter": w_pf,
+        }
+
+
+@dataclass
+class TraceData:
+    """A whole trace in memory (captured or statistical)."""
+
+    layers: list
+    provenance: dict
+    statistical: bool = False
+    seed: int | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return self.layers[0].geometry.N if self.layers else 0
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def layer_traces(self) -> list[LayerTrace]:
+        """The layers as ``LayerTrace`` objects (masks unpacked or drawn on demand)."""
+        out = []
+        for i, layer in enumerate(self.layers):
+            if self.statistical:
+                out.append(statistical_layer_trace(i, layer, int(self.seed or 0)))
+            else:
+                stats = dict(layer.stats)
+                out.append(LayerTrace(i, layer.name, layer.geometry, layer.act_bits,
+                                      layer.weight_bits, layer.weight_mask, layer.act_mask,
+                                      output_density=layer.output_density, stats=stats))
+        return out
+
+
+def statistical_layer_trace(index: int, layer: StatisticalLayer, seed: int) -> LayerTrace:
+    """A ``LayerTrace`` whose loaders draw masks from ``layer``'s density models."""
+    geometry = layer.geometry
+    act_density, weight_density = layer.act_density, layer.weight_density
+    stats = layer.expected_stats()
+    stats["density_model"] = {"act": dens.model_name(act_density),
+                              "weight": dens.model_name(weight_density), "seed": seed}
+    return LayerTrace(
+        index, layer.name, geometry, layer.act_bits, layer.weight_bits,
+        lambda: dens.draw_weight_mask(geometry, weight_density, seed, index),
+        lambda n: dens.draw_act_mask(geometry, act_density, seed, index, n),
+        output_density=None, stats=stats)

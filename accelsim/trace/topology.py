@@ -1,0 +1,90 @@
+"""Reading SCALE-Sim topology CSV files into layer geometries.
+
+Columns (by position; the header row's wording is not checked): layer name,
+IFMAP height, IFMAP width, filter height, filter width, channels, num filters,
+strides. Rows may end with a trailing comma; further columns (e.g. SCALE-Sim 3's
+sparsity column) are ignored; blank lines are skipped. The format has no padding,
+so every layer is an unpadded ``conv2d`` (a fully connected layer is a 1x1 filter
+on a 1x1 IFMAP). Output sizes follow PyTorch's rule ``(H - R) // stride + 1``;
+SCALE-Sim rounds the division up instead, so where ``(H - R) % stride != 0``
+SCALE-Sim counts one more output row/column — :func:`read_topology` returns a note
+for each such layer.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from accelsim.errors import ConfigError
+from accelsim.trace.geometry import LayerGeometry
+
+COLUMNS = ("layer name", "IFMAP height", "IFMAP width", "filter height", "filter width",
+           "channels", "num filters", "strides")
+
+
+@dataclass(frozen=True)
+class TopologyLayer:
+    name: str
+    geometry: LayerGeometry
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+        return True
+    except ValueError:
+        return False
+
+
+def read_topology(path: str | os.PathLike, samples: int = 1) -> tuple[list[TopologyLayer], list[str]]:
+    """Parse a SCALE-Sim topology CSV; returns (layers with N=``samples``, notes)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(str(path), None, "topology file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), None, f"cannot read the topology file ({exc})") from None
+    layers: list[TopologyLayer] = []
+    notes: list[str] = []
+    names: set[str] = set()
+    for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
+        cells = [c.strip() for c in row]
+        while cells and cells[-1] == "":
+            cells.pop()
+        if not cells:
+            continue
+        if not layers and len(cells) > 1 and not _is_int(cells[1]):
+            continue  # the header row
+        where = f"line {line_no}"
+        if len(cells) < len(COLUMNS):
+            raise ConfigError(str(path), where,
+                              f"expected {len(COLUMNS)} columns ({', '.join(COLUMNS)}), "
+                              f"got {len(cells)}")
+        values = []
+        for column, cell in zip(COLUMNS[1:], cells[1:len(COLUMNS)]):
+            if not _is_int(cell) or int(cell) < 1:
+                raise ConfigError(str(path), f"{where}, column {column!r}",
+                                  f"expected a positive integer, got {cell!r}")
+            values.append(int(cell))
+        h, w, r, s, c, k, stride = values
+        name = cells[0] or f"layer{len(layers)}"
+        if name in names:
+            name = f"{name}#{line_no}"
+        names.add(name)
+        if r > h or s > w:
+            raise ConfigError(str(path), where,
+                              f"filter {r}x{s} is larger than the IFMAP {h}x{w} (the format has "
+                              "no padding: give the padded IFMAP size)")
+        geometry = LayerGeometry(kind="conv2d", N=samples, C=c, H=h, W=w, K=k, R=r, S=s,
+                                 stride_h=stride, stride_w=stride)
+        if (h - r) % stride or (w - s) % stride:
+            p_up, q_up = -(-(h - r) // stride) + 1, -(-(w - s) // stride) + 1
+            notes.append(f"layer {name!r}: SCALE-Sim rounds the output up to {p_up}x{q_up}; "
+                         f"this trace uses PyTorch's {geometry.P}x{geometry.Q}")
+        layers.append(TopologyLayer(name, geometry))
+    if not layers:
+        raise ConfigError(str(path), None, "the topology file has no layer rows")
+    return layers, notes

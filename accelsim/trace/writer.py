@@ -1,0 +1,172 @@
+"""Writing a :class:`~accelsim.trace.records.TraceData` to a trace file, atomically.
+
+See :mod:`accelsim.trace.file_format` for the layout. The file is written to a
+temporary name in the destination folder and renamed into place only when
+complete, so a reader never sees a half-written trace.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from accelsim.trace import density as dens
+from accelsim.trace.file_format import FORMAT_NAME, METADATA_MEMBER, SCHEMA_VERSION, layer_member
+from accelsim.trace.records import ARRAY_STATS, CapturedLayer, StatisticalLayer, TraceData
+
+
+class _HashingWriter:
+    """File-like wrapper that hashes and counts what passes through it."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self.sha.update(view)
+        self.size += view.nbytes
+        return self._fh.write(view)
+
+
+def _write_npy_rows(zf: zipfile.ZipFile, name: str, chunks: list[np.ndarray],
+                    row_bytes: int) -> dict:
+    """Write uint8 row chunks as one (sum n_i, row_bytes) ``.npy`` member without concatenating."""
+    rows = sum(int(c.shape[0]) for c in chunks)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+              "fortran_order": False, "shape": (rows, int(row_bytes))}
+    with zf.open(name, "w", force_zip64=True) as raw:
+        out = _HashingWriter(raw)
+        np.lib.format.write_array_header_1_0(out, header)
+        for chunk in chunks:
+            if chunk.dtype != np.uint8 or chunk.ndim != 2 or chunk.shape[1] != row_bytes:
+                raise ValueError(f"{name}: activation chunk of shape {chunk.shape}, dtype "
+                                 f"{chunk.dtype}; expected (n, {row_bytes}) uint8")
+            out.write(np.ascontiguousarray(chunk).data)
+    return {"sha256": out.sha.hexdigest(), "bytes": out.size}
+
+
+def _write_npy(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> dict:
+    with zf.open(name, "w", force_zip64=True) as raw:
+        out = _HashingWriter(raw)
+        np.lib.format.write_array(out, np.ascontiguousarray(array), allow_pickle=False)
+    return {"sha256": out.sha.hexdigest(), "bytes": out.size}
+
+
+def _layer_record(index: int, layer) -> dict:
+    return {"index": index, "name": layer.name, "geometry": layer.geometry.to_dict(),
+            "act_bits": int(layer.act_bits), "weight_bits": int(layer.weight_bits)}
+
+
+def _write_captured(zf: zipfile.ZipFile, index: int, layer: CapturedLayer,
+                    members: dict) -> dict:
+    g = layer.geometry
+    row_bytes = (g.C * g.H * g.W + 7) // 8
+    name = layer_member(index, "weight_mask")
+    members[name] = _write_npy(zf, name, np.asarray(layer.weight_packed, dtype=np.uint8))
+    name = layer_member(index, "act_mask")
+    members[name] = _write_npy_rows(zf, name, list(layer.act_chunks), row_bytes)
+    for key in ARRAY_STATS:
+        name = layer_member(index, key)
+        members[name] = _write_npy(zf, name, np.asarray(layer.stats[key], dtype=np.float64))
+    record = _layer_record(index, layer)
+    record["output_density"] = (None if layer.output_density is None
+                                else float(layer.output_density))
+    record["stats"] = {k: (None if layer.stats.get(k) is None else float(layer.stats[k]))
+                       for k in ("act_density", "weight_density", "output_density")}
+    extra = {k: v for k, v in layer.stats.items()
+             if k not in ARRAY_STATS and k not in record["stats"]}
+    record["stats"].update(extra)  # JSON-able notes such as padding_mode
+    return record
+
+
+def _write_statistical(zf: zipfile.ZipFile, index: int, layer: StatisticalLayer,
+                       members: dict) -> dict:
+    record = _layer_record(index, layer)
+    record["output_density"] = None
+    model = {}
+    for tensor, value in (("act", layer.act_density), ("weight", layer.weight_density)):
+        if np.ndim(value) == 0:
+            model[tensor] = {"model": "uniform", "density": float(value)}
+        else:
+            name = layer_member(index, f"{tensor}_density")
+            members[name] = _write_npy(zf, name, np.asarray(value, dtype=np.float64))
+            model[tensor] = {"model": "per_channel", "mean_density": dens.mean_density(value)}
+    record["density_model"] = model
+    record["stats"] = {"act_density": dens.mean_density(layer.act_density),
+                       "weight_density": dens.mean_density(layer.weight_density),
+                       "output_density": None}
+    return record
+
+
+def _jsonable(value):
+    """``json.dumps`` fallback: numpy scalars/arrays, paths and tuples become plain JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (os.PathLike, set, frozenset)):
+        return str(value) if isinstance(value, os.PathLike) else sorted(value)
+    raise TypeError(f"provenance value {value!r} of type {type(value).__name__} is not JSON-able")
+
+
+def content_hash(metadata: dict) -> str:
+    """SHA-256 of the canonical metadata JSON without the creation time."""
+    meta = copy.deepcopy(metadata)
+    meta.get("provenance", {}).pop("created", None)
+    text = json.dumps(meta, sort_keys=True, separators=(",", ":"), default=_jsonable)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_trace(path: str | os.PathLike, data: TraceData, compress: bool = True,
+                compresslevel: int = 1) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path.
+
+    ``compress`` deflates every member (level ``compresslevel``, 1 = fastest);
+    masks are bit-packed either way.
+    """
+    path = Path(path)
+    if not data.layers:
+        raise ValueError("write_trace: the trace has no layers")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=method,
+                             compresslevel=compresslevel if compress else None,
+                             allowZip64=True) as zf:
+            members: dict[str, dict] = {}
+            records = []
+            for index, layer in enumerate(data.layers):
+                if data.statistical:
+                    records.append(_write_statistical(zf, index, layer, members))
+                else:
+                    records.append(_write_captured(zf, index, layer, members))
+            metadata = {
+                "format": FORMAT_NAME,
+                "schema_version": SCHEMA_VERSION,
+                "statistical": bool(data.statistical),
+                "num_samples": int(data.num_samples),
+                "seed": None if data.seed is None else int(data.seed),
+                "provenance": dict(data.provenance),
+                "layers": records,
+                "members": members,
+            }
+            zf.writestr(METADATA_MEMBER, json.dumps(metadata, indent=1, sort_keys=True,
+                                                         default=_jsonable))
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
