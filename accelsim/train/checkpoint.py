@@ -41,6 +41,7 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, metadata: dict,
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary shared file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

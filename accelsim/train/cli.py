@@ -1,0 +1,52 @@
+"""``accelsim train RECIPE.yaml [-o DIR] [--resume]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from accelsim.errors import AccelsimError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a model with a recipe (dense, pruning, activation sparsity stages)",
+        description="Train a model following a recipe YAML (see models/*.yaml). Writes "
+                    "metrics.jsonl, per-stage checkpoints and model.pt into the output folder.")
+    parser.add_argument("recipe", help="recipe YAML file, e.g. models/lenet5_digits_dual.yaml")
+    parser.add_argument("-o", "--out", default=None,
+                        help="output folder (default: runs/<recipe name>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in the output folder from its last checkpoint")
+    parser.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--save", default=None, metavar="PATH",
+                        help="also write the final checkpoint to PATH")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from accelsim.train.run import run_recipe
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise AccelsimError(f"--threads: expected a positive integer, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.seed is not None and args.seed < 0:
+        raise AccelsimError(f"--seed: expected a non-negative integer, got {args.seed}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise AccelsimError(f"--device: {args.device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AccelsimError(f"--device {args.device}: this PyTorch build sees no CUDA GPU; use --device cpu")
+    result = run_recipe(args.recipe, args.out, resume=args.resume, seed=args.seed, device=args.device,
+                        save_to=args.save, progress=not args.quiet)
+    m = result.metrics
+    print(f"accuracy {m['accuracy']:.4f}  mean activation sparsity {m['mean_act_sparsity']:.4f}  "
+          f"weight sparsity {m['weight_sparsity']:.4f}  multiplication reduction {m['mult_reduction']:.4f}")
+    print(f"checkpoint: {result.checkpoint}", file=sys.stderr)
+    return 0

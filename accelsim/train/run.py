@@ -1,0 +1,315 @@
+"""Run a recipe: stages of training, pruning and activation penalties, resumable.
+
+Output folder layout::
+
+    OUT/metrics.jsonl        one JSON line per epoch (loss terms, accuracy, sparsity, MACs)
+    OUT/last.pt              latest state: weights, masks, optimizer state, position
+    OUT/stages/<stage>.pt    the model at the end of each stage
+    OUT/model.pt             the final model (weights with pruned entries exactly 0, masks,
+                             provenance: recipe, seed, metrics, accelsim version)
+
+Each epoch reseeds PyTorch from (seed, stage, epoch) and the learning rate is a
+function of the step, so resuming from ``last.pt`` reproduces the uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from accelsim import __version__
+from accelsim.datasets import load_dataset
+from accelsim.errors import AccelsimError, ConfigError
+from accelsim.train.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from accelsim.train.loop import build_optimizer, train_epoch
+from accelsim.train.metrics import evaluate, execution_order
+from accelsim.train.penalties import ActivationPenalty
+from accelsim.train.pruning import (apply_masks, cubic_sparsity, get_masks, plain_state_dict,
+                                    prunable_layers, prune_global, prune_layerwise)
+from accelsim.train.recipe import PruneSpec, Recipe, StageSpec, load_recipe
+from accelsim.zoo import build_model
+
+STATE_FILE = "last.pt"
+METRICS_FILE = "metrics.jsonl"
+FINAL_FILE = "model.pt"
+
+EpochCallback = Callable[[str, int, dict], None]
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_recipe` produced."""
+    model: nn.Module
+    metrics: dict
+    checkpoint: Path
+    out_dir: Path
+    history: list[dict] = field(default_factory=list)
+
+
+def epoch_seed(seed: int, stage_index: int, epoch: int) -> int:
+    """Seed of one epoch, independent of everything that ran before it."""
+    return int(np.random.SeedSequence([seed, stage_index, epoch]).generate_state(1)[0])
+
+
+def run_recipe(recipe: Recipe | str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+               resume: bool = False, seed: int | None = None, device: str = "cpu",
+               save_to: str | os.PathLike | None = None, progress: bool = True,
+               on_epoch_end: EpochCallback | None = None) -> RunResult:
+    """Train a recipe (a :class:`Recipe` or a YAML path) and write its outputs to ``out_dir``.
+
+    ``out_dir`` defaults to ``runs/<recipe name>``. An existing run there is an error
+    unless ``resume`` is set, in which case training continues from ``last.pt``.
+    ``seed`` overrides the recipe's seed; ``save_to`` also writes the final checkpoint
+    there. ``on_epoch_end(stage_name, epoch, metrics)`` runs after each epoch's
+    state is saved (raising from it interrupts the run like a crash would).
+    """
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    if seed is not None and seed != recipe.seed:
+        recipe = recipe.with_seed(seed)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / recipe.name
+    return _Run(recipe, out, device, progress, on_epoch_end).execute(resume, save_to)
+
+
+class _Run:
+    def __init__(self, recipe: Recipe, out: Path, device: str, progress: bool,
+                 on_epoch_end: EpochCallback | None):
+        self.recipe = recipe
+        self.out = out
+        self.device = torch.device(device)
+        self.progress = progress
+        self.on_epoch_end = on_epoch_end
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ setup
+    def _build(self) -> None:
+        recipe = self.recipe
+        self.train_set = load_dataset(recipe.data.dataset, train=True)
+        self.test_set = load_dataset(recipe.data.dataset, train=False)
+        torch.manual_seed(recipe.seed)
+        try:
+            self.model = build_model(recipe.model, **recipe.model_kwargs).to(self.device)
+        except TypeError as exc:
+            raise ConfigError(recipe.source, "model_kwargs", f"model {recipe.model!r} rejects them: {exc}") from None
+        self.param_order = [name for name, _ in self.model.named_parameters()]
+        sample = self.train_set.batch(slice(0, 2))[0].to(self.device)
+        try:
+            self.layer_order = execution_order(self.model, sample)
+            with torch.no_grad():
+                outputs = self.model.eval()(sample).shape[-1]
+        except RuntimeError as exc:
+            raise ConfigError(recipe.source, "data.dataset",
+                              f"samples of shape {tuple(sample.shape[1:])} from {recipe.data.dataset!r} "
+                              f"do not fit model {recipe.model!r}: {exc}") from None
+        if outputs != self.train_set.num_classes:
+            raise ConfigError(recipe.source, "model_kwargs.num_classes",
+                              f"model {recipe.model!r} has {outputs} outputs but {recipe.data.dataset!r} "
+                              f"has {self.train_set.num_classes} classes")
+        recipe.check_layers(self.layer_order)
+        self.layers = prunable_layers(self.model)
+        self.init_sha256 = None
+
+    def _load_init(self) -> None:
+        """Start from the recipe's ``init`` checkpoint (weights and pruning masks)."""
+        path = self.recipe.init_path()
+        if path is None:
+            return
+        if not path.is_file():
+            raise ConfigError(self.recipe.source, "init", f"checkpoint {path} not found")
+        state, masks, _ = load_checkpoint(path)
+        try:
+            self.model.load_state_dict(state)
+            apply_masks(self.model, {k: v.to(self.device) for k, v in masks.items()})
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigError(self.recipe.source, "init",
+                              f"checkpoint {path} does not fit model {self.recipe.model!r}: {exc}") from None
+        self.init_sha256 = file_sha256(path)
+
+    def _canonical_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters in the order of the unpruned model (``x_orig`` as ``x``)."""
+        params = {name[:-len("_orig")] if name.endswith("_orig") else name: p
+                  for name, p in self.model.named_parameters()}
+        return [params[name] for name in self.param_order if name in params]
+
+    def _metadata(self, stage: str, metrics: dict) -> dict:
+        recipe = self.recipe
+        meta = {
+            "recipe": recipe.raw, "recipe_name": recipe.name, "recipe_file": recipe.source,
+            "recipe_sha256": recipe.sha256, "seed": recipe.seed, "model": recipe.model,
+            "model_kwargs": dict(recipe.model_kwargs), "input_shape": list(self.train_set.sample_shape),
+            "num_classes": self.train_set.num_classes, "dataset": recipe.data.dataset,
+            "init": str(recipe.init_path()) if recipe.init else None, "init_sha256": self.init_sha256,
+            "stage": stage, "layers": list(self.layer_order), "metrics": metrics,
+            "accelsim_version": __version__, "torch_version": str(torch.__version__),
+            "python_version": platform.python_version(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        # plain JSON types only, so the file loads with torch.load(weights_only=True)
+        return json.loads(json.dumps(meta, default=str))
+
+    def _save(self, path: Path, stage: str, metrics: dict, resume_state: dict | None = None) -> None:
+        meta = self._metadata(stage, metrics)
+        if resume_state is not None:
+            meta["resume"] = resume_state
+        save_checkpoint(path, plain_state_dict(self.model, self.param_order), meta, get_masks(self.model))
+
+    # ------------------------------------------------------------------ resume
+    def _restore(self) -> tuple[int, int, dict | None, dict]:
+        state_path = self.out / STATE_FILE
+        state, masks, meta = load_checkpoint(state_path)
+        info = meta.get("resume")
+        if not isinstance(info, dict):
+            raise AccelsimError(f"{state_path}: no resume information in this checkpoint")
+        if meta.get("recipe_sha256") != self.recipe.sha256:
+            raise AccelsimError(f"{state_path}: was written by a different recipe (or seed) than "
+                                f"{self.recipe.source}; use another output folder")
+        try:
+            self.model.load_state_dict(state)
+            apply_masks(self.model, {k: v.to(self.device) for k, v in masks.items()})
+        except (RuntimeError, ValueError) as exc:
+            raise AccelsimError(f"{state_path}: does not match model {self.recipe.model!r}: {exc}") from None
+        self.init_sha256 = meta.get("init_sha256")
+        self._truncate_metrics(int(info["metrics_lines"]))
+        return int(info["stage"]), int(info["epoch"]), info.get("optimizer"), meta.get("metrics", {})
+
+    def _truncate_metrics(self, lines: int) -> None:
+        path = self.out / METRICS_FILE
+        kept = path.read_text().splitlines()[:lines] if path.exists() else []
+        if len(kept) < lines:
+            raise AccelsimError(f"{path}: has {len(kept)} lines, the checkpoint expects {lines}")
+        self.history = [json.loads(line) for line in kept]
+        _atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+    # ------------------------------------------------------------------ run
+    def execute(self, resume: bool, save_to: str | os.PathLike | None) -> RunResult:
+        state_path = self.out / STATE_FILE
+        if state_path.exists() and not resume:
+            raise AccelsimError(f"{self.out}: already holds a run ({STATE_FILE}); pass --resume to "
+                                "continue it or choose another output folder with -o")
+        self._build()
+        self.out.mkdir(parents=True, exist_ok=True)
+        start_stage, start_epoch, opt_state, metrics = 0, 0, None, {}
+        if resume and state_path.exists():
+            start_stage, start_epoch, opt_state, metrics = self._restore()
+        else:
+            self._load_init()
+            _atomic_write_text(self.out / METRICS_FILE, "")
+        for index in range(start_stage, len(self.recipe.stages)):
+            stage = self.recipe.stages[index]
+            first = start_epoch if index == start_stage else 0
+            if first < stage.epochs:
+                metrics = self._run_stage(index, stage, first, opt_state if index == start_stage else None)
+        if not metrics:
+            metrics = evaluate(self.model, self.test_set, self.recipe.data.eval_batch_size, self.device,
+                               skip_layers=1)
+        final = self.out / FINAL_FILE
+        last_stage = self.recipe.stages[-1].name
+        self._save(final, last_stage, metrics)
+        if save_to is not None:
+            self._save(Path(save_to), last_stage, metrics)
+        return RunResult(self.model, metrics, Path(save_to) if save_to else final, self.out, self.history)
+
+    def _run_stage(self, index: int, stage: StageSpec, first_epoch: int, opt_state: dict | None) -> dict:
+        recipe = self.recipe
+        optimizer = build_optimizer(stage.optimizer, self._canonical_parameters())
+        if opt_state is not None:
+            optimizer.load_state_dict(opt_state)
+        coefficients = (stage.activation_penalty.per_layer(self.layer_order)
+                        if stage.activation_penalty else {})
+        weights = [self.layers[name] for name in self.layer_order]
+        metrics: dict = {}
+        penalty = (ActivationPenalty(self.model, coefficients, stage.activation_penalty.type,
+                                     stage.activation_penalty.b) if stage.activation_penalty else None)
+        for epoch in range(first_epoch, stage.epochs):
+            started = time.perf_counter()
+            seed = epoch_seed(recipe.seed, index, epoch)
+            torch.manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed)
+            if stage.prune is not None:
+                self._prune(stage.prune, epoch)
+            desc = f"{recipe.name}:{stage.name} {epoch + 1}/{stage.epochs}"
+            if penalty is not None:
+                with penalty:
+                    result = self._train(stage, optimizer, generator, epoch, penalty, weights, desc)
+            else:
+                result = self._train(stage, optimizer, generator, epoch, None, weights, desc)
+            metrics = evaluate(self.model, self.test_set, recipe.data.eval_batch_size, self.device,
+                               skip_layers=1)
+            line = {"stage": stage.name, "stage_index": index, "epoch": epoch + 1,
+                    "global_epoch": len(self.history) + 1, "lr": result.lr,
+                    "train": {"ce": result.ce, "act_penalty": result.act_penalty,
+                              "weight_l1": result.weight_l1, "total": result.total,
+                              "accuracy": result.accuracy},
+                    "penalty_terms": result.penalty_terms, **metrics,
+                    "seconds": round(time.perf_counter() - started, 3)}
+            self.history.append(line)
+            with open(self.out / METRICS_FILE, "a") as fh:
+                fh.write(json.dumps(line) + "\n")
+            if epoch + 1 == stage.epochs:
+                self._save(self.out / "stages" / f"{stage.name}.pt", stage.name, metrics)
+            resume_state = {"stage": index, "epoch": epoch + 1, "metrics_lines": len(self.history),
+                            "optimizer": optimizer.state_dict() if epoch + 1 < stage.epochs else None}
+            self._save(self.out / STATE_FILE, stage.name, metrics, resume_state)
+            if self.progress:
+                tqdm.write(_summary(line), file=sys.stderr)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(stage.name, epoch + 1, line)
+        return metrics
+
+    def _train(self, stage, optimizer, generator, epoch, penalty, weights, desc):
+        return train_epoch(self.model, self.train_set, optimizer,
+                           batch_size=self.recipe.data.batch_size, generator=generator,
+                           base_lr=stage.optimizer.lr, lr_spec=stage.lr_schedule, epoch=epoch,
+                           epochs=stage.epochs, penalty=penalty, weight_l1=stage.weight_l1,
+                           weights=weights, augment=self.recipe.data.augment, device=self.device,
+                           desc=desc, progress=self.progress)
+
+    def _prune(self, spec: PruneSpec, epoch: int) -> None:
+        """Raise sparsity to this epoch's target (idempotent, so resuming repeats it harmlessly)."""
+        if epoch < spec.start_epoch:
+            return
+        targets = spec.targets(self.layer_order)
+
+        def at(final: float) -> float:
+            if spec.schedule == "oneshot":
+                return final
+            return cubic_sparsity(epoch, spec.start_epoch, spec.end_epoch,
+                                  min(spec.initial_sparsity, final), final)
+
+        if spec.scope == "global":
+            prune_global({name: self.layers[name] for name in targets}, at(next(iter(targets.values()))))
+        else:
+            prune_layerwise(self.layers, {name: at(s) for name, s in targets.items()})
+
+
+def _summary(line: dict) -> str:
+    return (f"{line['stage']} epoch {line['epoch']}: acc {line['accuracy']:.4f} "
+            f"loss {line['train']['total']:.4f} act-sparsity {line['mean_act_sparsity']:.3f} "
+            f"weight-sparsity {line['weight_sparsity']:.3f} mult-reduction {line['mult_reduction']:.3f}")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
