@@ -90,7 +90,8 @@ class Scratchpad:
 @dataclass(frozen=True)
 class GlobalBuffer:
     size_kib: float = spec(rules.positive_float, "shared on-chip buffer capacity")
-    words_per_cycle: int = spec(rules.positive_int, "words read or written per cycle, all banks")
+    words_per_cycle: int | None = spec(rules.optional(rules.positive_int),
+                                       "words read or written per cycle, all banks (null = unbounded)")
     banks: int = spec(rules.positive_int, "SRAM banks (energy per access uses the bank size)", 1)
     word_bits: int = spec(rules.positive_int, "bits per global-buffer word", 16)
 

@@ -25,7 +25,8 @@ def derived_figures(hw: HardwareConfig) -> dict:
     glb = noc + operand_bits * e.glb_pj_per_bit
     dram = glb + operand_bits * e.dram_pj_per_bit
     table = load_table(hw.technology.energy_table)
-    glb_bw = hw.global_buffer.words_per_cycle * hw.global_buffer.word_bits / 8
+    words = hw.global_buffer.words_per_cycle
+    glb_bw = None if words is None else words * hw.global_buffer.word_bits / 8
     return {
         "pes": hw.num_pes,
         "peak_macs_per_cycle": peak_macs,
@@ -57,10 +58,14 @@ def format_figures(figures: dict) -> str:
         f"on-chip SRAM              {figures['onchip_sram_bytes'] / 1024:.1f} KiB "
         f"(global buffer {figures['global_buffer_bytes'] / 1024:.1f} KiB + "
         f"{figures['scratchpad_bytes_per_pe']} B/PE scratchpads)",
-        f"global-buffer bandwidth   {figures['global_buffer_bytes_per_cycle']:g} B/cycle",
-        f"DRAM bandwidth            {'ideal (unlimited)' if dram_bw is None else f'{dram_bw:.2f} B/cycle'}",
+        f"global-buffer bandwidth   {_per_cycle(figures['global_buffer_bytes_per_cycle'])}",
+        f"DRAM bandwidth            {_per_cycle(dram_bw)}",
         "energy per dense MAC, operands fetched from:",
     ]
     for level, value in figures["energy_per_mac_pj"].items():
         lines.append(f"  {level:<22}  {value:9.3f} pJ")
     return "\n".join(lines)
+
+
+def _per_cycle(value: float | None) -> str:
+    return "unbounded (ideal)" if value is None else f"{value:.2f} B/cycle"

@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from accelsim.errors import TraceError
 from accelsim.trace.geometry import LayerGeometry
 
 
@@ -53,7 +54,7 @@ class LayerTrace:
         """Boolean non-zero mask of the weights, shape ``(K, C//groups, R, S)``."""
         mask = np.asarray(self._weight_loader(), dtype=bool)
         if mask.shape != self.geometry.weight_shape:
-            raise ValueError(
+            raise TraceError(
                 f"layer {self.name!r}: weight mask shape {mask.shape} does not match "
                 f"the geometry {self.geometry.weight_shape}")
         return mask
@@ -64,7 +65,7 @@ class LayerTrace:
         mask = np.asarray(self._act_loader(n), dtype=bool)
         expected = (n,) + self.geometry.act_shape[1:]
         if mask.shape != expected:
-            raise ValueError(
+            raise TraceError(
                 f"layer {self.name!r}: activation mask shape {mask.shape} does not match "
                 f"the geometry {expected}")
         return mask

@@ -1,0 +1,136 @@
+"""``accelsim simulate``: replay a trace on a hardware description."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from accelsim.errors import AccelsimError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "simulate", help="simulate a trace on a hardware design",
+        description="Replay a sparsity trace on an accelerator description: per-layer cycles, "
+                    "utilisation, MACs, energy per component, DRAM traffic and memory footprint.")
+    p.add_argument("--trace", required=True, metavar="FILE", help="trace file (accelsim trace)")
+    p.add_argument("--hw", required=True, metavar="FILE", help="hardware description (YAML)")
+    p.add_argument("--fidelity", choices=("fast", "cycle"), default="fast",
+                   help="fast: per-fold counts (default); cycle: step every cycle")
+    p.add_argument("--samples", type=_positive, default=None, metavar="N",
+                   help="simulate at most N captured samples per layer (default: all)")
+    p.add_argument("--baseline", choices=("dense",), default=None,
+                   help="also simulate the same hardware with every sparsity feature off and "
+                        "report per-layer savings")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("-o", "--output", metavar="FILE", default=None,
+                   help="save the per-layer table (.csv or .parquet; totals in FILE.json)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    p.set_defaults(handler=cmd_simulate)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from accelsim.hw import load_hw
+    from accelsim.sim import compare, simulate
+    from accelsim.trace import open_trace
+
+    hw = load_hw(args.hw)
+    if args.output and not args.output.lower().endswith((".csv", ".parquet")):
+        raise AccelsimError(f"-o {args.output}: expected a .csv or .parquet file name")
+    with open_trace(args.trace) as trace:
+        result = simulate(trace, hw, fidelity=args.fidelity, samples=args.samples,
+                          progress=args.progress)
+        baseline = None
+        if args.baseline == "dense":
+            baseline = simulate(trace, hw.dense_twin(), fidelity=args.fidelity,
+                                samples=args.samples, progress=args.progress)
+    result.meta["trace_path"] = str(args.trace)
+    result.meta["hw_path"] = str(args.hw)
+    if baseline is not None:
+        savings = compare(result, baseline)
+        for column in ("speedup", "energy_saving", "dram_saving"):
+            result.layers[column] = savings[column].to_numpy()
+        result.totals["baseline"] = {k: baseline.totals[k] for k in
+                                     ("cycles", "energy_pj", "dram_bytes", "utilization")}
+        result.totals["speedup"] = _ratio(baseline.totals["cycles"], result.totals["cycles"])
+        result.totals["energy_saving"] = 1.0 - _ratio(result.totals["energy_pj"],
+                                                      baseline.totals["energy_pj"])
+    if args.output:
+        result.save(args.output)
+    if args.json:
+        data = result.to_dict()
+        if baseline is not None:
+            data["baseline"] = baseline.to_dict()
+        json.dump(data, sys.stdout, indent=2, default=_plain)
+        sys.stdout.write("\n")
+    else:
+        print_report(result, args.baseline is not None)
+        if args.output:
+            print(f"saved {args.output} (+ {args.output}.json)")
+    return 0
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def print_report(result, with_baseline: bool = False, file=None) -> None:
+    """Per-layer table and totals, for a terminal."""
+    file = file or sys.stdout
+    meta = result.meta
+    print(f"hardware {meta['hw_name']} ({meta['hw_hash'][:12]})  trace "
+          f"{(meta.get('trace_hash') or '-')[:12]}  fidelity {meta['fidelity']}", file=file)
+    headers = ["layer", "cycles", "stall", "util%", "imbal", "MACs issued", "/dense",
+               "energy nJ", "DRAM KiB", "spill"]
+    if with_baseline:
+        headers += ["speedup", "E saving"]
+    rows = []
+    for r in result.layers.to_dict(orient="records"):
+        row = [str(r["layer"]), f"{r['cycles']:,.0f}", f"{r['stall_cycles']:,.0f}",
+               f"{100 * r['utilization']:.1f}", f"{r['load_imbalance']:.2f}",
+               f"{r['macs_issued']:,.0f}", f"{r['macs_issued'] / r['macs_dense']:.2f}"
+               if r["macs_dense"] else "-",
+               f"{r['energy_pj'] / 1e3:,.1f}", f"{r['dram_bytes'] / 1024:,.1f}",
+               "yes" if r["spill"] else ""]
+        if with_baseline:
+            row += [f"{r['speedup']:.2f}x", f"{100 * r['energy_saving']:.1f}%"]
+        rows.append(row)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                    for i, (h, w) in enumerate(zip(headers, widths))), file=file)
+    for row in rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))), file=file)
+    t = result.totals
+    print(file=file)
+    print(f"total: {t['cycles']:,.0f} cycles ({t.get('latency_s', 0) * 1e3:.3f} ms), "
+          f"{t['energy_uj']:.3f} uJ, utilisation {100 * t['utilization']:.1f}%, "
+          f"load imbalance {t['load_imbalance']:.2f}, DRAM {t['dram_bytes'] / 1024:,.1f} KiB",
+          file=file)
+    parts = ", ".join(f"{c} {t[f'energy_{c}_pj'] / 1e6:.3f}" for c in
+                      ("mac", "spad", "glb", "noc", "dram", "leakage", "clock"))
+    print(f"energy uJ: {parts}", file=file)
+    spilled = t.get("spilled_layers") or []
+    print(f"peak runtime memory: {t['peak_live_bytes'] / 1024:,.1f} KiB (on chip "
+          f"{t['peak_onchip_bytes'] / 1024:,.1f} KiB, off chip "
+          f"{t['peak_offchip_bytes'] / 1024:,.1f} KiB); layers spilling to DRAM: "
+          f"{', '.join(spilled) if spilled else 'none'}", file=file)
+    if with_baseline:
+        print(f"vs dense twin: speedup {t['speedup']:.2f}x, energy saving "
+              f"{100 * t['energy_saving']:.1f}%", file=file)

@@ -1,0 +1,279 @@
+"""Simulate layers: lower -> count work -> schedule folds -> memory -> energy.
+
+Each captured sample is simulated on its own (a layer starts from an empty buffer,
+as in SCALE-Sim); a layer's row reports the mean over samples, i.e. figures per
+inference. See ``docs/simulator.md`` for the model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from accelsim.errors import AccelsimError, ConfigError, MappingError, TraceError
+from accelsim.hw.energy import energy_model
+from accelsim.sim import energy as energy_mod
+from accelsim.sim import storage
+from accelsim.sim.kernels import cycle as cyk
+from accelsim.sim.kernels import schedule as sch
+from accelsim.sim.lower import Gemm, gemm_of, lower_acts, lower_weights
+from accelsim.sim.map import DATAFLOW_CODES, SCALESIM_LAYER_OFFSET, Mapping, map_gemm
+from accelsim.sim.memory import dram_bytes_per_cycle, plan_memory, total_cycles
+from accelsim.sim.traffic import layer_traffic, operand_bits
+from accelsim.sim.work import operand_counts, work_matrix
+
+FIDELITIES = ("fast", "cycle")
+SYNC_CODES = {"array": sch.SYNC_ARRAY, "row": sch.SYNC_ROW, "column": sch.SYNC_COLUMN,
+              "decoupled": sch.SYNC_DECOUPLED}
+
+
+@dataclass(frozen=True)
+class HwParams:
+    """What the simulator reads from a :class:`~accelsim.hw.HardwareConfig`, resolved once."""
+
+    hw: object
+    em: object
+    rows: int
+    cols: int
+    lanes: int
+    dataflow: str
+    sync: int
+    depth: int
+    qdepth: int               # <= 0: unbounded
+    glb_bits_per_cycle: float  # <= 0: unbounded
+    glb_bytes: float
+    dram_bytes_per_cycle: float | None
+    a_bits: int
+    w_bits: int
+    acc_bits: int
+    skip_a: bool
+    skip_w: bool
+    gate: bool
+    power_gating: bool
+    gate_threshold: int
+    clock_gating: bool
+
+    @classmethod
+    def of(cls, hw) -> "HwParams":
+        pe, gb, lp = hw.pe_array, hw.global_buffer, hw.low_power
+        if pe.dataflow not in DATAFLOW_CODES:
+            raise ConfigError(hw.name, "pe_array.dataflow",
+                              f"the simulator models {', '.join(DATAFLOW_CODES)}; got "
+                              f"{pe.dataflow!r}")
+        if pe.sync not in SYNC_CODES:
+            raise ConfigError(hw.name, "pe_array.sync",
+                              f"the simulator models {', '.join(SYNC_CODES)}; got {pe.sync!r}")
+        words = getattr(gb, "words_per_cycle", None)
+        return cls(
+            hw=hw, em=energy_model(hw), rows=pe.rows, cols=pe.cols, lanes=pe.macs_per_pe,
+            dataflow=pe.dataflow, sync=SYNC_CODES[pe.sync], depth=max(1, int(pe.work_queue_depth)),
+            qdepth=int(pe.operand_queue_depth or 0),
+            glb_bits_per_cycle=float(words * gb.word_bits) if words else 0.0,
+            glb_bytes=float(gb.size_kib) * 1024.0,
+            dram_bytes_per_cycle=dram_bytes_per_cycle(hw),
+            a_bits=hw.precision.activation_bits, w_bits=hw.precision.weight_bits,
+            acc_bits=hw.precision.accumulator_bits,
+            skip_a=hw.sparsity.skip_zero_activations, skip_w=hw.sparsity.skip_zero_weights,
+            gate=hw.sparsity.gate_zero_operands, power_gating=lp.power_gating,
+            gate_threshold=max(1, lp.min_idle_cycles, lp.wakeup_cycles),
+            clock_gating=lp.clock_gating)
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+
+def check_layer(layer, p: HwParams) -> None:
+    """Raise :class:`MappingError` when ``layer`` cannot run on the hardware."""
+    hw = p.hw
+    if layer.act_bits > p.a_bits or layer.weight_bits > p.w_bits:
+        raise MappingError(
+            f"layer {layer.name!r}: the trace has {layer.act_bits}-bit activations and "
+            f"{layer.weight_bits}-bit weights but hardware {hw.name!r} has "
+            f"precision.activation_bits={p.a_bits} and precision.weight_bits={p.w_bits}; "
+            "use hardware with at least the trace's precision (or capture at lower precision)")
+    spad = hw.scratchpad
+    needs = (("input_bytes", spad.input_bytes, p.lanes * p.a_bits, "activation"),
+             ("weight_bytes", spad.weight_bytes, p.lanes * p.w_bits, "weight"),
+             ("psum_bytes", spad.psum_bytes, p.acc_bits, "partial sum"))
+    for field, have, need_bits, what in needs:
+        if have * 8 < need_bits:
+            raise MappingError(
+                f"layer {layer.name!r} cannot be mapped on {hw.name!r}: scratchpad.{field} is "
+                f"{have} bytes but each PE must hold at least {math.ceil(need_bits / 8)} bytes "
+                f"({what} operands of one cycle)")
+
+
+def _element_costs(mask: np.ndarray, fmt, value_bits: int) -> tuple[float, float, float]:
+    """(tensor bits, bits per zero element, bits per non-zero element) moved by the buffer port.
+
+    Dense storage moves every element at full width; a compressed format moves only
+    the non-zeros, each carrying its share of the format's metadata.
+    """
+    bits = float(storage.tensor_bits(mask, fmt, value_bits))
+    if fmt.format == "dense":
+        return bits, float(value_bits), float(value_bits)
+    nnz = int(np.count_nonzero(mask))
+    return bits, 0.0, (bits / nnz if nnz else 0.0)
+
+
+def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_total: float,
+                     w_cost: np.ndarray, gemm: Gemm, m: Mapping, p: HwParams,
+                     fidelity: str) -> dict:
+    hw = p.hw
+    acodes = lower_acts(act, layer.geometry)
+    counts = operand_counts(acodes, wcodes)
+    act_bits_total, a_zero, a_nz = _element_costs(act, hw.storage.activations, p.a_bits)
+    a_cost = np.array([a_zero, a_nz, 0.0])
+    geo = layer.geometry
+    out_density = 1.0 if layer.output_density is None else float(layer.output_density)
+    out_fmt = hw.storage.outputs
+    out_bits_total = storage.expected_bits((geo.K, geo.P, geo.Q), out_density, out_fmt.format,
+                                           p.a_bits, out_fmt.run_bits, out_fmt.index_bits)
+    work = work_matrix(acodes, wcodes, counts, m, p.skip_a, p.skip_w)
+    stats = sch.fold_schedule(work, p.rows, p.cols, p.lanes, m.overhead, p.sync, p.depth,
+                              p.power_gating, p.gate_threshold)
+    compute = stats[sch.ST_CYCLES] + SCALESIM_LAYER_OFFSET
+    act_port, weight_port = operand_bits(acodes, wcodes, counts, m, p.skip_a, p.skip_w, a_cost,
+                                         w_cost)
+    tr = layer_traffic(gemm, m, act_port, weight_port, p.a_bits, p.w_bits, p.acc_bits,
+                       stats[sch.ST_MAPPED_PE_FOLDS])
+    array_bits = tr.array_bits
+    extra: dict = {}
+    if fidelity == "fast":
+        glb_time = (math.ceil(array_bits / p.glb_bits_per_cycle - 1e-9)
+                    if p.glb_bits_per_cycle > 0 else 0)
+        onchip = max(compute, float(glb_time))
+    else:
+        cy = cyk.cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, p.skip_a, p.skip_w,
+                                p.rows, p.cols, p.lanes, m.fill, m.drain, p.sync, p.depth,
+                                p.qdepth, p.glb_bits_per_cycle, a_cost, w_cost,
+                                float(p.acc_bits), float(p.a_bits))
+        onchip = cy[cyk.CY_CYCLES] + SCALESIM_LAYER_OFFSET
+        extra = {"starved_pe_cycles": cy[cyk.CY_STARVED],
+                 "output_stall_cycles": cy[cyk.CY_WRITE_STALL],
+                 "port_blocked_cycles": cy[cyk.CY_BLOCKED]}
+    act_bytes = storage.bits_to_bytes(act_bits_total)
+    weight_bytes = storage.bits_to_bytes(weight_bits_total)
+    out_bytes = storage.bits_to_bytes(out_bits_total)
+    elements = (int(act.size), int(wcodes.size), geo.K * geo.P * geo.Q)
+    plan = plan_memory(gemm, m, act_bytes, weight_bytes, out_bytes, elements, p.glb_bytes,
+                       p.acc_bits, layer.name)
+    cycles = total_cycles(onchip, plan, p.dram_bytes_per_cycle)
+
+    issued = float(work.sum(dtype=np.int64))
+    effectual = float(counts.effectual)
+    gated = issued - effectual if p.gate else 0.0
+    glb_bits = array_bits + 8.0 * plan.dram_bytes
+    activity = energy_mod.Activity(
+        macs_full=issued - gated, macs_gated=gated,
+        spad_bits_full=(issued - gated) * tr.spad_per_pair + tr.spad_stationary_bits,
+        spad_bits_gated=gated * tr.spad_per_pair,
+        glb_bits=glb_bits, noc_bit_hops=tr.noc_bit_hops, dram_bytes=plan.dram_bytes,
+        cycles=cycles, pes=p.pes, gated_pe_cycles=stats[sch.ST_GATED_PE_CYCLES],
+        active_pe_cycles=stats[sch.ST_ACTIVE_PE_CYCLES], wakeups=stats[sch.ST_WAKEUPS])
+    energy = energy_mod.layer_energy(activity, p.em, p.clock_gating)
+
+    sum_mean = stats[sch.ST_SUM_MEAN_BUSY]
+    act_elements = float(act.size)
+    row = {
+        "cycles": cycles,
+        "compute_cycles": compute,
+        "stall_cycles": cycles - compute,
+        "glb_stall_cycles": onchip - compute,
+        "dram_stall_cycles": cycles - onchip,
+        "fill_drain_cycles": stats[sch.ST_FILL_DRAIN] + SCALESIM_LAYER_OFFSET,
+        "folds": stats[sch.ST_FOLDS],
+        "stream_chunks": float(m.chunks),
+        "utilization": issued / (p.pes * p.lanes * cycles) if cycles > 0 else 0.0,
+        "load_imbalance": stats[sch.ST_SUM_MAX_BUSY] / sum_mean if sum_mean > 0 else 1.0,
+        "busy_max_sum": stats[sch.ST_SUM_MAX_BUSY],
+        "busy_mean_sum": sum_mean,
+        "macs_dense": float(gemm.macs),
+        "macs_issued": issued,
+        "macs_skipped": float(gemm.macs) - issued,
+        "macs_gated": gated,
+        "macs_effectual": effectual,
+    }
+    for name in energy_mod.COMPONENTS:
+        row[f"energy_{name}_pj"] = energy[name]
+    row["energy_pj"] = sum(energy.values())
+    row.update({
+        "spad_bits": activity.spad_bits_full + activity.spad_bits_gated,
+        "glb_bits": glb_bits,
+        "glb_act_bits": tr.glb_act_bits,
+        "glb_weight_bits": tr.glb_weight_bits,
+        "glb_psum_bits": tr.glb_psum_bits,
+        "glb_out_bits": tr.glb_out_bits,
+        "noc_bit_hops": tr.noc_bit_hops,
+        "dram_read_bytes": plan.dram_read_bytes,
+        "dram_write_bytes": plan.dram_write_bytes,
+        "dram_bytes": plan.dram_bytes,
+        "psum_spill_bytes": plan.psum_spill_bytes,
+        "dram_passes": float(plan.passes),
+        "act_bytes": act_bytes,
+        "weight_bytes": weight_bytes,
+        "output_bytes": out_bytes,
+        "act_density": _density(act, act_elements),
+        "live_bytes": plan.live_bytes,
+        "onchip_peak_bytes": plan.onchip_bytes,
+        "offchip_peak_bytes": plan.offchip_bytes,
+        "gated_pe_cycles": activity.gated_pe_cycles,
+        "wakeups": activity.wakeups,
+    })
+    row.update(extra)
+    row["_schedule"] = plan.schedule
+    return row
+
+
+def _density(mask: np.ndarray, elements: float) -> float:
+    return float(np.count_nonzero(mask)) / elements if elements else 0.0
+
+
+def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None,
+                   params: HwParams | None = None) -> dict:
+    """Simulate one :class:`~accelsim.trace.LayerTrace`; returns its result row (a dict).
+
+    Numeric figures are means over the simulated samples (per inference).
+    """
+    if fidelity not in FIDELITIES:
+        raise AccelsimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
+    if samples is not None and (not isinstance(samples, (int, np.integer)) or samples < 1):
+        raise AccelsimError(f"samples: expected a positive integer, got {samples!r}")
+    p = params or HwParams.of(hw)
+    check_layer(layer, p)
+    geo = layer.geometry
+    gemm = gemm_of(geo)
+    mapping = map_gemm(gemm, p.dataflow, p.rows, p.cols, p.glb_bytes / 2.0, p.acc_bits)
+    wmask = layer.weight_mask()
+    wcodes = lower_weights(wmask, geo)
+    weight_bits_total, w_zero, w_nz = _element_costs(wmask, hw.storage.weights, p.w_bits)
+    w_cost = np.array([w_zero, w_nz])
+    acts = layer.act_mask(samples)
+    if acts.shape[0] == 0:
+        raise TraceError(f"layer {layer.name!r} has no samples to simulate")
+    rows = [_simulate_sample(layer, acts[n], wcodes, weight_bits_total, w_cost, gemm, mapping, p,
+                             fidelity) for n in range(acts.shape[0])]
+    out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
+                 "samples": len(rows)}
+    for key in rows[0]:
+        if key.startswith("_"):
+            continue
+        out[key] = float(np.mean([r[key] for r in rows]))
+    out["spill"] = bool(any(r["offchip_peak_bytes"] > 0 for r in rows))
+    out["weight_density"] = float(np.count_nonzero(wmask)) / wmask.size if wmask.size else 0.0
+    schedules = [r["_schedule"] for r in rows]
+    out["tiling"] = max(set(schedules), key=schedules.count)
+    return out
+
+
+def iter_layers(layers: Iterable) -> Iterable:
+    """The layers of a trace or any iterable of LayerTrace, with a clear error when empty."""
+    count = 0
+    for layer in layers:
+        count += 1
+        yield layer
+    if count == 0:
+        raise TraceError("the trace has no layers to simulate")

@@ -1,0 +1,161 @@
+"""Fold schedule of the ``fast`` fidelity: per-PE busy cycles -> synchronised fold times.
+
+The work matrix ``work[g, x, y]`` holds the surviving operand pairs of the PE that
+computes element ``(x, y)`` of conv group ``g`` (``x`` maps to array rows, ``y`` to
+columns). Folds run in SCALE-Sim's order: for each group, column folds outer, row
+folds inner. PE ``(i, j)`` of fold ``(fr, fc)`` is busy ``ceil(work / lanes)`` cycles.
+
+Synchronisation groups (``SYNC_*``) are the whole array, a PE row, a PE column or a
+single PE. Group ``s`` finishes fold ``f`` at::
+
+    finish[s][f] = max(finish[s][f-1], G[f-depth]) + overhead + max_{PE in s} busy
+
+with ``G[f] = max_s finish[s][f]`` (``G[f] = 0`` for ``f < 0``): groups drift apart by
+at most ``depth`` folds; ``depth = 1`` is lock-step.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from accelsim.numba_config import JIT
+
+SYNC_ARRAY = 0
+SYNC_ROW = 1
+SYNC_COLUMN = 2
+SYNC_DECOUPLED = 3
+
+# indices of the statistics vector returned by fold_schedule
+ST_CYCLES = 0            # compute cycles (ideal memory)
+ST_FOLDS = 1             # folds (all conv groups)
+ST_SUM_MAX_BUSY = 2      # sum over folds of the busiest PE's busy cycles
+ST_SUM_MEAN_BUSY = 3     # sum over folds of the mean busy cycles of mapped PEs
+ST_BUSY_PE_CYCLES = 4    # sum of busy cycles over PEs and folds
+ST_ACTIVE_PE_CYCLES = 5  # busy + fill/drain cycles of PEs that have work in a fold
+ST_GATED_PE_CYCLES = 6   # idle PE-cycles spent power-gated
+ST_WAKEUPS = 7           # power-gated PE wake-ups
+ST_MAPPED_PE_FOLDS = 8   # (PE, fold) pairs with a mapped element
+ST_FILL_DRAIN = 9        # folds * overhead
+N_STATS = 10
+
+
+@njit(**JIT)
+def sync_group_count(sync, rows, cols):
+    """Number of synchronisation groups of an array."""
+    if sync == SYNC_ARRAY:
+        return 1
+    if sync == SYNC_ROW:
+        return rows
+    if sync == SYNC_COLUMN:
+        return cols
+    return rows * cols
+
+
+@njit(**JIT)
+def sync_group_of(sync, i, j, cols):
+    """Synchronisation group of PE ``(i, j)``."""
+    if sync == SYNC_ARRAY:
+        return 0
+    if sync == SYNC_ROW:
+        return i
+    if sync == SYNC_COLUMN:
+        return j
+    return i * cols + j
+
+
+@njit(**JIT)
+def _close_idle(run, gate, threshold, stats):
+    if gate and run > 0 and run >= threshold:
+        stats[ST_GATED_PE_CYCLES] += run
+        stats[ST_WAKEUPS] += 1
+
+
+@njit(**JIT)
+def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_threshold):
+    """Run the fold recurrence over ``work`` (G, Sr, Sc); returns the statistics vector.
+
+    ``gate`` enables power gating: an idle interval of a PE (no work in whole folds,
+    or waiting before / after its busy cycles) of at least ``gate_threshold`` cycles
+    is spent power-gated and costs one wake-up.
+    """
+    n_groups_conv, sr, sc = work.shape
+    n_pes = rows * cols
+    n_sync = sync_group_count(sync, rows, cols)
+    row_folds = (sr + rows - 1) // rows
+    col_folds = (sc + cols - 1) // cols
+    stats = np.zeros(N_STATS, dtype=np.float64)
+    finish = np.zeros(n_sync, dtype=np.int64)
+    start = np.zeros(n_sync, dtype=np.int64)
+    old = np.zeros(n_sync, dtype=np.int64)
+    gbusy = np.zeros(n_sync, dtype=np.int64)
+    history = np.zeros(depth, dtype=np.int64)
+    busy = np.zeros(n_pes, dtype=np.int64)
+    run = np.zeros(n_pes, dtype=np.int64)
+    fold = 0
+    for g in range(n_groups_conv):
+        for fc in range(col_folds):
+            cu = min(cols, sc - fc * cols)
+            for fr in range(row_folds):
+                ru = min(rows, sr - fr * rows)
+                gbusy[:] = 0
+                fold_max = 0
+                fold_sum = 0
+                for i in range(rows):
+                    for j in range(cols):
+                        p = i * cols + j
+                        b = 0
+                        if i < ru and j < cu:
+                            b = (work[g, fr * rows + i, fc * cols + j] + lanes - 1) // lanes
+                        busy[p] = b
+                        s = sync_group_of(sync, i, j, cols)
+                        if b > gbusy[s]:
+                            gbusy[s] = b
+                        fold_sum += b
+                        if b > fold_max:
+                            fold_max = b
+                mapped = ru * cu
+                stats[ST_SUM_MAX_BUSY] += fold_max
+                stats[ST_SUM_MEAN_BUSY] += fold_sum / mapped
+                stats[ST_BUSY_PE_CYCLES] += fold_sum
+                stats[ST_MAPPED_PE_FOLDS] += mapped
+                gate_level = 0
+                if fold >= depth:
+                    gate_level = history[fold % depth]
+                fold_end = 0
+                for s in range(n_sync):
+                    old[s] = finish[s]
+                    st = finish[s]
+                    if gate_level > st:
+                        st = gate_level
+                    start[s] = st
+                    finish[s] = st + overhead + gbusy[s]
+                    if finish[s] > fold_end:
+                        fold_end = finish[s]
+                history[fold % depth] = fold_end
+                for i in range(rows):
+                    for j in range(cols):
+                        p = i * cols + j
+                        s = sync_group_of(sync, i, j, cols)
+                        b = busy[p]
+                        if b > 0:
+                            run[p] += start[s] - old[s]
+                            _close_idle(run[p], gate, gate_threshold, stats)
+                            run[p] = gbusy[s] - b
+                            stats[ST_ACTIVE_PE_CYCLES] += overhead + b
+                        else:
+                            run[p] += finish[s] - old[s]
+                fold += 1
+    total = 0
+    for s in range(n_sync):
+        if finish[s] > total:
+            total = finish[s]
+    for i in range(rows):
+        for j in range(cols):
+            p = i * cols + j
+            s = sync_group_of(sync, i, j, cols)
+            run[p] += total - finish[s]
+            _close_idle(run[p], gate, gate_threshold, stats)
+    stats[ST_CYCLES] = total
+    stats[ST_FOLDS] = fold
+    stats[ST_FILL_DRAIN] = fold * overhead
+    return stats

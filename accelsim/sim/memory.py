@@ -1,0 +1,158 @@
+"""Global-buffer tiling, DRAM traffic and time, and the runtime-memory figure of a layer.
+
+All sizes are bytes of one sample, compressed in the configured storage formats:
+``I`` input activations, ``W`` weights, ``O`` outputs.
+
+Tiling. The array consumes operands in *pieces* (:func:`fold_pieces`: a chunk of
+stream steps of one fold). The buffer holds a chunk of one operand resident and
+double-buffers pieces of the other operand and of the outputs:
+
+- weights resident: ``chunk = B - 2 (I_piece + O_piece)``; the weights are read once and
+  the inputs ``ceil(W / chunk)`` times: ``DRAM reads = W + ceil(W / chunk) * I``;
+- inputs resident: ``chunk = B - 2 (W_piece + O_piece)``; ``DRAM reads = I + ceil(I / chunk) * W``.
+
+The cheaper feasible schedule is used (weights resident on a tie); when one operand
+fits whole, this is the compulsory ``I + W``. Outputs are written once (``O``). When
+neither schedule can hold its minimal chunk the layer cannot be mapped.
+
+Partial sums. Weight- and input-stationary folds over the reduction (``row_folds > 1``)
+keep a tile of ``chunk * cols`` partial sums across row folds. The mapping splits the
+stream so that the tile fits in half the buffer (:func:`accelsim.sim.map.map_gemm`);
+only if a single stream step's tile does not fit do they spill: every row fold after
+the first then reads and writes the partial sums of the layer from DRAM
+(``2 (row_folds - 1) Sc T acc_bytes`` per conv group).
+
+DRAM time (double buffering at piece granularity): the first pieces of both operands
+are loaded before compute starts and the last output piece written after it ends; the
+rest overlaps with on-chip time::
+
+    cycles = prologue + max(onchip, dram - prologue - epilogue) + epilogue
+
+with ``dram = DRAM bytes / (bandwidth / clock)``; ideal DRAM adds nothing.
+
+Runtime memory. The live data of a layer are ``I + W + O`` plus the partial-sum tile;
+up to the buffer size they are on chip, the rest is off chip (the layer *spills*).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from accelsim.errors import MappingError
+from accelsim.sim.lower import Gemm
+from accelsim.sim.map import Mapping
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """DRAM traffic and footprint of one sample of a layer (bytes)."""
+
+    dram_read_bytes: float
+    dram_write_bytes: float
+    psum_spill_bytes: float
+    schedule: str            # "weights_resident" or "inputs_resident"
+    passes: int              # times the streamed operand is read from DRAM
+    prologue_bytes: float
+    epilogue_bytes: float
+    live_bytes: float
+    onchip_bytes: float
+    offchip_bytes: float
+
+    @property
+    def dram_bytes(self) -> float:
+        return self.dram_read_bytes + self.dram_write_bytes
+
+    @property
+    def spill(self) -> bool:
+        return self.offchip_bytes > 0
+
+
+def fold_pieces(gemm: Gemm, mapping: Mapping, act_bytes: float, weight_bytes: float,
+                out_bytes: float, act_elements: int, weight_elements: int,
+                out_elements: int) -> tuple[float, float, float]:
+    """Bytes of (inputs, weights, outputs) of one pipeline piece.
+
+    A piece is a chunk of ``L = min(T, max(rows, cols))`` stream steps of one fold: the
+    streamed operand's elements of those steps, the stationary operand of the fold
+    (WS/IS) and the outputs it produces (OS: the fold's outputs). Bytes per element
+    are the tensor's compressed average.
+    """
+    ru = min(mapping.rows, mapping.Sr)
+    cu = min(mapping.cols, mapping.Sc)
+    steps = min(mapping.T, max(mapping.rows, mapping.cols))
+    a = act_bytes / act_elements if act_elements else 0.0
+    w = weight_bytes / weight_elements if weight_elements else 0.0
+    o = out_bytes / out_elements if out_elements else 0.0
+    if mapping.dataflow == "output_stationary":
+        return ru * steps * a, steps * cu * w, ru * cu * o
+    if mapping.dataflow == "weight_stationary":
+        return steps * ru * a, ru * cu * w, steps * cu * o
+    return ru * cu * a, steps * ru * w, steps * cu * o
+
+
+def plan_memory(gemm: Gemm, mapping: Mapping, act_bytes: float, weight_bytes: float,
+                out_bytes: float, elements: tuple[int, int, int], glb_bytes: float,
+                acc_bits: int, layer_name: str) -> MemoryPlan:
+    """Choose the tiling and count DRAM traffic and footprint (see the module docstring).
+
+    ``elements``: element counts of the (input, weight, output) tensors of one sample.
+    """
+    i_piece, w_piece, o_piece = fold_pieces(gemm, mapping, act_bytes, weight_bytes, out_bytes,
+                                            *elements)
+    options = []
+    chunk_w = glb_bytes - 2.0 * (i_piece + o_piece)
+    if chunk_w >= w_piece and chunk_w > 0:
+        passes = max(1, math.ceil(weight_bytes / chunk_w)) if weight_bytes > 0 else 1
+        options.append((weight_bytes + passes * act_bytes, 0, "weights_resident", passes))
+    chunk_i = glb_bytes - 2.0 * (w_piece + o_piece)
+    if chunk_i >= i_piece and chunk_i > 0:
+        passes = max(1, math.ceil(act_bytes / chunk_i)) if act_bytes > 0 else 1
+        options.append((act_bytes + passes * weight_bytes, 1, "inputs_resident", passes))
+    if not options:
+        need = min(w_piece + 2 * (i_piece + o_piece), i_piece + 2 * (w_piece + o_piece))
+        raise MappingError(
+            f"layer {layer_name!r} cannot be mapped: a {mapping.dataflow} fold on a "
+            f"{mapping.rows}x{mapping.cols} array needs about {need:,.0f} bytes of the global "
+            f"buffer (one resident piece plus double-buffered streamed pieces) but "
+            f"global_buffer.size_kib gives {glb_bytes:,.0f} bytes; "
+            "enlarge the buffer or use a smaller array")
+    reads, _, schedule, passes = min(options)
+    psum_tile = 0.0
+    psum_spill = 0.0
+    if mapping.dataflow != "output_stationary" and mapping.row_folds > 1:
+        psum_tile = mapping.chunk_steps * min(mapping.cols, mapping.Sc) * acc_bits / 8.0
+        if psum_tile > glb_bytes / 2.0:
+            psum_spill = (2.0 * (mapping.row_folds - 1) * mapping.Sc * mapping.T
+                          * acc_bits / 8.0 * gemm.groups)
+    live = act_bytes + weight_bytes + out_bytes + psum_tile
+    onchip = min(live, glb_bytes)
+    return MemoryPlan(
+        dram_read_bytes=reads + psum_spill / 2.0,
+        dram_write_bytes=out_bytes + psum_spill / 2.0,
+        psum_spill_bytes=psum_spill,
+        schedule=schedule,
+        passes=passes,
+        prologue_bytes=min(i_piece + w_piece, reads),
+        epilogue_bytes=min(o_piece, out_bytes),
+        live_bytes=live,
+        onchip_bytes=onchip,
+        offchip_bytes=live - onchip,
+    )
+
+
+def dram_bytes_per_cycle(hw) -> float | None:
+    """DRAM bandwidth in bytes per accelerator cycle (``None`` when ideal)."""
+    if hw.dram.ideal:
+        return None
+    return hw.dram.bandwidth_gb_per_s * 1e9 / (hw.technology.clock_mhz * 1e6)
+
+
+def total_cycles(onchip_cycles: float, plan: MemoryPlan, bytes_per_cycle: float | None) -> float:
+    """Layer cycles once DRAM transfers overlap ``onchip_cycles`` by double buffering."""
+    if bytes_per_cycle is None:
+        return float(onchip_cycles)
+    dram = plan.dram_bytes / bytes_per_cycle
+    prologue = math.ceil(plan.prologue_bytes / bytes_per_cycle)
+    epilogue = math.ceil(plan.epilogue_bytes / bytes_per_cycle)
+    return float(prologue + max(float(onchip_cycles), math.ceil(dram) - prologue - epilogue)
+                 + epilogue)

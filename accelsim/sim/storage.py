@@ -1,0 +1,98 @@
+"""Exact compressed sizes of a tensor in each storage format, from its zero mask.
+
+Layouts (bits; ``b`` value bits, ``n`` elements, ``z`` non-zeros):
+
+- ``dense``: ``n * b``;
+- ``bitmap``: one presence bit per element plus the non-zero values: ``n + z * b``;
+- ``run_length``: the tensor flattened in C order; each non-zero is an entry
+  ``(run, value)`` of ``run_bits + b`` bits whose run counts the zeros since the
+  previous entry. A gap of ``g`` zeros longer than ``2**run_bits - 1`` first needs
+  ``g // 2**run_bits`` overflow entries (a zero value with the longest run, covering
+  ``2**run_bits`` positions). Zeros after the last non-zero cost nothing (the
+  length is known);
+- ``csr``: the tensor as a matrix ``(shape[0], rest)``: ``rows + 1`` row pointers and
+  one column index per non-zero, ``index_bits`` each, plus the values;
+- ``coo``: one ``index_bits`` coordinate per tensor dimension per non-zero, plus the values.
+
+:func:`expected_bits` gives the expected size of a tensor whose elements are
+independently non-zero with probability ``d`` (used for outputs, whose masks are
+not traced).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+FORMATS = ("dense", "bitmap", "run_length", "csr", "coo")
+
+
+def run_length_entries(mask: np.ndarray, run_bits: int) -> int:
+    """Entries (non-zeros + overflow entries) of the run-length code of ``mask``."""
+    flat = np.flatnonzero(np.asarray(mask, dtype=bool).reshape(-1))
+    if flat.size == 0:
+        return 0
+    gaps = np.diff(flat, prepend=-1) - 1
+    return int(flat.size + (gaps >> run_bits).sum())
+
+
+def format_bits(mask: np.ndarray, fmt: str, value_bits: int, run_bits: int = 4,
+                index_bits: int = 16) -> int:
+    """Exact size in bits of the tensor whose non-zero mask is ``mask`` stored as ``fmt``."""
+    mask = np.asarray(mask, dtype=bool)
+    n = int(mask.size)
+    if fmt == "dense":
+        return n * value_bits
+    nnz = int(np.count_nonzero(mask))
+    if fmt == "bitmap":
+        return n + nnz * value_bits
+    if fmt == "run_length":
+        return run_length_entries(mask, run_bits) * (run_bits + value_bits)
+    if fmt == "csr":
+        rows = mask.shape[0] if mask.ndim >= 1 else 1
+        return (rows + 1) * index_bits + nnz * (index_bits + value_bits)
+    if fmt == "coo":
+        return nnz * (max(mask.ndim, 1) * index_bits + value_bits)
+    raise ValueError(f"storage format: unknown {fmt!r}; expected one of {FORMATS}")
+
+
+def expected_bits(shape: tuple[int, ...], density: float, fmt: str, value_bits: int,
+                  run_bits: int = 4, index_bits: int = 16) -> float:
+    """Expected size in bits of a tensor of ``shape`` with i.i.d. density ``density``.
+
+    Run-length overflow entries use the geometric gap distribution: each non-zero
+    is preceded by ``floor(gap / 2**run_bits)`` overflow entries on average
+    ``q**L / (1 - q**L)`` with ``q = 1 - density``, ``L = 2**run_bits``.
+    """
+    n = float(math.prod(shape))
+    d = min(max(float(density), 0.0), 1.0)
+    nnz = n * d
+    if fmt == "dense":
+        return n * value_bits
+    if fmt == "bitmap":
+        return n + nnz * value_bits
+    if fmt == "run_length":
+        if d <= 0.0:
+            return 0.0
+        ql = (1.0 - d) ** (2 ** run_bits)
+        overflow = ql / (1.0 - ql) if ql < 1.0 else 0.0
+        return nnz * (1.0 + overflow) * (run_bits + value_bits)
+    if fmt == "csr":
+        rows = shape[0] if shape else 1
+        return (rows + 1) * index_bits + nnz * (index_bits + value_bits)
+    if fmt == "coo":
+        return nnz * (max(len(shape), 1) * index_bits + value_bits)
+    raise ValueError(f"storage format: unknown {fmt!r}; expected one of {FORMATS}")
+
+
+def tensor_bits(mask: np.ndarray, tensor_format, value_bits: int) -> int:
+    """Size in bits of ``mask``'s tensor in a :class:`~accelsim.hw.schema.TensorFormat`."""
+    return format_bits(mask, tensor_format.format, value_bits, tensor_format.run_bits,
+                       tensor_format.index_bits)
+
+
+def bits_to_bytes(bits: float) -> float:
+    """Whole bytes holding ``bits`` (expected sizes stay fractional)."""
+    if float(bits).is_integer():
+        return float((int(bits) + 7) // 8)
+    return bits / 8.0

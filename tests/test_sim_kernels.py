@@ -1,0 +1,310 @@
+"""Numba kernels of the simulator against their plain-Python references (tests/naive.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import naive
+from accelsim.sim.kernels import schedule as sch
+from accelsim.sim.kernels.bitops import and_popcount, pack_equal_rows, popcount_rows
+from accelsim.sim.kernels.im2col import code_counts
+from accelsim.sim.kernels.cycle import (CY_BLOCKED, CY_CYCLES, CY_GLB_BITS, CY_PAIRS, CY_STARVED,
+                                        CY_WRITE_STALL, cycle_simulate)
+from accelsim.sim.lower import gemm_of, lower_acts, lower_weights
+from accelsim.sim.map import map_gemm
+from accelsim.sim.traffic import layer_traffic, operand_bits
+from accelsim.sim.work import operand_counts, work_matrix
+from accelsim.trace.geometry import LayerGeometry
+
+DATAFLOWS = ("output_stationary", "weight_stationary", "input_stationary")
+SKIPS = [(False, False), (True, False), (False, True), (True, True)]
+SYNCS = [sch.SYNC_ARRAY, sch.SYNC_ROW, sch.SYNC_COLUMN, sch.SYNC_DECOUPLED]
+
+GEOMETRIES = {
+    "plain": dict(kind="conv2d", N=1, C=3, H=5, W=6, K=4, R=3, S=2),
+    "padded": dict(kind="conv2d", N=1, C=2, H=5, W=5, K=3, R=3, S=3, pad_h=1, pad_w=2),
+    "strided": dict(kind="conv2d", N=1, C=3, H=9, W=7, K=5, R=3, S=3, stride_h=2, stride_w=3,
+                    pad_h=1, pad_w=1),
+    "dilated": dict(kind="conv2d", N=1, C=2, H=9, W=9, K=2, R=3, S=2, dil_h=2, dil_w=3, pad_h=2),
+    "grouped": dict(kind="grouped_conv2d", N=1, C=4, H=5, W=5, K=6, R=3, S=3, pad_h=1, pad_w=1,
+                    groups=2),
+    "depthwise": dict(kind="depthwise_conv2d", N=1, C=3, H=6, W=5, K=3, R=3, S=3, pad_h=1,
+                      pad_w=1, groups=3),
+    "linear": dict(kind="linear", N=1, C=7, H=3, W=1, K=5),
+}
+
+
+def random_layer(name, density_a=0.5, density_w=0.5, seed=0):
+    geo = LayerGeometry(**GEOMETRIES[name])
+    rng = np.random.default_rng(seed)
+    act = rng.random(geo.act_shape[1:]) < density_a
+    weight = rng.random(geo.weight_shape) < density_w
+    return geo, act, weight
+
+
+# ---- im2col ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+@pytest.mark.parametrize("density", [0.0, 0.5, 1.0])
+def test_im2col_matches_reference(name, density):
+    geo, act, _ = random_layer(name, density_a=density)
+    assert np.array_equal(lower_acts(act, geo), naive.im2col(act, geo))
+
+
+@pytest.mark.parametrize("name", ["padded", "grouped", "depthwise"])
+def test_code_counts_match_numpy(name):
+    geo, act, _ = random_layer(name, density_a=0.4)
+    codes = lower_acts(act, geo)
+    col, row, col_zero, pads = code_counts(codes)
+    assert np.array_equal(col, (codes == 1).sum(axis=1))
+    assert np.array_equal(col_zero, (codes == 0).sum(axis=1))
+    assert np.array_equal(row, (codes == 1).sum(axis=2))
+    assert np.array_equal(pads, (codes == 2).sum(axis=(1, 2)))
+
+
+def test_lower_weights_layout():
+    geo, _, weight = random_layer("grouped")
+    codes = lower_weights(weight, geo)
+    gemm = gemm_of(geo)
+    assert codes.shape == (gemm.groups, gemm.N, gemm.Kred)
+    for g in range(geo.groups):
+        for n in range(gemm.N):
+            for c in range(geo.c_per_group):
+                for u in range(geo.R):
+                    for v in range(geo.S):
+                        r = (c * geo.R + u) * geo.S + v
+                        assert codes[g, n, r] == weight[g * gemm.N + n, c, u, v]
+
+
+# ---- AND + popcount ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("length", [1, 5, 63, 64, 65, 130, 200])
+@pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
+def test_and_popcount_matches_reference(length, density):
+    rng = np.random.default_rng(length)
+    a = rng.random((7, length)) < density
+    b = rng.random((6, length)) < 0.6
+    pa = pack_equal_rows(a.view(np.uint8), 1)
+    pb = pack_equal_rows(b.view(np.uint8), 1)
+    assert pa.shape == (7, (length + 63) // 64)
+    assert np.array_equal(and_popcount(pa, pb), naive.and_count(a, b))
+    assert np.array_equal(popcount_rows(pa), a.sum(axis=1))
+
+
+def test_pack_equal_rows_bit_layout():
+    codes = np.zeros((1, 70), dtype=np.uint8)
+    codes[0, [0, 3, 64, 69]] = 1
+    codes[0, 5] = 2  # padding is not "equal to 1"
+    packed = pack_equal_rows(codes, 1)
+    assert packed[0, 0] == (1 << 0) | (1 << 3)
+    assert packed[0, 1] == (1 << 0) | (1 << 5)
+
+
+# ---- work matrix -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("skip", SKIPS)
+def test_work_matrix_matches_brute_force(name, dataflow, skip):
+    geo, act, weight = random_layer(name, seed=hash(name) % 1000)
+    acodes, wcodes = lower_acts(act, geo), lower_weights(weight, geo)
+    counts = operand_counts(acodes, wcodes)
+    mapping = map_gemm(gemm_of(geo), dataflow, 2, 3)
+    got = work_matrix(acodes, wcodes, counts, mapping, *skip)
+    assert got.dtype == np.int32
+    assert np.array_equal(got, naive.work_matrix(acodes, wcodes, dataflow, *skip))
+
+
+@pytest.mark.parametrize("dataflow", ["weight_stationary", "input_stationary"])
+@pytest.mark.parametrize("skip", SKIPS)
+def test_work_matrix_of_a_split_stream(dataflow, skip):
+    geo, act, weight = random_layer("grouped", seed=5)
+    acodes, wcodes = lower_acts(act, geo), lower_weights(weight, geo)
+    counts = operand_counts(acodes, wcodes)
+    whole = map_gemm(gemm_of(geo), dataflow, 2, 2)
+    split = map_gemm(gemm_of(geo), dataflow, 2, 2, psum_capacity_bytes=16, acc_bits=32)
+    assert split.chunk_steps == 2 and split.chunks == -(-whole.T // 2) > 1
+    got = work_matrix(acodes, wcodes, counts, split, *skip)
+    assert got.shape == (geo.groups * split.chunks,) + (split.Sr, split.Sc)
+    ref = naive.work_matrix(acodes, wcodes, dataflow, *skip)
+    for g in range(geo.groups):
+        chunks = got[g * split.chunks:(g + 1) * split.chunks]
+        assert np.array_equal(chunks.sum(axis=0), ref[g])
+        for c in range(split.chunks):
+            t0, t1 = 2 * c, min(whole.T, 2 * c + 2)
+            if dataflow == "weight_stationary":
+                part = naive.work_matrix(acodes[g:g + 1, t0:t1], wcodes[g:g + 1], dataflow, *skip)
+            else:
+                part = naive.work_matrix(acodes[g:g + 1], wcodes[g:g + 1, t0:t1], dataflow, *skip)
+            assert np.array_equal(chunks[c], part[0])
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_effectual_count_matches_convolution(name):
+    geo, act, weight = random_layer(name, 0.6, 0.4, seed=3)
+    counts = operand_counts(lower_acts(act, geo), lower_weights(weight, geo))
+    assert counts.effectual == naive.effectual_pairs(act, weight, geo)
+    assert counts.act_nonzero + counts.act_zero + counts.act_pad == \
+        geo.groups * geo.P * geo.Q * geo.c_per_group * geo.R * geo.S
+
+
+# ---- fold schedule -----------------------------------------------------------------------
+
+def _schedule_case(seed, shape, lanes, rows, cols):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 9, size=shape).astype(np.int32)
+
+
+@pytest.mark.parametrize("sync", SYNCS)
+@pytest.mark.parametrize("depth", [1, 2, 5])
+@pytest.mark.parametrize("rows,cols,lanes,overhead", [(1, 1, 1, 0), (2, 3, 1, 3), (1, 4, 2, 1),
+                                                      (3, 2, 3, 0)])
+def test_fold_schedule_matches_reference(sync, depth, rows, cols, lanes, overhead):
+    work = _schedule_case(rows * 10 + cols, (2, 5, 7), lanes, rows, cols)
+    work[0, 0, :] = 0  # some PEs with no work at all
+    for gate, threshold in ((False, 1), (True, 1), (True, 4)):
+        got = sch.fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, threshold)
+        ref = naive.schedule(work, rows, cols, lanes, overhead, sync, depth, gate, threshold)
+        assert got[sch.ST_CYCLES] == ref["cycles"]
+        assert got[sch.ST_FOLDS] == ref["folds"]
+        assert got[sch.ST_SUM_MAX_BUSY] == ref["sum_max_busy"]
+        assert got[sch.ST_SUM_MEAN_BUSY] == pytest.approx(ref["sum_mean_busy"])
+        assert got[sch.ST_BUSY_PE_CYCLES] == ref["busy_pe_cycles"]
+        assert got[sch.ST_ACTIVE_PE_CYCLES] == ref["active_pe_cycles"]
+        assert got[sch.ST_GATED_PE_CYCLES] == ref["gated_pe_cycles"]
+        assert got[sch.ST_WAKEUPS] == ref["wakeups"]
+        assert got[sch.ST_MAPPED_PE_FOLDS] == ref["mapped_pe_folds"]
+        assert got[sch.ST_FILL_DRAIN] == ref["fill_drain"]
+
+
+def test_fold_schedule_sync_depth_limits():
+    """depth 1 == lock-step array sync; a huge depth == fully independent groups."""
+    work = _schedule_case(7, (1, 6, 4), 1, 2, 2)
+    lock = sch.fold_schedule(work, 2, 2, 1, 2, sch.SYNC_ARRAY, 1, False, 1)[sch.ST_CYCLES]
+    for sync in (sch.SYNC_ROW, sch.SYNC_COLUMN, sch.SYNC_DECOUPLED):
+        assert sch.fold_schedule(work, 2, 2, 1, 2, sync, 1, False, 1)[sch.ST_CYCLES] == lock
+        free = sch.fold_schedule(work, 2, 2, 1, 2, sync, 10 ** 6, False, 1)[sch.ST_CYCLES]
+        ref = naive.folds_of(work, 2, 2, 1)
+        per_group: dict = {}
+        for busy in ref:
+            gb: dict = {}
+            for (i, j), b in busy.items():
+                s = naive.group_of(sync, i, j, 2)
+                gb[s] = max(gb.get(s, 0), b)
+            for s in range({1: 2, 2: 2, 3: 4}[sync]):
+                per_group[s] = per_group.get(s, 0) + 2 + gb.get(s, 0)
+        assert free == max(per_group.values())
+        assert free <= lock
+
+
+def test_fold_schedule_all_zero_work():
+    work = np.zeros((1, 4, 4), dtype=np.int32)
+    stats = sch.fold_schedule(work, 2, 2, 1, 3, sch.SYNC_ARRAY, 2, True, 1)
+    assert stats[sch.ST_CYCLES] == 4 * 3  # fill/drain only
+    assert stats[sch.ST_BUSY_PE_CYCLES] == 0
+    assert stats[sch.ST_GATED_PE_CYCLES] == 4 * 12  # every PE idle the whole layer, gated once
+    assert stats[sch.ST_WAKEUPS] == 4
+
+
+# ---- cycle kernel ------------------------------------------------------------------------
+
+def _cycle_inputs(name, dataflow, skip, rows, cols, seed=0, density=0.5, psum_capacity=None):
+    geo, act, weight = random_layer(name, density, 0.5, seed=seed)
+    acodes, wcodes = lower_acts(act, geo), lower_weights(weight, geo)
+    mapping = map_gemm(gemm_of(geo), dataflow, rows, cols, psum_capacity, acc_bits=32)
+    work = work_matrix(acodes, wcodes, operand_counts(acodes, wcodes), mapping, *skip)
+    return acodes, wcodes, work, mapping
+
+
+@pytest.mark.parametrize("name,psum_capacity", [("padded", None), ("grouped", 40),
+                                                ("linear", None)])
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("sync,depth", [(sch.SYNC_ARRAY, 1), (sch.SYNC_ROW, 2),
+                                        (sch.SYNC_COLUMN, 3), (sch.SYNC_DECOUPLED, 2)])
+@pytest.mark.parametrize("skip", SKIPS)
+def test_cycle_kernel_matches_reference(name, psum_capacity, dataflow, sync, depth, skip):
+    rows, cols, lanes = 2, 3, 2
+    acodes, wcodes, work, m = _cycle_inputs(name, dataflow, skip, rows, cols,
+                                            psum_capacity=psum_capacity)
+    a_cost = np.array([0.0, 9.0, 0.0])
+    w_cost = np.array([8.0, 8.0])
+    for bw, qdepth in ((0.0, 0), (24.0, 2), (40.0, 1), (7.0, 3)):
+        args = (acodes, wcodes, work, m.code, m.chunk_steps, skip[0], skip[1], rows, cols,
+                lanes, m.fill, m.drain, sync, depth, qdepth, bw, a_cost, w_cost, 16.0, 8.0)
+        got = cycle_simulate(*args)
+        ref = naive.cycle(acodes, wcodes, work, dataflow, m.chunk_steps, skip[0], skip[1], rows,
+                          cols, lanes, m.fill, m.drain, sync, depth, qdepth, bw, a_cost, w_cost,
+                          16.0, 8.0)
+        assert got[CY_CYCLES] == ref["cycles"], (bw, qdepth)
+        assert got[CY_STARVED] == ref["starved"]
+        assert got[CY_WRITE_STALL] == ref["write_stall"]
+        assert got[CY_BLOCKED] == ref["blocked"]
+        assert got[CY_GLB_BITS] == pytest.approx(ref["glb_bits"])
+        assert got[CY_PAIRS] == ref["pairs"] == work.sum()
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("density", [0.0, 1.0])
+@pytest.mark.parametrize("rows,cols,lanes,sync", [(1, 1, 1, sch.SYNC_ARRAY),
+                                                  (1, 4, 3, sch.SYNC_COLUMN),
+                                                  (4, 1, 1, sch.SYNC_DECOUPLED)])
+def test_cycle_kernel_edge_cases_match_reference(dataflow, density, rows, cols, lanes, sync):
+    acodes, wcodes, work, m = _cycle_inputs("strided", dataflow, (True, True), rows, cols,
+                                            density=density)
+    for bw, qdepth in ((0.0, 0), (12.0, 1)):
+        got = cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, True, True, rows, cols,
+                             lanes, m.fill, m.drain, sync, 2, qdepth, bw,
+                             np.array([0.0, 8.0, 0.0]), np.array([0.0, 8.0]), 16.0, 8.0)
+        ref = naive.cycle(acodes, wcodes, work, dataflow, m.chunk_steps, True, True, rows, cols,
+                          lanes, m.fill, m.drain, sync, 2, qdepth, bw,
+                          np.array([0.0, 8.0, 0.0]), np.array([0.0, 8.0]), 16.0, 8.0)
+        assert got[CY_CYCLES] == ref["cycles"]
+        assert got[CY_GLB_BITS] == pytest.approx(ref["glb_bits"])
+        assert got[CY_PAIRS] == ref["pairs"] == work.sum()
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("sync", SYNCS)
+@pytest.mark.parametrize("rows,cols,lanes", [(1, 1, 1), (1, 4, 1), (3, 2, 2), (4, 4, 1)])
+def test_cycle_unbounded_equals_schedule(dataflow, sync, rows, cols, lanes):
+    for name, skip, capacity in (("strided", (True, True), None),
+                                 ("depthwise", (True, False), None),
+                                 ("padded", (False, True), 20), ("linear", (False, False), 12),
+                                 ("grouped", (True, True), 30)):
+        acodes, wcodes, work, m = _cycle_inputs(name, dataflow, skip, rows, cols, seed=rows,
+                                                psum_capacity=capacity)
+        for depth in (1, 3):
+            fast = sch.fold_schedule(work, rows, cols, lanes, m.overhead, sync, depth, False, 1)
+            cyc = cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, skip[0], skip[1],
+                                 rows, cols, lanes, m.fill, m.drain, sync, depth, 0, 0.0,
+                                 np.array([8.0, 8.0, 0.0]), np.array([8.0, 8.0]), 32.0, 8.0)
+            assert cyc[CY_CYCLES] == fast[sch.ST_CYCLES]
+            assert cyc[CY_STARVED] == 0 and cyc[CY_BLOCKED] == 0
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("skip", SKIPS)
+@pytest.mark.parametrize("psum_capacity", [None, 30])
+def test_port_bits_of_kernel_equal_analytic_traffic(dataflow, skip, psum_capacity):
+    """traffic.operand_bits (fast) == bits the cycle kernel moves, in every leader/follower case."""
+    acodes, wcodes, work, m = _cycle_inputs("grouped", dataflow, skip, 2, 3, seed=8,
+                                            density=0.3, psum_capacity=psum_capacity)
+    a_cost, w_cost = np.array([0.0, 11.0, 0.0]), np.array([8.0, 8.0])
+    act, weight = operand_bits(acodes, wcodes, operand_counts(acodes, wcodes), m, *skip, a_cost,
+                               w_cost)
+    geo = LayerGeometry(**GEOMETRIES["grouped"])
+    tr = layer_traffic(gemm_of(geo), m, act, weight, 8, 8, 24, 0.0)
+    cyc = cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, skip[0], skip[1], 2, 3, 1,
+                         m.fill, m.drain, sch.SYNC_ARRAY, 1, 0, 0.0, a_cost, w_cost, 24.0, 8.0)
+    assert cyc[CY_GLB_BITS] == pytest.approx(tr.array_bits)
+
+
+def test_cycle_bounded_never_faster_than_bounds():
+    acodes, wcodes, work, m = _cycle_inputs("strided", "output_stationary", (True, True), 2, 2)
+    fast = sch.fold_schedule(work, 2, 2, 1, m.overhead, sch.SYNC_DECOUPLED, 2, False, 1)
+    for bw in (4.0, 16.0, 64.0):
+        cyc = cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, True, True, 2, 2, 1,
+                             m.fill, m.drain, sch.SYNC_DECOUPLED, 2, 1, bw,
+                             np.array([0.0, 8.0, 0.0]), np.array([0.0, 8.0]), 32.0, 8.0)
+        assert cyc[CY_CYCLES] >= fast[sch.ST_CYCLES]
+        assert cyc[CY_CYCLES] >= np.ceil(cyc[CY_GLB_BITS] / bw)
