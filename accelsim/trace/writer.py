@@ -10,12 +10,12 @@ import copy
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from accelsim.atomic import atomic_write
 from accelsim.trace import density as dens
 from accelsim.trace.file_format import FORMAT_NAME, METADATA_MEMBER, SCHEMA_VERSION, layer_member
 from accelsim.trace.records import ARRAY_STATS, CapturedLayer, StatisticalLayer, TraceData
@@ -137,9 +137,7 @@ def write_trace(path: str | os.PathLike, data: TraceData, compress: bool = True,
         raise ValueError("write_trace: the trace has no layers")
     path.parent.mkdir(parents=True, exist_ok=True)
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         with zipfile.ZipFile(tmp, "w", compression=method,
                              compresslevel=compresslevel if compress else None,
                              allowZip64=True) as zf:
@@ -162,11 +160,6 @@ def write_trace(path: str | os.PathLike, data: TraceData, compress: bool = True,
             }
             zf.writestr(METADATA_MEMBER, json.dumps(metadata, indent=1, sort_keys=True,
                                                          default=_jsonable))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, write, fsync=True)
     return path

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from accelsim.atomic import atomic_write
 from accelsim.errors import AccelsimError
 
 CHECKPOINT_FORMAT = "accelsim-checkpoint"
@@ -37,16 +37,7 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, metadata: dict,
         "masks": {k: v.detach().cpu().bool().clone() for k, v in (masks or {}).items()},
         "metadata": dict(metadata),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary shared file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from tqdm import tqdm
 
 from accelsim import __version__
 from accelsim.datasets import load_dataset
+from accelsim.atomic import atomic_write_text
 from accelsim.errors import AccelsimError, ConfigError
 from accelsim.train.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from accelsim.train.loop import build_optimizer, train_epoch
@@ -300,16 +300,4 @@ def _summary(line: dict) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
