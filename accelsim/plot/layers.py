@@ -1,0 +1,199 @@
+"""Per-layer plots of simulation results: energy savings, energy breakdown, latency, memory.
+
+Each function takes per-layer result tables (pandas, one row per layer, the simulator's
+columns) and returns a :class:`~accelsim.plot.common.PlotResult` whose ``data`` holds
+exactly the bar heights drawn, in the units named by ``units``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from accelsim.errors import AccelsimError
+from accelsim.plot.common import (BYTE_UNITS, CYCLE_UNITS, ENERGY_UNITS, PlotResult,
+                                  component_columns, component_name, label_layers, new_figure,
+                                  pick_unit, require_columns)
+
+COLORS = {"dense": "#9e9e9e", "sparse": "#1b7837", "gain": "#1b7837", "loss": "#b2182b"}
+COMPONENT_LABELS = {"mac": "MAC", "spad": "scratchpad", "noc": "NoC", "glb": "global buffer",
+                    "dram": "DRAM", "leakage": "leakage", "clock": "clock tree"}
+LATENCY_PARTS = (
+    ("useful", "useful compute", "#2166ac"),
+    ("imbalance", "load-imbalance loss", "#f4a582"),
+    ("fill_drain", "pipeline fill/drain", "#bababa"),
+    ("stall", "memory stalls (buffer, DRAM)", "#b2182b"),
+)
+
+
+def savings_table(sparse: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
+    """Per-layer energy of the sparse design and its dense twin, and the savings (pJ, %)."""
+    for table, what in ((sparse, "sparse results"), (dense, "dense baseline results")):
+        require_columns(table, ("layer", "energy_pj"), what)
+    merged = sparse[["layer", "energy_pj"]].merge(
+        dense[["layer", "energy_pj"]], on="layer", how="left", suffixes=("_sparse", "_dense"),
+        validate="one_to_one")
+    missing = merged.loc[merged["energy_pj_dense"].isna(), "layer"].tolist()
+    if missing:
+        raise AccelsimError(f"the dense baseline has no result for layer(s) {', '.join(missing)}; "
+                            "both tables must come from the same trace")
+    out = pd.DataFrame({"layer": merged["layer"],
+                        "dense_energy_pj": merged["energy_pj_dense"].astype(float),
+                        "sparse_energy_pj": merged["energy_pj_sparse"].astype(float)})
+    out["saved_pj"] = out["dense_energy_pj"] - out["sparse_energy_pj"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["saved_percent"] = np.where(out["dense_energy_pj"] > 0,
+                                        100.0 * out["saved_pj"] / out["dense_energy_pj"], 0.0)
+    return out
+
+
+def plot_savings(sparse: pd.DataFrame, dense: pd.DataFrame, title: str | None = None) -> PlotResult:
+    """Two panels: saved energy per layer in percent, and dense vs sparse energy (absolute)."""
+    table = savings_table(sparse, dense)
+    names = table["layer"].astype(str).tolist()
+    unit, scale = pick_unit(table[["dense_energy_pj", "sparse_energy_pj"]].to_numpy(), ENERGY_UNITS)
+    data = pd.DataFrame({"layer": names, "saved_percent": table["saved_percent"].to_numpy(),
+                         "dense_energy": table["dense_energy_pj"].to_numpy() * scale,
+                         "sparse_energy": table["sparse_energy_pj"].to_numpy() * scale,
+                         "saved_energy": table["saved_pj"].to_numpy() * scale})
+    fig = new_figure(len(names), height=3.6, rows=2)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    x = np.arange(len(names))
+    colors = [COLORS["gain"] if v >= 0 else COLORS["loss"] for v in data["saved_percent"]]
+    bars = top.bar(x, data["saved_percent"], color=colors, width=0.7)
+    top.bar_label(bars, labels=[f"{v:.0f}%" for v in data["saved_percent"]], fontsize=7, padding=2)
+    top.axhline(0, color="black", linewidth=0.8)
+    top.set_ylabel("energy saved (%)")
+    top.set_ylim(min(0.0, float(data["saved_percent"].min()) * 1.15 - 5),
+                 max(100.0, float(data["saved_percent"].max()) * 1.1))
+    top.grid(axis="y", alpha=0.3)
+    bottom.bar(x - 0.2, data["dense_energy"], width=0.4, label="dense twin", color=COLORS["dense"])
+    bottom.bar(x + 0.2, data["sparse_energy"], width=0.4, label="sparse design",
+               color=COLORS["sparse"])
+    bottom.set_ylabel(f"energy ({unit})")
+    bottom.legend(fontsize=8)
+    bottom.grid(axis="y", alpha=0.3)
+    label_layers(bottom, names)
+    total_dense, total_sparse = table["dense_energy_pj"].sum(), table["sparse_energy_pj"].sum()
+    overall = 100.0 * (total_dense - total_sparse) / total_dense if total_dense else 0.0
+    fig.suptitle(f"{title or 'Per-layer energy savings vs the dense twin'} "
+                 f"(network: {overall:.1f}% saved)")
+    units = {"saved_percent": "%", "dense_energy": unit, "sparse_energy": unit, "saved_energy": unit}
+    return PlotResult(fig, data, units)
+
+
+def plot_breakdown(results: pd.DataFrame, title: str | None = None) -> PlotResult:
+    """Stacked bars: each layer's energy split by component (MAC, scratchpad, GLB, NoC, DRAM, ...)."""
+    require_columns(results, ("layer",), "per-layer results")
+    components = component_columns(results)
+    if not components:
+        raise AccelsimError("per-layer results: no energy_<component>_pj columns to stack")
+    names = results["layer"].astype(str).tolist()
+    values = results[components].astype(float).fillna(0.0)
+    unit, scale = pick_unit(values.sum(axis=1).to_numpy(), ENERGY_UNITS)
+    data = pd.DataFrame({"layer": names})
+    for column in components:
+        data[component_name(column)] = values[column].to_numpy() * scale
+    fig = new_figure(len(names))
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    bottom = np.zeros(len(names))
+    cmap = _palette(len(components))
+    for color, column in zip(cmap, components):
+        name = component_name(column)
+        ax.bar(x, data[name], bottom=bottom, label=COMPONENT_LABELS.get(name, name), color=color,
+               width=0.7)
+        bottom += data[name].to_numpy()
+    ax.set_ylabel(f"energy ({unit})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(title="component", fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
+    label_layers(ax, names)
+    ax.set_title(title or "Per-layer energy by component")
+    return PlotResult(fig, data, {name: unit for name in data.columns[1:]})
+
+
+def latency_split(results: pd.DataFrame) -> pd.DataFrame:
+    """Each layer's cycles split into useful compute, load-imbalance loss, fill/drain, stalls.
+
+    ``compute_cycles`` = fill/drain + the array's busy time; of that busy time, the mean
+    PE's busy cycles (``busy_mean_sum``, summed over folds) are useful work and the rest
+    is time PEs wait for the slowest of their group (load imbalance). Without
+    ``busy_mean_sum`` the ratio ``load_imbalance`` (slowest / mean busy) is used.
+    ``stall_cycles`` (global-buffer and DRAM stalls) = ``cycles - compute_cycles``.
+    The four parts always sum to ``cycles``.
+    """
+    require_columns(results, ("layer", "cycles", "compute_cycles"), "per-layer results")
+    cycles = results["cycles"].astype(float).to_numpy()
+    compute = results["compute_cycles"].astype(float).to_numpy()
+    fill = (results["fill_drain_cycles"].astype(float).to_numpy()
+            if "fill_drain_cycles" in results else np.zeros(len(results)))
+    busy = np.maximum(compute - fill, 0.0)
+    if "busy_mean_sum" in results:
+        useful = np.minimum(results["busy_mean_sum"].astype(float).to_numpy(), busy)
+    elif "load_imbalance" in results:
+        ratio = np.maximum(results["load_imbalance"].astype(float).fillna(1.0).to_numpy(), 1.0)
+        useful = busy / ratio
+    else:
+        useful = busy
+    stall = cycles - compute
+    return pd.DataFrame({"layer": results["layer"].astype(str), "useful": useful,
+                         "imbalance": busy - useful, "fill_drain": compute - busy,
+                         "stall": stall})
+
+
+def plot_latency(results: pd.DataFrame, title: str | None = None) -> PlotResult:
+    """Stacked bars of each layer's cycles: useful compute, imbalance loss, fill/drain, stalls."""
+    split = latency_split(results)
+    names = split["layer"].tolist()
+    parts = [p for p, _, _ in LATENCY_PARTS]
+    unit, scale = pick_unit(split[parts].sum(axis=1).to_numpy(), CYCLE_UNITS)
+    data = split.copy()
+    data[parts] = data[parts] * scale
+    fig = new_figure(len(names))
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    bottom = np.zeros(len(names))
+    for key, label, color in LATENCY_PARTS:
+        ax.bar(x, data[key], bottom=bottom, label=label, color=color, width=0.7)
+        bottom += data[key].to_numpy()
+    ax.set_ylabel(f"latency ({unit})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
+    label_layers(ax, names)
+    total = split[parts].to_numpy().sum()
+    lost = split[["imbalance", "stall"]].to_numpy().sum()
+    share = 100.0 * lost / total if total else 0.0
+    ax.set_title(f"{title or 'Per-layer latency'} ({share:.1f}% lost to imbalance and stalls)")
+    return PlotResult(fig, data, {p: unit for p in parts})
+
+
+def plot_memory(results: pd.DataFrame, glb_bytes: float, title: str | None = None) -> PlotResult:
+    """Runtime memory per layer (on-chip, spilled off-chip) against the global-buffer size."""
+    require_columns(results, ("layer", "onchip_peak_bytes", "offchip_peak_bytes"),
+                    "per-layer results")
+    names = results["layer"].astype(str).tolist()
+    onchip = results["onchip_peak_bytes"].astype(float).to_numpy()
+    offchip = results["offchip_peak_bytes"].astype(float).to_numpy()
+    unit, scale = pick_unit(np.concatenate([onchip + offchip, [glb_bytes]]), BYTE_UNITS)
+    data = pd.DataFrame({"layer": names, "onchip": onchip * scale, "offchip": offchip * scale})
+    fig = new_figure(len(names))
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    ax.bar(x, data["onchip"], label="on-chip (global buffer)", color="#4393c3", width=0.7)
+    ax.bar(x, data["offchip"], bottom=data["onchip"], label="off-chip (DRAM)", color="#d6604d",
+           width=0.7)
+    ax.axhline(glb_bytes * scale, color="black", linestyle="--", linewidth=1.2,
+               label=f"global buffer {glb_bytes * scale:.4g} {unit}")
+    ax.set_ylabel(f"runtime memory ({unit})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
+    label_layers(ax, names)
+    spills = int(np.count_nonzero(offchip > 0))
+    ax.set_title(f"{title or 'Runtime memory per layer'} ({spills} of {len(names)} layers spill)")
+    return PlotResult(fig, data, {"onchip": unit, "offchip": unit, "glb": unit})
+
+
+def _palette(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]

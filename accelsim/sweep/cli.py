@@ -1,0 +1,109 @@
+"""``accelsim sweep``, ``accelsim report`` and ``accelsim demo``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from accelsim.errors import AccelsimError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sweep = subparsers.add_parser(
+        "sweep", help="run a design-space sweep (YAML spec) in parallel, cached and resumable",
+        description="Expand SPEC into design points, simulate every (point, trace) in parallel, "
+                    "cache each result under DIR/cache/ and write DIR/results.csv with the "
+                    "Pareto fronts marked. Re-running resumes from the cache.")
+    sweep.add_argument("spec", metavar="SPEC.yaml")
+    sweep.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    sweep.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="local worker processes (default: the usable CPU cores; 1 = in this "
+                            "process)")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on a Dask distributed cluster (e.g. tcp://host:8786)")
+    sweep.add_argument("--trace", action="append", default=None, metavar="FILE",
+                       help="replace the spec's traces (repeat for several)")
+    sweep.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                       help="results table format (parquet needs pyarrow)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=_sweep)
+
+    report = subparsers.add_parser(
+        "report", help="one self-contained HTML report of a trace on a design",
+        description="Simulate TRACE on HW (and its dense twin) and write one HTML page with the "
+                    "hardware summary, totals, plots and the per-layer table.")
+    report.add_argument("--trace", required=True, metavar="FILE")
+    report.add_argument("--hw", required=True, metavar="FILE")
+    report.add_argument("--baseline", choices=("dense", "none"), default="dense",
+                        help="compare against the dense twin (default) or not")
+    report.add_argument("--fidelity", choices=("fast", "cycle"), default="fast")
+    report.add_argument("--samples", type=int, default=None, metavar="N",
+                        help="input samples per layer (default: all in the trace)")
+    report.add_argument("-o", "--output", required=True, metavar="report.html")
+    report.set_defaults(handler=_report)
+
+    demo = subparsers.add_parser(
+        "demo", help="simulate the shipped LeNet-5 traces on the shipped designs; write a report",
+        description="Simulate the shipped LeNet-5 traces (baseline and dual-sparse; statistical "
+                    "stand-ins if none are shipped) on every shipped design, then write the "
+                    "report and the per-layer energy-savings plot.")
+    demo.add_argument("-o", "--output", default="demo_out", metavar="DIR",
+                      help="output folder (default: ./demo_out)")
+    demo.add_argument("--samples", type=int, default=None, metavar="N",
+                      help="input samples per layer (default: the demo's own)")
+    demo.add_argument("--quiet", action="store_true", help="no progress output")
+    demo.set_defaults(handler=_demo)
+
+
+def _positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise AccelsimError(f"{flag}: expected a positive integer, got {value}")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from accelsim.sweep.run import run_sweep
+    from accelsim.sweep.spec import load_sweep_spec
+
+    _positive(args.workers, "--workers")
+    spec = load_sweep_spec(args.spec, traces=args.trace)
+    outcome = run_sweep(spec, args.output, workers=args.workers, scheduler=args.scheduler,
+                        progress=not args.quiet, result_format=args.format)
+    print(outcome.summary())
+    for pair in spec.objective_pairs:
+        column = "pareto_" + "__".join(pair)
+        print(f"Pareto front {pair[0]} vs {pair[1]}: {int(outcome.table[column].sum())} points")
+    print(f"results: {outcome.results_path}")
+    if not len(outcome.table):
+        print(f"warning: no design point satisfies the constraints of {args.spec}; loosen them "
+              "or change the axes", file=sys.stderr)
+    if outcome.failed:
+        errors = outcome.table.loc[outcome.table["status"] != "ok", "error"].value_counts()
+        for message, count in errors.head(5).items():
+            print(f"  {count} point(s) failed: {message}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from accelsim.hw.load import load_hw
+    from accelsim.sweep.report import report_for, write_text_atomic
+    from accelsim.trace import open_trace
+
+    _positive(args.samples, "--samples")
+    if not args.output.lower().endswith((".html", ".htm")):
+        raise AccelsimError(f"{args.output}: the report is HTML; give a file name ending in .html")
+    hw = load_hw(args.hw)
+    trace = open_trace(args.trace)
+    page, _ = report_for(trace, hw, fidelity=args.fidelity, samples=args.samples,
+                         baseline=args.baseline == "dense", label=Path(args.trace).stem,
+                         progress=sys.stderr.isatty())
+    path = write_text_atomic(args.output, page)
+    print(f"report: {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from accelsim.sweep.demo import run_demo
+
+    _positive(args.samples, "--samples")
+    run_demo(args.output, samples=args.samples, progress=not args.quiet)
+    return 0
