@@ -19,6 +19,7 @@ from accelsim.sim import storage
 from accelsim.sim.kernels import cycle as cyk
 from accelsim.sim.kernels import schedule as sch
 from accelsim.sim.lower import Gemm, gemm_of, lower_acts, lower_weights
+from accelsim.sim.memo import memoised
 from accelsim.sim.map import DATAFLOW_CODES, SCALESIM_LAYER_OFFSET, Mapping, map_gemm
 from accelsim.sim.memory import dram_bytes_per_cycle, plan_memory, total_cycles
 from accelsim.sim.traffic import layer_traffic, operand_bits
@@ -121,18 +122,25 @@ def _element_costs(mask: np.ndarray, fmt, value_bits: int) -> tuple[float, float
 
 def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_total: float,
                      w_cost: np.ndarray, gemm: Gemm, m: Mapping, p: HwParams,
-                     fidelity: str) -> dict:
+                     fidelity: str, sample_key: tuple) -> dict:
     hw = p.hw
-    acodes = lower_acts(act, layer.geometry)
-    counts = operand_counts(acodes, wcodes)
-    act_bits_total, a_zero, a_nz = _element_costs(act, hw.storage.activations, p.a_bits)
+    # Mask-only work is memoised per layer object and sample (see accelsim.sim.memo).
+    acodes, counts = memoised(layer, ("lowered",) + sample_key, lambda: _lowered(act, wcodes, layer))
+    act_bits_total, a_zero, a_nz = memoised(
+        layer, ("act_cost", hw.storage.activations, p.a_bits) + sample_key,
+        lambda: _element_costs(act, hw.storage.activations, p.a_bits))
     a_cost = np.array([a_zero, a_nz, 0.0])
     geo = layer.geometry
     out_density = 1.0 if layer.output_density is None else float(layer.output_density)
     out_fmt = hw.storage.outputs
     out_bits_total = storage.expected_bits((geo.K, geo.P, geo.Q), out_density, out_fmt.format,
                                            p.a_bits, out_fmt.run_bits, out_fmt.index_bits)
-    work = work_matrix(acodes, wcodes, counts, m, p.skip_a, p.skip_w)
+    if m.dataflow == "output_stationary" and p.skip_a and p.skip_w and m.chunks == 1:
+        # the AND + popcount matrix depends on the masks only
+        work = memoised(layer, ("os_work",) + sample_key,
+                        lambda: work_matrix(acodes, wcodes, counts, m, p.skip_a, p.skip_w))
+    else:
+        work = work_matrix(acodes, wcodes, counts, m, p.skip_a, p.skip_w)
     stats = sch.fold_schedule(work, p.rows, p.cols, p.lanes, m.overhead, p.sync, p.depth,
                               p.power_gating, p.gate_threshold)
     compute = stats[sch.ST_CYCLES] + SCALESIM_LAYER_OFFSET
@@ -228,6 +236,11 @@ def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_tot
     return row
 
 
+def _lowered(act: np.ndarray, wcodes: np.ndarray, layer) -> tuple:
+    acodes = lower_acts(act, layer.geometry)
+    return acodes, operand_counts(acodes, wcodes)
+
+
 def _density(mask: np.ndarray, elements: float) -> float:
     return float(np.count_nonzero(mask)) / elements if elements else 0.0
 
@@ -247,15 +260,17 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
     geo = layer.geometry
     gemm = gemm_of(geo)
     mapping = map_gemm(gemm, p.dataflow, p.rows, p.cols, p.glb_bytes / 2.0, p.acc_bits)
-    wmask = layer.weight_mask()
-    wcodes = lower_weights(wmask, geo)
-    weight_bits_total, w_zero, w_nz = _element_costs(wmask, hw.storage.weights, p.w_bits)
+    wmask = memoised(layer, ("weight_mask",), layer.weight_mask)
+    wcodes = memoised(layer, ("weight_codes",), lambda: lower_weights(wmask, geo))
+    weight_bits_total, w_zero, w_nz = memoised(
+        layer, ("weight_cost", hw.storage.weights, p.w_bits),
+        lambda: _element_costs(wmask, hw.storage.weights, p.w_bits))
     w_cost = np.array([w_zero, w_nz])
-    acts = layer.act_mask(samples)
+    acts = memoised(layer, ("act_mask", samples), lambda: layer.act_mask(samples))
     if acts.shape[0] == 0:
         raise TraceError(f"layer {layer.name!r} has no samples to simulate")
     rows = [_simulate_sample(layer, acts[n], wcodes, weight_bits_total, w_cost, gemm, mapping, p,
-                             fidelity) for n in range(acts.shape[0])]
+                             fidelity, (samples, n)) for n in range(acts.shape[0])]
     out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
                  "samples": len(rows)}
     for key in rows[0]:
