@@ -28,6 +28,7 @@ import torch.nn as nn
 
 import accelsim
 from accelsim.errors import AccelsimError, TraceError
+from accelsim.hooks import HookOwner
 from accelsim.trace import hooks, maskwork
 from accelsim.trace.geometry import LAYER_KINDS, LayerGeometry
 from accelsim.trace.records import CapturedLayer, TraceData
@@ -112,7 +113,7 @@ def _weight_job(weight: torch.Tensor, options: CaptureOptions) -> tuple[np.ndarr
     return packed, nnz
 
 
-class MaskRecorder:
+class MaskRecorder(HookOwner):
     """Owns forward hooks on every traced layer of ``model``; use as a context manager.
 
     Call :meth:`start_batch` before each forward pass and :meth:`finish` at the end.
@@ -138,21 +139,14 @@ class MaskRecorder:
     def __enter__(self) -> "MaskRecorder":
         workers = max(1, min(4, (os.cpu_count() or 2) // 2))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="accelsim-capture")
-        try:
-            for name, module, kind in self._targets:
-                self._handles.append(module.register_forward_hook(self._make_hook(name, kind)))
-        except BaseException:
-            self.remove()
-            raise
-        return self
+        return super().__enter__()
 
-    def __exit__(self, *exc) -> None:
-        self.remove()
+    def hook_specs(self):
+        return [(module, self._make_hook(name, kind), False) for name, module, kind in self._targets]
 
     def remove(self) -> None:
         """Remove every hook this recorder registered and stop its worker threads."""
-        while self._handles:
-            self._handles.pop().remove()
+        super().remove()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

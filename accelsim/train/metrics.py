@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from accelsim.hooks import HookOwner
 from accelsim.train.pruning import prunable_layers, weight_sparsity
 
 _CONV_FUNCTIONS = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}
@@ -54,7 +55,7 @@ class LayerCounts:
         return self.zeros / self.elements if self.elements else 0.0
 
 
-class SparsityMeter:
+class SparsityMeter(HookOwner):
     """Forward hooks on every conv/linear layer counting input zeros and exact MACs.
 
     A context manager; the hooks are removed on exit. ``order`` lists the layers in
@@ -67,22 +68,8 @@ class SparsityMeter:
         self.order: list[str] = []
         self._handles: list = []
 
-    def __enter__(self) -> "SparsityMeter":
-        try:
-            for name, module in self.layers.items():
-                self._handles.append(module.register_forward_hook(self._hook(name)))
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+    def hook_specs(self):
+        return [(module, self._hook(name), False) for name, module in self.layers.items()]
 
     def _hook(self, name: str):
         def hook(module: nn.Module, inputs: tuple, output) -> None:

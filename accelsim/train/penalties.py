@@ -17,6 +17,8 @@ from typing import Callable, Mapping
 import torch
 import torch.nn as nn
 
+from accelsim.hooks import HookOwner
+
 PENALTY_KINDS = ("tl1", "l1", "hoyer_square")
 HOYER_EPS = 1e-12
 
@@ -62,7 +64,7 @@ def penalty_function(kind: str, b: float = 1.0) -> Callable[[torch.Tensor], torc
     raise ValueError(f"kind: expected one of {PENALTY_KINDS}, got {kind!r}")
 
 
-class ActivationPenalty:
+class ActivationPenalty(HookOwner):
     """Adds a penalty on the *input* activations of named layers via forward pre-hooks.
 
     Use as a context manager around training; the hooks are removed on exit even
@@ -91,23 +93,12 @@ class ActivationPenalty:
         self._terms: list[tuple[str, torch.Tensor]] = []
         self.last_terms: dict[str, float] = {}
 
-    def __enter__(self) -> "ActivationPenalty":
-        try:
-            for name, module in self._modules.items():
-                self._handles.append(module.register_forward_pre_hook(self._hook(name)))
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
+    def hook_specs(self):
+        return [(module, self._hook(name), True) for name, module in self._modules.items()]
 
     def remove(self) -> None:
         """Remove every hook this object registered and drop pending terms."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        super().remove()
         self._terms.clear()
 
     def _hook(self, name: str):

@@ -1,0 +1,45 @@
+"""Objects that own PyTorch forward hooks and always remove them.
+
+Training penalties, sparsity meters and the trace recorder all attach hooks to a
+model for the duration of a ``with`` block. :class:`HookOwner` holds the handles:
+entering registers every hook the subclass lists, and leaving the block, or a
+failure half-way through registering, removes every one of them.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch.nn as nn
+
+#: (module, hook, pre): ``pre`` registers a forward pre-hook, otherwise a forward hook.
+HookSpec = tuple[nn.Module, Callable, bool]
+
+
+class HookOwner:
+    """Base class: subclasses implement :meth:`hook_specs`; use instances as context managers."""
+
+    _handles: list
+
+    def hook_specs(self) -> Iterable[HookSpec]:
+        """The hooks to register on entry."""
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._handles = getattr(self, "_handles", [])
+        try:
+            for module, hook, pre in self.hook_specs():
+                register = module.register_forward_pre_hook if pre else module.register_forward_hook
+                self._handles.append(register(hook))
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove every hook this object registered."""
+        handles = getattr(self, "_handles", [])
+        while handles:
+            handles.pop().remove()
