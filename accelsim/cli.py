@@ -16,6 +16,7 @@ from accelsim.errors import AccelsimError
 # Stage modules that contribute verbs, in the order `accelsim --help` lists them.
 _STAGE_CLIS = (
     "accelsim.hw.cli",
+    "accelsim.zoo.cli",
     "accelsim.trace.cli",
     "accelsim.train.cli",
     "accelsim.sim.cli",

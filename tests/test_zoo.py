@@ -66,3 +66,16 @@ def test_user_model_spec_and_torchvision_spec():
         assert isinstance(build_model("torchvision:resnet18"), torch.nn.Module)
         with pytest.raises(AccelsimError, match="torchvision has no model"):
             build_model("torchvision:not_a_model")
+
+
+def test_zoo_cli_lists_models(capsys) -> None:
+    import json
+
+    from accelsim.cli import main
+
+    assert main(["zoo"]) == 0
+    assert "lenet5" in capsys.readouterr().out
+    assert main(["zoo", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["lenet5"]["input_shape"] == [1, 32, 32]
+    assert {"resnet18", "resnet50", "mobilenet_v2", "tiny_transformer"} <= set(data)
