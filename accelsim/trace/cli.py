@@ -203,7 +203,14 @@ def cmd_capture(args: argparse.Namespace) -> int:
     batches, dataset = _data_batches(data_spec, model_spec, args.samples, args.batch_size,
                                      args.seed)
     provenance.update(model=model_spec, dataset=dataset, model_kwargs=kwargs)
-    data = capture_trace(model, batches, options, provenance=provenance, progress=True)
+    try:
+        data = capture_trace(model, batches, options, provenance=provenance, progress=True)
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        if isinstance(exc, AccelsimError):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AccelsimError(f"model {model_spec!r} failed on the data {dataset!r}: {message} "
+                            "(does --data match the model's input shape? see `accelsim zoo`)") from None
     path = write_trace(args.output, data, compress=not args.no_compress)
     print(f"wrote {path}: {len(data.layers)} layers, {data.num_samples} samples")
     return 0

@@ -13,6 +13,7 @@ hold tensors and plain containers only and cannot run code.
 from __future__ import annotations
 
 import hashlib
+import pickle
 import os
 from pathlib import Path
 
@@ -51,7 +52,13 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise AccelsimError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        if isinstance(exc, pickle.UnpicklingError):
+            why = ("it is not a PyTorch checkpoint, or it holds objects other than tensors and "
+                   "plain containers, which accelsim refuses to unpickle (weights_only=True)")
+        else:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            why = f"{type(exc).__name__}: {first}"
+        raise AccelsimError(f"{path}: not a readable checkpoint: {why}") from None
     if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
         if payload.get("version") != CHECKPOINT_VERSION:
             raise AccelsimError(
