@@ -118,3 +118,25 @@ def test_bad_argument_values_rejected_by_parser(capsys):
               "0.5", "-o", "x.trace"])
     assert exc.value.code == 2
     assert "expected a density in [0, 1]" in capsys.readouterr().err
+
+
+def test_capture_with_data_of_the_wrong_shape_is_a_clear_error(tmp_path, capsys) -> None:
+    from accelsim.cli import main
+
+    code = main(["trace", "capture", "--model", "lenet5", "--data", "random:3,32,32",
+                 "--samples", "1", "-o", str(tmp_path / "x.trace")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: model 'lenet5' failed on the data" in err and "Traceback" not in err
+    assert not (tmp_path / "x.trace").exists()
+
+
+def test_capture_refuses_a_non_checkpoint(tmp_path, capsys) -> None:
+    from accelsim.cli import main
+
+    fake = tmp_path / "fake.pt"
+    fake.write_text("name: not a checkpoint\n")
+    code = main(["trace", "capture", "--model", "lenet5", "--checkpoint", str(fake), "--data",
+                 "random:1,32,32", "--samples", "1", "-o", str(tmp_path / "x.trace")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{fake}: not a readable checkpoint" in err
