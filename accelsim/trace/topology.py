@@ -1,14 +1,23 @@
 """Reading SCALE-Sim topology CSV files into layer geometries.
 
-Columns (by position; the header row's wording is not checked): layer name,
-IFMAP height, IFMAP width, filter height, filter width, channels, num filters,
-strides. Rows may end with a trailing comma; further columns (e.g. SCALE-Sim 3's
-sparsity column) are ignored; blank lines are skipped. The format has no padding,
-so every layer is an unpadded ``conv2d`` (a fully connected layer is a 1x1 filter
-on a 1x1 IFMAP). Output sizes follow PyTorch's rule ``(H - R) // stride + 1``;
-SCALE-Sim rounds the division up instead, so where ``(H - R) % stride != 0``
-SCALE-Sim counts one more output row/column — :func:`read_topology` returns a note
-for each such layer.
+Two layouts, as SCALE-Sim reads them:
+
+* convolution (default): columns by position (the header's wording is not checked):
+  layer name, IFMAP height, IFMAP width, filter height, filter width, channels,
+  num filters, strides. The format has no padding, so a layer is an unpadded conv
+  (a fully connected layer is a 1x1 filter on a 1x1 IFMAP). As in SCALE-Sim, a layer
+  whose name contains ``DP`` is depthwise: each of its C channels is filtered on its
+  own by the row's ``num filters`` filters (``groups = C``, ``K = C * num filters``).
+* GEMM (SCALE-Sim's ``-i gemm``): a header whose columns 2-4 are ``M, N, K``, then
+  rows ``name, M, N, K``: an (M x K) by (K x N) product, read as a linear layer with
+  M tokens, K input and N output features.
+
+Rows may end with a trailing comma; blank lines are skipped; further columns are
+ignored (SCALE-Sim 3's ``N:M`` sparsity column: a note says so when it is not 1:1;
+set weight densities with the density options instead). Output sizes follow
+PyTorch's rule ``(H - R) // stride + 1``; SCALE-Sim rounds the division up instead,
+so where ``(H - R) % stride != 0`` SCALE-Sim counts one more output row/column —
+:func:`read_topology` returns a note for each such layer.
 """
 from __future__ import annotations
 
@@ -22,6 +31,7 @@ from accelsim.trace.geometry import LayerGeometry
 
 COLUMNS = ("layer name", "IFMAP height", "IFMAP width", "filter height", "filter width",
            "channels", "num filters", "strides")
+GEMM_COLUMNS = ("layer name", "M", "N", "K")
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ def read_topology(path: str | os.PathLike, samples: int = 1) -> tuple[list[Topol
     layers: list[TopologyLayer] = []
     notes: list[str] = []
     names: set[str] = set()
+    gemm = False
     for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
         cells = [c.strip() for c in row]
         while cells and cells[-1] == "":
@@ -57,29 +68,45 @@ def read_topology(path: str | os.PathLike, samples: int = 1) -> tuple[list[Topol
         if not cells:
             continue
         if not layers and len(cells) > 1 and not _is_int(cells[1]):
+            gemm = [c.upper() for c in cells[1:4]] == ["M", "N", "K"]
             continue  # the header row
         where = f"line {line_no}"
-        if len(cells) < len(COLUMNS):
+        columns = GEMM_COLUMNS if gemm else COLUMNS
+        if len(cells) < len(columns):
+            hint = ("" if gemm or len(cells) != 4 else
+                    "; a GEMM topology needs the header 'Layer, M, N, K'")
             raise ConfigError(str(path), where,
-                              f"expected {len(COLUMNS)} columns ({', '.join(COLUMNS)}), "
-                              f"got {len(cells)}")
+                              f"expected {len(columns)} columns ({', '.join(columns)}), "
+                              f"got {len(cells)}{hint}")
         values = []
-        for column, cell in zip(COLUMNS[1:], cells[1:len(COLUMNS)]):
+        for column, cell in zip(columns[1:], cells[1:len(columns)]):
             if not _is_int(cell) or int(cell) < 1:
                 raise ConfigError(str(path), f"{where}, column {column!r}",
                                   f"expected a positive integer, got {cell!r}")
             values.append(int(cell))
-        h, w, r, s, c, k, stride = values
         name = cells[0] or f"layer{len(layers)}"
         if name in names:
             name = f"{name}#{line_no}"
         names.add(name)
+        if gemm:
+            m, n, k = values
+            layers.append(TopologyLayer(name, LayerGeometry(kind="linear", N=samples, C=k, H=m,
+                                                            W=1, K=n)))
+            continue
+        h, w, r, s, c, k, stride = values
         if r > h or s > w:
             raise ConfigError(str(path), where,
                               f"filter {r}x{s} is larger than the IFMAP {h}x{w} (the format has "
                               "no padding: give the padded IFMAP size)")
-        geometry = LayerGeometry(kind="conv2d", N=samples, C=c, H=h, W=w, K=k, R=r, S=s,
-                                 stride_h=stride, stride_w=stride)
+        if "DP" in name:  # SCALE-Sim's depthwise convention
+            geometry = LayerGeometry(kind="depthwise_conv2d", N=samples, C=c, H=h, W=w, K=c * k,
+                                     R=r, S=s, stride_h=stride, stride_w=stride, groups=c)
+        else:
+            geometry = LayerGeometry(kind="conv2d", N=samples, C=c, H=h, W=w, K=k, R=r, S=s,
+                                     stride_h=stride, stride_w=stride)
+        if len(cells) > len(COLUMNS) and cells[len(COLUMNS)].replace(" ", "") not in ("1:1", ""):
+            notes.append(f"layer {name!r}: the N:M sparsity column ({cells[len(COLUMNS)]}) is "
+                         "ignored; weight masks follow the density options")
         if (h - r) % stride or (w - s) % stride:
             p_up, q_up = -(-(h - r) // stride) + 1, -(-(w - s) // stride) + 1
             notes.append(f"layer {name!r}: SCALE-Sim rounds the output up to {p_up}x{q_up}; "
