@@ -104,10 +104,32 @@ class DRAM:
 
 
 @dataclass(frozen=True)
-class TensorFormat:
+class LevelFormat:
+    """How a tensor is stored at one memory level."""
+
     format: str = spec(rules.one_of(STORAGE_FORMATS), "storage format", "dense")
     run_bits: int = spec(rules.int_range(1, 32), "run_length: bits of the zero-run field", 4)
     index_bits: int = spec(rules.int_range(1, 32), "csr/coo: bits per coordinate index", 16)
+
+
+@dataclass(frozen=True)
+class TensorFormat:
+    """A tensor's storage on chip (global buffer, buffer port) and, if different, in DRAM."""
+
+    format: str = spec(rules.one_of(STORAGE_FORMATS), "storage format on chip", "dense")
+    run_bits: int = spec(rules.int_range(1, 32), "run_length: bits of the zero-run field", 4)
+    index_bits: int = spec(rules.int_range(1, 32), "csr/coo: bits per coordinate index", 16)
+    dram: LevelFormat | None = spec(rules.optional(rules.section(LevelFormat)),
+                                    "format in DRAM (e.g. Eyeriss' off-chip run-length coding); "
+                                    "null = the on-chip format", None)
+
+    @property
+    def on_chip(self) -> LevelFormat:
+        return LevelFormat(self.format, self.run_bits, self.index_bits)
+
+    @property
+    def off_chip(self) -> LevelFormat:
+        return self.dram if self.dram is not None else self.on_chip
 
 
 @dataclass(frozen=True)

@@ -122,19 +122,25 @@ def _element_costs(mask: np.ndarray, fmt, value_bits: int) -> tuple[float, float
 
 def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_total: float,
                      w_cost: np.ndarray, gemm: Gemm, m: Mapping, p: HwParams,
-                     fidelity: str, sample_key: tuple) -> dict:
+                     fidelity: str, sample_key: tuple, weight_dram_bits: float) -> dict:
     hw = p.hw
     # Mask-only work is memoised per layer object and sample (see accelsim.sim.memo).
     acodes, counts = memoised(layer, ("lowered",) + sample_key, lambda: _lowered(act, wcodes, layer))
     act_bits_total, a_zero, a_nz = memoised(
-        layer, ("act_cost", hw.storage.activations, p.a_bits) + sample_key,
-        lambda: _element_costs(act, hw.storage.activations, p.a_bits))
+        layer, ("act_cost", hw.storage.activations.on_chip, p.a_bits) + sample_key,
+        lambda: _element_costs(act, hw.storage.activations.on_chip, p.a_bits))
     a_cost = np.array([a_zero, a_nz, 0.0])
     geo = layer.geometry
     out_density = 1.0 if layer.output_density is None else float(layer.output_density)
-    out_fmt = hw.storage.outputs
+    out_fmt, out_dram_fmt = hw.storage.outputs, hw.storage.outputs.off_chip
     out_bits_total = storage.expected_bits((geo.K, geo.P, geo.Q), out_density, out_fmt.format,
                                            p.a_bits, out_fmt.run_bits, out_fmt.index_bits)
+    out_dram_bits = storage.expected_bits((geo.K, geo.P, geo.Q), out_density, out_dram_fmt.format,
+                                          p.a_bits, out_dram_fmt.run_bits, out_dram_fmt.index_bits)
+    act_dram_fmt = hw.storage.activations.off_chip
+    act_dram_bits = memoised(
+        layer, ("act_cost", act_dram_fmt, p.a_bits) + sample_key,
+        lambda: _element_costs(act, act_dram_fmt, p.a_bits))[0]
     if m.dataflow == "output_stationary" and p.skip_a and p.skip_w and m.chunks == 1:
         # the AND + popcount matrix depends on the masks only
         work = memoised(layer, ("os_work",) + sample_key,
@@ -167,14 +173,16 @@ def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_tot
     weight_bytes = storage.bits_to_bytes(weight_bits_total)
     out_bytes = storage.bits_to_bytes(out_bits_total)
     elements = (int(act.size), int(wcodes.size), geo.K * geo.P * geo.Q)
+    dram_sizes = (storage.bits_to_bytes(act_dram_bits), storage.bits_to_bytes(weight_dram_bits),
+                  storage.bits_to_bytes(out_dram_bits))
     plan = plan_memory(gemm, m, act_bytes, weight_bytes, out_bytes, elements, p.glb_bytes,
-                       p.acc_bits, layer.name)
+                       p.acc_bits, layer.name, dram_sizes=dram_sizes)
     cycles = total_cycles(onchip, plan, p.dram_bytes_per_cycle)
 
     issued = float(work.sum(dtype=np.int64))
     effectual = float(counts.effectual)
     gated = issued - effectual if p.gate else 0.0
-    glb_bits = array_bits + 8.0 * plan.dram_bytes
+    glb_bits = array_bits + 8.0 * plan.fill_bytes
     activity = energy_mod.Activity(
         macs_full=issued - gated, macs_gated=gated,
         spad_bits_full=(issued - gated) * tr.spad_per_pair + tr.spad_stationary_bits,
@@ -263,14 +271,18 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
     wmask = memoised(layer, ("weight_mask",), layer.weight_mask)
     wcodes = memoised(layer, ("weight_codes",), lambda: lower_weights(wmask, geo))
     weight_bits_total, w_zero, w_nz = memoised(
-        layer, ("weight_cost", hw.storage.weights, p.w_bits),
-        lambda: _element_costs(wmask, hw.storage.weights, p.w_bits))
+        layer, ("weight_cost", hw.storage.weights.on_chip, p.w_bits),
+        lambda: _element_costs(wmask, hw.storage.weights.on_chip, p.w_bits))
     w_cost = np.array([w_zero, w_nz])
+    w_dram_fmt = hw.storage.weights.off_chip
+    weight_dram_bits = memoised(layer, ("weight_cost", w_dram_fmt, p.w_bits),
+                                lambda: _element_costs(wmask, w_dram_fmt, p.w_bits))[0]
     acts = memoised(layer, ("act_mask", samples), lambda: layer.act_mask(samples))
     if acts.shape[0] == 0:
         raise TraceError(f"layer {layer.name!r} has no samples to simulate")
     rows = [_simulate_sample(layer, acts[n], wcodes, weight_bits_total, w_cost, gemm, mapping, p,
-                             fidelity, (samples, n)) for n in range(acts.shape[0])]
+                             fidelity, (samples, n), weight_dram_bits)
+            for n in range(acts.shape[0])]
     out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
                  "samples": len(rows)}
     for key in rows[0]:

@@ -12,7 +12,11 @@ double-buffers pieces of the other operand and of the outputs:
 - inputs resident: ``chunk = B - 2 (W_piece + O_piece)``; ``DRAM reads = I + ceil(I / chunk) * W``.
 
 The cheaper feasible schedule is used (weights resident on a tie); when one operand
-fits whole, this is the compulsory ``I + W``. Outputs are written once (``O``). When
+fits whole, this is the compulsory ``I + W``. Outputs are written once (``O``).
+Tiling and footprint use the on-chip formats; DRAM traffic uses each tensor's DRAM
+format (``storage.<tensor>.dram``, by default the on-chip one), so a design that
+compresses only off chip (Eyeriss' run-length coding) pays dense buffer traffic but
+compressed DRAM traffic. ``fill_bytes`` counts the buffer side of those transfers. When
 neither schedule can hold its minimal chunk the layer cannot be mapped.
 
 Partial sums. Weight- and input-stationary folds over the reduction (``row_folds > 1``)
@@ -57,6 +61,11 @@ class MemoryPlan:
     live_bytes: float
     onchip_bytes: float
     offchip_bytes: float
+    fill_bytes: float = -1.0  # bytes moved between DRAM and the buffer, in the on-chip format
+
+    def __post_init__(self) -> None:
+        if self.fill_bytes < 0:
+            object.__setattr__(self, "fill_bytes", self.dram_read_bytes + self.dram_write_bytes)
 
     @property
     def dram_bytes(self) -> float:
@@ -92,22 +101,30 @@ def fold_pieces(gemm: Gemm, mapping: Mapping, act_bytes: float, weight_bytes: fl
 
 def plan_memory(gemm: Gemm, mapping: Mapping, act_bytes: float, weight_bytes: float,
                 out_bytes: float, elements: tuple[int, int, int], glb_bytes: float,
-                acc_bits: int, layer_name: str) -> MemoryPlan:
+                acc_bits: int, layer_name: str,
+                dram_sizes: tuple[float, float, float] | None = None) -> MemoryPlan:
     """Choose the tiling and count DRAM traffic and footprint (see the module docstring).
 
+    ``act_bytes``, ``weight_bytes``, ``out_bytes``: sizes in the on-chip formats (they set
+    the tiling and the footprint); ``dram_sizes``: the same tensors in their DRAM formats
+    (they set DRAM traffic and time), by default equal to the on-chip sizes.
     ``elements``: element counts of the (input, weight, output) tensors of one sample.
     """
+    act_d, weight_d, out_d = dram_sizes if dram_sizes is not None else (act_bytes, weight_bytes,
+                                                                        out_bytes)
     i_piece, w_piece, o_piece = fold_pieces(gemm, mapping, act_bytes, weight_bytes, out_bytes,
                                             *elements)
     options = []
     chunk_w = glb_bytes - 2.0 * (i_piece + o_piece)
     if chunk_w >= w_piece and chunk_w > 0:
         passes = max(1, math.ceil(weight_bytes / chunk_w)) if weight_bytes > 0 else 1
-        options.append((weight_bytes + passes * act_bytes, 0, "weights_resident", passes))
+        options.append((weight_d + passes * act_d, 0, "weights_resident", passes,
+                        weight_bytes + passes * act_bytes))
     chunk_i = glb_bytes - 2.0 * (w_piece + o_piece)
     if chunk_i >= i_piece and chunk_i > 0:
         passes = max(1, math.ceil(act_bytes / chunk_i)) if act_bytes > 0 else 1
-        options.append((act_bytes + passes * weight_bytes, 1, "inputs_resident", passes))
+        options.append((act_d + passes * weight_d, 1, "inputs_resident", passes,
+                        act_bytes + passes * weight_bytes))
     if not options:
         need = min(w_piece + 2 * (i_piece + o_piece), i_piece + 2 * (w_piece + o_piece))
         raise MappingError(
@@ -116,7 +133,9 @@ def plan_memory(gemm: Gemm, mapping: Mapping, act_bytes: float, weight_bytes: fl
             f"buffer (one resident piece plus double-buffered streamed pieces) but "
             f"global_buffer.size_kib gives {glb_bytes:,.0f} bytes; "
             "enlarge the buffer or use a smaller array")
-    reads, _, schedule, passes = min(options)
+    reads, _, schedule, passes, fill_reads = min(options)
+    if dram_sizes is not None:  # the DRAM-side pieces of the prologue and epilogue
+        i_piece, w_piece, o_piece = fold_pieces(gemm, mapping, act_d, weight_d, out_d, *elements)
     psum_tile = 0.0
     psum_spill = 0.0
     if mapping.dataflow != "output_stationary" and mapping.row_folds > 1:
@@ -128,15 +147,16 @@ def plan_memory(gemm: Gemm, mapping: Mapping, act_bytes: float, weight_bytes: fl
     onchip = min(live, glb_bytes)
     return MemoryPlan(
         dram_read_bytes=reads + psum_spill / 2.0,
-        dram_write_bytes=out_bytes + psum_spill / 2.0,
+        dram_write_bytes=out_d + psum_spill / 2.0,
         psum_spill_bytes=psum_spill,
         schedule=schedule,
         passes=passes,
         prologue_bytes=min(i_piece + w_piece, reads),
-        epilogue_bytes=min(o_piece, out_bytes),
+        epilogue_bytes=min(o_piece, out_d),
         live_bytes=live,
         onchip_bytes=onchip,
         offchip_bytes=live - onchip,
+        fill_bytes=fill_reads + out_bytes + psum_spill,
     )
 
 
