@@ -37,10 +37,42 @@ def test_four_columns_without_a_gemm_header_is_an_error(tmp_path: Path) -> None:
         read_topology(_csv(tmp_path, HEADER + "a, 1, 2, 3,\n"))
 
 
-def test_nm_column_is_reported_as_ignored(tmp_path: Path) -> None:
+def test_nm_column_gives_structured_weight_masks(tmp_path: Path) -> None:
     header = HEADER.rstrip(",\n") + ", Sparsity,\n"
-    _, notes = read_topology(_csv(tmp_path, header + "conv1, 8, 8, 3, 3, 4, 8, 1, 2:4,\n"))
-    assert any("N:M sparsity column (2:4) is ignored" in n for n in notes)
+    csv = _csv(tmp_path, header + "conv1, 8, 8, 3, 3, 5, 8, 1, 2:4,\nconv2, 6, 6, 3, 3, 8, 4, 1, 1:1,\n")
+    layers, _ = read_topology(csv)
+    assert [l.nm for l in layers] == [(2, 4), None]
+    statistical_from_topology(csv, 0.5, 0.7, seed=3, output=tmp_path / "nm.trace")
+    trace = open_trace(tmp_path / "nm.trace")
+    w = trace.layer("conv1").weight_mask().reshape(8, -1)  # 45 weights per filter
+    blocks = w[:, :44].reshape(8, 11, 4)
+    assert (blocks.sum(axis=2) == 2).all() and (w[:, 44] == 1).all()  # last block of 1 keeps 1
+    assert trace.layer("conv1").stats["weight_density"] == pytest.approx(23 / 45)
+    dense_w = trace.layer("conv2").weight_mask()
+    assert 0.5 < dense_w.mean() < 0.9  # the 1:1 layer follows --weight-density
+
+
+@pytest.mark.parametrize("text", ["3:2", "2-4", "0:4", "a:b"])
+def test_bad_nm_column(tmp_path: Path, text: str) -> None:
+    header = HEADER.rstrip(",\n") + ", Sparsity,\n"
+    with pytest.raises(ConfigError, match="column 'sparsity'"):
+        read_topology(_csv(tmp_path, header + f"conv1, 8, 8, 3, 3, 5, 8, 1, {text},\n"))
+
+
+def test_nm_weight_skipping_equals_scalesim_sparse_mode_in_os(tmp_path: Path) -> None:
+    header = HEADER.rstrip(",\n") + ", Sparsity,\n"
+    csv = _csv(tmp_path, header + "conv1, 14, 12, 3, 3, 7, 10, 1, 2:4,\n")
+    statistical_from_topology(csv, 1.0, 1.0, seed=0, output=tmp_path / "nm.trace")
+    hw = load_hw_dict({"name": "t", "technology": {"clock_mhz": 500},
+                       "pe_array": {"rows": 8, "cols": 8, "dataflow": "output_stationary"},
+                       "sparsity": {"skip_zero_weights": True},
+                       "scratchpad": {"input_bytes": 16, "weight_bytes": 16, "psum_bytes": 4},
+                       "global_buffer": {"size_kib": 1 << 20, "words_per_cycle": None},
+                       "dram": {"ideal": True}})
+    result = simulate(open_trace(tmp_path / "nm.trace"), hw)
+    layer = ScaleSimLayer("conv1", 14, 12, 3, 3, 7, 10, 1, sparsity=(2, 4))
+    expected = scalesim_cycles(layer, 8, 8, "os", sparsity_support=True).total_cycles + 1
+    assert result.layers["compute_cycles"].iloc[0] == expected
 
 
 def test_dp_layer_is_depthwise_like_scalesim(tmp_path: Path) -> None:

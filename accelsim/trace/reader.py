@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from accelsim.errors import TraceError
+from accelsim.trace import density as dens
 from accelsim.trace.file_format import FORMAT_NAME, METADATA_MEMBER, SCHEMA_VERSION, layer_member
 from accelsim.trace.bits import unpack_flat, unpack_rows
 from accelsim.trace.geometry import LayerGeometry
@@ -256,13 +257,15 @@ class Trace:
             kind = spec.get("model")
             if kind == "uniform":
                 densities[tensor] = spec.get("density")
+            elif kind == "n_of_m" and tensor == "weight":
+                densities[tensor] = dens.NOfM(spec.get("n"), spec.get("m"))
             elif kind == "per_channel":
                 densities[tensor] = self._archive().read_array(
                     layer_member(index, f"{tensor}_density"))
             else:
                 raise TraceError(f"{self.path}: layer {index} ({record['name']!r}): "
-                                 f"density_model.{tensor}.model: expected 'uniform' or "
-                                 f"'per_channel', got {kind!r}")
+                                 f"density_model.{tensor}.model: expected 'uniform', "
+                                 f"'per_channel' or (weights) 'n_of_m', got {kind!r}")
         try:
             return StatisticalLayer(record["name"], geometry, record["act_bits"],
                                     record["weight_bits"], densities["act"], densities["weight"])

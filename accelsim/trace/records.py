@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from accelsim.errors import AccelsimError
 from accelsim.trace import density as dens
 from accelsim.trace.bits import unpack_flat, unpack_rows
 from accelsim.trace.geometry import LayerGeometry
@@ -65,6 +66,9 @@ class StatisticalLayer:
     weight_density: float | np.ndarray
 
     def __post_init__(self) -> None:
+        if isinstance(self.act_density, dens.NOfM):
+            raise AccelsimError(f"layer {self.name!r}: act density: N:M sparsity applies to "
+                                "weights only; give a density in [0, 1]")
         self.act_density = dens.check_density(self.act_density, self.geometry.C,
                                               f"layer {self.name!r}: act density")
         self.weight_density = dens.check_density(self.weight_density, self.geometry.K,
@@ -74,13 +78,17 @@ class StatisticalLayer:
         """The statistics the density model implies (expected values)."""
         g = self.geometry
         act_pc = np.broadcast_to(np.asarray(self.act_density, dtype=np.float64), (g.C,)).copy()
-        w_pf = np.broadcast_to(np.asarray(self.weight_density, dtype=np.float64), (g.K,)).copy()
+        filter_len = g.c_per_group * g.R * g.S
+        w_pf = np.broadcast_to(np.asarray(dens.mean_density(self.weight_density, filter_len)
+                                          if isinstance(self.weight_density, dens.NOfM)
+                                          else self.weight_density, dtype=np.float64),
+                               (g.K,)).copy()
         act = dens.mean_density(self.act_density)
         return {
             "act_density": act,
             "act_density_per_channel": act_pc,
             "act_density_per_sample": np.full(g.N, act),
-            "weight_density": dens.mean_density(self.weight_density),
+            "weight_density": dens.mean_density(self.weight_density, filter_len),
             "weight_density_per_filter": w_pf,
         }
 

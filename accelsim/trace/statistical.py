@@ -23,6 +23,7 @@ import numpy as np
 
 import accelsim
 from accelsim.errors import AccelsimError
+from accelsim.trace import density as dens
 from accelsim.trace.geometry import LAYER_KINDS, LayerGeometry
 from accelsim.trace.records import StatisticalLayer, TraceData
 
@@ -47,9 +48,14 @@ def _density_for(spec: DensitySpec, name: str, what: str):
 
 
 def _describe(spec: DensitySpec):
+    def one(value):
+        if isinstance(value, dens.NOfM):
+            return str(value)
+        return float(value) if np.ndim(value) == 0 else "per_channel"
+
     if isinstance(spec, Mapping):
-        return {k: (v if np.ndim(v) == 0 else "per_channel") for k, v in spec.items()}
-    return float(spec)
+        return {k: one(v) for k, v in spec.items()}
+    return one(spec)
 
 
 def _build(layers: list[tuple[str, LayerGeometry]], act_density: DensitySpec,
@@ -85,6 +91,13 @@ def statistical_from_topology(csv_path: str | os.PathLike, act_density: DensityS
     from accelsim.trace.topology import read_topology
 
     layers, notes = read_topology(csv_path, samples=samples)
+    structured = {l.name: dens.NOfM(*l.nm) for l in layers if l.nm is not None}
+    if structured:  # the CSV's N:M column sets those layers' weight masks
+        base = weight_density
+        weight_density = dict(base) if isinstance(base, Mapping) else {"*": base}
+        weight_density.update(structured)
+        notes = notes + [f"layer {name!r}: N:M weight sparsity {nm} from the topology"
+                         for name, nm in structured.items()]
     prov = {"source": "scalesim_topology", "topology": str(csv_path), "model": None,
             "notes": notes}
     return _build([(l.name, l.geometry) for l in layers], act_density, weight_density, seed,

@@ -12,9 +12,10 @@ Two layouts, as SCALE-Sim reads them:
   rows ``name, M, N, K``: an (M x K) by (K x N) product, read as a linear layer with
   M tokens, K input and N output features.
 
-Rows may end with a trailing comma; blank lines are skipped; further columns are
-ignored (SCALE-Sim 3's ``N:M`` sparsity column: a note says so when it is not 1:1;
-set weight densities with the density options instead). Output sizes follow
+Rows may end with a trailing comma; blank lines are skipped. SCALE-Sim 3's optional
+ninth column ``N:M`` (structured weight sparsity, ``1:1`` = dense) is kept in
+:attr:`TopologyLayer.nm`; statistical traces draw N:M-structured weight masks for
+such layers. Further columns are ignored. Output sizes follow
 PyTorch's rule ``(H - R) // stride + 1``; SCALE-Sim rounds the division up instead,
 so where ``(H - R) % stride != 0`` SCALE-Sim counts one more output row/column —
 :func:`read_topology` returns a note for each such layer.
@@ -38,6 +39,7 @@ GEMM_COLUMNS = ("layer name", "M", "N", "K")
 class TopologyLayer:
     name: str
     geometry: LayerGeometry
+    nm: tuple[int, int] | None = None  # SCALE-Sim's N:M weight sparsity, None when absent or 1:1
 
 
 def _is_int(text: str) -> bool:
@@ -104,14 +106,20 @@ def read_topology(path: str | os.PathLike, samples: int = 1) -> tuple[list[Topol
         else:
             geometry = LayerGeometry(kind="conv2d", N=samples, C=c, H=h, W=w, K=k, R=r, S=s,
                                      stride_h=stride, stride_w=stride)
+        nm = None
         if len(cells) > len(COLUMNS) and cells[len(COLUMNS)].replace(" ", "") not in ("1:1", ""):
-            notes.append(f"layer {name!r}: the N:M sparsity column ({cells[len(COLUMNS)]}) is "
-                         "ignored; weight masks follow the density options")
+            text = cells[len(COLUMNS)].replace(" ", "")
+            parts = text.split(":")
+            if (len(parts) != 2 or not all(p.isdigit() for p in parts)
+                    or not 1 <= int(parts[0]) <= int(parts[1])):
+                raise ConfigError(str(path), f"{where}, column 'sparsity'",
+                                  f"expected N:M with 1 <= N <= M (e.g. 2:4), got {text!r}")
+            nm = (int(parts[0]), int(parts[1]))
         if (h - r) % stride or (w - s) % stride:
             p_up, q_up = -(-(h - r) // stride) + 1, -(-(w - s) // stride) + 1
             notes.append(f"layer {name!r}: SCALE-Sim rounds the output up to {p_up}x{q_up}; "
                          f"this trace uses PyTorch's {geometry.P}x{geometry.Q}")
-        layers.append(TopologyLayer(name, geometry))
+        layers.append(TopologyLayer(name, geometry, nm))
     if not layers:
         raise ConfigError(str(path), None, "the topology file has no layer rows")
     return layers, notes

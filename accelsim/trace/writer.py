@@ -92,8 +92,13 @@ def _write_statistical(zf: zipfile.ZipFile, index: int, layer: StatisticalLayer,
     record = _layer_record(index, layer)
     record["output_density"] = None
     model = {}
+    g = layer.geometry
+    filter_len = g.c_per_group * g.R * g.S
     for tensor, value in (("act", layer.act_density), ("weight", layer.weight_density)):
-        if np.ndim(value) == 0:
+        if isinstance(value, dens.NOfM):
+            model[tensor] = {"model": "n_of_m", "n": value.n, "m": value.m,
+                             "density": value.density(filter_len)}
+        elif np.ndim(value) == 0:
             model[tensor] = {"model": "uniform", "density": float(value)}
         else:
             name = layer_member(index, f"{tensor}_density")
@@ -101,7 +106,7 @@ def _write_statistical(zf: zipfile.ZipFile, index: int, layer: StatisticalLayer,
             model[tensor] = {"model": "per_channel", "mean_density": dens.mean_density(value)}
     record["density_model"] = model
     record["stats"] = {"act_density": dens.mean_density(layer.act_density),
-                       "weight_density": dens.mean_density(layer.weight_density),
+                       "weight_density": dens.mean_density(layer.weight_density, filter_len),
                        "output_density": None}
     return record
 
