@@ -43,3 +43,28 @@ class HookOwner:
         handles = getattr(self, "_handles", [])
         while handles:
             handles.pop().remove()
+
+
+class _Probe(HookOwner):
+    def __init__(self, specs: Iterable[HookSpec]):
+        self._specs = list(specs)
+
+    def hook_specs(self) -> Iterable[HookSpec]:
+        return self._specs
+
+
+def probe_forward(model: nn.Module, example, specs: Iterable[HookSpec]) -> None:
+    """Run ``model(example)`` once, in eval mode and without gradients, with the given hooks.
+
+    The hooks are removed and the model's training mode restored afterwards, even on error.
+    """
+    import torch
+
+    was_training = model.training
+    try:
+        with _Probe(specs):
+            model.eval()
+            with torch.no_grad():
+                model(example)
+    finally:
+        model.train(was_training)

@@ -28,7 +28,7 @@ import torch.nn as nn
 
 import accelsim
 from accelsim.errors import AccelsimError, TraceError
-from accelsim.hooks import HookOwner
+from accelsim.hooks import HookOwner, probe_forward
 from accelsim.trace import hooks, maskwork
 from accelsim.trace.geometry import LAYER_KINDS, LayerGeometry
 from accelsim.trace.records import CapturedLayer, TraceData
@@ -373,17 +373,8 @@ def probe_layers(model: nn.Module, example: torch.Tensor,
             found.append((key, kind, hooks.layer_geometry(module, kind, chw, 1, key)))
         return hook
 
-    handles = []
-    was_training = model.training
-    try:
-        for name, module, kind in traced_modules(model, hooks.parse_kinds(tuple(kinds))):
-            handles.append(module.register_forward_hook(record(name, kind)))
-        model.eval()
-        with torch.no_grad():
-            model(example)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    targets = traced_modules(model, hooks.parse_kinds(tuple(kinds)))
+    probe_forward(model, example, [(module, record(name, kind), False)
+                                   for name, module, kind in targets])
     return found
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from accelsim.hooks import HookOwner
+from accelsim.hooks import HookOwner, probe_forward
 from accelsim.train.pruning import prunable_layers, weight_sparsity
 
 _CONV_FUNCTIONS = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}
@@ -88,18 +88,15 @@ class SparsityMeter(HookOwner):
 
 def execution_order(model: nn.Module, sample: torch.Tensor) -> list[str]:
     """Conv/linear layer names in the order a forward pass on ``sample`` runs them."""
-    was_training = model.training
-    model.eval()
     order: list[str] = []
-    handles = [m.register_forward_pre_hook(lambda mod, inp, n=name: order.append(n) if n not in order else None)
-               for name, m in prunable_layers(model).items()]
-    try:
-        with torch.no_grad():
-            model(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+
+    def seen(name: str):
+        def hook(module: nn.Module, inputs: tuple) -> None:
+            if name not in order:
+                order.append(name)
+        return hook
+
+    probe_forward(model, sample, [(m, seen(name), True) for name, m in prunable_layers(model).items()])
     return order
 
 
