@@ -103,6 +103,8 @@ def plot_breakdown(results: pd.DataFrame, title: str | None = None) -> PlotResul
         ax.bar(x, data[name], bottom=bottom, label=COMPONENT_LABELS.get(name, name), color=color,
                width=0.7)
         bottom += data[name].to_numpy()
+    if bottom.max() > 0:  # stacked near-empty segments pin autoscaling to the top: add headroom
+        ax.set_ylim(0, float(bottom.max()) * 1.06)
     ax.set_ylabel(f"energy ({unit})")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title="component", fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
