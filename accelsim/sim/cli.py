@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from accelsim.cli_types import positive_int
 from accelsim.errors import AccelsimError
 
 
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hw", required=True, metavar="FILE", help="hardware description (YAML)")
     p.add_argument("--fidelity", choices=("fast", "cycle"), default="fast",
                    help="fast: per-fold counts (default); cycle: step every cycle")
-    p.add_argument("--samples", type=_positive, default=None, metavar="N",
+    p.add_argument("--samples", type=positive_int, default=None, metavar="N",
                    help="simulate at most N captured samples per layer (default: all)")
     p.add_argument("--baseline", choices=("dense",), default=None,
                    help="also simulate the same hardware with every sparsity feature off and "
@@ -27,16 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="save the per-layer table (.csv or .parquet; totals in FILE.json)")
     p.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     p.set_defaults(handler=cmd_simulate)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

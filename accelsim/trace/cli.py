@@ -9,39 +9,11 @@ import json
 import sys
 from pathlib import Path
 
+from accelsim.cli_types import density, positive_int
+from accelsim.cli_types import shape as parse_shape
 from accelsim.errors import AccelsimError, DataError
 
 DEFAULT_BATCH = 16
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        dims = ()
-    if not dims or any(d < 1 for d in dims):
-        raise argparse.ArgumentTypeError(f"expected positive integers like 3,32,32, got {text!r}")
-    return dims
-
-
-def _density(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a density in [0, 1], got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,10 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   "synthetic:..., or random:D1,D2,... (--samples seeded normal "
                                   "inputs of that shape, any rank); default: the checkpoint's "
                                   "dataset, else random inputs of the zoo model's shape")
-    p.add_argument("--samples", type=_positive, required=True, help="samples to trace")
-    p.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH)
-    p.add_argument("--act-bits", type=_positive, default=8)
-    p.add_argument("--weight-bits", type=_positive, default=8)
+    p.add_argument("--samples", type=positive_int, required=True, help="samples to trace")
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH)
+    p.add_argument("--act-bits", type=positive_int, default=8)
+    p.add_argument("--weight-bits", type=positive_int, default=8)
     p.add_argument("--quantize-acts", action="store_true",
                    help="activations that round to zero at --act-bits count as zero")
     p.add_argument("--quantize-weights", action="store_true",
@@ -83,9 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("from-model", help="statistical trace from a model's layer geometry")
     p.add_argument("model", help="zoo name, package.module:attribute or torchvision:NAME")
-    p.add_argument("--input", type=_shape, help="one sample's shape, e.g. 3,224,224 "
+    p.add_argument("--input", type=parse_shape, help="one sample's shape, e.g. 3,224,224 "
                                                 "(default: the zoo model's)")
-    p.add_argument("--input-density", type=_density,
+    p.add_argument("--input-density", type=density,
                    help="activation density of the first layer (the network input)")
     p.add_argument("--kinds", default="conv2d,grouped_conv2d,depthwise_conv2d,linear")
     _statistical_args(p)
@@ -95,26 +67,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("trace", help="captured trace file")
     p.add_argument("--density-model", choices=("per_channel", "uniform"), default="per_channel")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samples", type=_positive, help="samples to draw (default: as captured)")
+    p.add_argument("--samples", type=positive_int, help="samples to draw (default: as captured)")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(handler=cmd_from_trace)
 
     p = sub.add_parser("info", help="per-layer table: geometry, MACs, densities, sizes")
     p.add_argument("trace", help="trace file")
-    p.add_argument("--samples", type=_positive, help="use only the first N samples")
-    p.add_argument("--run-bits", type=_positive, default=4,
+    p.add_argument("--samples", type=positive_int, help="use only the first N samples")
+    p.add_argument("--run-bits", type=positive_int, default=4,
                    help="run-field width of the run-length format (default 4)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=cmd_info)
 
 
 def _statistical_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--act-density", type=_density, required=True)
-    p.add_argument("--weight-density", type=_density, required=True)
+    p.add_argument("--act-density", type=density, required=True)
+    p.add_argument("--weight-density", type=density, required=True)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samples", type=_positive, default=1, help="samples per layer (default 1)")
-    p.add_argument("--act-bits", type=_positive, default=8)
-    p.add_argument("--weight-bits", type=_positive, default=8)
+    p.add_argument("--samples", type=positive_int, default=1, help="samples per layer (default 1)")
+    p.add_argument("--act-bits", type=positive_int, default=8)
+    p.add_argument("--weight-bits", type=positive_int, default=8)
     p.add_argument("-o", "--output", required=True)
 
 
@@ -144,7 +116,7 @@ def _data_batches(spec: str | None, model_spec: str, samples: int, batch_size: i
             spec = "random:" + ",".join(map(str, shape))
         else:
             try:
-                shape = _shape(spec.partition(":")[2])
+                shape = parse_shape(spec.partition(":")[2])
             except argparse.ArgumentTypeError as exc:
                 raise DataError(f"--data {spec}: {exc}") from None
         return _random_batches(shape, samples, batch_size, seed), f"{spec} (seed {seed})"
