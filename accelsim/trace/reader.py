@@ -7,6 +7,7 @@ file and what is wrong.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import io
@@ -50,15 +51,21 @@ class _Archive:
     def close(self) -> None:
         self._zip.close()
 
-    def read_bytes(self, name: str) -> bytes:
+    @contextlib.contextmanager
+    def _member(self, name: str):
+        """Turn a missing or unreadable member into a :class:`TraceError` naming it."""
         try:
-            data = self._zip.read(name)
+            yield
         except KeyError:
             raise TraceError(f"{self.path}: member {name!r} is missing; the trace is corrupt "
                              "or truncated, re-capture or re-copy it") from None
         except _READ_ERRORS as exc:
             raise TraceError(f"{self.path}: member {name!r} is corrupt "
                              f"({type(exc).__name__}: {exc})") from None
+
+    def read_bytes(self, name: str) -> bytes:
+        with self._member(name):
+            data = self._zip.read(name)
         expected = self._members.get(name, {}).get("sha256")
         if expected is not None and hashlib.sha256(data).hexdigest() != expected:
             raise TraceError(f"{self.path}: member {name!r} is corrupt (its SHA-256 does not "
@@ -75,26 +82,19 @@ class _Archive:
 
     def read_rows(self, name: str, rows: int) -> np.ndarray:
         """The first ``rows`` rows of a 2-D uint8 member, decompressing only those."""
-        try:
-            with self._zip.open(name) as fh:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-                else:
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-                if len(shape) != 2 or fortran or dtype != np.uint8 or rows > shape[0]:
-                    raise ValueError(f"expected a uint8 (N>={rows}, bytes) C-order array, got "
-                                     f"{dtype} {shape}")
-                want = rows * shape[1]
-                data = fh.read(want)
-                if len(data) != want:
-                    raise EOFError(f"member ends after {len(data)} of {want} bytes")
-        except KeyError:
-            raise TraceError(f"{self.path}: member {name!r} is missing; the trace is corrupt "
-                             "or truncated") from None
-        except _READ_ERRORS as exc:
-            raise TraceError(f"{self.path}: member {name!r} is corrupt "
-                             f"({type(exc).__name__}: {exc})") from None
+        with self._member(name), self._zip.open(name) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            if len(shape) != 2 or fortran or dtype != np.uint8 or rows > shape[0]:
+                raise ValueError(f"expected a uint8 (N>={rows}, bytes) C-order array, got "
+                                 f"{dtype} {shape}")
+            want = rows * shape[1]
+            data = fh.read(want)
+            if len(data) != want:
+                raise EOFError(f"member ends after {len(data)} of {want} bytes")
         return np.frombuffer(data, dtype=np.uint8).reshape(rows, shape[1])
 
 
