@@ -139,10 +139,22 @@ def _accuracy(metadata: dict):
     return None
 
 
+def _plain_kwargs(raw, source: str) -> dict:
+    """Keyword arguments from a file: a mapping of names to plain scalars, nothing else."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+            isinstance(k, str) and isinstance(v, (bool, int, float, str)) for k, v in raw.items()):
+        raise AccelsimError(f"{source}: model_kwargs: expected a mapping of names to plain numbers, "
+                            "booleans or strings")
+    return dict(raw)
+
+
 def cmd_capture(args: argparse.Namespace) -> int:
     from accelsim.trace.capture import CaptureOptions, capture_trace
     from accelsim.trace.writer import write_trace
-    from accelsim.zoo import build_model
+    from accelsim.zoo import build_model, list_models
+    from accelsim.zoo.from_data import check_model_from_data
 
     provenance: dict = {}
     state_dict, metadata = None, {}
@@ -153,11 +165,17 @@ def cmd_capture(args: argparse.Namespace) -> int:
         provenance.update(checkpoint=str(args.checkpoint),
                           checkpoint_sha256=file_sha256(args.checkpoint),
                           accuracy=_accuracy(metadata))
-    model_spec = args.model or (metadata.get("model") if isinstance(metadata.get("model"), str)
-                                else None)
-    if not model_spec:
+    source = str(args.checkpoint) if args.checkpoint else "checkpoint"
+    raw_kwargs = metadata.get("model_kwargs") if "model_kwargs" in metadata else {}
+    if args.model:  # the user's own choice: may name code; the file's kwargs stay plain data
+        model_spec = args.model
+        kwargs = _plain_kwargs(raw_kwargs, source)
+        if model_spec in list_models():
+            model_spec, kwargs = check_model_from_data(model_spec, kwargs, f"{source} (with --model)")
+    elif metadata.get("model") is None:
         raise AccelsimError("--model is required (the checkpoint does not name its model)")
-    kwargs = metadata.get("model_kwargs") if isinstance(metadata.get("model_kwargs"), dict) else {}
+    else:  # named by the file: a zoo model with typed plain arguments, never code
+        model_spec, kwargs = check_model_from_data(metadata.get("model"), raw_kwargs, source)
     model = build_model(model_spec, **kwargs)
     if state_dict is not None:
         try:

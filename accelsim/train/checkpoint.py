@@ -64,7 +64,16 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
             raise AccelsimError(
                 f"{path}: checkpoint version {payload.get('version')!r} is not supported "
                 f"(expected {CHECKPOINT_VERSION})")
-        return dict(payload["state_dict"]), dict(payload.get("masks", {})), dict(payload.get("metadata", {}))
+        state = payload.get("state_dict")
+        masks = payload.get("masks", {})
+        metadata = payload.get("metadata", {})
+        for field, value in (("state_dict", state), ("masks", masks)):
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()):
+                raise AccelsimError(f"{path}: {field}: expected a mapping of parameter names to tensors")
+        if not isinstance(metadata, dict):
+            raise AccelsimError(f"{path}: metadata: expected a mapping, got {type(metadata).__name__}")
+        return dict(state), dict(masks), dict(metadata)
     if isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         return dict(payload), {}, {}
     raise AccelsimError(f"{path}: expected an accelsim checkpoint or a plain state_dict")

@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output folder (default: runs/<recipe name>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in the output folder from its last checkpoint")
+    parser.add_argument("--model", default=None, metavar="SPEC",
+                        help="train this model instead of the recipe's: a zoo name or your own "
+                             "package.module:attribute (a recipe file may name only zoo models)")
     parser.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--save", default=None, metavar="PATH",
@@ -44,7 +47,7 @@ def _train(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AccelsimError(f"--device {args.device}: this PyTorch build sees no CUDA GPU; use --device cpu")
     result = run_recipe(args.recipe, args.out, resume=args.resume, seed=args.seed, device=args.device,
-                        save_to=args.save, progress=not args.quiet)
+                        save_to=args.save, progress=not args.quiet, model=args.model)
     m = result.metrics
     print(f"accuracy {m['accuracy']:.4f}  mean activation sparsity {m['mean_act_sparsity']:.4f}  "
           f"weight sparsity {m['weight_sparsity']:.4f}  multiplication reduction {m['mult_reduction']:.4f}")

@@ -38,7 +38,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from accelsim.errors import ConfigError
+from accelsim.errors import AccelsimError, ConfigError
 from accelsim.train.penalties import PENALTY_KINDS
 
 RECIPE_VERSION = 1
@@ -152,6 +152,10 @@ class Recipe:
         text = json.dumps(self.raw, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def with_model(self, model: str) -> "Recipe":
+        """The same recipe on another model (the user's ``--model``; kwargs are kept)."""
+        return parse_recipe(dict(self.raw, model=model), self.source)
+
     def with_seed(self, seed: int) -> "Recipe":
         raw = dict(self.raw, seed=int(seed))
         return parse_recipe(raw, self.source)
@@ -189,8 +193,13 @@ def select_layers(selector: str | tuple[str, ...], execution_order: list[str]) -
     return list(selector)
 
 
-def load_recipe(path: str | os.PathLike) -> Recipe:
-    """Read and validate a recipe YAML file (``yaml.safe_load``)."""
+def load_recipe(path: str | os.PathLike, model: str | None = None) -> Recipe:
+    """Read and validate a recipe YAML file (``yaml.safe_load``).
+
+    The file may only name a zoo model with plain, typed ``model_kwargs`` (a file is data,
+    never code); ``model`` (the user's ``--model``) replaces it and may name
+    ``package.module:attribute``.
+    """
     path = Path(path)
     source = str(path)
     try:
@@ -206,6 +215,14 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     recipe = parse_recipe(raw, source)
     if "name" not in raw:
         recipe = parse_recipe(dict(raw, name=path.stem), source)
+    if model is not None:
+        return recipe.with_model(model)
+    from accelsim.zoo.from_data import check_model_from_data
+
+    try:
+        check_model_from_data(recipe.model, dict(recipe.model_kwargs), source)
+    except AccelsimError as exc:
+        raise ConfigError(None, None, str(exc)) from None
     return recipe
 
 

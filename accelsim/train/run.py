@@ -65,17 +65,20 @@ def epoch_seed(seed: int, stage_index: int, epoch: int) -> int:
 def run_recipe(recipe: Recipe | str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                resume: bool = False, seed: int | None = None, device: str = "cpu",
                save_to: str | os.PathLike | None = None, progress: bool = True,
-               on_epoch_end: EpochCallback | None = None) -> RunResult:
+               on_epoch_end: EpochCallback | None = None, model: str | None = None) -> RunResult:
     """Train a recipe (a :class:`Recipe` or a YAML path) and write its outputs to ``out_dir``.
 
     ``out_dir`` defaults to ``runs/<recipe name>``. An existing run there is an error
     unless ``resume`` is set, in which case training continues from ``last.pt``.
     ``seed`` overrides the recipe's seed; ``save_to`` also writes the final checkpoint
-    there. ``on_epoch_end(stage_name, epoch, metrics)`` runs after each epoch's
+    there. ``model`` replaces the recipe's model (a file may name only zoo models; this
+    argument may name ``package.module:attribute``). ``on_epoch_end(stage_name, epoch, metrics)`` runs after each epoch's
     state is saved (raising from it interrupts the run like a crash would).
     """
     if not isinstance(recipe, Recipe):
-        recipe = load_recipe(recipe)
+        recipe = load_recipe(recipe, model=model)
+    elif model is not None:
+        recipe = recipe.with_model(model)
     if seed is not None and seed != recipe.seed:
         recipe = recipe.with_seed(seed)
     out = Path(out_dir) if out_dir is not None else Path("runs") / recipe.name
