@@ -6,9 +6,6 @@ import json
 import sys
 
 from accelsim.errors import AccelsimError
-from accelsim.hw.energy import available_tables, load_table
-from accelsim.hw.load import dump_hw, load_hw
-from accelsim.hw.summary import derived_figures, format_figures
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from accelsim.hw.load import load_hw
+
     failures = 0
     for path in args.files:
         try:
@@ -42,6 +41,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from accelsim.hw.load import dump_hw, load_hw
+    from accelsim.hw.summary import derived_figures, format_figures
+
     config = load_hw(args.file)
     figures = derived_figures(config)
     if args.json:
@@ -55,6 +57,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
+    from accelsim.hw.energy import available_tables, load_table
+
     for name in available_tables():
         table = load_table(name)
         origin = f", derived from {table['derived_from']}" if "derived_from" in table else ""

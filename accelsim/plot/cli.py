@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from accelsim.errors import AccelsimError
+
+if TYPE_CHECKING:  # pandas and matplotlib load only when a plot is made
+    import pandas as pd
 
 KINDS = {
     "savings": "per-layer energy savings of a sparse design vs its dense twin (percent and absolute)",
@@ -62,6 +64,8 @@ def _simulation_inputs(sub: argparse.ArgumentParser, kind: str) -> None:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A results table from CSV or Parquet (by extension)."""
+    import pandas as pd
+
     path = Path(path)
     if path.is_dir():
         candidates = [path / "results.csv", path / "results.parquet"]

@@ -11,8 +11,41 @@ per PE from AND + popcount) -> ``kernels.schedule`` (fast) or ``kernels.cycle``
     res = simulate(open_trace("lenet5.trace"), load_hw("hw_configs/sparten_like.yaml"))
     res.layers, res.totals, res.save("out.csv")
 """
-from accelsim.sim.engine import FIDELITIES, simulate_layer
-from accelsim.sim.result import SimResult, compare
-from accelsim.sim.simulate import simulate
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+# Imported on first use, so `import accelsim.sim.cli` (the CLI's verb registration) does not
+# load Numba and pandas.
+_LAZY = {
+    "FIDELITIES": "accelsim.sim.engine",
+    "simulate_layer": "accelsim.sim.engine",
+    "SimResult": "accelsim.sim.result",
+    "compare": "accelsim.sim.result",
+    "simulate": "accelsim.sim.simulate",
+}
 
 __all__ = ["simulate", "simulate_layer", "SimResult", "compare", "FIDELITIES"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'accelsim.sim' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """Keeps ``accelsim.sim.simulate`` the function once the same-named submodule is imported
+    (importing a submodule sets the package attribute; the eager import used to overwrite it)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

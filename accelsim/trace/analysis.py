@@ -3,9 +3,10 @@
 ``effective_macs`` counts, over the real convolution windows, the multiply-accumulates
 whose activation is non-zero, whose weight is non-zero, and whose operands are both
 non-zero (padding positions are zero activations; the weight-only count ignores
-activations, so it is the weight density times the dense MACs). It convolves the activation mask
-with, per group, the count of non-zero weights over the group's filters at each
-(c, r, s): ``sum_k W[k,c,r,s] * A[c, p+r, q+s] = sum_(c,r,s) (sum_k W[k,c,r,s]) A[...]``.
+activations, so it is the weight density times the dense MACs). Per group, the count of
+non-zero weights over the group's filters at each (c, r, s) meets the activations under
+(r, s) in every window: ``sum_(n,k,p,q,c,r,s) W[k,c,r,s] A[n,c,p+r,q+s] =
+sum_(c,r,s) (sum_k W[k,c,r,s]) (sum_(n,p,q) A[n,c,p+r,q+s])``, NumPy only (no PyTorch).
 
 ``summarize_layer`` adds storage sizes: dense, bitmap (1 bit per element plus the
 non-zero values) and zero-run-length (``run_bits`` run field per entry plus the
@@ -33,30 +34,28 @@ def effective_macs(geometry: LayerGeometry, weight_mask: np.ndarray,
     Returns ``dense`` (n * macs_per_sample), ``act_nonzero``, ``weight_nonzero`` and
     ``both_nonzero``.
     """
-    import torch
-    import torch.nn.functional as F
-
     g = geometry
     n = int(act_mask.shape[0])
     w = np.asarray(weight_mask, dtype=bool).reshape(g.groups, g.k_per_group, g.c_per_group, g.R, g.S)
-    w_count = w.sum(axis=1, dtype=np.int64)            # (groups, C/g, R, S)
-    k_count = np.full_like(w_count, g.k_per_group)     # all weights non-zero
-    # float32 sums are exact below 2**24; each output sums at most C/g*R*S*K/g ones.
-    exact32 = g.c_per_group * g.R * g.S * g.k_per_group < (1 << 24)
-    dtype = torch.float32 if exact32 else torch.float64
-
-    def conv_total(acts: np.ndarray, counts: np.ndarray) -> int:
-        out = F.conv2d(torch.from_numpy(acts).to(dtype), torch.from_numpy(counts).to(dtype),
-                       stride=(g.stride_h, g.stride_w), padding=(g.pad_h, g.pad_w),
-                       dilation=(g.dil_h, g.dil_w), groups=g.groups)
-        return int(out.to(torch.float64).sum().round().item())
-
-    both = act_nz = 0
+    w_count = w.sum(axis=1, dtype=np.int64).reshape(g.C, g.R, g.S)  # input channel c = group*C/g + ci
+    # The totals are sums over every window, so only the activation counts summed over the
+    # samples matter: per (c, r, s), the non-zero activations that (r, s) meets over all
+    # outputs is the sum of one strided slice of the padded count map (plain NumPy, exact).
+    a_sum = np.zeros((g.C, g.H + 2 * g.pad_h, g.W + 2 * g.pad_w), dtype=np.int64)
+    acts = np.asarray(act_mask).reshape(n, g.C, g.H, g.W)
     block = max(1, _SAMPLE_BLOCK_ELEMENTS // max(1, g.C * g.H * g.W))
     for start in range(0, n, block):
-        chunk = np.ascontiguousarray(act_mask[start:start + block])
-        both += conv_total(chunk, w_count)
-        act_nz += conv_total(chunk, k_count)
+        a_sum[:, g.pad_h:g.pad_h + g.H, g.pad_w:g.pad_w + g.W] += \
+            acts[start:start + block].sum(axis=0, dtype=np.int64)
+    met = np.zeros((g.C, g.R, g.S), dtype=np.int64)
+    for r in range(g.R):
+        for s in range(g.S):
+            h0, w0 = r * g.dil_h, s * g.dil_w
+            window = a_sum[:, h0:h0 + g.stride_h * (g.P - 1) + 1:g.stride_h,
+                           w0:w0 + g.stride_w * (g.Q - 1) + 1:g.stride_w]
+            met[:, r, s] = window.sum(axis=(1, 2))
+    both = int((w_count * met).sum())
+    act_nz = int(g.k_per_group * met.sum())
     weight_nz = n * g.P * g.Q * int(w_count.sum())  # every weight meets every output pixel
     return {"dense": n * g.macs_per_sample, "act_nonzero": act_nz,
             "weight_nonzero": weight_nz, "both_nonzero": both}

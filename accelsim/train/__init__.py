@@ -6,15 +6,26 @@
 """
 from __future__ import annotations
 
-from accelsim.train.checkpoint import file_sha256, load_checkpoint, save_checkpoint
-from accelsim.train.metrics import evaluate
-from accelsim.train.penalties import (ActivationPenalty, hoyer_square_penalty, l1_penalty,
-                                      tl1_penalty, transformed_l1)
-from accelsim.train.recipe import Recipe, load_recipe, parse_recipe
-from accelsim.train.run import RunResult, run_recipe
+import importlib
+
+# Imported on first use (they need PyTorch), so registering the `train` verb stays cheap.
+_LAZY = {
+    **dict.fromkeys(("file_sha256", "load_checkpoint", "save_checkpoint"), "accelsim.train.checkpoint"),
+    "evaluate": "accelsim.train.metrics",
+    **dict.fromkeys(("ActivationPenalty", "hoyer_square_penalty", "l1_penalty", "tl1_penalty",
+                     "transformed_l1"), "accelsim.train.penalties"),
+    **dict.fromkeys(("Recipe", "load_recipe", "parse_recipe"), "accelsim.train.recipe"),
+    **dict.fromkeys(("RunResult", "run_recipe"), "accelsim.train.run"),
+}
 
 __all__ = [
     "ActivationPenalty", "Recipe", "RunResult", "evaluate", "file_sha256", "hoyer_square_penalty",
     "l1_penalty", "load_checkpoint", "load_recipe", "parse_recipe", "run_recipe", "save_checkpoint",
     "tl1_penalty", "transformed_l1",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'accelsim.train' has no attribute {name!r}")

@@ -11,7 +11,6 @@ from accelsim.zoo.registry import get_model, list_models, register, resolve_mode
 __all__ = ["get_model", "list_models", "register", "resolve_model", "model_input_shape",
            "build_model"]
 
-# Importing the definition modules registers their models.
-from accelsim.zoo import lenet  # noqa: E402,F401
-from accelsim.zoo import mobilenet, resnet, transformer, vgg  # noqa: E402,F401
+# The definition modules (which import PyTorch) register their models when the registry is
+# first asked for one (accelsim.zoo.registry.ZOO_MODULES), not on `import accelsim.zoo`.
 from accelsim.zoo.torchvision_models import build_model  # noqa: E402

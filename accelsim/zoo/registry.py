@@ -17,6 +17,17 @@ class ZooEntry:
 
 
 _REGISTRY: dict[str, ZooEntry] = {}
+#: Modules whose import registers the zoo models; imported on first look-up (they need PyTorch).
+ZOO_MODULES = ("lenet", "mobilenet", "resnet", "transformer", "vgg")
+_loaded = False
+
+
+def _load_zoo() -> None:
+    global _loaded
+    if not _loaded:
+        for name in ZOO_MODULES:
+            importlib.import_module(f"accelsim.zoo.{name}")
+        _loaded = True
 
 
 def register(name: str, input_shape: tuple[int, ...], description: str) -> Callable:
@@ -33,6 +44,7 @@ def register(name: str, input_shape: tuple[int, ...], description: str) -> Calla
 
 def list_models() -> dict[str, ZooEntry]:
     """All registered models by name."""
+    _load_zoo()
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -42,6 +54,7 @@ def model_input_shape(name: str) -> tuple[int, ...]:
 
 
 def _entry(name: str) -> ZooEntry:
+    _load_zoo()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -1,0 +1,49 @@
+"""CLI start-up: building the parser and the light verbs load no heavy library.
+
+Each check runs in a fresh interpreter and inspects ``sys.modules`` afterwards, so an
+import added at the top of any stage's ``cli.py`` (or its package ``__init__``) fails here.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "numba", "pandas", "matplotlib")
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = (code + "\nimport json, sys\n"
+             f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_import_and_build_parser_load_no_heavy_library():
+    assert _loaded_after("import accelsim.cli\naccelsim.cli.build_parser()") == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["hw", "validate", "hw_configs/sparten_like.yaml"],
+    ["hw", "show", "hw_configs/sparten_like.yaml"],
+    ["trace", "info", "traces/lenet5_digits_dual.trace"],
+], ids=lambda a: " ".join(a[:2]))
+def test_light_verbs_load_no_heavy_library(argv):
+    code = ("import contextlib, io\nfrom accelsim.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main({argv!r}) == 0\n")
+    assert _loaded_after(code) == []
+
+
+def test_help_lists_every_stage_verb():
+    done = subprocess.run([sys.executable, "-m", "accelsim.cli", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    for verb in ("hw", "zoo", "trace", "train", "simulate", "sweep", "report", "demo", "plot"):
+        assert f"    {verb}" in done.stdout
