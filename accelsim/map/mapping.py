@@ -1,0 +1,115 @@
+"""The mapping value object: per storage level, temporal loops (with order) and spatial loops.
+
+Levels are listed outermost (DRAM) first. A level's temporal loops iterate over the tile the
+level holds, outer to inner; its spatial loops (after its temporal loops) spread that tile over
+the instances of the next level inward (the last level's spatial loops spread over the MAC
+units). For every dimension, the product of its factors over all levels equals its bound.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from accelsim.errors import MappingError
+from accelsim.map.nest import DIMS, LoopNest
+
+AXES = ("X", "Y")
+
+
+@dataclass(frozen=True)
+class Loop:
+    dim: str
+    factor: int
+    spatial: bool = False
+    axis: str = "X"          # spatial loops: X (along a row, i.e. over columns) or Y (over rows)
+
+    def __post_init__(self) -> None:
+        if self.dim not in DIMS:
+            raise ValueError(f"loop dimension: expected one of {DIMS}, got {self.dim!r}")
+        if int(self.factor) < 1:
+            raise ValueError(f"loop {self.dim}: factor must be >= 1, got {self.factor}")
+        if self.axis not in AXES:
+            raise ValueError(f"loop {self.dim}: axis must be X or Y, got {self.axis!r}")
+
+    def render(self) -> str:
+        where = f" (spatial-{self.axis})" if self.spatial else ""
+        return f"for {self.dim} in [0:{self.factor}){where}"
+
+
+@dataclass(frozen=True)
+class LevelLoops:
+    level: str
+    temporal: tuple[Loop, ...] = ()   # outer -> inner
+    spatial: tuple[Loop, ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(l.spatial for l in self.temporal) or any(not l.spatial for l in self.spatial):
+            raise ValueError(f"level {self.level}: temporal/spatial loops mixed up")
+
+    @property
+    def loops(self) -> tuple[Loop, ...]:
+        return self.temporal + self.spatial
+
+    def spatial_size(self, axis: str | None = None) -> int:
+        out = 1
+        for l in self.spatial:
+            if axis is None or l.axis == axis:
+                out *= l.factor
+        return out
+
+
+@dataclass(frozen=True)
+class Mapping:
+    levels: tuple[LevelLoops, ...]
+
+    def flat(self) -> list[tuple[int, Loop]]:
+        """All loops outer to inner as ``(level index, loop)``, factor-1 loops dropped."""
+        return [(i, l) for i, lv in enumerate(self.levels) for l in lv.loops if l.factor > 1]
+
+    def factor_product(self, dim: str) -> int:
+        out = 1
+        for lv in self.levels:
+            for l in lv.loops:
+                if l.dim == dim:
+                    out *= l.factor
+        return out
+
+    def check(self, nest: LoopNest, level_names: Iterable[str] | None = None) -> None:
+        """Raise :class:`MappingError` unless factors multiply to the bounds (and names match)."""
+        if level_names is not None:
+            names = tuple(level_names)
+            if tuple(lv.level for lv in self.levels) != names:
+                raise MappingError(f"mapping levels {[lv.level for lv in self.levels]} do not match "
+                                   f"the hierarchy's {list(names)}")
+        for dim in DIMS:
+            got = self.factor_product(dim)
+            if got != nest.bound(dim):
+                raise MappingError(f"layer {nest.name!r}: mapping factors of {dim} multiply to {got}, "
+                                   f"expected the bound {nest.bound(dim)}")
+
+    @property
+    def steps(self) -> int:
+        """Temporal iterations (cycles of a dense, unstalled run)."""
+        out = 1
+        for lv in self.levels:
+            for l in lv.temporal:
+                out *= l.factor
+        return out
+
+    def render(self) -> str:
+        """A readable loop nest, one line per loop, indented, level headers between."""
+        lines, depth = [], 0
+        for lv in self.levels:
+            lines.append(f"{'  ' * depth}{lv.level}:")
+            for l in lv.loops:
+                if l.factor > 1:
+                    lines.append(f"{'  ' * depth}| {l.render()}")
+                    depth += 1
+        lines.append(f"{'  ' * depth}<< MAC >>")
+        return "\n".join(lines)
+
+    def to_dict(self) -> list[dict]:
+        return [{"level": lv.level,
+                 "temporal": [[l.dim, l.factor] for l in lv.temporal if l.factor > 1],
+                 "spatial": [[l.dim, l.factor, l.axis] for l in lv.spatial if l.factor > 1]}
+                for lv in self.levels]

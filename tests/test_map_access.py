@@ -1,0 +1,102 @@
+"""Analytical access counts of a mapping equal a brute-force walk of the loop nest."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from accelsim.map.access import ACTIONS, analyse
+from accelsim.map.mapping import LevelLoops, Loop, Mapping
+from accelsim.map.nest import DIMS, TENSORS, LoopNest
+from naive_nest import brute_counts
+
+
+def _split(n: int, parts: int, rng: random.Random) -> list[int]:
+    factors, x, p = [1] * parts, n, 2
+    while x > 1:
+        while x % p == 0:
+            factors[rng.randrange(parts)] *= p
+            x //= p
+        p += 1
+    return factors
+
+
+def random_case(rng: random.Random, levels: int = 3):
+    """A random small layer, a random mapping over ``levels`` levels, random bypasses."""
+    b = dict(N=rng.choice([1, 2]), G=rng.choice([1, 1, 2]), K=rng.choice([1, 2, 3, 4]),
+             C=rng.choice([1, 2, 3, 4]), P=rng.choice([1, 2, 3, 5]), Q=rng.choice([1, 2, 3]),
+             R=rng.choice([1, 2, 3]), S=rng.choice([1, 2]))
+    nest = LoopNest(tuple(b[d] for d in DIMS), rng.choice([1, 2]), rng.choice([1, 2, 3]),
+                    rng.choice([1, 2]), rng.choice([1, 2]))
+    loops = [[[], []] for _ in range(levels)]
+    for d in DIMS:
+        for j, f in enumerate(_split(b[d], 2 * levels, rng)):
+            loops[j // 2][j % 2].append(Loop(d, f, bool(j % 2), rng.choice("XY")))
+    for lv in loops:
+        rng.shuffle(lv[0])
+    mapping = Mapping(tuple(LevelLoops(f"L{i}", tuple(t), tuple(s)) for i, (t, s) in enumerate(loops)))
+    keeps = (frozenset(TENSORS),) + tuple(
+        frozenset(t for t in TENSORS if rng.random() < 0.7) for _ in range(levels - 1))
+    return nest, mapping, keeps
+
+
+def _compare(nest, mapping, keeps):
+    fast = analyse(nest, mapping, keeps)
+    brute = brute_counts(nest, mapping, keeps)
+    for lv in range(len(keeps)):
+        for ti, t in enumerate(TENSORS):
+            for ai, action in enumerate(ACTIONS):
+                assert fast.counts[lv, ti, ai] == brute.get((lv, t, action), 0), (
+                    lv, t, action, mapping.render(), nest)
+    for ti, t in enumerate(TENSORS):
+        assert fast.macs_reads[ti] == brute.get(("mac", t), 0)
+    return fast
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_mappings_match_brute_force(seed):
+    rng = random.Random(seed)
+    nest, mapping, keeps = random_case(rng, levels=rng.choice([2, 3, 4]))
+    while nest.macs > 2500:
+        nest, mapping, keeps = random_case(rng, levels=rng.choice([2, 3]))
+    _compare(nest, mapping, keeps)
+
+
+def test_single_level_everything_in_dram():
+    nest = LoopNest((1, 1, 2, 3, 4, 1, 3, 1))
+    mapping = Mapping((LevelLoops("DRAM", tuple(Loop(d, nest.bound(d)) for d in DIMS)),))
+    fast = _compare(nest, mapping, (frozenset(TENSORS),))
+    assert fast.get(0, "W", "reads") == nest.macs          # no operand register: read per MAC
+    assert fast.get(0, "O", "updates") == nest.macs
+    assert fast.get(0, "O", "reads") == nest.macs - 2 * 4   # first update of each output is a write
+
+
+def test_weight_stationary_register_holds_one_weight():
+    # K, C, R outside, P innermost: a one-word weight register is filled once per weight
+    nest = LoopNest((1, 1, 4, 2, 6, 1, 3, 1))
+    mapping = Mapping((
+        LevelLoops("DRAM", (Loop("K", 4), Loop("C", 2), Loop("R", 3))),
+        LevelLoops("reg", (Loop("P", 6),)),
+    ))
+    fast = _compare(nest, mapping, (frozenset(TENSORS), frozenset({"W"})))
+    assert fast.get(1, "W", "fills") == 4 * 2 * 3 and fast.footprint[1, 0] == 1
+    assert fast.get(0, "W", "reads") == 4 * 2 * 3
+
+
+def test_sliding_window_reuse_of_inputs():
+    # 1-D conv, P outer, R inner kept in a window buffer: consecutive windows overlap by R-1
+    nest = LoopNest((1, 1, 1, 1, 8, 1, 3, 1))
+    mapping = Mapping((LevelLoops("DRAM", (Loop("P", 8),)), LevelLoops("win", (Loop("R", 3),))))
+    fast = _compare(nest, mapping, (frozenset(TENSORS), frozenset({"I"})))
+    assert fast.get(1, "I", "fills") == 3 + 7      # first window, then one new element per step
+
+
+def test_multicast_reads_once_for_all_children():
+    nest = LoopNest((1, 1, 4, 1, 2, 1, 1, 1))
+    mapping = Mapping((LevelLoops("DRAM", (Loop("P", 2),), (Loop("K", 4, True),)),
+                       LevelLoops("pe", ())))
+    fast = _compare(nest, mapping, (frozenset(TENSORS), frozenset(TENSORS)))
+    assert fast.get(1, "I", "fills") == 4 * 2       # each of 4 PEs gets both inputs
+    assert fast.get(0, "I", "reads") == 2           # the buffer reads each once (multicast)
+    assert list(fast.instances) == [1, 4, 4]
