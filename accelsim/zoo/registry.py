@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,6 +27,7 @@ _loaded = False
 def _load_zoo() -> None:
     global _loaded
     if not _loaded:
+        import_library("torch", "the model zoo")
         for name in ZOO_MODULES:
             importlib.import_module(f"accelsim.zoo.{name}")
         _loaded = True
@@ -81,17 +84,16 @@ def get_model(name: str, **kwargs):
 def resolve_model(spec: str, **kwargs):
     """Import ``package.module:attribute`` and call it (a class or factory) with ``kwargs``.
 
-    If the attribute is already an ``nn.Module`` instance it is returned as is.
+    If the attribute is already an ``nn.Module`` instance it is returned as is. Modules
+    are looked up on ``sys.path`` and then in the current folder (so ``mynet:Net`` finds
+    ``./mynet.py`` from the ``accelsim`` command too). Only call this with a spec the user
+    gave (a command-line option or code), never one read from a file.
     """
-    import torch.nn as nn
-
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise AccelsimError(f"model spec {spec!r}: expected 'package.module:attribute'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise AccelsimError(f"model spec {spec!r}: cannot import {module_name!r}: {exc}") from None
+    nn = import_library("torch.nn", "building a model")
+    module = import_user_module(module_name, f"model spec {spec!r}")
     try:
         obj = getattr(module, attr)
     except AttributeError:
@@ -104,3 +106,66 @@ def resolve_model(spec: str, **kwargs):
     if not isinstance(model, nn.Module):
         raise AccelsimError(f"model spec {spec!r}: calling {attr!r} returned {type(model).__name__}, not an nn.Module")
     return model
+
+
+def import_user_module(module_name: str, what: str):
+    """Import the user's module ``module_name``, also from the current folder; one-line errors."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)  # after installed packages: a local file never shadows a library
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise AccelsimError(
+                f"{what}: no module {missing!r} in the current folder ({cwd}) or on the Python "
+                f"path; run from the folder holding {missing.replace('.', '/')}.py, or add its "
+                "folder to PYTHONPATH") from None
+        raise AccelsimError(f"{what}: importing {module_name!r} needs the module {missing!r}, "
+                            f"which is not installed (pip install {missing.split('.')[0]})") from None
+    except Exception as exc:  # the user's code failed while importing: say where, in one line
+        raise AccelsimError(f"{what}: importing {module_name!r} failed: {_one_line(exc)}") from None
+
+
+def import_library(name: str, purpose: str):
+    """Import a third-party library; a missing or broken installation is one line with the fix."""
+    top = name.split(".")[0]
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == top:
+            raise AccelsimError(f"{purpose} needs {top}, which is not installed "
+                                f"(pip install {_PIP_NAMES.get(top, top)})") from None
+        raise AccelsimError(f"{purpose}: {top} is installed but cannot be imported: "
+                            f"{_one_line(exc)}; reinstall it (pip install --force-reinstall "
+                            f"{_PIP_NAMES.get(top, top)})") from None
+    except Exception as exc:  # e.g. an extension built against another version (OSError, RuntimeError)
+        hint = (f"install the torchvision build made for torch {_torch_version()} "
+                "(pip install 'torchvision==<the release paired with your torch>', see "
+                "https://pytorch.org/get-started/previous-versions/) or use a zoo model "
+                "(`accelsim zoo`)") if top == "torchvision" else \
+            f"reinstall it (pip install --force-reinstall {_PIP_NAMES.get(top, top)})"
+        raise AccelsimError(f"{purpose}: {top} is installed but fails to load "
+                            f"({_one_line(exc)}); {hint}") from None
+
+
+_PIP_NAMES = {"torch": "torch", "torchvision": "torchvision", "sklearn": "scikit-learn"}
+
+
+def _torch_version() -> str:
+    try:
+        import torch
+
+        return str(torch.__version__)
+    except Exception:  # noqa: BLE001 - only for a message
+        return "(unknown)"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" ({exc.filename}, line {exc.lineno})"
+    return f"{type(exc).__name__}: {first}{where}" if first else type(exc).__name__ + where

@@ -7,20 +7,14 @@
 from __future__ import annotations
 
 from accelsim.errors import AccelsimError
-from accelsim.zoo.registry import get_model
+from accelsim.zoo.registry import get_model, import_library
 
 TORCHVISION_PREFIX = "torchvision:"
 
 
 def torchvision_model(name: str, **kwargs):
     """Build ``torchvision.models.<name>`` with random weights (no download)."""
-    try:
-        import torchvision.models as tv_models
-    except ImportError:
-        raise AccelsimError(
-            f"model spec {TORCHVISION_PREFIX}{name!r} needs torchvision, which is not installed; "
-            "install a torchvision build matching your torch, or use a zoo model "
-            "(see `accelsim zoo` / accelsim.zoo.list_models())") from None
+    tv_models = import_library("torchvision.models", f"model spec {TORCHVISION_PREFIX}{name}")
     try:
         builder = tv_models.get_model_builder(name)
     except ValueError:
