@@ -98,7 +98,7 @@ def test_duplicate_stage_names_and_bad_yaml(tmp_path):
         parse_recipe(raw, "r.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: [1\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="malformed YAML"):
         load_recipe(bad)
     with pytest.raises(ConfigError, match="recipe file not found"):
         load_recipe(tmp_path / "missing.yaml")

@@ -1,7 +1,8 @@
 """YAML -> validated :class:`~accelsim.hw.schema.HardwareConfig`.
 
-Pipeline: read each file with ``yaml.safe_load`` -> follow ``extends:`` (paths relative
-to the extending file; cycles rejected) -> deep-merge parent then child -> apply
+Pipeline: read each file with the strict loader of :mod:`accelsim.yamlio` -> follow
+``extends:`` (paths relative to the extending file; cycles and chains longer than
+:data:`MAX_EXTENDS_DEPTH` rejected) -> deep-merge parent then child -> apply
 overrides (sweeps) -> build the typed object with the schema's rules -> cross-field
 checks. Every failure raises :class:`~accelsim.errors.ConfigError` naming the file,
 the field path and what was expected.
@@ -18,23 +19,14 @@ import yaml
 from accelsim.errors import ConfigError
 from accelsim.hw import rules
 from accelsim.hw.schema import HardwareConfig
+from accelsim.yamlio import read_yaml
+
+MAX_EXTENDS_DEPTH = 32  # files in one extends: chain
 
 
 def read_yaml_mapping(path: Path) -> dict:
     """Read a YAML file that must hold a mapping; errors name the file and the line."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(str(path), None, "file not found") from None
-    except OSError as exc:
-        raise ConfigError(str(path), None, f"cannot read file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(str(path), None, f"malformed YAML{where}: {problem}") from None
+    data = read_yaml(path, "file")
     if data is None:
         raise ConfigError(str(path), None, "file is empty; expected a mapping of hardware fields")
     if not isinstance(data, dict):
@@ -54,24 +46,36 @@ def deep_merge(base: Mapping, override: Mapping) -> dict:
     return merged
 
 
-def resolve_extends(path: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> dict:
+def resolve_extends(path: str | os.PathLike) -> dict:
     """The raw mapping of ``path`` with its ``extends:`` chain merged in (no validation)."""
     path = Path(path)
-    resolved = path.resolve()
-    if resolved in _chain:
-        cycle = " -> ".join(str(p) for p in _chain + (resolved,))
-        raise ConfigError(str(path), "extends", f"extends cycle: {cycle}")
-    data = read_yaml_mapping(path)
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    if not isinstance(parent, str) or not parent.strip():
-        raise ConfigError(str(path), "extends", f"expected a path to another hardware file, got {parent!r}")
-    parent_path = (path.parent / parent)
-    if not parent_path.is_file():
-        raise ConfigError(str(path), "extends", f"parent file {str(parent_path)!r} not found")
-    base = resolve_extends(parent_path, _chain + (resolved,))
-    return deep_merge(base, data)
+    chain: list[Path] = []
+    layers: list[dict] = []
+    while True:
+        resolved = path.resolve()
+        if resolved in chain:
+            cycle = " -> ".join(str(p) for p in chain + [resolved])
+            raise ConfigError(str(path), "extends", f"extends cycle: {cycle}")
+        if len(chain) >= MAX_EXTENDS_DEPTH:
+            raise ConfigError(str(path), "extends", f"the extends: chain is longer than "
+                                                    f"{MAX_EXTENDS_DEPTH} files")
+        chain.append(resolved)
+        data = read_yaml_mapping(path)
+        parent = data.pop("extends", None)
+        layers.append(data)
+        if parent is None:
+            break
+        if not isinstance(parent, str) or not parent.strip():
+            raise ConfigError(str(path), "extends",
+                              f"expected a path to another hardware file, got {parent!r}")
+        parent_path = path.parent / parent
+        if not parent_path.is_file():
+            raise ConfigError(str(path), "extends", f"parent file {str(parent_path)!r} not found")
+        path = parent_path
+    merged = layers.pop()
+    while layers:
+        merged = deep_merge(merged, layers.pop())
+    return merged
 
 
 def apply_overrides(data: Mapping, overrides: Mapping[str, Any]) -> dict:
@@ -113,7 +117,13 @@ def dump_hw(config: HardwareConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
+MAX_PES = 1 << 20  # rows x cols: per-PE state of the cycle kernels stays in memory
+
+
 def _check_cross_fields(config: HardwareConfig, source: str) -> None:
+    if config.num_pes > MAX_PES:
+        raise ConfigError(source, "pe_array", f"rows x cols = {config.num_pes:,} PEs; expected at "
+                                              f"most {MAX_PES:,} (a sane upper bound)")
     if not config.dram.ideal and config.dram.bandwidth_gb_per_s is None:
         raise ConfigError(source, "dram.bandwidth_gb_per_s",
                           "required unless dram.ideal is true (give GB/s, e.g. 25.6)")

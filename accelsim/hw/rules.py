@@ -28,15 +28,30 @@ def _got(value: Any) -> str:
     return f"got {value!r} ({type(value).__name__})"
 
 
+# Ceilings of the plain numeric rules: far above any real design, low enough that products
+# of a few of them stay exact in int64/float64 (the simulator's kernels).
+MAX_INT = 2 ** 53
+MAX_FLOAT = 1e15
+
+
+def _too_large(value: Any, high: float, path: str) -> None:
+    if value > high:
+        limit = f"{high:,}" if isinstance(high, int) else f"{high:g}"
+        raise RuleError(path, f"expected at most {limit} (a sane upper bound for this field), "
+                              f"{_got(value)}")
+
+
 def positive_int(value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise RuleError(path, f"expected a positive integer, {_got(value)}")
+    _too_large(value, MAX_INT, path)
     return value
 
 
 def non_negative_int(value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise RuleError(path, f"expected a non-negative integer, {_got(value)}")
+    _too_large(value, MAX_INT, path)
     return value
 
 
@@ -55,13 +70,24 @@ def _number(value: Any) -> bool:
 def positive_float(value: Any, path: str) -> float:
     if not _number(value) or value <= 0 or value == float("inf"):
         raise RuleError(path, f"expected a positive number, {_got(value)}")
+    _too_large(value, MAX_FLOAT, path)
     return float(value)
 
 
 def non_negative_float(value: Any, path: str) -> float:
     if not _number(value) or value < 0 or value == float("inf"):
         raise RuleError(path, f"expected a non-negative number, {_got(value)}")
+    _too_large(value, MAX_FLOAT, path)
     return float(value)
+
+
+def bounded(rule: Rule, high: float) -> Rule:
+    """``rule``, then at most ``high`` (the field's sane upper bound)."""
+    def check(value: Any, path: str) -> Any:
+        value = rule(value, path)
+        _too_large(value, high, path)
+        return value
+    return check
 
 
 def boolean(value: Any, path: str) -> bool:

@@ -38,10 +38,10 @@ def spec(rule, doc: str, default: Any = rules.REQUIRED):
 
 @dataclass(frozen=True)
 class Technology:
-    clock_mhz: float = spec(rules.positive_float, "clock frequency")
+    clock_mhz: float = spec(rules.bounded(rules.positive_float, 1e5), "clock frequency")
     energy_table: str = spec(rules.energy_table_name, "packaged energy table (see `accelsim hw tables`)",
                              "horowitz_45nm")
-    voltage_v: float | None = spec(rules.optional(rules.positive_float),
+    voltage_v: float | None = spec(rules.optional(rules.bounded(rules.positive_float, 10.0)),
                                    "supply voltage; dynamic energy scales with (V/V_nominal)^2; "
                                    "default: the table's nominal voltage", None)
     energy_overrides: Mapping[str, float] = spec(
@@ -59,15 +59,15 @@ class Precision:
 
 @dataclass(frozen=True)
 class PEArray:
-    rows: int = spec(rules.positive_int, "PE rows")
-    cols: int = spec(rules.positive_int, "PE columns")
+    rows: int = spec(rules.bounded(rules.positive_int, 4096), "PE rows")
+    cols: int = spec(rules.bounded(rules.positive_int, 4096), "PE columns")
     dataflow: str = spec(rules.one_of(DATAFLOWS), "what stays in the PE")
-    macs_per_pe: int = spec(rules.positive_int, "MAC lanes per PE", 1)
+    macs_per_pe: int = spec(rules.bounded(rules.positive_int, 1024), "MAC lanes per PE", 1)
     sync: str = spec(rules.one_of(SYNC_GROUPS),
                      "synchronisation group: PEs that finish a fold together", "array")
-    work_queue_depth: int = spec(rules.positive_int,
+    work_queue_depth: int = spec(rules.bounded(rules.positive_int, 65536),
                                  "row/column/decoupled sync: folds a group may run ahead of the slowest", 2)
-    operand_queue_depth: int | None = spec(rules.optional(rules.positive_int),
+    operand_queue_depth: int | None = spec(rules.optional(rules.bounded(rules.positive_int, 1 << 20)),
                                            "cycle fidelity: operand pairs buffered per PE "
                                            "(null = unbounded)", None)
 
@@ -82,24 +82,24 @@ class Sparsity:
 
 @dataclass(frozen=True)
 class Scratchpad:
-    input_bytes: int = spec(rules.non_negative_int, "per-PE input-activation scratchpad")
-    weight_bytes: int = spec(rules.non_negative_int, "per-PE weight scratchpad")
-    psum_bytes: int = spec(rules.non_negative_int, "per-PE partial-sum scratchpad")
+    input_bytes: int = spec(rules.bounded(rules.non_negative_int, 1 << 30), "per-PE input-activation scratchpad")
+    weight_bytes: int = spec(rules.bounded(rules.non_negative_int, 1 << 30), "per-PE weight scratchpad")
+    psum_bytes: int = spec(rules.bounded(rules.non_negative_int, 1 << 30), "per-PE partial-sum scratchpad")
 
 
 @dataclass(frozen=True)
 class GlobalBuffer:
-    size_kib: float = spec(rules.positive_float, "shared on-chip buffer capacity")
-    words_per_cycle: int | None = spec(rules.optional(rules.positive_int),
+    size_kib: float = spec(rules.bounded(rules.positive_float, 2.0 ** 30), "shared on-chip buffer capacity")
+    words_per_cycle: int | None = spec(rules.optional(rules.bounded(rules.positive_int, 1 << 20)),
                                        "words read or written per cycle, all banks (null = unbounded)")
-    banks: int = spec(rules.positive_int, "SRAM banks (energy per access uses the bank size)", 1)
-    word_bits: int = spec(rules.positive_int, "bits per global-buffer word", 16)
+    banks: int = spec(rules.bounded(rules.positive_int, 65536), "SRAM banks (energy per access uses the bank size)", 1)
+    word_bits: int = spec(rules.bounded(rules.positive_int, 4096), "bits per global-buffer word", 16)
 
 
 @dataclass(frozen=True)
 class DRAM:
     ideal: bool = spec(rules.boolean, "unlimited bandwidth (no memory stalls); energy still counted", False)
-    bandwidth_gb_per_s: float | None = spec(rules.optional(rules.positive_float),
+    bandwidth_gb_per_s: float | None = spec(rules.optional(rules.bounded(rules.positive_float, 1e6)),
                                             "off-chip bandwidth in GB/s (required unless ideal)", None)
 
 

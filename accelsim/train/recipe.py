@@ -36,10 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from accelsim.errors import AccelsimError, ConfigError
 from accelsim.train.penalties import PENALTY_KINDS
+from accelsim.yamlio import read_yaml
 
 RECIPE_VERSION = 1
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -194,7 +193,7 @@ def select_layers(selector: str | tuple[str, ...], execution_order: list[str]) -
 
 
 def load_recipe(path: str | os.PathLike, model: str | None = None) -> Recipe:
-    """Read and validate a recipe YAML file (``yaml.safe_load``).
+    """Read and validate a recipe YAML file (strict loader of :mod:`accelsim.yamlio`).
 
     The file may only name a zoo model with plain, typed ``model_kwargs`` (a file is data,
     never code); ``model`` (the user's ``--model``) replaces it and may name
@@ -202,16 +201,7 @@ def load_recipe(path: str | os.PathLike, model: str | None = None) -> Recipe:
     """
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(source, None, "recipe file not found") from None
-    except OSError as exc:
-        raise ConfigError(source, None, f"cannot read recipe ({exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, None, f"not valid YAML: {exc}") from None
+    raw = read_yaml(path, "recipe file")
     recipe = parse_recipe(raw, source)
     if "name" not in raw:
         recipe = parse_recipe(dict(raw, name=path.stem), source)
