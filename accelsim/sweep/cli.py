@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument("--format", choices=("csv", "parquet"), default="csv",
                        help="results table format (parquet needs pyarrow)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--max-points", type=int, default=None, metavar="N",
+                       help="allow a spec of more than 100,000 design points (the default limit)")
     sweep.set_defaults(handler=_sweep)
 
     report = subparsers.add_parser(
@@ -65,7 +67,9 @@ def _sweep(args: argparse.Namespace) -> int:
     from accelsim.sweep.spec import load_sweep_spec
 
     _positive(args.workers, "--workers")
-    spec = load_sweep_spec(args.spec, traces=args.trace)
+    _positive(args.max_points, "--max-points")
+    spec = load_sweep_spec(args.spec, traces=args.trace,
+                           **({"max_points": args.max_points} if args.max_points else {}))
     outcome = run_sweep(spec, args.output, workers=args.workers, scheduler=args.scheduler,
                         progress=not args.quiet, result_format=args.format)
     print(outcome.summary())

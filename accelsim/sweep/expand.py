@@ -20,7 +20,8 @@ from accelsim.errors import ConfigError
 from accelsim.hw.load import apply_overrides, load_hw_dict, resolve_extends
 from accelsim.hw.schema import HardwareConfig
 from accelsim.hw.summary import derived_figures
-from accelsim.sweep.spec import AxisSpec, RandomAxis, SweepSpec
+from accelsim.hw.rules import RuleError
+from accelsim.sweep.spec import AxisSpec, RandomAxis, SweepSpec, check_point_count
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ def axis_values(path: str, axis: AxisSpec, seed: int) -> list:
 
 
 def _param_sets(spec: SweepSpec) -> tuple[list[dict], int]:
+    try:  # again here: a SweepSpec may be built without the loader
+        check_point_count(spec, spec.max_points)
+    except RuleError as exc:
+        raise ConfigError(spec.source, exc.path, exc.message) from None
     paths = list(spec.axes)
     if spec.mode == "grid":
         columns = [axis_values(p, spec.axes[p], spec.seed) for p in paths]

@@ -39,6 +39,7 @@ from accelsim.hw.load import read_yaml_mapping
 from accelsim.hw.schema import HardwareConfig
 
 SPEC_VERSION = 1
+DEFAULT_MAX_POINTS = 100_000  # design points a spec may expand to without --max-points
 MODES = ("grid", "random")
 FIDELITIES = ("fast", "cycle")
 
@@ -109,9 +110,17 @@ class RangeAxis:
     stop: float = _field(_number, "last value (included when start + k*step lands on it)")
     step: float = _field(_number, "increment (non-zero; negative counts down)")
 
-    def values(self) -> tuple:
+    def count(self) -> int | float:
+        """How many values the range holds, without listing them (``inf`` if unbounded)."""
+        if self.step == 0:
+            return 0  # refused by the axis checks
         span = (self.stop - self.start) / self.step
-        count = int(span + 1e-9) + 1 if span >= -1e-9 else 0
+        if not math.isfinite(span):
+            return math.inf
+        return int(span + 1e-9) + 1 if span >= -1e-9 else 0
+
+    def values(self) -> tuple:
+        count = self.count()
         as_int = all(isinstance(v, int) for v in (self.start, self.stop, self.step))
         out = [self.start + i * self.step for i in range(count)]
         return tuple(int(v) for v in out) if as_int else tuple(round(v, 12) for v in out)
@@ -181,6 +190,8 @@ class SweepSpec:
     base_path: str = field(default="", metadata={"rule": rules.string, "doc": "resolved base"})
     trace_paths: tuple = field(default=(), metadata={"rule": _list_of(rules.string, "paths", 0),
                                                      "doc": "resolved traces"})
+    max_points: int = field(default=DEFAULT_MAX_POINTS,
+                            metadata={"rule": rules.positive_int, "doc": "point-count limit"})
 
     @property
     def objective_pairs(self) -> tuple[tuple[str, str], ...]:
@@ -193,7 +204,7 @@ class SweepSpec:
         return tuple(out)
 
 
-_LOADER_ONLY = ("source", "base_path", "trace_paths")
+_LOADER_ONLY = ("source", "base_path", "trace_paths", "max_points")
 
 
 def _leaf_rule(path: str, where: str):
@@ -241,6 +252,38 @@ def _mapping_entry_rule(mapping_rule, key: str, where: str):
         except rules.RuleError as exc:
             raise rules.RuleError(path, exc.message) from None
     return check
+
+
+def point_count(spec: SweepSpec) -> int | float:
+    """Design points ``spec`` expands to before constraints (grid: the product of the axes'
+    value counts; random: ``points``), computed without listing any value."""
+    if spec.mode == "random":
+        return int(spec.points or 0)
+    total: int | float = 1
+    for axis in spec.axes.values():
+        total *= (len(axis.values) if axis.values is not None
+                  else axis.range.count() if axis.range is not None else int(axis.random.count or 0))
+    return total
+
+
+def check_point_count(spec: SweepSpec, max_points: int) -> None:
+    """Refuse a spec (or one of its axes) with more than ``max_points`` points, before listing them."""
+    def refuse(where: str, what: str, count) -> None:
+        if count == math.inf:
+            raise rules.RuleError(where, "the range has no end in floating point (its step is "
+                                         "too small for its span)")
+        raise rules.RuleError(where, f"{what} {count:,} points, more than the limit of "
+                                     f"{max_points:,}; pass --max-points {count} to run it "
+                                     "anyway, or narrow the axes")
+    for path, axis in spec.axes.items():
+        n = (axis.range.count() if axis.range is not None
+             else axis.random.count if axis.random is not None else None)
+        if n is not None and n > max_points:
+            refuse(f"axes.{path}", "this axis alone has", n)
+    total = point_count(spec)
+    if total > max_points:
+        refuse("points" if spec.mode == "random" else "axes",
+               "the sweep has" if spec.mode == "random" else "the grid has", total)
 
 
 def _check_axes(spec: SweepSpec) -> None:
@@ -320,8 +363,13 @@ def _check_mode(spec: SweepSpec) -> None:
                                       f"({spec.constraints['max_' + name[4:]]}), got {spec.constraints[name]}")
 
 
-def load_sweep_dict(data: dict, source: str = "<dict>", root: str | os.PathLike = ".") -> SweepSpec:
-    """Validate a raw mapping; relative paths resolve against ``root`` (the spec's folder)."""
+def load_sweep_dict(data: dict, source: str = "<dict>", root: str | os.PathLike = ".",
+                    max_points: int = DEFAULT_MAX_POINTS) -> SweepSpec:
+    """Validate a raw mapping; relative paths resolve against ``root`` (the spec's folder).
+
+    A spec that expands to more than ``max_points`` design points is refused before any
+    value is listed (``accelsim sweep --max-points`` raises the limit).
+    """
     data = dict(data)
     allowed = [f.name for f in fields(SweepSpec) if f.name not in _LOADER_ONLY]
     for key in data:
@@ -337,6 +385,7 @@ def load_sweep_dict(data: dict, source: str = "<dict>", root: str | os.PathLike 
         if not spec.axes:
             raise rules.RuleError("axes", "expected at least one axis (field path -> values)")
         _check_mode(spec)
+        check_point_count(spec, max_points)
         _check_axes(spec)
         _check_objectives(spec)
     except rules.RuleError as exc:
@@ -355,15 +404,17 @@ def load_sweep_dict(data: dict, source: str = "<dict>", root: str | os.PathLike 
         trace_paths.append(str(path))
     if len(set(map(os.path.realpath, trace_paths))) != len(trace_paths):
         raise ConfigError(source, "traces", "the same trace file is listed twice")
-    return _replace(spec, source=source, base_path=str(base), trace_paths=tuple(trace_paths))
+    return _replace(spec, source=source, base_path=str(base), trace_paths=tuple(trace_paths),
+                    max_points=max_points)
 
 
-def load_sweep_spec(path: str | os.PathLike,
-                    traces: list[str | os.PathLike] | None = None) -> SweepSpec:
+def load_sweep_spec(path: str | os.PathLike, traces: list[str | os.PathLike] | None = None,
+                    max_points: int = DEFAULT_MAX_POINTS) -> SweepSpec:
     """Read and validate a sweep spec file (strict: unknown keys, version, every value).
 
     ``traces``, when given, replaces the spec's ``traces`` (paths as given, e.g.
     relative to the working directory): the same design space over other networks.
+    ``max_points`` bounds the number of design points (see :func:`load_sweep_dict`).
     """
     path = Path(path)
     try:
@@ -373,7 +424,7 @@ def load_sweep_spec(path: str | os.PathLike,
             "hardware fields", "sweep fields (version, base, axes, traces, ...)")) from None
     if traces:
         data["traces"] = [str(Path(t).resolve()) for t in traces]
-    return load_sweep_dict(data, source=str(path), root=path.parent)
+    return load_sweep_dict(data, source=str(path), root=path.parent, max_points=max_points)
 
 
 def _replace(spec: SweepSpec, **changes: Any) -> SweepSpec:
