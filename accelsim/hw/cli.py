@@ -21,8 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(handler=_show)
 
-    tables = verbs.add_parser("tables", help="list the packaged energy tables")
+    tables = verbs.add_parser("tables", help="the packaged energy tables and their energies")
+    tables.add_argument("--json", action="store_true", help="print JSON instead of text")
     tables.set_defaults(handler=_tables)
+
+    schema = verbs.add_parser(
+        "schema", help="every hardware field: path, type, unit, default, allowed values, meaning",
+        description="The hardware-file reference, read off the schema (docs/hardware.md is "
+                    "`accelsim hw schema --markdown`).")
+    form = schema.add_mutually_exclusive_group()
+    form.add_argument("--markdown", action="store_true", help="Markdown (docs/hardware.md)")
+    form.add_argument("--json", action="store_true", help="JSON list of fields")
+    schema.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    schema.set_defaults(handler=_schema)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -41,16 +52,21 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from accelsim.hw.load import dump_hw, load_hw
-    from accelsim.hw.summary import derived_figures, format_figures
+    from accelsim.hw.load import dump_hw, load_hw, resolve_extends
+    from accelsim.hw.summary import defaulted_fields, derived_figures, format_defaults, format_figures
 
     config = load_hw(args.file)
     figures = derived_figures(config)
+    resolved = config.to_dict()
+    sections, leaves = defaulted_fields(resolve_extends(args.file), resolved)
     if args.json:
-        print(json.dumps({"config": config.to_dict(), "derived": figures}, indent=2))
+        print(json.dumps({"config": resolved, "derived": figures,
+                          "defaulted": {"sections": sections, "fields": leaves}}, indent=2))
         return 0
     print(f"# {args.file}: resolved configuration")
     print(dump_hw(config), end="")
+    print("# defaults taken (not in the file or the files it extends)")
+    print(format_defaults(resolved, sections, leaves))
     print("# derived figures")
     print(format_figures(figures))
     return 0
@@ -58,9 +74,33 @@ def _show(args: argparse.Namespace) -> int:
 
 def _tables(args: argparse.Namespace) -> int:
     from accelsim.hw.energy import available_tables, load_table
+    from accelsim.hw.summary import table_lines
 
-    for name in available_tables():
-        table = load_table(name)
-        origin = f", derived from {table['derived_from']}" if "derived_from" in table else ""
-        print(f"{name}: {table['node_nm']} nm, nominal {table['nominal_voltage_v']} V{origin}")
+    if args.json:
+        print(json.dumps({name: load_table(name) for name in available_tables()}, indent=2,
+                         default=str))
+        return 0
+    for i, name in enumerate(available_tables()):
+        if i:
+            print()
+        print("\n".join(table_lines(name, load_table(name))))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from accelsim.hw import docs
+
+    if args.json:
+        text = json.dumps([row.to_dict() for row in docs.field_docs()], indent=2) + "\n"
+    elif args.markdown:
+        text = docs.markdown()
+    else:
+        text = docs.text_table() + "\n"
+    if args.output:
+        from accelsim.atomic import atomic_write_text
+
+        atomic_write_text(args.output, text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0

@@ -69,3 +69,80 @@ def format_figures(figures: dict) -> str:
 
 def _per_cycle(value: float | None) -> str:
     return "unbounded (ideal)" if value is None else f"{value:.2f} B/cycle"
+
+
+def defaulted_fields(raw: dict, resolved: dict, prefix: str = "") -> tuple[list[str], list[str]]:
+    """What the loader filled in: ``(sections, fields)`` by dotted path.
+
+    ``raw`` is the file's mapping with its ``extends:`` chain merged
+    (:func:`accelsim.hw.load.resolve_extends`), ``resolved`` the config's ``to_dict()``.
+    A section absent from ``raw`` is listed whole; inside a given section, each absent
+    field is listed.
+    """
+    sections: list[str] = []
+    leaves: list[str] = []
+    for key, value in resolved.items():
+        path = f"{prefix}{key}"
+        if not isinstance(raw, dict) or key not in raw:
+            (sections if isinstance(value, dict) else leaves).append(path)
+        elif isinstance(value, dict) and isinstance(raw[key], dict):
+            sub_sections, sub_leaves = defaulted_fields(raw[key], value, path + ".")
+            sections += sub_sections
+            leaves += sub_leaves
+    return sections, leaves
+
+
+def format_defaults(resolved: dict, sections: list[str], leaves: list[str]) -> str:
+    """Lines saying which sections and fields took their defaults (for ``hw show``)."""
+    def value_at(path: str):
+        node = resolved
+        for part in path.split("."):
+            node = node[part]
+        return node
+
+    def plain(value) -> str:
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {plain(v)}" for k, v in value.items()) + "}"
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    lines = [f"  {path}: not in the file, defaults {plain(value_at(path))}" for path in sections]
+    if leaves:
+        lines.append("  fields not in the file (defaults): "
+                     + ", ".join(f"{p} = {plain(value_at(p))}" for p in leaves))
+    return "\n".join(lines) if lines else "  none: every field is given in the file"
+
+
+TABLE_UNITS = (("_pj_per_bit", "pJ/bit"), ("_uw_per_kib", "µW/KiB"), ("_pj", "pJ"),
+               ("_uw", "µW"), ("_v", "V"), ("_nm", "nm"))
+
+
+def table_lines(name: str, table: dict) -> list[str]:
+    """An energy table's entries with their units, and the figures a common design derives."""
+    from accelsim.hw.energy import int_add_pj, int_mult_pj, sram_pj_per_bit
+
+    origin = f", derived from {table['derived_from']}" if "derived_from" in table else ""
+    lines = [f"{name}: {table['node_nm']} nm, nominal {table['nominal_voltage_v']} V{origin}"]
+    skip = {"name", "node_nm", "nominal_voltage_v", "derived_from"}
+    width = max((len(k) for k in table if k not in skip), default=0)
+    for key, value in table.items():
+        if key in skip:
+            continue
+        unit = next((u for suffix, u in TABLE_UNITS if key.endswith(suffix)), "")
+        if isinstance(value, dict):
+            what = "KiB array" if key.startswith("sram") else "bit"
+            text = ", ".join(f"{k} {what} {float(v):g}" for k, v in value.items())
+            lines.append(f"  {key:<{width}}  {text} ({unit} each)")
+        else:
+            kind = unit or ("ratio" if "_over_" in key else "fraction" if "fraction" in key else "")
+            lines.append(f"  {key:<{width}}  {float(value):g} {kind}".rstrip())
+    mac8 = int_mult_pj(table, 8, 8) + int_add_pj(table, 32)
+    mac16 = int_mult_pj(table, 16, 16) + int_add_pj(table, 32)
+    lines.append(f"  at the nominal voltage: 8x8-bit MAC (32-bit accumulate) {mac8:.3g} pJ, "
+                 f"16x16-bit {mac16:.3g} pJ; SRAM {sram_pj_per_bit(table, 16):.3g} pJ/bit "
+                 f"(16 KiB bank), {sram_pj_per_bit(table, 128):.3g} pJ/bit (128 KiB bank); "
+                 f"DRAM {float(table['dram_pj_per_bit']):.3g} pJ/bit")
+    return lines
