@@ -243,7 +243,8 @@ def test_transformer_linear_layers_on_tokens():
     assert (fc2.geometry.C, fc2.geometry.H, fc2.geometry.W, fc2.geometry.K) == (256, 16, 1, 64)
     assert fc2.stats["act_density"] < 0.75  # the ReLU MLP makes fc2's input sparse
     assert layers["head"].geometry.H == 1
-    assert len(data.layers) == 2 * 6 + 1
+    kinds = [layer.geometry.kind for layer in data.layers]
+    assert kinds.count("linear") == 2 * 6 + 1 and kinds.count("matmul") == 2 * 2  # q.k^T, p.v
 
 
 def test_bad_options_and_inputs():

@@ -207,7 +207,7 @@ def test_missing_member_and_bad_metadata(tmp_path, trace_file):
         open_trace(badgeom)
 
 
-@pytest.mark.parametrize("version,advice", [(2, "newer accelsim"), (0, "re-capture")])
+@pytest.mark.parametrize("version,advice", [(SCHEMA_VERSION + 1, "newer accelsim"), (0, "re-capture")])
 def test_wrong_schema_version(tmp_path, trace_file, version, advice):
     path = tmp_path / "v.trace"
     _rewrite(trace_file, path, edit_metadata=lambda m: m.update(schema_version=version))

@@ -14,11 +14,13 @@ calls after the first are named ``name#1``, ``name#2``, ... The hooks are owned 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 import os
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
@@ -29,7 +31,7 @@ import torch.nn as nn
 import accelsim
 from accelsim.errors import AccelsimError, TraceError
 from accelsim.hooks import HookOwner, probe_forward
-from accelsim.trace import hooks, maskwork
+from accelsim.trace import hooks, maskwork, operands, opmode
 from accelsim.trace.geometry import LAYER_KINDS, LayerGeometry
 from accelsim.trace.records import CapturedLayer, TraceData
 
@@ -43,7 +45,9 @@ class CaptureOptions:
     quantise linearly to that many bits before masking (values rounding to zero are
     zero; see :func:`accelsim.trace.hooks.quantized_nonzero`). ``threshold``:
     activations with ``|x| < threshold`` count as zero (FATReLU/TEAL-style).
-    ``kinds``: layer kinds to trace.
+    ``kinds``: layer kinds to trace. ``per_sample_forward``: run the model on one
+    sample at a time, so that functional ops whose tensors do not keep the samples in
+    their first dimension (flattened or sequence-first layouts) are traced too.
     """
 
     samples: int = 16
@@ -53,6 +57,7 @@ class CaptureOptions:
     quantize_weights: bool = False
     threshold: float = 0.0
     kinds: tuple[str, ...] = LAYER_KINDS
+    per_sample_forward: bool = False
 
     def __post_init__(self) -> None:
         for name in ("samples", "act_bits", "weight_bits"):
@@ -82,11 +87,13 @@ class _LayerState:
 
     name: str
     kind: str
-    module: nn.Module
-    chw: tuple[int, int, int]
-    weights: Future | maskwork.DeviceWeights  # -> (packed weight mask, non-zeros per filter)
+    template: LayerGeometry           # the geometry with N = 1
+    weights: Future | maskwork.DeviceWeights | None  # static weights: (packed mask, nnz per filter)
     pending: list = field(default_factory=list)  # Future | DeviceResult per batch
+    weight_pending: list = field(default_factory=list)  # per-sample weights (matmul)
+    out_pending: list = field(default_factory=list)     # needed-output masks (attention)
     samples: int = 0
+    padding_mode: str = "zeros"
 
 
 def traced_modules(model: nn.Module, kinds: Iterable[str]) -> list[tuple[str, nn.Module, str]]:
@@ -114,7 +121,14 @@ def _weight_job(weight: torch.Tensor, options: CaptureOptions) -> tuple[np.ndarr
 
 
 class MaskRecorder(HookOwner):
-    """Owns forward hooks on every traced layer of ``model``; use as a context manager.
+    """Records every traced layer call of ``model``; use as a context manager.
+
+    Convolutions are recorded by forward hooks on their modules; linear layers
+    (``nn.Linear`` or ``F.linear`` from anywhere), products of two activations and
+    attention by a ``TorchFunctionMode`` (see :mod:`accelsim.trace.opmode`), which also
+    counts the compute that is not traced (:attr:`untraced`). Every hook and mode is
+    removed when the block exits, even if the forward raises; PyTorch's fused
+    transformer fast path is disabled meanwhile (it would hide the matmuls).
 
     Call :meth:`start_batch` before each forward pass and :meth:`finish` at the end.
     The hooks only snapshot masks; packing and counting run on a worker thread (CPU
@@ -123,35 +137,82 @@ class MaskRecorder(HookOwner):
 
     def __init__(self, model: nn.Module, options: CaptureOptions):
         self.options = options
-        self._targets = traced_modules(model, options.kinds)
+        self.model = model
+        self._targets = [t for t in traced_modules(model, options.kinds) if t[2] != "linear"]
+        self._functional = tuple(k for k in options.kinds if k in ("linear", "matmul"))
         self._handles: list = []
         self._states: dict[str, _LayerState] = {}
         self._calls: dict[str, int] = {}
         self._seen: set[str] = set()
         self._batch = 0
-        self._weight_cache: dict[int, Future] = {}
+        self._weight_cache: dict[object, Future] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._stack: ExitStack | None = None
+        self._counter: opmode.UntracedCounter | None = None
+        self.batch: int | None = None   # samples in the running forward (leading dimension)
+        self.single = False             # the running op's tensors are one sample's
+        self.inside = 0                 # > 0 while a traced call runs (its ATen ops are traced)
 
     @property
     def num_targets(self) -> int:
-        return len(self._targets)
+        """Hooked modules, plus one when functional kinds (linear, matmul) are traced."""
+        return len(self._targets) + (1 if self._functional else 0)
 
     def __enter__(self) -> "MaskRecorder":
         workers = max(1, min(4, (os.cpu_count() or 2) // 2))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="accelsim-capture")
-        return super().__enter__()
+        stack = ExitStack()
+        self._stack = stack
+        try:
+            super().__enter__()
+            stack.callback(HookOwner.remove, self)
+            modules = stack.enter_context(opmode.ModuleStack(self.model))
+            root = self.model.register_forward_pre_hook(self._root_input)
+            stack.callback(root.remove)
+            stack.enter_context(_fastpath_disabled())
+            self._counter = opmode.UntracedCounter(self, modules)
+            stack.enter_context(self._counter)
+            stack.enter_context(opmode.FunctionRecorder(self, self.model, modules,
+                                                        self._functional))
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def _root_input(self, module: nn.Module, args: tuple) -> None:
+        """The model's input gives the samples per forward (unless set by ``start_batch``)."""
+        if not self._explicit_batch and args and isinstance(args[0], torch.Tensor) \
+                and args[0].dim() > 0:
+            self.batch = int(args[0].shape[0])
+
+    _explicit_batch = False
 
     def hook_specs(self):
-        return [(module, self._make_hook(name, kind), False) for name, module, kind in self._targets]
+        specs = []
+        for name, module, kind in self._targets:
+            specs.append((module, self._make_pre_hook(), True))
+            specs.append((module, self._make_hook(name, kind), False))
+        return specs
 
     def remove(self) -> None:
-        """Remove every hook this recorder registered and stop its worker threads."""
-        super().remove()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Remove every hook and mode this recorder installed and stop its worker threads."""
+        stack, self._stack = self._stack, None
+        try:
+            if stack is not None:
+                stack.close()
+        finally:
+            super().remove()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
 
-    def start_batch(self) -> None:
+    @property
+    def untraced(self) -> list[dict]:
+        """Compute seen but not traced: ``{"name", "op", "calls", "macs"}`` (all samples)."""
+        return [] if self._counter is None else self._counter.records()
+
+    def start_batch(self, samples: int | None = None, single: bool = False) -> None:
+        """Begin a forward pass of ``samples`` samples (``single``: one sample, any layout)."""
         if self._batch and self._seen != set(self._states):
             missing = sorted(set(self._states) - self._seen)
             raise TraceError(f"layers {missing} ran in the first batch but not in batch "
@@ -159,10 +220,37 @@ class MaskRecorder(HookOwner):
         self._batch += 1
         self._calls.clear()
         self._seen = set()
+        self._explicit_batch = samples is not None
+        self.batch = samples
+        self.single = bool(single)
+
+    @contextmanager
+    def one_sample(self, index: int = 0, count: int = 1):
+        """Run sample ``index`` of ``count`` on its own: every tensor is that sample's.
+
+        Layer names restart for each sample, so sample ``i`` of every op lands in the
+        same layer as sample 0.
+        """
+        if index == 0:
+            self._sample_calls = dict(self._calls)
+        else:
+            self._calls = dict(self._sample_calls)
+        was = self.single
+        self.single = True
+        try:
+            yield
+        finally:
+            self.single = was
+
+    def _make_pre_hook(self):
+        def pre_hook(module: nn.Module, args: tuple) -> None:
+            self.inside += 1
+        return pre_hook
 
     def _make_hook(self, name: str, kind: str):
         def hook(module: nn.Module, args: tuple, output) -> None:
-            self._record(name, kind, module, args, output)
+            self.inside = max(0, self.inside - 1)
+            self._record_module(name, kind, module, args, output)
         return hook
 
     def _submit(self, fn, *args) -> Future:
@@ -170,18 +258,19 @@ class MaskRecorder(HookOwner):
             raise RuntimeError("MaskRecorder used outside its `with` block")
         return self._pool.submit(fn, *args)
 
-    def _weights(self, module: nn.Module, kind: str) -> Future:
-        cached = self._weight_cache.get(id(module))
+    def _weights(self, key: object, weight_fn) -> Future | maskwork.DeviceWeights:
+        """Static weights' packed mask, computed once per weight source ``key``."""
+        cached = self._weight_cache.get(key)
         if cached is None:
-            weight = hooks.weight_tensor(module, kind)
+            weight = weight_fn()
             if self._use_numpy(weight):  # weights do not change during the forward
-                cached = self._submit(_weight_job, weight, self.options)
+                cached = self._submit(_weight_job, weight.contiguous(), self.options)
             else:
                 mask = weight != 0
                 if self.options.quantize_weights:
                     mask &= hooks.quantized_nonzero(weight, self.options.weight_bits, per_dim=0)
                 cached = maskwork.DeviceWeights(mask)
-            self._weight_cache[id(module)] = cached
+            self._weight_cache[key] = cached
         return cached
 
     def _use_numpy(self, t: torch.Tensor) -> bool:
@@ -201,40 +290,84 @@ class MaskRecorder(HookOwner):
             mask &= hooks.quantized_nonzero(act, self.options.act_bits, per_dim=0)
         return mask
 
-    def _record(self, name: str, kind: str, module: nn.Module, args: tuple, output) -> None:
-        if not args or not isinstance(args[0], torch.Tensor):
-            raise TraceError(f"layer {name!r}: expected a tensor input")
-        x = args[0].detach()
+    def _pack(self, mask, out: torch.Tensor | None = None):
+        """A packing job for a bool (n, C, H, W) mask (and the output's density)."""
+        if isinstance(mask, np.ndarray):
+            out_mask = None if out is None else hooks.nonzero_numpy(out)
+            return self._submit(maskwork.cpu_job, mask, out_mask)
+        return maskwork.DeviceResult(mask, out)
+
+    def _key(self, name: str) -> str:
         call = self._calls.get(name, 0)
         self._calls[name] = call + 1
-        key = name if call == 0 else f"{name}#{call}"
-        chw = hooks.sample_shape(kind, x, key)
+        return name if call == 0 else f"{name}#{call}"
+
+    def _state(self, key: str, template: LayerGeometry, weight_source) -> _LayerState:
         state = self._states.get(key)
         if state is None:
             if self._batch > 1:
                 raise TraceError(f"layer {key!r} ran in batch {self._batch} but not in the first "
                                  "batch; models whose layers depend on the data cannot be traced")
-            hooks.layer_geometry(module, kind, chw, 1, key)  # validate early
-            state = _LayerState(key, kind, module, chw, self._weights(module, kind))
+            weights = None if weight_source is None else self._weights(*weight_source)
+            state = _LayerState(key, template.kind, template, weights)
             self._states[key] = state
-        elif state.chw != chw:
-            raise TraceError(f"layer {key!r}: input sample shape changed from {state.chw} to "
-                             f"{chw}; every traced sample must have the same shape")
+        elif state.template != template:
+            raise TraceError(f"layer {key!r}: its per-sample shape changed from "
+                             f"{_shape_text(state.template)} to {_shape_text(template)}; every "
+                             "traced sample must have the same shape")
         self._seen.add(key)
+        return state
+
+    def _record_module(self, name: str, kind: str, module: nn.Module, args: tuple,
+                       output) -> None:
+        if not args or not isinstance(args[0], torch.Tensor):
+            raise TraceError(f"layer {name!r}: expected a tensor input")
+        x = args[0].detach()
+        key = self._key(name)
+        chw = hooks.sample_shape(kind, x, key)
+        template = hooks.layer_geometry(module, kind, chw, 1, key)
+        state = self._state(key, template,
+                            (id(module), lambda: hooks.weight_tensor(module, kind)))
+        state.padding_mode = getattr(module, "padding_mode", "zeros")
         mask = self._act_mask(hooks.as_nchw(kind, x))
         out = output.detach() if isinstance(output, torch.Tensor) else None
-        if isinstance(mask, np.ndarray):
-            out_mask = None if out is None else hooks.nonzero_numpy(out)
-            state.pending.append(self._submit(maskwork.cpu_job, mask, out_mask))
-        else:
-            state.pending.append(maskwork.DeviceResult(mask, out))
+        state.pending.append(self._pack(mask, out))
+        state.samples += int(mask.shape[0])
+
+    def record_linear(self, name: str, x: torch.Tensor, weight_fn, output) -> None:
+        """A linear layer on ``x`` (n, ..., C) with the constant weight ``weight_fn()`` (K, C)."""
+        key = self._key(name)
+        act, template = operands.linear_operands(x.detach(), int(weight_fn().shape[0]))
+        state = self._state(key, template,
+                            (key, lambda: weight_fn().reshape(template.K, template.C, 1, 1)))
+        out = output.detach() if isinstance(output, torch.Tensor) else None
+        mask = self._act_mask(act)
+        state.pending.append(self._pack(mask, out))
+        state.samples += int(mask.shape[0])
+
+    def record_gemm(self, name: str, a: torch.Tensor, b: torch.Tensor, output,
+                    out_mask: torch.Tensor | None = None) -> None:
+        """A product of two activations, ``a`` (n, B, M, Kr) . ``b`` (n, B, Kr, Nc)."""
+        key = self._key(name)
+        act, weight, template = operands.gemm_operands(a.detach(), b.detach())
+        state = self._state(key, template, None)
+        out = output.detach() if isinstance(output, torch.Tensor) else None
+        mask = self._act_mask(act)
+        state.pending.append(self._pack(mask, out))
+        n, k = int(weight.shape[0]), int(weight.shape[1])
+        state.weight_pending.append(self._pack(self._act_mask(weight.reshape(n, k, -1, 1))))
+        if out_mask is not None:
+            om = out_mask.detach()
+            state.out_pending.append(self._pack(om.numpy() if om.device.type == "cpu" else om))
+        elif state.out_pending:
+            raise TraceError(f"layer {key!r}: its attention mask was given in some calls only")
         state.samples += int(mask.shape[0])
 
     def finish(self) -> list[CapturedLayer]:
         """The captured layers in execution order (waits for pending packing work)."""
         if not self._states:
-            raise TraceError("no layer was traced: the model has no "
-                             f"{'/'.join(self.options.kinds)} layers that ran")
+            raise TraceError("no layer was traced: the model has no layers of the traced "
+                             f"kinds ({', '.join(self.options.kinds)}) that ran")
         counts = {s.samples for s in self._states.values()}
         if len(counts) != 1:
             detail = ", ".join(f"{s.name}: {s.samples}" for s in self._states.values())
@@ -242,38 +375,69 @@ class MaskRecorder(HookOwner):
                              f"samples into the batch dimension?): {detail}")
         layers = []
         for state in self._states.values():
-            geometry = hooks.layer_geometry(state.module, state.kind, state.chw, state.samples,
-                                            state.name)
+            geometry = dataclasses.replace(state.template, N=state.samples)
             batches = [job.result() for job in state.pending]
-            weight_packed, weight_nnz = state.weights.result()
+            if state.weights is not None:
+                weight_packed, weight_nnz = state.weights.result()
+            else:
+                wb = [job.result() for job in state.weight_pending]
+                weight_packed = np.concatenate([b.packed for b in wb], axis=0)
+                weight_nnz = np.concatenate([b.per_sample_channel for b in wb], axis=0).sum(axis=0)
+            out_packed = None
+            if state.out_pending:
+                out_packed = np.concatenate([job.result().packed for job in state.out_pending],
+                                            axis=0)
             layers.append(_captured_layer(state, geometry, self.options, batches,
-                                          weight_packed, weight_nnz))
+                                          weight_packed, weight_nnz, out_packed))
         return layers
+
+
+def _shape_text(g: LayerGeometry) -> str:
+    return f"C={g.C} H={g.H} W={g.W} K={g.K} groups={g.groups}"
+
+
+@contextmanager
+def _fastpath_disabled():
+    """Turn off PyTorch's fused MHA/transformer fast path (it hides the matmuls) meanwhile."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    was = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(was)
 
 
 def _captured_layer(state: _LayerState, geometry: LayerGeometry, options: CaptureOptions,
                     batches: list[maskwork.BatchMasks], weight_packed: np.ndarray,
-                    weight_nnz: np.ndarray) -> CapturedLayer:
+                    weight_nnz: np.ndarray, out_packed: np.ndarray | None = None
+                    ) -> CapturedLayer:
     g = geometry
     per_sample_channel = np.concatenate([b.per_sample_channel for b in batches], axis=0)
     act_nnz_per_channel = per_sample_channel.sum(axis=0)
     out_nnz = sum(b.out_nnz for b in batches)
     out_total = sum(b.out_total for b in batches)
     output_density = out_nnz / out_total if out_total else None
+    weight_copies = g.N if g.per_sample_weights else 1
     stats = {
         "act_density": float(act_nnz_per_channel.sum() / (g.N * g.C * g.H * g.W)),
         "act_density_per_channel": (act_nnz_per_channel / (g.N * g.H * g.W)).astype(np.float64),
         "act_density_per_sample": (per_sample_channel.sum(axis=1)
                                    / (g.C * g.H * g.W)).astype(np.float64),
-        "weight_density": float(weight_nnz.sum() / (g.K * g.c_per_group * g.R * g.S)),
-        "weight_density_per_filter": (weight_nnz / (g.c_per_group * g.R * g.S)).astype(np.float64),
+        "weight_density": float(weight_nnz.sum()
+                                / (weight_copies * g.K * g.c_per_group * g.R * g.S)),
+        "weight_density_per_filter": (weight_nnz / (weight_copies * g.c_per_group * g.R * g.S)
+                                      ).astype(np.float64),
         "output_density": output_density,
     }
-    mode = getattr(state.module, "padding_mode", "zeros")
-    if mode != "zeros":
-        stats["padding_mode"] = mode  # the simulator treats padding as zeros regardless
+    if state.padding_mode != "zeros":
+        stats["padding_mode"] = state.padding_mode  # the simulator treats padding as zeros
     return CapturedLayer(state.name, geometry, options.act_bits, options.weight_bits,
-                         weight_packed, [b.packed for b in batches], output_density, stats)
+                         weight_packed, [b.packed for b in batches], output_density, stats,
+                         out_packed=out_packed)
 
 
 def _batch_input(batch) -> torch.Tensor:
@@ -335,8 +499,14 @@ def capture_trace(model: nn.Module, batches: Iterable, options: CaptureOptions,
                 take = min(options.samples - taken, int(x.shape[0]))
                 if take <= 0:
                     break
-                recorder.start_batch()
-                model(x[:take].to(device))
+                xb = x[:take].to(device)
+                if options.per_sample_forward:
+                    for i in range(take):
+                        recorder.start_batch(1, single=True)
+                        model(xb[i:i + 1])
+                else:
+                    recorder.start_batch(take)
+                    model(xb)
                 taken += take
                 bar.update(take)
                 if taken >= options.samples:
@@ -344,6 +514,7 @@ def capture_trace(model: nn.Module, batches: Iterable, options: CaptureOptions,
             if taken == 0:
                 raise AccelsimError("capture: the data gave no samples")
             layers = recorder.finish()
+            untraced = recorder.untraced
     finally:
         bar.close()
         model.train(was_training)
@@ -354,7 +525,12 @@ def capture_trace(model: nn.Module, batches: Iterable, options: CaptureOptions,
     prov.update(provenance or {})
     prov["num_samples"] = taken
     prov["capture_options"] = options.to_dict()
-    return TraceData(layers=layers, provenance=prov)
+    if untraced:
+        total = sum(e["macs"] for e in untraced)
+        warnings.warn(f"capture: {total / taken:,.0f} MACs per sample ran in ops that are not "
+                      f"traced ({', '.join(sorted({e['op'] for e in untraced}))}); the trace "
+                      "lists them (`accelsim trace info`)", stacklevel=2)
+    return TraceData(layers=layers, provenance=prov, untraced=untraced)
 
 
 def probe_layers(model: nn.Module, example: torch.Tensor,

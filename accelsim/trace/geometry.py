@@ -4,12 +4,21 @@ This is part of the trace contract (see ``docs/architecture.md``). A linear laye
 is represented as a 1x1 convolution: ``C`` = in_features, ``K`` = out_features,
 and every position of the leading (non-batch, non-feature) dimensions of its
 input is one pixel: ``H`` = number of tokens (1 for a plain 2-D input), ``W`` = 1.
+
+A ``matmul`` layer is a product of two activations, per sample ``B`` independent
+GEMMs ``(M x Kr) . (Kr x Nc)`` (``B`` = heads and other batch dimensions). It is
+stored as a grouped 1x1 convolution with ``groups = B``, ``C = B*Kr``, ``K = B*Nc``,
+``H = M``, ``W = 1``: the first operand is the "activation" (per sample
+``(B*Kr, M, 1)``), the second the "weight" (``(B*Nc, Kr, 1, 1)``), but its mask is
+**per sample** (see :attr:`LayerGeometry.per_sample_weights`).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-LAYER_KINDS = ("conv2d", "grouped_conv2d", "depthwise_conv2d", "linear")
+LAYER_KINDS = ("conv2d", "grouped_conv2d", "depthwise_conv2d", "linear", "matmul")
+#: Kinds whose second operand ("weights") is an activation, with one mask per sample.
+PER_SAMPLE_WEIGHT_KINDS = ("matmul",)
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
@@ -64,6 +73,10 @@ class LayerGeometry:
             raise ValueError(
                 f"output size {p}x{q} is empty: the filter {self.R}x{self.S} (dilation "
                 f"{self.dil_h}x{self.dil_w}) does not fit the padded input")
+        if self.kind == "matmul" and (self.R, self.S, self.W, self.stride_h, self.stride_w,
+                                      self.pad_h, self.pad_w) != (1, 1, 1, 1, 1, 0, 0):
+            raise ValueError("matmul: expected a 1x1 geometry (R = S = W = 1, stride 1, no "
+                             "padding)")
         if self.P == -1:
             object.__setattr__(self, "P", p)
         if self.Q == -1:
@@ -78,6 +91,16 @@ class LayerGeometry:
     @property
     def k_per_group(self) -> int:
         return self.K // self.groups
+
+    @property
+    def per_sample_weights(self) -> bool:
+        """True when the second operand is an activation (one mask per sample)."""
+        return self.kind in PER_SAMPLE_WEIGHT_KINDS
+
+    @property
+    def weight_mask_shape(self) -> tuple[int, ...]:
+        """Shape of ``LayerTrace.weight_mask()``: ``(N,) + weight_shape`` when per sample."""
+        return ((self.N,) if self.per_sample_weights else ()) + self.weight_shape
 
     @property
     def weight_shape(self) -> tuple[int, int, int, int]:

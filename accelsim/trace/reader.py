@@ -22,7 +22,8 @@ import numpy as np
 
 from accelsim.errors import TraceError
 from accelsim.trace import density as dens
-from accelsim.trace.file_format import FORMAT_NAME, METADATA_MEMBER, SCHEMA_VERSION, layer_member
+from accelsim.trace.file_format import (FORMAT_NAME, METADATA_MEMBER, READABLE_VERSIONS,
+                                        SCHEMA_VERSION, layer_member)
 from accelsim.trace.bits import unpack_flat, unpack_rows
 from accelsim.trace.geometry import LayerGeometry
 from accelsim.trace.layer import LayerTrace
@@ -114,6 +115,7 @@ class Trace:
         self.num_samples: int = int(metadata["num_samples"])
         self.seed: int | None = metadata.get("seed")
         self._records: list[dict] = metadata["layers"]
+        self.untraced: list[dict] = _untraced(path, metadata.get("untraced", []))
         self.layer_names: list[str] = [r["name"] for r in self._records]
         self._index = {name: i for i, name in enumerate(self.layer_names)}
         self._hash: str | None = None
@@ -224,6 +226,8 @@ class Trace:
         def load_weights() -> np.ndarray:
             packed = self._archive().read_array(weight_name)
             try:
+                if geometry.per_sample_weights:  # one row per sample (a matmul's 2nd operand)
+                    return unpack_rows(packed, geometry.weight_mask_shape)
                 return unpack_flat(packed, geometry.weight_shape)
             except ValueError as exc:
                 raise TraceError(f"{self.path}: {weight_name!r} does not match the layer "
@@ -239,9 +243,21 @@ class Trace:
                                  f"geometry needs ({geometry.N}, {row_bytes})")
             return unpack_rows(packed[:n], (n,) + geometry.act_shape[1:])
 
+        out_name = layer_member(index, "out_mask")
+        load_out = None
+        if out_name in self._meta.get("members", {}):
+            def load_out(n: int) -> np.ndarray:
+                packed = self._archive().read_rows(out_name, n)
+                try:
+                    return unpack_rows(packed, (n,) + geometry.output_shape[1:])
+                except ValueError as exc:
+                    raise TraceError(f"{self.path}: {out_name!r} does not match the layer "
+                                     f"geometry {geometry.output_shape}: {exc}") from None
+
         return LayerTrace(index, record["name"], geometry, record["act_bits"],
                           record["weight_bits"], load_weights, load_acts,
-                          output_density=record.get("output_density"), stats=stats)
+                          output_density=record.get("output_density"), stats=stats,
+                          out_loader=load_out)
 
     # -- statistical layers ------------------------------------------------------------
 
@@ -278,12 +294,13 @@ def _check_metadata(path: Path, meta) -> None:
         raise TraceError(f"{path}: not an accelsim trace (metadata.json has no "
                          f"\"format\": \"{FORMAT_NAME}\")")
     version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         advice = ("it was written by a newer accelsim; upgrade accelsim" if newer
                   else "re-capture the trace with this accelsim")
         raise TraceError(f"{path}: trace schema version {version!r} is not supported (this "
-                         f"accelsim reads version {SCHEMA_VERSION}); {advice}")
+                         f"accelsim reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
+                         f"{advice}")
     for key, kind in (("num_samples", int), ("layers", list)):
         if not isinstance(meta.get(key), kind):
             raise TraceError(f"{path}: metadata.json field {key!r} is missing or not a "
@@ -295,6 +312,21 @@ def _check_metadata(path: Path, meta) -> None:
                    if not isinstance(record, dict) or k not in record]
         if missing:
             raise TraceError(f"{path}: metadata.json layers[{i}] lacks {', '.join(missing)}")
+
+
+def _untraced(path: Path, entries) -> list[dict]:
+    """The optional ``untraced`` list (schema 2), validated: name, op, calls, macs."""
+    if not isinstance(entries, list):
+        raise TraceError(f"{path}: metadata.json field 'untraced' is not a list")
+    for i, entry in enumerate(entries):
+        ok = (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+              and isinstance(entry.get("op"), str)
+              and all(isinstance(entry.get(k), int) and not isinstance(entry.get(k), bool)
+                      and entry[k] >= 0 for k in ("calls", "macs")))
+        if not ok:
+            raise TraceError(f"{path}: metadata.json untraced[{i}]: expected {{\"name\": str, "
+                             "\"op\": str, \"calls\": int >= 0, \"macs\": int >= 0}")
+    return [dict(entry) for entry in entries]
 
 
 def open_trace(path: str | os.PathLike) -> Trace:

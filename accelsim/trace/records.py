@@ -3,6 +3,9 @@
 - :class:`CapturedLayer`: geometry, precisions, the bit-packed weight mask (1-D uint8,
   ``pack_flat`` of (K, C/g, R, S)), the bit-packed activation masks as chunks of rows
   (uint8 (n_i, ceil(C*H*W/8)), one row per sample), output density and statistics.
+  A ``matmul`` layer's weight mask is per sample: ``weight_packed`` is then uint8
+  rows (N, ceil(K*C/g/8)); ``out_packed`` optionally holds the rows of its needed-output
+  mask (N, ceil(K*P*Q/8)) (attention's causal/attn mask).
 - :class:`StatisticalLayer`: geometry, precisions and a density model per tensor
   (see :mod:`accelsim.trace.density`).
 - :class:`TraceData`: the layers in execution order plus provenance; ``statistical``
@@ -23,6 +26,9 @@ from accelsim.trace.bits import unpack_flat, unpack_rows
 from accelsim.trace.geometry import LayerGeometry
 from accelsim.trace.layer import LayerTrace
 
+# Seed stream offset of a matmul's second operand (layer indices stay far below it).
+_SECOND_OPERAND_STREAM = 1 << 40
+
 # Names of the per-layer statistics (``LayerTrace.stats`` keys).
 SCALAR_STATS = ("act_density", "weight_density", "output_density")
 ARRAY_STATS = ("act_density_per_channel", "act_density_per_sample", "weight_density_per_filter")
@@ -40,9 +46,17 @@ class CapturedLayer:
     act_chunks: list[np.ndarray]
     output_density: float | None
     stats: dict = field(default_factory=dict)
+    out_packed: np.ndarray | None = None
 
     def weight_mask(self) -> np.ndarray:
-        return unpack_flat(self.weight_packed, self.geometry.weight_shape)
+        g = self.geometry
+        if g.per_sample_weights:
+            return unpack_rows(self.weight_packed, g.weight_mask_shape)
+        return unpack_flat(self.weight_packed, g.weight_shape)
+
+    def out_mask(self, samples: int | None = None) -> np.ndarray:
+        n = self.geometry.N if samples is None else int(samples)
+        return unpack_rows(self.out_packed[:n], (n,) + self.geometry.output_shape[1:])
 
     def act_packed(self) -> np.ndarray:
         """All samples' packed activation rows as one (N, row_bytes) array."""
@@ -101,6 +115,7 @@ class TraceData:
     provenance: dict
     statistical: bool = False
     seed: int | None = None
+    untraced: list = field(default_factory=list)
 
     @property
     def num_samples(self) -> int:
@@ -120,7 +135,9 @@ class TraceData:
                 stats = dict(layer.stats)
                 out.append(LayerTrace(i, layer.name, layer.geometry, layer.act_bits,
                                       layer.weight_bits, layer.weight_mask, layer.act_mask,
-                                      output_density=layer.output_density, stats=stats))
+                                      output_density=layer.output_density, stats=stats,
+                                      out_loader=None if layer.out_packed is None
+                                      else layer.out_mask))
         return out
 
 
@@ -131,8 +148,26 @@ def statistical_layer_trace(index: int, layer: StatisticalLayer, seed: int) -> L
     stats = layer.expected_stats()
     stats["density_model"] = {"act": dens.model_name(act_density),
                               "weight": dens.model_name(weight_density), "seed": seed}
+    weights = lambda: dens.draw_weight_mask(geometry, weight_density, seed, index)  # noqa: E731
+    if geometry.per_sample_weights:
+        weights = lambda: _draw_per_sample_weights(geometry, weight_density, seed, index)  # noqa: E731
     return LayerTrace(
-        index, layer.name, geometry, layer.act_bits, layer.weight_bits,
-        lambda: dens.draw_weight_mask(geometry, weight_density, seed, index),
+        index, layer.name, geometry, layer.act_bits, layer.weight_bits, weights,
         lambda n: dens.draw_act_mask(geometry, act_density, seed, index, n),
         output_density=None, stats=stats)
+
+
+def _draw_per_sample_weights(geometry: LayerGeometry, density, seed: int,
+                             index: int) -> np.ndarray:
+    """One second-operand mask per sample of a ``matmul`` layer, (N, K, C/g, 1, 1).
+
+    Drawn like activations (one independent stream per layer, distinct from the
+    first operand's): row ``k`` of a sample keeps each element with density[k].
+    """
+    if isinstance(density, dens.NOfM):
+        raise AccelsimError(f"matmul layer {index}: N:M density models apply to weights, "
+                            "not to a matmul's second operand")
+    g = geometry
+    as_acts = LayerGeometry("linear", N=g.N, C=g.K, H=g.c_per_group, W=1, K=1)
+    drawn = dens.draw_act_mask(as_acts, density, seed, _SECOND_OPERAND_STREAM + index, g.N)
+    return drawn.reshape(g.weight_mask_shape)

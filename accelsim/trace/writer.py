@@ -70,7 +70,15 @@ def _write_captured(zf: zipfile.ZipFile, index: int, layer: CapturedLayer,
     g = layer.geometry
     row_bytes = (g.C * g.H * g.W + 7) // 8
     name = layer_member(index, "weight_mask")
-    members[name] = _write_npy(zf, name, np.asarray(layer.weight_packed, dtype=np.uint8))
+    if g.per_sample_weights:  # a matmul's second operand: one packed row per sample
+        w_row = (g.K * g.c_per_group * g.R * g.S + 7) // 8
+        members[name] = _write_npy_rows(zf, name, [np.asarray(layer.weight_packed)], w_row)
+    else:
+        members[name] = _write_npy(zf, name, np.asarray(layer.weight_packed, dtype=np.uint8))
+    if getattr(layer, "out_packed", None) is not None:
+        name = layer_member(index, "out_mask")
+        members[name] = _write_npy_rows(zf, name, [np.asarray(layer.out_packed)],
+                                        (g.K * g.P * g.Q + 7) // 8)
     name = layer_member(index, "act_mask")
     members[name] = _write_npy_rows(zf, name, list(layer.act_chunks), row_bytes)
     for key in ARRAY_STATS:
@@ -153,6 +161,7 @@ def write_trace(path: str | os.PathLike, data: TraceData, compress: bool = True,
                     records.append(_write_statistical(zf, index, layer, members))
                 else:
                     records.append(_write_captured(zf, index, layer, members))
+            untraced = [dict(entry) for entry in getattr(data, "untraced", [])]
             metadata = {
                 "format": FORMAT_NAME,
                 "schema_version": SCHEMA_VERSION,
@@ -163,6 +172,8 @@ def write_trace(path: str | os.PathLike, data: TraceData, compress: bool = True,
                 "layers": records,
                 "members": members,
             }
+            if untraced:
+                metadata["untraced"] = untraced
             zf.writestr(METADATA_MEMBER, json.dumps(metadata, indent=1, sort_keys=True,
                                                          default=_jsonable))
 
