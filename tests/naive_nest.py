@@ -1,19 +1,24 @@
 """Brute-force reference for mapping access counts: walk every step, hold explicit sets.
 
-Written from the definition, sharing no code with ``accelsim.map.access``: at every step of the
-temporal loops, each storage-level instance must hold the set of elements that the loops at its
-level and below touch; new elements are filled from the next outer level that keeps the tensor,
-which reads the union of what its children need at that step (multicast). Outputs: evicted
-elements are read out and written (updated) to the parent once per step after reduction across
-siblings; an arriving psum is fetched only if the parent already holds a written value. MACs
-read operands every step and update the innermost output level, reading the psum unless it is
-the first update of that element there.
+Written from the definition (Timeloop's conventions, see tests/fixtures/timeloop/README.md),
+sharing no code with ``accelsim.map.access``. At every step of the temporal loops each
+storage-level instance holds the set of elements that the loops at its level and below touch.
+When only the innermost temporal loop above it advanced, it is filled with the elements it does
+not hold (sliding-window reuse); when an outer loop advanced (the inner ones wrapped) it reloads
+its whole tile unless the tile is unchanged. A parent is read once per group of siblings that
+differ only in spatial loops of dimensions that do not index the tensor (multicast); outputs
+from such a group are reduced to one update. Psums: a child refills an element it held before
+(a read at the parent unless the parent never got it); an evicted element is one update at the
+parent. The MAC units read each operand from the innermost level that keeps it every step and
+update the innermost output level, reading the psum unless it is that element's first update.
 """
 from __future__ import annotations
 
 from itertools import product
 
 DIM_ORDER = ("N", "G", "K", "C", "P", "Q", "R", "S")
+RELEVANT = {"W": {"G", "K", "C", "R", "S"}, "I": {"N", "G", "C", "P", "Q", "R", "S"},
+            "O": {"N", "G", "K", "P", "Q"}}
 
 
 def _dim_values(loops, idx):
@@ -44,16 +49,17 @@ def brute_counts(nest, mapping, keeps):
     def add(key, n):
         counts[key] = counts.get(key, 0) + n
 
-    def instance_of(level, spatial_idx):
-        """Identity of the instance of ``level``: the spatial indices at levels above it."""
-        return tuple(spatial_idx[k] for k, i in enumerate(spatial) if loops[i][0] < level)
+    def instance_of(level, sidx):
+        return tuple(sidx[k] for k, i in enumerate(spatial) if loops[i][0] < level)
+
+    def group_of(tensor, lo, hi, sidx):
+        """Siblings under one parent that need different data: relevant spatial indices."""
+        return tuple(sidx[k] for k, i in enumerate(spatial)
+                     if lo <= loops[i][0] < hi and loops[i][1].dim in RELEVANT[tensor])
 
     def tile(tensor, level, tidx, sidx):
-        fixed = {}
-        for k, i in enumerate(temporal):
-            fixed[i] = tidx[k]
-        for k, i in enumerate(spatial):
-            fixed[i] = sidx[k]
+        fixed = {i: tidx[k] for k, i in enumerate(temporal)}
+        fixed.update({i: sidx[k] for k, i in enumerate(spatial)})
         free = [i for i, (lv, l) in enumerate(loops) if lv >= level]
         out = set()
         for combo in product(*[range(loops[i][1].factor) for i in free]):
@@ -63,45 +69,60 @@ def brute_counts(nest, mapping, keeps):
             out.add(_element(tensor, _dim_values(loops, idx), nest))
         return out
 
+    def wrapped(level, prev, tidx):
+        """Did a temporal loop above ``level`` other than its innermost non-trivial one change?"""
+        above = [k for k, i in enumerate(temporal) if loops[i][0] < level and loops[i][1].factor > 1]
+        if prev is None or not above:
+            return False
+        return any(prev[k] != tidx[k] for k in above[:-1])
+
     spatial_space = list(product(*[range(loops[i][1].factor) for i in spatial]))
     steps = list(product(*[range(loops[i][1].factor) for i in temporal]))
     for tensor in ("W", "I", "O"):
         chain = [i for i in range(nl) if tensor in keeps[i]]
         held = {lvl: {} for lvl in chain}
-        written = {lvl: {} for lvl in chain}    # outputs: elements written into an instance
+        ever = {lvl: {} for lvl in chain}      # outputs: elements an instance ever held
+        written = {lvl: {} for lvl in chain}   # outputs: elements written into an instance
 
-        def move(parent, child, tidx, final=False):
+        def move(parent, child, tidx, prev, final=False):
             groups = {}
             for sidx in spatial_space:
-                inst = instance_of(child, sidx)
                 pinst = instance_of(parent, sidx)
-                groups.setdefault(pinst, {})[inst] = sidx
-            for pinst, children in groups.items():
-                new_union, evict_union = set(), set()
-                for inst, sidx in children.items():
-                    now = set() if final else tile(tensor, child, tidx, sidx)
-                    before = held[child].get(inst, set())
-                    new, gone = now - before, before - now
-                    held[child][inst] = now
+                groups.setdefault(pinst, {}).setdefault(group_of(tensor, parent, child, sidx), {})[
+                    instance_of(child, sidx)] = sidx
+            wrap = wrapped(child, prev, tidx)
+            for pinst, by_group in groups.items():
+                for members in by_group.values():
+                    news, gones = [], []
+                    for inst, sidx in members.items():
+                        now = set() if final else tile(tensor, child, tidx, sidx)
+                        before = held[child].get(inst, set())
+                        if wrap and now != before:
+                            new, gone = now, before
+                        else:
+                            new, gone = now - before, before - now
+                        held[child][inst] = now
+                        if tensor != "O":
+                            add((child, tensor, "fills"), len(new))
+                        else:
+                            seen = ever[child].setdefault(inst, set())
+                            add((child, tensor, "fills"), len(new & seen))
+                            seen |= new
+                        news.append(new)
+                        gones.append(gone)
+                    new, gone = news[0], gones[0]   # every member of a group holds the same tile
                     if tensor != "O":
-                        add((child, tensor, "fills"), len(new))
-                    else:
-                        add((child, tensor, "reads"), len(gone))
-                    new_union |= new
-                    evict_union |= gone
-                if tensor != "O":
-                    add((parent, tensor, "reads"), len(new_union))
-                    continue
-                add((parent, tensor, "updates"), len(evict_union))
-                wp = written[parent].setdefault(pinst, set())
-                wp |= evict_union
-                refetch = len(new_union & wp)
-                add((parent, tensor, "reads"), refetch)
-                add((child, tensor, "fills"), refetch)
+                        add((parent, tensor, "reads"), len(new))
+                        continue
+                    add((parent, tensor, "updates"), len(gone))
+                    wp = written[parent].setdefault(pinst, set())
+                    wp |= gone
+                    add((parent, tensor, "reads"), len(new & wp))
 
+        prev = None
         for tidx in steps:
             for parent, child in zip(chain, chain[1:]):
-                move(parent, child, tidx)
+                move(parent, child, tidx, prev)
             inner = chain[-1]
             groups = {}
             for sidx in spatial_space:
@@ -110,19 +131,21 @@ def brute_counts(nest, mapping, keeps):
                     idx[i] = tidx[k]
                 for k, i in enumerate(spatial):
                     idx[i] = sidx[k]
-                groups.setdefault(instance_of(inner, sidx), set()).add(
-                    _element(tensor, _dim_values(loops, idx), nest))
-            for inst, points in groups.items():
+                key = (instance_of(inner, sidx), group_of(tensor, inner, nl, sidx))
+                groups[key] = _element(tensor, _dim_values(loops, idx), nest)
+            for (inst, _), point in groups.items():
                 if tensor != "O":
-                    add((inner, tensor, "reads"), len(points))
-                    add(("mac", tensor), len(points))
+                    add((inner, tensor, "reads"), 1)
+                    add(("mac", tensor), 1)
                 else:
                     w = written[inner].setdefault(inst, set())
-                    add((inner, tensor, "reads"), len(points & w))
-                    add(("mac", tensor), len(points & w))
-                    add((inner, tensor, "updates"), len(points))
-                    w |= points
+                    first = point not in w
+                    add((inner, tensor, "reads"), 0 if first else 1)
+                    add(("mac", tensor), 0 if first else 1)
+                    add((inner, tensor, "updates"), 1)
+                    w.add(point)
+            prev = tidx
         if tensor == "O":
             for parent, child in zip(chain, chain[1:]):
-                move(parent, child, steps[-1], final=True)
+                move(parent, child, steps[-1], steps[-1], final=True)
     return counts

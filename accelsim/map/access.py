@@ -118,14 +118,16 @@ def _union_delta(tds, after: dict, before: dict | None, ext: dict, fam: dict) ->
     return prod_a - prod_b
 
 
-def _family(flat: _Flat, lo: int, hi: int) -> dict:
-    """Per dim, the offsets of the siblings spread by spatial loops at levels in [lo, hi)."""
-    fam = {d: np.array([0]) for d in ("N", "G", "K", "C", "P", "Q", "R", "S")}
-    for idx, (lv, loop) in enumerate(flat.loops):
-        if loop.spatial and lo <= lv < hi:
-            fam[loop.dim] = (fam[loop.dim][:, None]
-                             + np.arange(loop.factor)[None, :] * flat.stride[idx]).ravel()
-    return fam
+def _fanout(flat: _Flat, tensor: str, lo: int, hi: int) -> int:
+    """Siblings that need different data: spatial factors at levels [lo, hi) of dims indexing
+    ``tensor`` (siblings that differ only in other dims share one read: multicast, or one update:
+    spatial reduction)."""
+    relevant = flat.nest.relevant(tensor)
+    out = 1
+    for (lv, loop) in flat.loops:
+        if loop.spatial and lo <= lv < hi and loop.dim in relevant:
+            out *= loop.factor
+    return out
 
 
 def _transfers(flat: _Flat, tensor: str, child: int, fam: dict, ext: dict,
@@ -135,7 +137,8 @@ def _transfers(flat: _Flat, tensor: str, child: int, fam: dict, ext: dict,
     zero = {d: 0 for d in ext}
     above = [(idx, loop) for idx, (lv, loop) in enumerate(flat.loops)
              if lv < child and not loop.spatial]
-    total = _union_delta(tds, zero, None, ext, fam)     # first tile (or the last, evicted)
+    full = _union_delta(tds, zero, None, ext, fam)      # first tile (or the last, evicted)
+    total = full
     outer_iters = 1
     for pos, (idx, loop) in enumerate(above):
         before = dict(zero)
@@ -143,13 +146,26 @@ def _transfers(flat: _Flat, tensor: str, child: int, fam: dict, ext: dict,
             before[loop2.dim] += (loop2.factor - 1) * flat.stride[idx2]
         after = dict(zero)
         after[loop.dim] += flat.stride[idx]
-        if evictions:
+        if pos < len(above) - 1:
+            # an outer loop advanced and the inner ones wrapped: the whole tile is reloaded
+            # unless it did not change (Timeloop's convention: no reuse across a wrap)
+            delta = 0 if _same_tile(tds, after, before, ext) else full
+        elif evictions:
             delta = _union_delta(tds, before, after, ext, fam)
         else:
             delta = _union_delta(tds, after, before, ext, fam)
         total += (loop.factor - 1) * outer_iters * delta
         outer_iters *= loop.factor
     return total
+
+
+def _same_tile(tds, a: dict, b: dict, ext: dict) -> bool:
+    one = {d: np.array([0]) for d in ext}
+    for td in tds:
+        va, vb = _values(td, a, ext, one)[0], _values(td, b, ext, one)[0]
+        if va.shape != vb.shape or not np.array_equal(va, vb):
+            return False
+    return True
 
 
 def _distinct(flat: _Flat, tensor: str, below: int) -> int:
@@ -192,13 +208,12 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...]) -> A
         for parent, child in zip(chain, chain[1:] + [nl]):
             p_inst = instances[parent]
             ext = {d: flat.inner_extent(d, child) for d in dims}
-            fam = _family(flat, parent, child)
             one = {d: np.array([0]) for d in dims}
+            spread = _fanout(flat, tensor, parent, child)
             if child == nl:   # the MAC units: every step is new, no reuse in time
-                per_step = _union_delta(nest.tensor_dims(tensor), {d: 0 for d in dims}, None, ext, fam)
-                arrivals = per_step * mapping.steps
+                arrivals = spread * mapping.steps
             else:
-                arrivals = _transfers(flat, tensor, child, fam, ext)
+                arrivals = spread * _transfers(flat, tensor, child, one, ext)
             if tensor != "O":
                 counts[parent, ti, READS] += p_inst * arrivals
                 if child == nl:
@@ -212,9 +227,8 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...]) -> A
                 counts[parent, ti, UPDATES] += p_inst * arrivals
                 macs_reads[ti] = p_inst * refetch
             else:
-                counts[child, ti, FILLS] += p_inst * refetch
-                up = _transfers(flat, tensor, child, fam, ext, evictions=True)
+                own = _transfers(flat, tensor, child, one, ext) - _distinct(flat, tensor, child)
+                counts[child, ti, FILLS] += instances[child] * own
+                up = spread * _transfers(flat, tensor, child, one, ext, evictions=True)
                 counts[parent, ti, UPDATES] += p_inst * up
-                counts[child, ti, READS] += instances[child] * _transfers(flat, tensor, child, one, ext,
-                                                                          evictions=True)
     return AccessCounts(counts, footprint, instances, nest.macs, mapping.steps, macs_reads)
