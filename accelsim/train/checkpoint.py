@@ -5,14 +5,20 @@ Format (a dict saved with ``torch.save``)::
     {"format": "accelsim-checkpoint", "version": 1,
      "state_dict": {name: tensor, ...},      # plain parameter names, pruned weights exactly 0
      "masks": {name: bool tensor, ...},      # pruning masks by parameter name (may be empty)
-     "metadata": {...}}                      # recipe, seed, metrics, accelsim version, ...
+     "metadata": {...},                      # recipe, seed, metrics, accelsim version, ...
+     "content_sha256": hex}                  # see content_hash()
 
 A file from a stranger is read with ``torch.load(..., weights_only=True)``, so it can
-hold tensors and plain containers only and cannot run code.
+hold tensors and plain containers only and cannot run code. ``content_sha256`` (SHA-256
+over every tensor's name, dtype, shape and bytes and the canonical JSON of the metadata)
+is written on save and checked on load, so a flipped bit in a weight is refused rather
+than loaded; accelsim checkpoints written before the hash existed, and plain PyTorch
+state_dicts, load without it.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import os
 from pathlib import Path
@@ -21,9 +27,23 @@ import torch
 
 from accelsim.atomic import atomic_write
 from accelsim.errors import AccelsimError
+from accelsim.inputs import check_regular_file
 
 CHECKPOINT_FORMAT = "accelsim-checkpoint"
 CHECKPOINT_VERSION = 1
+
+
+def content_hash(state_dict: dict, masks: dict, metadata: dict) -> str:
+    """SHA-256 of the tensors (name, dtype, shape, bytes) and the canonical metadata JSON."""
+    digest = hashlib.sha256()
+    for group, tensors in (("state_dict", state_dict), ("masks", masks)):
+        for name in sorted(tensors):
+            t = tensors[name].detach().cpu().contiguous()
+            digest.update(json.dumps([group, name, str(t.dtype), list(t.shape)]).encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    digest.update(json.dumps(metadata, sort_keys=True, separators=(",", ":"),
+                             default=str).encode())
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike, state_dict: dict, metadata: dict,
@@ -38,6 +58,8 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, metadata: dict,
         "masks": {k: v.detach().cpu().bool().clone() for k, v in (masks or {}).items()},
         "metadata": dict(metadata),
     }
+    payload["content_sha256"] = content_hash(payload["state_dict"], payload["masks"],
+                                             payload["metadata"])
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -46,9 +68,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
 
     A bare ``state_dict`` saved by plain PyTorch is accepted too (empty masks and metadata).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AccelsimError(f"{path}: checkpoint file not found")
+    path = check_regular_file(path, "checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
@@ -73,6 +93,15 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
                 raise AccelsimError(f"{path}: {field}: expected a mapping of parameter names to tensors")
         if not isinstance(metadata, dict):
             raise AccelsimError(f"{path}: metadata: expected a mapping, got {type(metadata).__name__}")
+        expected = payload.get("content_sha256")
+        if expected is not None:
+            try:
+                actual = content_hash(state, masks, metadata)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise AccelsimError(f"{path}: metadata: not plain JSON data ({exc})") from None
+            if actual != expected:
+                raise AccelsimError(f"{path}: the checkpoint is corrupt: its tensors or metadata do "
+                                    "not match the content hash written with them (content_sha256)")
         return dict(state), dict(masks), dict(metadata)
     if isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         return dict(payload), {}, {}

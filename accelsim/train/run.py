@@ -177,6 +177,7 @@ class _Run:
         if meta.get("recipe_sha256") != self.recipe.sha256:
             raise AccelsimError(f"{state_path}: was written by a different recipe (or seed) than "
                                 f"{self.recipe.source}; use another output folder")
+        self._check_resume_state(state_path, info)
         try:
             self.model.load_state_dict(state)
             apply_masks(self.model, {k: v.to(self.device) for k, v in masks.items()})
@@ -186,12 +187,54 @@ class _Run:
         self._truncate_metrics(int(info["metrics_lines"]))
         return int(info["stage"]), int(info["epoch"]), info.get("optimizer"), meta.get("metrics", {})
 
+    def _check_resume_state(self, state_path: Path, info: dict) -> None:
+        """Refuse a resume state that does not fit the recipe, before anything is changed.
+
+        ``stage`` and ``epoch`` must name a position of the recipe and ``metrics_lines``
+        must equal the epochs run before it (one metrics line per epoch).
+        """
+        stages = self.recipe.stages
+
+        def bad(field: str, expected: str) -> AccelsimError:
+            return AccelsimError(f"{state_path}: resume.{field}: expected {expected}, got "
+                                 f"{info.get(field)!r}; the file is damaged, start a new run")
+
+        def integer(field: str) -> int:
+            value = info.get(field)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad(field, "an integer")
+            return value
+
+        stage = integer("stage")
+        if not 0 <= stage < len(stages):
+            raise bad("stage", f"a stage index from 0 to {len(stages) - 1}")
+        epoch = integer("epoch")
+        if not 0 <= epoch <= stages[stage].epochs:
+            raise bad("epoch", f"an epoch from 0 to {stages[stage].epochs} of stage "
+                               f"{stages[stage].name!r}")
+        expected = sum(s.epochs for s in stages[:stage]) + epoch
+        if integer("metrics_lines") != expected:
+            raise bad("metrics_lines", f"{expected} (the epochs run before stage {stage}, epoch "
+                                       f"{epoch})")
+        if info.get("optimizer") is not None and not isinstance(info.get("optimizer"), dict):
+            raise bad("optimizer", "an optimizer state (a mapping) or null")
+
     def _truncate_metrics(self, lines: int) -> None:
         path = self.out / METRICS_FILE
         kept = path.read_text().splitlines()[:lines] if path.exists() else []
         if len(kept) < lines:
             raise AccelsimError(f"{path}: has {len(kept)} lines, the checkpoint expects {lines}")
-        self.history = [json.loads(line) for line in kept]
+        history = []
+        for number, line in enumerate(kept, start=1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                raise AccelsimError(f"{path}: line {number} is not a JSON object; the metrics "
+                                    "file is damaged, start a new run")
+            history.append(record)
+        self.history = history
         _atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     # ------------------------------------------------------------------ run
@@ -227,7 +270,12 @@ class _Run:
         recipe = self.recipe
         optimizer = build_optimizer(stage.optimizer, self._canonical_parameters())
         if opt_state is not None:
-            optimizer.load_state_dict(opt_state)
+            try:
+                optimizer.load_state_dict(opt_state)
+            except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+                raise AccelsimError(f"{self.out / STATE_FILE}: resume.optimizer does not fit "
+                                    f"stage {stage.name!r}'s optimizer ({type(exc).__name__}: "
+                                    f"{exc}); the file is damaged, start a new run") from None
         coefficients = (stage.activation_penalty.per_layer(self.layer_order)
                         if stage.activation_penalty else {})
         weights = [self.layers[name] for name in self.layer_order]
