@@ -269,20 +269,31 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
     gemm = gemm_of(geo)
     mapping = map_gemm(gemm, p.dataflow, p.rows, p.cols, p.glb_bytes / 2.0, p.acc_bits)
     wmask = memoised(layer, ("weight_mask",), layer.weight_mask)
-    wcodes = memoised(layer, ("weight_codes",), lambda: lower_weights(wmask, geo))
-    weight_bits_total, w_zero, w_nz = memoised(
-        layer, ("weight_cost", hw.storage.weights.on_chip, p.w_bits),
-        lambda: _element_costs(wmask, hw.storage.weights.on_chip, p.w_bits))
-    w_cost = np.array([w_zero, w_nz])
-    w_dram_fmt = hw.storage.weights.off_chip
-    weight_dram_bits = memoised(layer, ("weight_cost", w_dram_fmt, p.w_bits),
-                                lambda: _element_costs(wmask, w_dram_fmt, p.w_bits))[0]
+
+    def weight_operand(mask: np.ndarray, key: tuple) -> tuple:
+        """(codes, on-chip bits, per-element costs, DRAM bits) of one weight mask."""
+        wcodes = memoised(layer, ("weight_codes",) + key, lambda: lower_weights(mask, geo))
+        bits_total, w_zero, w_nz = memoised(
+            layer, ("weight_cost", hw.storage.weights.on_chip, p.w_bits) + key,
+            lambda: _element_costs(mask, hw.storage.weights.on_chip, p.w_bits))
+        w_dram_fmt = hw.storage.weights.off_chip
+        dram_bits = memoised(layer, ("weight_cost", w_dram_fmt, p.w_bits) + key,
+                             lambda: _element_costs(mask, w_dram_fmt, p.w_bits))[0]
+        return wcodes, bits_total, np.array([w_zero, w_nz]), dram_bits
+
     acts = memoised(layer, ("act_mask", samples), lambda: layer.act_mask(samples))
     if acts.shape[0] == 0:
         raise TraceError(f"layer {layer.name!r} has no samples to simulate")
-    rows = [_simulate_sample(layer, acts[n], wcodes, weight_bits_total, w_cost, gemm, mapping, p,
-                             fidelity, (samples, n), weight_dram_bits)
-            for n in range(acts.shape[0])]
+    # A matmul multiplies two activations: its second operand ("weights") differs per
+    # sample, so each sample is lowered with its own mask (the same GEMM otherwise).
+    per_sample = geo.per_sample_weights
+    shared = None if per_sample else weight_operand(wmask, ())
+    rows = []
+    for n in range(acts.shape[0]):
+        wcodes, weight_bits_total, w_cost, weight_dram_bits = (
+            weight_operand(wmask[n], ("sample", n)) if per_sample else shared)
+        rows.append(_simulate_sample(layer, acts[n], wcodes, weight_bits_total, w_cost, gemm,
+                                     mapping, p, fidelity, (samples, n), weight_dram_bits))
     out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
                  "samples": len(rows)}
     for key in rows[0]:

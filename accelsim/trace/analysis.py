@@ -63,7 +63,8 @@ def effective_macs(geometry: LayerGeometry, weight_mask: np.ndarray,
 
 @dataclass
 class LayerSummary:
-    """One row of ``accelsim trace info``; byte figures are per sample for activations."""
+    """One row of ``accelsim trace info``; byte figures are per sample for activations
+    (and for a matmul's second operand, which is an activation too)."""
 
     index: int
     name: str
@@ -90,13 +91,20 @@ def summarize_layer(layer: LayerTrace, samples: int | None = None,
                     run_bits: int = DEFAULT_RUN_BITS) -> LayerSummary:
     """Exact figures of one layer from its masks (the first ``samples`` samples)."""
     g = layer.geometry
-    weights = layer.weight_mask()
     acts = layer.act_mask(samples)
     n = acts.shape[0]
-    macs = effective_macs(g, weights, acts)
+    if g.per_sample_weights:  # a matmul: the second operand is per sample (bytes per sample)
+        weights = layer.weight_mask(n)
+        per_sample = [effective_macs(g, weights[i], acts[i:i + 1]) for i in range(n)]
+        macs = {k: sum(m[k] for m in per_sample) for k in per_sample[0]}
+        weight_bits = {k: v / n for k, v in storage_bits(
+            weights.reshape(n, -1), layer.weight_bits, run_bits).items()}
+    else:
+        weights = layer.weight_mask()
+        macs = effective_macs(g, weights, acts)
+        weight_bits = storage_bits(weights.reshape(1, -1), layer.weight_bits, run_bits)
     dense = max(macs["dense"], 1)
     act_bits = storage_bits(acts, layer.act_bits, run_bits)
-    weight_bits = storage_bits(weights.reshape(1, -1), layer.weight_bits, run_bits)
     return LayerSummary(
         index=layer.index, name=layer.name, kind=g.kind, geometry=g.to_dict(),
         act_bits=layer.act_bits, weight_bits=layer.weight_bits, samples=n,
@@ -109,6 +117,13 @@ def summarize_layer(layer: LayerTrace, samples: int | None = None,
         act_bytes={k: v / 8 / n for k, v in act_bits.items()},
         weight_bytes={k: v / 8 for k, v in weight_bits.items()},
     )
+
+
+def untraced_work(entries: list[dict], samples: int) -> dict:
+    """The untraced compute a trace lists, per sample: ``entries`` plus totals."""
+    per = max(int(samples), 1)
+    rows = [dict(e, macs_per_sample=e["macs"] / per) for e in entries]
+    return {"entries": rows, "macs_per_sample": sum(r["macs_per_sample"] for r in rows)}
 
 
 def network_totals(rows: list[LayerSummary]) -> dict:

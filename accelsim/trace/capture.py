@@ -366,8 +366,15 @@ class MaskRecorder(HookOwner):
     def finish(self) -> list[CapturedLayer]:
         """The captured layers in execution order (waits for pending packing work)."""
         if not self._states:
+            untraced = self.untraced
+            hint = ""
+            if untraced:
+                ops_seen = ", ".join(sorted({e["op"] for e in untraced}))
+                hint = (f"; compute ran in untraced ops ({ops_seen}): products whose operands "
+                        "do not keep the samples in their first dimension are traced with "
+                        "CaptureOptions(per_sample_forward=True)")
             raise TraceError("no layer was traced: the model has no layers of the traced "
-                             f"kinds ({', '.join(self.options.kinds)}) that ran")
+                             f"kinds ({', '.join(self.options.kinds)}) that ran{hint}")
         counts = {s.samples for s in self._states.values()}
         if len(counts) != 1:
             detail = ", ".join(f"{s.name}: {s.samples}" for s in self._states.values())

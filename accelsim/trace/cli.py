@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="weights that round to zero at --weight-bits count as zero")
     p.add_argument("--threshold", type=float, default=0.0,
                    help="activations with |x| < T count as zero (default 0)")
-    p.add_argument("--kinds", default="conv2d,grouped_conv2d,depthwise_conv2d,linear",
+    p.add_argument("--kinds", default="conv2d,grouped_conv2d,depthwise_conv2d,linear,matmul",
                    help="comma-separated layer kinds to trace")
     p.add_argument("--seed", type=int, default=0, help="seed of random input data")
     p.add_argument("--no-compress", action="store_true", help="store members without deflate")
@@ -274,7 +274,7 @@ def info_data(path: str, samples: int | None = None, run_bits: int = 4) -> dict:
     """Everything ``accelsim trace info`` prints, as a JSON-able dict."""
     from tqdm import tqdm
 
-    from accelsim.trace.analysis import network_totals, summarize_layer
+    from accelsim.trace.analysis import network_totals, summarize_layer, untraced_work
     from accelsim.trace.reader import open_trace
 
     trace = open_trace(path)
@@ -292,6 +292,7 @@ def info_data(path: str, samples: int | None = None, run_bits: int = 4) -> dict:
         "provenance": trace.provenance,
         "layers": [r.to_dict() for r in rows],
         "totals": network_totals(rows),
+        "untraced": untraced_work(getattr(trace, "untraced", []), trace.num_samples),
     }
 
 
@@ -309,7 +310,7 @@ def _print_table(data: dict) -> None:
     print(header)
     print("-" * len(header))
     short = {"conv2d": "conv", "depthwise_conv2d": "dwconv", "grouped_conv2d": "gconv",
-             "linear": "linear"}
+             "linear": "linear", "matmul": "matmul"}
     for r in data["layers"]:
         a, w = r["act_bytes"], r["weight_bytes"]
         print(f"{r['index']:>3} {r['name'][:28]:<28} {short[r['kind']]:<10} "
@@ -330,6 +331,18 @@ def _print_table(data: dict) -> None:
     print("MACs: dense per sample; act d / wt d: densities (totals row: MAC-weighted fractions "
           "of MACs with a non-zero activation / weight); both: fraction of MACs with both "
           f"operands non-zero; activation bytes per sample; rle run field {data['run_bits']} bits")
+    _print_untraced(data.get("untraced") or {"entries": [], "macs_per_sample": 0})
+
+
+def _print_untraced(untraced: dict) -> None:
+    """The compute capture saw but did not trace (never silently dropped)."""
+    if not untraced["entries"]:
+        return
+    print(f"untraced work: {untraced['macs_per_sample']:.4g} MACs per sample in ops the trace "
+          "does not hold (not simulated):")
+    for e in untraced["entries"]:
+        print(f"    {e['name'][:40]:<40} {e['op']:<28} {e['calls']:>6} calls "
+              f"{e['macs_per_sample']:>10.4g} MACs/sample")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
