@@ -120,7 +120,33 @@ def dump_hw(config: HardwareConfig) -> str:
 MAX_PES = 1 << 20  # rows x cols: per-PE state of the cycle kernels stays in memory
 
 
+def _check_memory_hierarchy(config: HardwareConfig, source: str) -> None:
+    from accelsim.hw.schema import LOOP_NEST_ONLY_DATAFLOWS
+
+    levels = config.memory_hierarchy
+    if levels is None:
+        if config.pe_array.dataflow in LOOP_NEST_ONLY_DATAFLOWS:
+            raise ConfigError(source, "pe_array.dataflow",
+                              f"{config.pe_array.dataflow} needs a memory_hierarchy (the loop-nest "
+                              "model); the systolic model knows output/weight/input_stationary")
+        return
+    names = [lv.name for lv in levels]
+    for i, name in enumerate(names):
+        if name.upper() == "DRAM" or names.index(name) != i:
+            raise ConfigError(source, f"memory_hierarchy[{i}].name",
+                              f"level names must be unique and not DRAM (implied), got {name!r}")
+    seen_pe = False
+    for i, lv in enumerate(levels):
+        if lv.instances == "per_pe":
+            seen_pe = True
+        elif seen_pe:
+            raise ConfigError(source, f"memory_hierarchy[{i}].instances",
+                              "a shared (one) level cannot sit inside per-PE levels; list levels "
+                              "outermost first")
+
+
 def _check_cross_fields(config: HardwareConfig, source: str) -> None:
+    _check_memory_hierarchy(config, source)
     if config.num_pes > MAX_PES:
         raise ConfigError(source, "pe_array", f"rows x cols = {config.num_pes:,} PEs; expected at "
                                               f"most {MAX_PES:,} (a sane upper bound)")

@@ -177,3 +177,30 @@ def build(cls: type, data: Any, path: str = "") -> Any:
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
+
+
+def list_of(rule: Rule, max_items: int = 64) -> Rule:
+    """A non-empty list whose items each pass ``rule`` (at most ``max_items``)."""
+    def check(value: Any, path: str) -> tuple:
+        if not isinstance(value, list) or not value:
+            raise RuleError(path, f"expected a non-empty list, {_got(value)}")
+        if len(value) > max_items:
+            raise RuleError(path, f"expected at most {max_items} items, got {len(value)}")
+        return tuple(rule(v, f"{path}[{i}]") for i, v in enumerate(value))
+    return check
+
+
+def subset_of(choices: Iterable[Any]) -> Rule:
+    """A list of distinct values from ``choices`` (may be empty)."""
+    allowed = tuple(choices)
+
+    def check(value: Any, path: str) -> tuple:
+        if not isinstance(value, list):
+            raise RuleError(path, f"expected a list of {', '.join(map(str, allowed))}, {_got(value)}")
+        for i, item in enumerate(value):
+            if item not in allowed:
+                raise RuleError(f"{path}[{i}]", f"expected one of {', '.join(map(str, allowed))}, {_got(item)}")
+        if len(set(value)) != len(value):
+            raise RuleError(path, "a value is listed twice")
+        return tuple(value)
+    return check

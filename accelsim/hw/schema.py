@@ -16,7 +16,12 @@ from accelsim.hw import rules
 
 SCHEMA_VERSION = 1
 
-DATAFLOWS = ("output_stationary", "weight_stationary", "input_stationary")
+DATAFLOWS = ("output_stationary", "weight_stationary", "input_stationary", "row_stationary")
+LOOP_NEST_ONLY_DATAFLOWS = ("row_stationary",)   # need a memory_hierarchy (no systolic form)
+MEMORY_TENSORS = ("weights", "inputs", "outputs")
+LEVEL_INSTANCES = ("one", "per_pe")
+NETWORKS = ("multicast", "unicast")
+MAPPING_OBJECTIVES = ("energy", "latency", "edp")
 SYNC_GROUPS = ("array", "row", "column", "decoupled")
 STORAGE_FORMATS = ("dense", "bitmap", "run_length", "csr", "coo")
 ENERGY_ACTIONS = (
@@ -46,7 +51,9 @@ class Technology:
                                    "default: the table's nominal voltage", None)
     energy_overrides: Mapping[str, float] = spec(
         rules.mapping_of(rules.one_of(ENERGY_ACTIONS), rules.non_negative_float),
-        "per-action energies that replace the table's derived values (keys: "
+        "per-action energies that replace the table's derived values, given at the table's "
+        "nominal voltage and scaled to voltage_v like table values (dynamic x (V/V_nominal)^2, "
+        "leakage x V/V_nominal, dram_pj_per_bit unscaled) (keys: "
         + ", ".join(ENERGY_ACTIONS) + ")", {})
 
 
@@ -150,6 +157,43 @@ class LowPower:
 
 
 @dataclass(frozen=True)
+class StorageLevel:
+    """One on-chip storage level of a ``memory_hierarchy`` (DRAM is always the outermost)."""
+
+    name: str = spec(rules.non_empty_str, "level name (shown in mappings and results)")
+    keeps: tuple = spec(rules.subset_of(MEMORY_TENSORS),
+                        "tensors held at this level (the others bypass it)")
+    instances: str = spec(rules.one_of(LEVEL_INSTANCES),
+                          "one shared instance, or one per PE (spatial fan-out = the PE array)", "one")
+    size_bytes: int | None = spec(rules.optional(rules.bounded(rules.positive_int, 2 ** 40)),
+                                  "capacity per instance in bytes (null = unbounded)", None)
+    word_bits: int = spec(rules.int_range(1, 1024), "bits per word (capacity and port width)", 16)
+    read_words_per_cycle: float | None = spec(rules.optional(rules.bounded(rules.positive_float, 1e9)),
+                                              "read port words per cycle per instance (null = unbounded)",
+                                              None)
+    write_words_per_cycle: float | None = spec(rules.optional(rules.bounded(rules.positive_float, 1e9)),
+                                               "write port words per cycle per instance (fills and "
+                                               "updates; null = the read port, shared)", None)
+    read_pj: float | None = spec(rules.optional(rules.bounded(rules.non_negative_float, 1e6)),
+                                 "energy per word read (null: from the energy table by size)", None)
+    write_pj: float | None = spec(rules.optional(rules.bounded(rules.non_negative_float, 1e6)),
+                                  "energy per word filled or updated (null: as read_pj)", None)
+    network: str = spec(rules.one_of(NETWORKS),
+                        "how one read reaches the next level's instances: multicast (counted once) "
+                        "or unicast (once per receiver)", "multicast")
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """How the loop-nest model maps layers (used with a ``memory_hierarchy``)."""
+
+    objective: str = spec(rules.one_of(MAPPING_OBJECTIVES),
+                          "what the mapper minimises per layer", "energy")
+    search_size: int = spec(rules.int_range(1, 100000),
+                            "candidate tilings evaluated per spatial unrolling", 64)
+
+
+@dataclass(frozen=True)
 class HardwareConfig:
     """A validated accelerator description. Build it with :func:`accelsim.hw.load_hw`."""
 
@@ -165,6 +209,13 @@ class HardwareConfig:
     sparsity: Sparsity = spec(rules.section(Sparsity), "zero skipping / gating", Sparsity())
     storage: Storage = spec(rules.section(Storage), "storage format per tensor", Storage())
     low_power: LowPower = spec(rules.section(LowPower), "clock and power gating", LowPower())
+    memory_hierarchy: tuple | None = spec(
+        rules.optional(rules.list_of(rules.section(StorageLevel), 16)),
+        "on-chip storage levels, outermost first (DRAM above them is implied); when given, layers "
+        "are mapped by the loop-nest model and pe_array.dataflow constrains the mapper; when "
+        "absent, the SCALE-Sim systolic mapping over global_buffer/scratchpad is used", None)
+    mapping: MappingOptions = spec(rules.section(MappingOptions), "loop-nest mapper options",
+                                   MappingOptions())
 
     # ---- derived identities -------------------------------------------------
     def to_dict(self) -> dict:
@@ -196,5 +247,7 @@ def _to_plain(value: Any) -> Any:
         return {f.name: _to_plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, Mapping):
         return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
     return value
 

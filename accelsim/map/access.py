@@ -1,35 +1,34 @@
 """Per-level, per-tensor access counts of a mapping (dense), by exact delta analysis.
 
-Semantics (the tests' brute-force walk in ``tests/naive_nest.py`` defines the same from first
-principles): a level instance holds exactly the tile of each tensor it keeps for the current
-iteration of the temporal loops above it; when those loops advance, the elements of the new
-tile it does not hold are *filled* from the next outer level that keeps the tensor (bypassed
-levels are skipped). A parent delivers one element once to all the children that need it at
-the same time (multicast), so its *reads* are the union of its children's new elements. The
-MAC units hold nothing: every temporal step reads each operand from the innermost level that
-keeps it (once per distinct element across the spatial MACs).
+Conventions are Timeloop's (checked equal on its exercises, ``tests/test_map_timeloop.py``;
+the brute-force walk in ``tests/naive_nest.py`` defines the same from first principles):
 
-Outputs: a psum arriving at a child is *read* from the parent (and filled) only if it was
-written before (its first arrival starts from zero); an element leaving a child is read out of
-it and *updated* into the parent once per step, after reduction across siblings (spatial
-reduction). At the MACs, every step updates the innermost output level once per distinct
-element and reads the running psum unless it is the element's first update.
+- a level instance holds the tile of each tensor it keeps that the loops at its level and below
+  touch; when the innermost temporal loop above it advances it is *filled* with the elements it
+  does not hold (sliding windows reuse their overlap); when an outer loop advances (inner ones
+  wrap) the whole tile is reloaded unless it is unchanged. Bypassed levels are skipped;
+- a parent is *read* once per group of children that differ only in spatial loops of dimensions
+  that do not index the tensor (multicast); outputs of such a group are reduced to one *update*;
+- the MAC units hold nothing: every step reads each operand from the innermost level keeping it;
+- psums: every MAC step updates the innermost output level and reads the running sum except on
+  an element's first update; a child refills a psum it held before (a parent read, unless the
+  parent never got it); every element a child evicts is one update at the parent (drains are
+  not counted as reads at the child).
 
-Counts come from each tensor coordinate's 1-D index sets: for one loop step, the union over
-the siblings of (new tile \\ old tile) has ``prod(a_t) - prod(b_t)`` elements, where ``a_t``
-counts coordinate values some sibling's new tile uses and ``b_t`` those that every sibling
-using them already held. Translation invariance (padding is not an index) makes every step of
-a given loop equal, so the cost is per loop, not per iteration.
+Each coordinate of a tensor is an interval or a window ``o*stride + i*dilation``; the tile
+after a step is a translate of the tile before, so ``|new \\ old| = prod|A_t| - prod|A_t & C_t|``
+per coordinate, and every step of a given loop costs the same (padding is not an index), so
+the work is per loop, not per iteration.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import product
+from functools import lru_cache
 
 import numpy as np
 
 from accelsim.map.mapping import Loop, Mapping
-from accelsim.map.nest import TENSORS, LoopNest, TensorDim
+from accelsim.map.nest import DIMS as DIMS_ORDER, TENSORS, LoopNest, TensorDim
 
 READS, FILLS, UPDATES = 0, 1, 2
 ACTIONS = ("reads", "fills", "updates")
@@ -81,41 +80,44 @@ class _Flat:
         return out
 
 
-def _values(td: TensorDim, base: dict, ext: dict, fam: dict) -> list[np.ndarray]:
-    """Coordinate values used by each sibling (family member) for one tensor coordinate."""
+@lru_cache(maxsize=4096)
+def _window(eo: int, ei: int, stride: int, dilation: int) -> frozenset:
+    """Coordinates ``o*stride + i*dilation`` for ``o < eo``, ``i < ei``."""
+    return frozenset(o * stride + i * dilation for o in range(eo) for i in range(ei))
+
+
+@lru_cache(maxsize=65536)
+def _overlap(eo: int, ei: int, stride: int, dilation: int, shift: int) -> tuple[int, int]:
+    """(|S|, |S & (S + shift)|) of the window set S."""
+    base = _window(eo, ei, stride, dilation)
+    if shift == 0:
+        return len(base), len(base)
+    return len(base), sum(1 for v in base if v - shift in base)
+
+
+def _coordinate(td: TensorDim, after: dict, before: dict | None, ext: dict) -> tuple[int, int]:
+    """(values the new tile uses, of those the old tile held) along one tensor coordinate."""
     if td.inner is None:
-        d = td.outer
-        return [np.arange(base[d] + f, base[d] + f + ext[d]) for f in fam[d]]
-    o, i = td.outer, td.inner
-    out = []
-    for fo, fi in product(fam[o], fam[i]):
-        ov = np.arange(base[o] + fo, base[o] + fo + ext[o])
-        iv = np.arange(base[i] + fi, base[i] + fi + ext[i])
-        out.append(np.unique((ov[:, None] * td.stride + iv[None, :] * td.dilation).ravel()))
-    return out
+        e = ext[td.outer]
+        if before is None:
+            return e, 0
+        return e, max(0, e - abs(after[td.outer] - before[td.outer]))
+    eo, ei = ext[td.outer], ext[td.inner]
+    if before is None:
+        return _overlap(eo, ei, td.stride, td.dilation, 0)[0], 0
+    shift = ((after[td.outer] - before[td.outer]) * td.stride
+             + (after[td.inner] - before[td.inner]) * td.dilation)
+    return _overlap(eo, ei, td.stride, td.dilation, shift)
 
 
-def _union_delta(tds, after: dict, before: dict | None, ext: dict, fam: dict) -> int:
-    """|union over siblings of (tile after \\ tile before)| (``before=None``: empty)."""
-    prod_a, prod_b = 1, 1
+def _delta(tds, after: dict, before: dict | None, ext: dict) -> int:
+    """|tile after \\ tile before| (``before=None``: the whole tile)."""
+    new, kept = 1, 1
     for td in tds:
-        new = _values(td, after, ext, fam)
-        old = _values(td, before, ext, fam) if before is not None else None
-        lo = min(int(v.min()) for v in new + (old or []))
-        hi = max(int(v.max()) for v in new + (old or [])) + 1
-        used = np.zeros(hi - lo, dtype=bool)
-        held_by_all = np.ones(hi - lo, dtype=bool)
-        for j, v in enumerate(new):
-            a = np.zeros(hi - lo, dtype=bool)
-            a[v - lo] = True
-            c = np.zeros(hi - lo, dtype=bool)
-            if old is not None:
-                c[old[j] - lo] = True
-            used |= a
-            held_by_all &= ~a | c
-        prod_a *= int(used.sum())
-        prod_b *= int((used & held_by_all).sum())
-    return prod_a - prod_b
+        a, b = _coordinate(td, after, before, ext)
+        new *= a
+        kept *= b
+    return new - (kept if before is not None else 0)
 
 
 def _fanout(flat: _Flat, tensor: str, lo: int, hi: int) -> int:
@@ -130,14 +132,13 @@ def _fanout(flat: _Flat, tensor: str, lo: int, hi: int) -> int:
     return out
 
 
-def _transfers(flat: _Flat, tensor: str, child: int, fam: dict, ext: dict,
-               evictions: bool = False) -> int:
-    """Sum over all steps of |union over the siblings in ``fam`` of new (or evicted) elements|."""
+def _transfers(flat: _Flat, tensor: str, child: int, ext: dict, evictions: bool = False) -> int:
+    """Elements one instance of ``child`` receives (or evicts) over the whole run."""
     tds = flat.nest.tensor_dims(tensor)
     zero = {d: 0 for d in ext}
     above = [(idx, loop) for idx, (lv, loop) in enumerate(flat.loops)
              if lv < child and not loop.spatial]
-    full = _union_delta(tds, zero, None, ext, fam)      # first tile (or the last, evicted)
+    full = _delta(tds, zero, None, ext)      # first tile (or the last, evicted)
     total = full
     outer_iters = 1
     for pos, (idx, loop) in enumerate(above):
@@ -149,32 +150,29 @@ def _transfers(flat: _Flat, tensor: str, child: int, fam: dict, ext: dict,
         if pos < len(above) - 1:
             # an outer loop advanced and the inner ones wrapped: the whole tile is reloaded
             # unless it did not change (Timeloop's convention: no reuse across a wrap)
-            delta = 0 if _same_tile(tds, after, before, ext) else full
+            changed = any(_shift(td, after, before) for td in tds)
+            delta = full if changed else 0
         elif evictions:
-            delta = _union_delta(tds, before, after, ext, fam)
+            delta = _delta(tds, before, after, ext)
         else:
-            delta = _union_delta(tds, after, before, ext, fam)
+            delta = _delta(tds, after, before, ext)
         total += (loop.factor - 1) * outer_iters * delta
         outer_iters *= loop.factor
     return total
 
 
-def _same_tile(tds, a: dict, b: dict, ext: dict) -> bool:
-    one = {d: np.array([0]) for d in ext}
-    for td in tds:
-        va, vb = _values(td, a, ext, one)[0], _values(td, b, ext, one)[0]
-        if va.shape != vb.shape or not np.array_equal(va, vb):
-            return False
-    return True
+def _shift(td: TensorDim, after: dict, before: dict) -> int:
+    if td.inner is None:
+        return after[td.outer] - before[td.outer]
+    return ((after[td.outer] - before[td.outer]) * td.stride
+            + (after[td.inner] - before[td.inner]) * td.dilation)
 
 
 def _distinct(flat: _Flat, tensor: str, below: int) -> int:
     """Distinct elements of ``tensor`` one instance at level ``below`` ever touches."""
     nest = flat.nest
-    ext = {d: nest.bound(d) // _spatial_dim(flat, d, below) for d in ("N", "G", "K", "C", "P", "Q", "R", "S")}
-    fam = {d: np.array([0]) for d in ext}
-    zero = {d: 0 for d in ext}
-    return _union_delta(nest.tensor_dims(tensor), zero, None, ext, fam)
+    ext = {d: nest.bound(d) // _spatial_dim(flat, d, below) for d in DIMS_ORDER}
+    return _delta(nest.tensor_dims(tensor), {d: 0 for d in ext}, None, ext)
 
 
 def _spatial_dim(flat: _Flat, dim: str, below: int) -> int:
@@ -203,23 +201,21 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...]) -> A
         chain = [i for i in range(nl) if tensor in keeps[i]]
         for lvl in chain:
             ext = {d: flat.inner_extent(d, lvl) for d in dims}
-            one = {d: np.array([0]) for d in dims}
-            footprint[lvl, ti] = _union_delta(nest.tensor_dims(tensor), {d: 0 for d in dims}, None, ext, one)
+            footprint[lvl, ti] = _delta(nest.tensor_dims(tensor), {d: 0 for d in dims}, None, ext)
         for parent, child in zip(chain, chain[1:] + [nl]):
             p_inst = instances[parent]
             ext = {d: flat.inner_extent(d, child) for d in dims}
-            one = {d: np.array([0]) for d in dims}
             spread = _fanout(flat, tensor, parent, child)
             if child == nl:   # the MAC units: every step is new, no reuse in time
                 arrivals = spread * mapping.steps
             else:
-                arrivals = spread * _transfers(flat, tensor, child, one, ext)
+                arrivals = spread * _transfers(flat, tensor, child, ext)
             if tensor != "O":
                 counts[parent, ti, READS] += p_inst * arrivals
                 if child == nl:
                     macs_reads[ti] = p_inst * arrivals
                 else:
-                    counts[child, ti, FILLS] += instances[child] * _transfers(flat, tensor, child, one, ext)
+                    counts[child, ti, FILLS] += instances[child] * _transfers(flat, tensor, child, ext)
                 continue
             refetch = arrivals - _distinct(flat, tensor, parent)
             counts[parent, ti, READS] += p_inst * refetch
@@ -227,8 +223,8 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...]) -> A
                 counts[parent, ti, UPDATES] += p_inst * arrivals
                 macs_reads[ti] = p_inst * refetch
             else:
-                own = _transfers(flat, tensor, child, one, ext) - _distinct(flat, tensor, child)
+                own = _transfers(flat, tensor, child, ext) - _distinct(flat, tensor, child)
                 counts[child, ti, FILLS] += instances[child] * own
-                up = spread * _transfers(flat, tensor, child, one, ext, evictions=True)
+                up = spread * _transfers(flat, tensor, child, ext, evictions=True)
                 counts[parent, ti, UPDATES] += p_inst * up
     return AccessCounts(counts, footprint, instances, nest.macs, mapping.steps, macs_reads)

@@ -1,0 +1,94 @@
+"""The storage hierarchy a mapping runs on, resolved from a hardware description.
+
+Level 0 is DRAM (keeps every tensor, unbounded); then the ``memory_hierarchy`` levels of the
+design, outermost first. Shared levels have one instance; ``per_pe`` levels one per PE. The
+spatial fan-out sits at the last shared level: its spatial loops spread over the PE array
+(``cols`` along X, ``rows`` along Y), and the last level's spatial loops over the MAC lanes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accelsim.errors import ConfigError
+from accelsim.map.nest import TENSORS
+
+TENSOR_OF = {"weights": "W", "inputs": "I", "outputs": "O"}
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str
+    keeps: frozenset            # of "W", "I", "O"
+    per_pe: bool
+    capacity_bits: float | None  # per instance; None = unbounded
+    word_bits: int
+    read_bits_per_cycle: float | None    # per instance; None = unbounded
+    write_bits_per_cycle: float | None   # None with a read port: shared with reads
+    shared_port: bool
+    read_pj_per_bit: float
+    write_pj_per_bit: float
+    multicast: bool
+
+
+@dataclass(frozen=True)
+class Arch:
+    levels: tuple[Level, ...]
+    rows: int
+    cols: int
+    lanes: int
+    tensor_bits: tuple[int, int, int]   # W, I, O (psums at accumulator width)
+    mac_pj: float
+    gated_mac_pj: float
+    noc_pj_per_bit_hop: float
+    gated_fraction: float
+    dram_bytes_per_cycle: float | None
+
+    @property
+    def fanout_level(self) -> int:
+        """Index of the level whose spatial loops spread over the PE array."""
+        shared = [i for i, lv in enumerate(self.levels) if not lv.per_pe]
+        return shared[-1]
+
+    @property
+    def keeps(self) -> tuple[frozenset, ...]:
+        return tuple(lv.keeps for lv in self.levels)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(lv.name for lv in self.levels)
+
+
+def arch_of(hw) -> Arch:
+    """The :class:`Arch` of a design with a ``memory_hierarchy``."""
+    from accelsim.hw.energy import energy_model, load_table, sram_pj_per_bit
+    from accelsim.sim.memory import dram_bytes_per_cycle
+
+    if hw.memory_hierarchy is None:
+        raise ConfigError(hw.name, "memory_hierarchy", "the loop-nest model needs a memory_hierarchy")
+    em = energy_model(hw)
+    table = load_table(hw.technology.energy_table)
+    v_nom = float(table["nominal_voltage_v"])
+    dyn = ((hw.technology.voltage_v or v_nom) / v_nom) ** 2
+    p = hw.precision
+    dram = Level("DRAM", frozenset(TENSORS), False, None, 64, None, None, True,
+                 em.dram_pj_per_bit, em.dram_pj_per_bit, True)
+    levels = [dram]
+    for spec in hw.memory_hierarchy:
+        per_pe = spec.instances == "per_pe"
+        if spec.read_pj is not None:
+            read = spec.read_pj * dyn / spec.word_bits
+        elif per_pe:
+            read = em.spad_pj_per_bit
+        else:
+            size_kib = (spec.size_bytes / 1024.0) if spec.size_bytes else 1024.0
+            read = sram_pj_per_bit(table, size_kib) * dyn
+        write = spec.write_pj * dyn / spec.word_bits if spec.write_pj is not None else read
+        rbw = spec.read_words_per_cycle * spec.word_bits if spec.read_words_per_cycle else None
+        wbw = spec.write_words_per_cycle * spec.word_bits if spec.write_words_per_cycle else None
+        levels.append(Level(
+            spec.name, frozenset(TENSOR_OF[t] for t in spec.keeps), per_pe,
+            float(spec.size_bytes) * 8 if spec.size_bytes else None, spec.word_bits, rbw, wbw,
+            spec.write_words_per_cycle is None, read, write, spec.network == "multicast"))
+    return Arch(tuple(levels), hw.pe_array.rows, hw.pe_array.cols, hw.pe_array.macs_per_pe,
+                (p.weight_bits, p.activation_bits, p.accumulator_bits), em.mac_pj, em.gated_mac_pj,
+                em.noc_pj_per_bit_hop, em.gated_fraction, dram_bytes_per_cycle(hw))
