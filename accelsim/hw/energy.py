@@ -12,6 +12,9 @@ per-access energies the simulator charges, in pJ, at the design's voltage:
   between the tabulated sizes, extrapolated at the ends), divided by 64 bits.
 * Scratchpad and NoC: Eyeriss' normalised ratios times this table's 16-bit MAC.
 * Dynamic energies scale with ``(V / V_nominal)^2``; leakage power with ``V / V_nominal``.
+* ``technology.energy_overrides`` are given at the table's nominal voltage and scale the
+  same way (:func:`scale_overrides`); figures derived from an overridden ``mac_pj`` (gated
+  MAC, clock) follow the scaled value. DRAM energy per bit is never voltage-scaled.
 """
 from __future__ import annotations
 
@@ -143,9 +146,32 @@ def energy_model(hw) -> EnergyModel:
         gated_fraction=gated,
         wakeup_energy_pj=hw.low_power.wakeup_energy_pj,
     )
-    overrides = dict(hw.technology.energy_overrides)
+    overrides = scale_overrides(hw.technology.energy_overrides, dyn, leak)
     if "mac_pj" in overrides:  # MAC-relative figures follow an overridden MAC unless given too
         overrides.setdefault("gated_mac_pj", overrides["mac_pj"] * gated)
         overrides.setdefault("pe_clock_pj_per_cycle", float(t["pe_clock_over_mac"]) * overrides["mac_pj"])
     values.update(overrides)
     return EnergyModel(**values)
+
+
+#: Override keys that are leakage (power x cycle time): they scale with ``V / V_nominal``.
+LEAKAGE_ACTIONS = ("pe_leakage_pj_per_cycle", "glb_leakage_pj_per_cycle")
+#: Override keys that are not voltage-scaled (off-chip interface, like the table's DRAM figure).
+UNSCALED_ACTIONS = ("dram_pj_per_bit",)
+
+
+def scale_overrides(overrides, dyn: float, leak: float) -> dict[str, float]:
+    """Energy overrides, given at the table's nominal voltage, at the design's voltage.
+
+    Dynamic energies are multiplied by ``dyn = (V / V_nominal)^2``, leakage per cycle by
+    ``leak = V / V_nominal``; ``dram_pj_per_bit`` is kept as given (the table's is not scaled).
+    """
+    out = {}
+    for key, value in overrides.items():
+        if key in UNSCALED_ACTIONS:
+            out[key] = float(value)
+        elif key in LEAKAGE_ACTIONS:
+            out[key] = float(value) * leak
+        else:
+            out[key] = float(value) * dyn
+    return out

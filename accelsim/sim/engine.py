@@ -22,7 +22,8 @@ from accelsim.sim.lower import Gemm, gemm_of, lower_acts, lower_weights
 from accelsim.sim.memo import memoised
 from accelsim.sim.map import DATAFLOW_CODES, SCALESIM_LAYER_OFFSET, Mapping, map_gemm
 from accelsim.sim.memory import dram_bytes_per_cycle, plan_memory, total_cycles
-from accelsim.sim.traffic import layer_traffic, operand_bits
+from accelsim.sim.traffic import (array_operand_bits, gated_pairs, layer_traffic, operand_bits,
+                                   spad_bits)
 from accelsim.sim.work import operand_counts, work_matrix
 
 FIDELITIES = ("fast", "cycle")
@@ -152,8 +153,11 @@ def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_tot
     compute = stats[sch.ST_CYCLES] + SCALESIM_LAYER_OFFSET
     act_port, weight_port = operand_bits(acodes, wcodes, counts, m, p.skip_a, p.skip_w, a_cost,
                                          w_cost)
+    issued = float(work.sum(dtype=np.int64))
     tr = layer_traffic(gemm, m, act_port, weight_port, p.a_bits, p.w_bits, p.acc_bits,
-                       stats[sch.ST_MAPPED_PE_FOLDS])
+                       stats[sch.ST_MAPPED_PE_FOLDS], issued=issued,
+                       array_bits=array_operand_bits(counts, m, p.skip_a, p.skip_w, a_cost, w_cost,
+                                                     (act_port, weight_port)))
     array_bits = tr.array_bits
     extra: dict = {}
     if fidelity == "fast":
@@ -179,14 +183,15 @@ def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_tot
                        p.acc_bits, layer.name, dram_sizes=dram_sizes)
     cycles = total_cycles(onchip, plan, p.dram_bytes_per_cycle)
 
-    issued = float(work.sum(dtype=np.int64))
     effectual = float(counts.effectual)
     gated = issued - effectual if p.gate else 0.0
+    # gating: the read that finds the zero is full, what it conditions is gated (traffic.py)
+    spad_full, spad_gated = spad_bits(tr, issued, gated_pairs(
+        counts, acodes.shape[1], wcodes.shape[1], p.skip_a, p.skip_w) if p.gate else None)
     glb_bits = array_bits + 8.0 * plan.fill_bytes
     activity = energy_mod.Activity(
         macs_full=issued - gated, macs_gated=gated,
-        spad_bits_full=(issued - gated) * tr.spad_per_pair + tr.spad_stationary_bits,
-        spad_bits_gated=gated * tr.spad_per_pair,
+        spad_bits_full=spad_full, spad_bits_gated=spad_gated,
         glb_bits=glb_bits, noc_bit_hops=tr.noc_bit_hops, dram_bytes=plan.dram_bytes,
         cycles=cycles, pes=p.pes, gated_pe_cycles=stats[sch.ST_GATED_PE_CYCLES],
         active_pe_cycles=stats[sch.ST_ACTIVE_PE_CYCLES], wakeups=stats[sch.ST_WAKEUPS])
