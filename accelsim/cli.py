@@ -59,6 +59,36 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # permissions, disk full, a directory or device where a file goes
+        print(f"error: {_os_error_line(exc, args)}", file=sys.stderr)
+        return 1
+    except (MemoryError, RecursionError) as exc:
+        what = "out of memory" if isinstance(exc, MemoryError) else "input nested too deeply"
+        print(f"error: accelsim {args.command}: {what}; the inputs are larger than this "
+              "machine can process (try fewer samples or a smaller input)", file=sys.stderr)
+        return 1
+
+
+def _os_error_line(exc: OSError, args: argparse.Namespace) -> str:
+    """One line naming the path, what accelsim was doing with it, and why it failed."""
+    import os
+
+    reason = exc.strerror or type(exc).__name__
+    path = exc.filename
+    if path is None:
+        return f"accelsim {args.command}: {reason}"
+    outputs = [str(v) for k, v in vars(args).items()
+               if k in ("output", "out", "out_dir", "save_to") and v]
+    absolute = os.path.abspath(str(path))
+    outputs = [os.path.abspath(o) for o in outputs]
+    if any(absolute == o or absolute.startswith(o + os.sep) for o in outputs):
+        action = "writing the output"
+    elif any(o.startswith(absolute + os.sep) for o in outputs):
+        action = "creating the output's folder"
+    else:
+        action = "accessing"
+    second = f" -> {exc.filename2}" if exc.filename2 else ""
+    return f"accelsim {args.command}: {action} {path}{second}: {reason}"
 
 
 if __name__ == "__main__":

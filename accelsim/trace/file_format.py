@@ -43,8 +43,18 @@ with ``allow_pickle=False``, so nothing in a trace can run code.
      "untraced": [{"name", "op", "calls", "macs"}, ...],        # optional (v2)
      "members": {member name: {"sha256": hex, "bytes": int}}}
 
-Each member's SHA-256 (of its uncompressed bytes) is checked whenever a member is
-read whole, on top of the ZIP CRC. The trace's ``content_hash`` is the SHA-256 of
+Each member's SHA-256 (of its uncompressed bytes) is checked on every read, on top of
+the ZIP CRC: a partial read (``samples`` below ``N``) returns its rows only after the
+rest of the member has been streamed through the hash (once per open trace and member).
+A member without a recorded SHA-256 is refused.
+
+Limits, checked before anything is allocated (a trace is a stranger's file): the
+metadata is at most :data:`MAX_METADATA_BYTES`; every member's declared size and its
+``.npy`` header shape must equal what the layer geometry and sample count imply; a
+layer has at most :data:`MAX_SAMPLES` samples, each dimension at most :data:`MAX_DIM`
+and each per-sample tensor (input, weights, output) at most :data:`MAX_ELEMENTS`
+elements. ``act_bits``/``weight_bits`` are integers from 1 to 32 and every density in
+[0, 1]. The trace's ``content_hash`` is the SHA-256 of
 the canonical JSON of this metadata without ``provenance.created``: it changes
 when any member or any metadata changes, not when the same content is re-written.
 Reading layer ``i`` opens only layer ``i``'s members.
@@ -58,6 +68,28 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 METADATA_MEMBER = "metadata.json"
 FILE_SUFFIX = ".trace"
+
+MAX_METADATA_BYTES = 64 << 20   # ~1 KiB per layer: room for tens of thousands of layers
+MAX_SAMPLES = 1 << 20
+MAX_DIM = 1 << 20               # any single geometry field (C, H, K, R, stride, ...)
+MAX_ELEMENTS = 1 << 30          # per-sample elements of one tensor (C*H*W, K*C/g*R*S, K*P*Q)
+
+
+def geometry_limit_error(geometry) -> str | None:
+    """Why ``geometry`` (a ``LayerGeometry``) is beyond the hard limits, or ``None``."""
+    for name in ("N", "C", "H", "W", "K", "R", "S", "stride_h", "stride_w", "pad_h", "pad_w",
+                 "dil_h", "dil_w", "groups"):
+        value = getattr(geometry, name)
+        limit = MAX_SAMPLES if name == "N" else MAX_DIM
+        if value > limit:
+            return f"{name} = {value:,} is above the limit of {limit:,}"
+    g = geometry
+    for what, count in (("input", g.C * g.H * g.W), ("weight", g.K * g.c_per_group * g.R * g.S),
+                        ("output", g.K * g.P * g.Q)):
+        if count > MAX_ELEMENTS:
+            return (f"the {what} tensor has {count:,} elements per sample, above the limit of "
+                    f"{MAX_ELEMENTS:,}")
+    return None
 
 
 def layer_member(index: int, what: str) -> str:

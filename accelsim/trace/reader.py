@@ -20,10 +20,12 @@ from typing import Iterator
 
 import numpy as np
 
-from accelsim.errors import TraceError
+from accelsim.errors import AccelsimError, TraceError
+from accelsim.inputs import check_regular_file
 from accelsim.trace import density as dens
-from accelsim.trace.file_format import (FORMAT_NAME, METADATA_MEMBER, READABLE_VERSIONS,
-                                        SCHEMA_VERSION, layer_member)
+from accelsim.trace.file_format import (FORMAT_NAME, MAX_METADATA_BYTES, MAX_SAMPLES,
+                                        METADATA_MEMBER, READABLE_VERSIONS, SCHEMA_VERSION,
+                                        geometry_limit_error, layer_member)
 from accelsim.trace.bits import unpack_flat, unpack_rows
 from accelsim.trace.geometry import LayerGeometry
 from accelsim.trace.layer import LayerTrace
@@ -33,12 +35,46 @@ from accelsim.trace.writer import content_hash as _content_hash
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError)
 
 
+class _HashingReader:
+    """File-like wrapper that hashes and counts what is read through it."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self.sha.update(data)
+        self.size += len(data)
+        return data
+
+
+def _npy_header(fh) -> tuple[tuple, bool, np.dtype]:
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fh)
+    return np.lib.format.read_array_header_2_0(fh)
+
+
+_HEADER_SLACK = 1 << 16  # bytes an .npy header may take beyond the data
+
+
 class _Archive:
-    """An open trace container; every failure becomes a TraceError naming the file."""
+    """An open trace container; every failure becomes a TraceError naming the file.
+
+    Reads check the member's declared size and ``.npy`` header against the shape the
+    caller expects before allocating, and its SHA-256 against ``metadata.json``.
+    """
 
     def __init__(self, path: Path, members: dict | None = None):
         self.path = path
         self._members = members or {}
+        self._verified: set[str] = set()
+        try:
+            check_regular_file(path, "trace file")
+        except AccelsimError as exc:
+            raise TraceError(str(exc)) from None
         try:
             self._zip = zipfile.ZipFile(path)
         except FileNotFoundError:
@@ -64,38 +100,85 @@ class _Archive:
             raise TraceError(f"{self.path}: member {name!r} is corrupt "
                              f"({type(exc).__name__}: {exc})") from None
 
-    def read_bytes(self, name: str) -> bytes:
+    def _size(self, name: str, limit: int) -> int:
+        """The member's declared uncompressed size, refused above ``limit`` before reading."""
         with self._member(name):
-            data = self._zip.read(name)
-        expected = self._members.get(name, {}).get("sha256")
-        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            size = self._zip.getinfo(name).file_size
+        if size > limit:
+            raise TraceError(f"{self.path}: member {name!r} declares {size:,} bytes; at most "
+                             f"{limit:,} are possible for it (the trace is corrupt or hostile)")
+        return size
+
+    def _recorded_sha(self, name: str) -> str:
+        entry = self._members.get(name)
+        sha = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(sha, str):
+            raise TraceError(f"{self.path}: member {name!r} has no SHA-256 in metadata.json; "
+                             "the trace is corrupt, re-capture or re-copy it")
+        return sha
+
+    def _check_sha(self, name: str, actual: str) -> None:
+        if actual != self._recorded_sha(name):
             raise TraceError(f"{self.path}: member {name!r} is corrupt (its SHA-256 does not "
                              "match the one recorded in metadata.json)")
+
+    def read_bytes(self, name: str, limit: int, checked: bool = True) -> bytes:
+        """A whole member of at most ``limit`` bytes, its SHA-256 checked unless ``checked`` is off."""
+        self._size(name, limit)
+        with self._member(name):
+            data = self._zip.read(name)
+        if checked:
+            self._check_sha(name, hashlib.sha256(data).hexdigest())
         return data
 
-    def read_array(self, name: str) -> np.ndarray:
-        data = self.read_bytes(name)
+    def read_array(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """A whole ``.npy`` member that must hold exactly ``shape`` of ``dtype``."""
+        dtype = np.dtype(dtype)
+        want = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        data = self.read_bytes(name, want + _HEADER_SLACK)
         try:
-            return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+            fh = io.BytesIO(data)
+            self._check_header(name, _npy_header(fh), shape, dtype)
+            body = fh.read()
         except _READ_ERRORS as exc:
             raise TraceError(f"{self.path}: member {name!r} is not a valid array "
                              f"({type(exc).__name__}: {exc})") from None
+        if len(body) != want:
+            raise TraceError(f"{self.path}: member {name!r} holds {len(body):,} data bytes; "
+                             f"shape {shape} needs {want:,}")
+        return np.frombuffer(body, dtype=dtype).reshape(shape)
 
-    def read_rows(self, name: str, rows: int) -> np.ndarray:
-        """The first ``rows`` rows of a 2-D uint8 member, decompressing only those."""
-        with self._member(name), self._zip.open(name) as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            if len(shape) != 2 or fortran or dtype != np.uint8 or rows > shape[0]:
-                raise ValueError(f"expected a uint8 (N>={rows}, bytes) C-order array, got "
-                                 f"{dtype} {shape}")
-            want = rows * shape[1]
-            data = fh.read(want)
-            if len(data) != want:
-                raise EOFError(f"member ends after {len(data)} of {want} bytes")
+    def _check_header(self, name: str, header, shape: tuple, dtype: np.dtype) -> None:
+        got_shape, fortran, got_dtype = header
+        if tuple(got_shape) != tuple(shape) or fortran or got_dtype != dtype:
+            raise TraceError(f"{self.path}: member {name!r} is a {got_dtype} array of shape "
+                             f"{tuple(got_shape)}; the layer geometry and sample count imply "
+                             f"{dtype} {tuple(shape)}")
+
+    def read_rows(self, name: str, rows: int, shape: tuple[int, int]) -> np.ndarray:
+        """The first ``rows`` rows of a uint8 member of exactly ``shape``.
+
+        The rest of the member is streamed through its SHA-256 (not kept) before the
+        rows are returned, once per member and open archive.
+        """
+        want = shape[0] * shape[1]
+        size = self._size(name, want + _HEADER_SLACK)
+        with self._member(name), self._zip.open(name) as raw:
+            fh = _HashingReader(raw)
+            self._check_header(name, _npy_header(fh), shape, np.dtype(np.uint8))
+            if size != fh.size + want:
+                raise TraceError(f"{self.path}: member {name!r} declares {size:,} bytes; shape "
+                                 f"{shape} needs {fh.size + want:,}")
+            data = fh.read(rows * shape[1])
+            if len(data) != rows * shape[1]:
+                raise EOFError(f"member ends after {len(data)} of {rows * shape[1]} bytes")
+            if name not in self._verified:
+                while fh.read(1 << 20):
+                    pass
+                if fh.size != size:
+                    raise EOFError(f"member ends after {fh.size} of {size} bytes")
+                self._check_sha(name, fh.sha.hexdigest())
+                self._verified.add(name)
         return np.frombuffer(data, dtype=np.uint8).reshape(rows, shape[1])
 
 
@@ -124,10 +207,17 @@ class Trace:
         self._geometries: list[LayerGeometry] = []
         for i, record in enumerate(self._records):
             try:
-                self._geometries.append(LayerGeometry.from_dict(record["geometry"]))
+                geometry = LayerGeometry.from_dict(record["geometry"])
             except (TypeError, ValueError, KeyError) as exc:
                 raise TraceError(f"{path}: layer {i} ({record.get('name')!r}) has an invalid "
                                  f"geometry: {exc}") from None
+            problem = geometry_limit_error(geometry)
+            if problem is None and geometry.N != self.num_samples:
+                problem = f"N = {geometry.N}, but the trace has num_samples = {self.num_samples}"
+            if problem:
+                raise TraceError(f"{path}: layer {i} ({record.get('name')!r}): geometry: "
+                                 f"{problem}")
+            self._geometries.append(geometry)
 
     def close(self) -> None:
         """Close the file handle (reopened on the next read)."""
@@ -218,36 +308,36 @@ class Trace:
     def _captured_layer(self, index: int, record: dict, geometry: LayerGeometry) -> LayerTrace:
         stats = dict(record.get("stats", {}))
         archive = self._archive()
-        for key in ARRAY_STATS:
-            stats[key] = archive.read_array(layer_member(index, key))
+        g = geometry
+        for key, length in zip(ARRAY_STATS, (g.C, g.N, g.K)):
+            values = archive.read_array(layer_member(index, key), (length,), np.float64)
+            _check_densities(self.path, index, record["name"], key, values)
+            stats[key] = values
         weight_name = layer_member(index, "weight_mask")
         act_name = layer_member(index, "act_mask")
+        weight_row = (g.K * g.c_per_group * g.R * g.S + 7) // 8
+        act_shape = (g.N, (g.C * g.H * g.W + 7) // 8)
 
         def load_weights() -> np.ndarray:
-            packed = self._archive().read_array(weight_name)
-            try:
-                if geometry.per_sample_weights:  # one row per sample (a matmul's 2nd operand)
-                    return unpack_rows(packed, geometry.weight_mask_shape)
-                return unpack_flat(packed, geometry.weight_shape)
-            except ValueError as exc:
-                raise TraceError(f"{self.path}: {weight_name!r} does not match the layer "
-                                 f"geometry {geometry.weight_shape}: {exc}") from None
+            if geometry.per_sample_weights:  # one row per sample (a matmul's 2nd operand)
+                packed = self._archive().read_array(weight_name, (g.N, weight_row), np.uint8)
+                return unpack_rows(packed, geometry.weight_mask_shape)
+            packed = self._archive().read_array(weight_name, (weight_row,), np.uint8)
+            return unpack_flat(packed, geometry.weight_shape)
 
         def load_acts(n: int) -> np.ndarray:
             archive = self._archive()
-            packed = (archive.read_array(act_name) if n >= geometry.N
-                      else archive.read_rows(act_name, n))
-            row_bytes = (geometry.C * geometry.H * geometry.W + 7) // 8
-            if packed.ndim != 2 or packed.shape[1] != row_bytes or packed.shape[0] < n:
-                raise TraceError(f"{self.path}: {act_name!r} has shape {packed.shape}; the "
-                                 f"geometry needs ({geometry.N}, {row_bytes})")
+            packed = (archive.read_array(act_name, act_shape, np.uint8) if n >= geometry.N
+                      else archive.read_rows(act_name, n, act_shape))
             return unpack_rows(packed[:n], (n,) + geometry.act_shape[1:])
 
         out_name = layer_member(index, "out_mask")
         load_out = None
         if out_name in self._meta.get("members", {}):
+            out_shape = (g.N, (g.K * g.P * g.Q + 7) // 8)
+
             def load_out(n: int) -> np.ndarray:
-                packed = self._archive().read_rows(out_name, n)
+                packed = self._archive().read_rows(out_name, n, out_shape)
                 try:
                     return unpack_rows(packed, (n,) + geometry.output_shape[1:])
                 except ValueError as exc:
@@ -276,8 +366,9 @@ class Trace:
             elif kind == "n_of_m" and tensor == "weight":
                 densities[tensor] = dens.NOfM(spec.get("n"), spec.get("m"))
             elif kind == "per_channel":
+                length = geometry.C if tensor == "act" else geometry.K
                 densities[tensor] = self._archive().read_array(
-                    layer_member(index, f"{tensor}_density"))
+                    layer_member(index, f"{tensor}_density"), (length,), np.float64)
             else:
                 raise TraceError(f"{self.path}: layer {index} ({record['name']!r}): "
                                  f"density_model.{tensor}.model: expected 'uniform', "
@@ -312,6 +403,66 @@ def _check_metadata(path: Path, meta) -> None:
                    if not isinstance(record, dict) or k not in record]
         if missing:
             raise TraceError(f"{path}: metadata.json layers[{i}] lacks {', '.join(missing)}")
+    _check_fields(path, meta)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_density(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0.0 <= value <= 1.0)
+
+
+def _check_densities(path: Path, index: int, name: str, key: str, values: np.ndarray) -> None:
+    if not np.all((values >= 0.0) & (values <= 1.0)):  # NaN fails both
+        raise TraceError(f"{path}: layer {index} ({name!r}): {key}: expected densities in "
+                         f"[0, 1], got {values[~((values >= 0) & (values <= 1))][:3].tolist()}")
+
+
+def _check_fields(path: Path, meta: dict) -> None:
+    """Range-check every numeric metadata field; one error naming the file, layer and field."""
+    n = meta["num_samples"]
+    if isinstance(n, bool) or not 1 <= n <= MAX_SAMPLES:
+        raise TraceError(f"{path}: metadata.json num_samples: expected an integer from 1 to "
+                         f"{MAX_SAMPLES:,}, got {n!r}")
+    seed = meta.get("seed")
+    if seed is not None and not (_is_int(seed) and seed >= 0):
+        raise TraceError(f"{path}: metadata.json seed: expected a non-negative integer or "
+                         f"null, got {seed!r}")
+    if not isinstance(meta.get("statistical", False), bool):
+        raise TraceError(f"{path}: metadata.json statistical: expected true or false, got "
+                         f"{meta.get('statistical')!r}")
+    members = meta.get("members", {})
+    if not isinstance(members, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in members.values()):
+        raise TraceError(f"{path}: metadata.json members: expected a mapping of member names "
+                         "to {\"sha256\": hex, \"bytes\": int}")
+    for i, record in enumerate(meta["layers"]):
+        name = record["name"]
+        where = f"{path}: layer {i} ({name!r})"
+        if not isinstance(name, str) or not name:
+            raise TraceError(f"{path}: layer {i}: name: expected a non-empty string, got {name!r}")
+        if not isinstance(record["geometry"], dict):
+            raise TraceError(f"{where}: geometry: expected a mapping, got "
+                             f"{type(record['geometry']).__name__}")
+        for key in ("act_bits", "weight_bits"):
+            value = record[key]
+            if not (_is_int(value) and 1 <= value <= 32):
+                raise TraceError(f"{where}: {key}: expected an integer from 1 to 32, got {value!r}")
+        value = record.get("output_density")
+        if value is not None and not _is_density(value):
+            raise TraceError(f"{where}: output_density: expected a density in [0, 1] or null, "
+                             f"got {value!r}")
+        stats = record.get("stats", {})
+        if not isinstance(stats, dict):
+            raise TraceError(f"{where}: stats: expected a mapping, got {type(stats).__name__}")
+        for key in ("act_density", "weight_density", "output_density"):
+            value = stats.get(key)
+            if value is not None and not _is_density(value):
+                raise TraceError(f"{where}: stats.{key}: expected a density in [0, 1] or null, "
+                                 f"got {value!r}")
 
 
 def _untraced(path: Path, entries) -> list[dict]:
@@ -332,11 +483,9 @@ def _untraced(path: Path, entries) -> list[dict]:
 def open_trace(path: str | os.PathLike) -> Trace:
     """Open a trace file lazily; raises ``TraceError`` for any problem with it."""
     path = Path(path)
-    if not path.exists():
-        raise TraceError(f"{path}: trace file not found")
     archive = _Archive(path)
     try:
-        raw = archive.read_bytes(METADATA_MEMBER)
+        raw = archive.read_bytes(METADATA_MEMBER, MAX_METADATA_BYTES, checked=False)
     finally:
         archive.close()
     try:

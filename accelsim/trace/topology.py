@@ -28,7 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from accelsim.errors import ConfigError
+from accelsim.inputs import read_limited
+from accelsim.trace.file_format import MAX_DIM, geometry_limit_error
 from accelsim.trace.geometry import LayerGeometry
+
+MAX_TOPOLOGY_BYTES = 16 << 20
 
 COLUMNS = ("layer name", "IFMAP height", "IFMAP width", "filter height", "filter width",
            "channels", "num filters", "strides")
@@ -53,12 +57,12 @@ def _is_int(text: str) -> bool:
 def read_topology(path: str | os.PathLike, samples: int = 1) -> tuple[list[TopologyLayer], list[str]]:
     """Parse a SCALE-Sim topology CSV; returns (layers with N=``samples``, notes)."""
     path = Path(path)
+    data = read_limited(path, MAX_TOPOLOGY_BYTES, "topology file")
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(str(path), None, "topology file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), None, f"cannot read the topology file ({exc})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), None, f"not UTF-8 text (byte at offset {exc.start}); "
+                                           "save the topology as UTF-8 CSV") from None
     layers: list[TopologyLayer] = []
     notes: list[str] = []
     names: set[str] = set()
@@ -85,6 +89,9 @@ def read_topology(path: str | os.PathLike, samples: int = 1) -> tuple[list[Topol
             if not _is_int(cell) or int(cell) < 1:
                 raise ConfigError(str(path), f"{where}, column {column!r}",
                                   f"expected a positive integer, got {cell!r}")
+            if int(cell) > MAX_DIM:
+                raise ConfigError(str(path), f"{where}, column {column!r}",
+                                  f"{int(cell):,} is above the limit of {MAX_DIM:,}")
             values.append(int(cell))
         name = cells[0] or f"layer{len(layers)}"
         if name in names:
@@ -92,8 +99,11 @@ def read_topology(path: str | os.PathLike, samples: int = 1) -> tuple[list[Topol
         names.add(name)
         if gemm:
             m, n, k = values
-            layers.append(TopologyLayer(name, LayerGeometry(kind="linear", N=samples, C=k, H=m,
-                                                            W=1, K=n)))
+            geometry = LayerGeometry(kind="linear", N=samples, C=k, H=m, W=1, K=n)
+            problem = geometry_limit_error(geometry)
+            if problem:
+                raise ConfigError(str(path), where, problem)
+            layers.append(TopologyLayer(name, geometry))
             continue
         h, w, r, s, c, k, stride = values
         if r > h or s > w:
@@ -119,6 +129,9 @@ def read_topology(path: str | os.PathLike, samples: int = 1) -> tuple[list[Topol
             p_up, q_up = -(-(h - r) // stride) + 1, -(-(w - s) // stride) + 1
             notes.append(f"layer {name!r}: SCALE-Sim rounds the output up to {p_up}x{q_up}; "
                          f"this trace uses PyTorch's {geometry.P}x{geometry.Q}")
+        problem = geometry_limit_error(geometry)
+        if problem:
+            raise ConfigError(str(path), where, problem)
         layers.append(TopologyLayer(name, geometry, nm))
     if not layers:
         raise ConfigError(str(path), None, "the topology file has no layer rows")

@@ -1,0 +1,213 @@
+"""Trace integrity: checksums on every read, exact mask lengths, range-checked fields, size limits."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from accelsim.errors import ConfigError, TraceError
+from accelsim.trace import CaptureOptions, capture_trace, open_trace, write_trace
+from accelsim.trace.file_format import MAX_METADATA_BYTES, METADATA_MEMBER, layer_member
+from accelsim.trace.topology import read_topology
+
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.fc = nn.Linear(6 * 5 * 5, 5)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.c1(x)).flatten(1))
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    torch.manual_seed(0)
+    x = torch.relu(torch.randn(6, 3, 5, 5))
+    data = capture_trace(Small(), [x], CaptureOptions(samples=6), provenance={"model": "Small"})
+    path = tmp_path_factory.mktemp("t") / "good.trace"
+    write_trace(path, data)
+    return path
+
+
+def rewrite(src, dst, members=None, meta=None, fix_sha=True):
+    """Copy a trace, replacing member bytes and/or editing the metadata; optionally re-record SHAs."""
+    members = members or {}
+    with zipfile.ZipFile(src) as zin:
+        contents = {i.filename: zin.read(i.filename) for i in zin.infolist()}
+    metadata = json.loads(contents[METADATA_MEMBER])
+    for name, edit in members.items():
+        contents[name] = edit(contents[name]) if callable(edit) else edit
+        if fix_sha:
+            metadata["members"][name]["sha256"] = hashlib.sha256(contents[name]).hexdigest()
+    if meta is not None:
+        meta(metadata)
+    contents[METADATA_MEMBER] = json.dumps(metadata).encode()
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name, data in contents.items():
+            zout.writestr(name, data)
+    return dst
+
+
+def totals(path, samples=None):
+    trace = open_trace(path)
+    return [(layer.weight_mask().sum(), layer.act_mask(samples).sum()) for layer in trace]
+
+
+def flip(offset):
+    def edit(data):
+        data = bytearray(data)
+        data[offset] ^= 0xFF
+        return bytes(data)
+    return edit
+
+
+def npy(array, shape=None):
+    out = io.BytesIO()
+    np.lib.format.write_array(out, array)
+    data = out.getvalue()
+    if shape is not None:  # lie about the shape in the header
+        header = repr(array.shape).encode()
+        data = data.replace(header, repr(shape).encode().ljust(len(header)), 1)
+    return data
+
+
+ACT0 = layer_member(0, "act_mask")
+W0 = layer_member(0, "weight_mask")
+
+
+@pytest.mark.parametrize("samples", [None, 2])
+def test_flipped_mask_bytes_are_refused_on_partial_reads_too(good, tmp_path, samples):
+    # sha NOT re-recorded: the bytes differ from what the writer hashed (ZIP CRC is valid)
+    bad = rewrite(good, tmp_path / "bad.trace", {ACT0: flip(-58)}, fix_sha=False)  # row 0
+    totals(good, samples)
+    with pytest.raises(TraceError, match=r"bad.trace: member 'layers/0000/act_mask.npy' is "
+                                         r"corrupt \(its SHA-256"):
+        totals(bad, samples)
+
+
+def test_row_beyond_the_samples_read_is_still_verified(good, tmp_path):
+    header = len(npy(np.zeros((6, 10), np.uint8))) - 60  # header length of the member
+    last_row = len(zipfile.ZipFile(good).read(ACT0)) - 1
+    assert last_row > header
+    bad = rewrite(good, tmp_path / "bad.trace", {ACT0: flip(last_row)}, fix_sha=False)
+    with pytest.raises(TraceError, match="SHA-256"):
+        open_trace(bad).layer(0).act_mask(1)
+
+
+def test_missing_checksum_is_refused(good, tmp_path):
+    bad = rewrite(good, tmp_path / "bad.trace", meta=lambda m: m["members"].pop(ACT0))
+    with pytest.raises(TraceError, match="has no SHA-256 in metadata.json"):
+        open_trace(bad).layer(0).act_mask(1)
+
+
+def test_short_weight_mask_is_refused_not_zero_padded(good, tmp_path):
+    short = rewrite(good, tmp_path / "short.trace",
+                    {W0: lambda d: npy(np.load(io.BytesIO(d))[:-1])})
+    with pytest.raises(TraceError, match=r"weight_mask.npy' is a uint8 array of shape \(20,\); "
+                                         r"the layer geometry and sample count imply uint8 \(21,\)"):
+        open_trace(short).layer(0).weight_mask()
+
+
+def test_changed_dimension_is_refused(good, tmp_path):
+    def bump_k(meta):
+        meta["layers"][0]["geometry"]["K"] = 7
+    bad = rewrite(good, tmp_path / "k7.trace", meta=bump_k)
+    with pytest.raises(TraceError, match="the layer geometry and sample count imply"):
+        open_trace(bad).layer(0).weight_mask()
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("output_density", -0.5, r"layer 0 \('c1'\): output_density: expected a density in \[0, 1\]"),
+    ("act_bits", -8, r"layer 0 \('c1'\): act_bits: expected an integer from 1 to 32, got -8"),
+    ("weight_bits", 0, "weight_bits: expected an integer from 1 to 32"),
+    ("act_bits", 8.5, "act_bits: expected an integer"),
+    ("act_bits", True, "act_bits: expected an integer"),
+    ("stats", {"act_density": 2.0}, r"stats.act_density: expected a density"),
+    ("name", 7, "name: expected a non-empty string"),
+])
+def test_numeric_fields_are_range_checked(good, tmp_path, field, value, words):
+    def edit(meta):
+        meta["layers"][0][field] = value
+    bad = rewrite(good, tmp_path / "bad.trace", meta=edit)
+    with pytest.raises(TraceError, match=words) as info:
+        open_trace(bad)
+    assert str(tmp_path / "bad.trace") in str(info.value)
+
+
+def test_density_arrays_are_range_checked(good, tmp_path):
+    name = layer_member(0, "act_density_per_channel")
+    bad = rewrite(good, tmp_path / "bad.trace", {name: npy(np.full(3, -1.0))})
+    with pytest.raises(TraceError, match="act_density_per_channel: expected densities in"):
+        open_trace(bad).layer(0)
+
+
+def _refused_fast(fn, words):
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(TraceError, match=words):
+            fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 2.0 and peak < 20e6, (time.perf_counter() - start, peak)
+
+
+def test_inflating_metadata_is_refused_before_reading(good, tmp_path):
+    bad = tmp_path / "inflate.trace"
+    with zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(METADATA_MEMBER, b" " * (MAX_METADATA_BYTES + 1))
+    assert bad.stat().st_size < 1e6
+    _refused_fast(lambda: open_trace(bad), r"metadata.json' declares 67,108,865 bytes; at most "
+                                           r"67,108,864")
+
+
+def test_npy_header_declaring_a_huge_shape_is_refused(good, tmp_path):
+    rows = np.load(io.BytesIO(zipfile.ZipFile(good).read(ACT0)))
+    lie = npy(rows, shape=(10 ** 9, rows.shape[1]))
+    bad = rewrite(good, tmp_path / "huge.trace", {ACT0: lie})
+    layer = open_trace(bad).layer(0)
+    _refused_fast(lambda: layer.act_mask(2), r"shape \(1000000000, \d+\); the layer geometry")
+    _refused_fast(lambda: layer.act_mask(), r"shape \(1000000000, \d+\); the layer geometry")
+
+
+@pytest.mark.parametrize("key,value", [("H", 10 ** 9), ("C", 2 * 10 ** 6), ("N", 10 ** 7)])
+def test_absurd_geometry_is_refused_at_open(good, tmp_path, key, value):
+    def edit(meta):
+        meta["layers"][0]["geometry"][key] = value
+        if key == "N":
+            meta["num_samples"] = value
+        meta["layers"][0]["geometry"].update(P=-1, Q=-1)
+    bad = rewrite(good, tmp_path / "big.trace", meta=edit)
+    _refused_fast(lambda: open_trace(bad), r"layer 0 \('c1'\): geometry: |num_samples: expected")
+
+
+def test_fifo_and_device_traces_are_one_line(tmp_path):
+    fifo = tmp_path / "pipe.trace"
+    os.mkfifo(fifo)
+    _refused_fast(lambda: open_trace(fifo), "is a FIFO")
+    _refused_fast(lambda: open_trace("/dev/zero"), "is a device")
+
+
+def test_topology_with_absurd_dimensions_is_one_line(tmp_path):
+    csv = tmp_path / "t.csv"
+    csv.write_text("Layer, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+                   "Num Filter, Strides,\nconv1, 1000000000, 1000000000, 3, 3, 3, 64, 1,\n")
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"t.csv: line 2, column 'IFMAP height': 1,000,000,000 is above the limit") as info:
+        read_topology(csv)
+    assert time.perf_counter() - start < 1 and "\n" not in str(info.value)
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(ConfigError, match="is a FIFO"):
+        read_topology(tmp_path / "pipe.csv")
