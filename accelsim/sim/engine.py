@@ -60,7 +60,7 @@ class HwParams:
     @classmethod
     def of(cls, hw) -> "HwParams":
         pe, gb, lp = hw.pe_array, hw.global_buffer, hw.low_power
-        if pe.dataflow not in DATAFLOW_CODES:
+        if pe.dataflow not in DATAFLOW_CODES and hw.memory_hierarchy is None:
             raise ConfigError(hw.name, "pe_array.dataflow",
                               f"the simulator models {', '.join(DATAFLOW_CODES)}; got "
                               f"{pe.dataflow!r}")
@@ -268,6 +268,10 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
         raise AccelsimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
     if samples is not None and (not isinstance(samples, (int, np.integer)) or samples < 1):
         raise AccelsimError(f"samples: expected a positive integer, got {samples!r}")
+    if hw.memory_hierarchy is not None:   # the mapping-aware loop-nest model
+        from accelsim.sim.loopnest import simulate_layer_loopnest
+
+        return simulate_layer_loopnest(layer, hw, fidelity, samples)
     p = params or HwParams.of(hw)
     check_layer(layer, p)
     geo = layer.geometry

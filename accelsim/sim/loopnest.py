@@ -1,0 +1,310 @@
+"""Simulate a layer on a design with a ``memory_hierarchy``: map, then count from the masks.
+
+1. the layer's loop nest is mapped by the dataflow-constrained mapper (cached per layer shape,
+   design and objective);
+2. dense per-level accesses of that mapping come from :mod:`accelsim.map.access`;
+3. each sample's masks give every PE's work in every step (:mod:`accelsim.map.sparse`);
+   the synchronisation groups turn it into compute cycles (the ``fast`` fold recurrence, no
+   systolic fill/drain), and load imbalance is where the zeros really are;
+4. sparsity scales the accesses: compressed formats move the exact compressed size of the
+   tensor (from its mask; outputs from their density), skipping removes the MAC-driven
+   accesses of skipped slots, gating keeps them at the gated energy (the leader read that
+   finds the zero is charged in full);
+5. each level's traffic against its ports gives the latency and names the bottleneck.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelsim.errors import AccelsimError, MappingError, TraceError
+from accelsim.hw.energy import energy_model
+from accelsim.map.access import FILLS, READS, UPDATES, AccessCounts
+from accelsim.map.arch import Arch, arch_of
+from accelsim.map.cost import level_time
+from accelsim.map.mapper import MapResult, search
+from accelsim.map.nest import LoopNest
+from accelsim.map.sparse import MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, step_work
+from accelsim.sim import storage
+from accelsim.sim.energy import COMPONENTS
+from accelsim.sim.kernels import schedule as sch
+
+SYNC_CODES = {"array": sch.SYNC_ARRAY, "row": sch.SYNC_ROW, "column": sch.SYNC_COLUMN,
+              "decoupled": sch.SYNC_DECOUPLED}
+
+
+@dataclass(frozen=True)
+class _Design:
+    hw: object
+    arch: Arch
+    em: object
+
+
+_DESIGNS: dict[str, _Design] = {}
+_MAPPINGS: dict[tuple, MapResult] = {}
+_CACHE_LIMIT = 4096
+
+
+def _design(hw) -> _Design:
+    key = hw.hash
+    if key not in _DESIGNS:
+        if len(_DESIGNS) > 64:
+            _DESIGNS.clear()
+        _DESIGNS[key] = _Design(hw, arch_of(hw), energy_model(hw))
+    return _DESIGNS[key]
+
+
+def _mapped(nest: LoopNest, hw, objective: str) -> MapResult:
+    """Mapping cache by (layer shape, design hash, objective): a sweep maps a shape once."""
+    key = (nest, hw.hash, objective)
+    if key not in _MAPPINGS:
+        if len(_MAPPINGS) > _CACHE_LIMIT:
+            _MAPPINGS.clear()
+        d = _design(hw)
+        _MAPPINGS[key] = search(nest, d.arch, hw.pe_array.dataflow, objective, hw.mapping.search_size)
+    return _MAPPINGS[key]
+
+
+def map_layer(layer, hw) -> MapResult:
+    """The mapping of one layer (cached per layer shape, design hash and objective)."""
+    nest = LoopNest.of_geometry(layer.geometry, batch=1)
+    nest = LoopNest(nest.bounds, nest.stride_h, nest.stride_w, nest.dil_h, nest.dil_w, "")
+    try:
+        result = _mapped(nest, hw, hw.mapping.objective)
+    except MappingError as exc:
+        raise MappingError(str(exc).replace("layer ''", f"layer {layer.name!r}")) from None
+    return result
+
+
+def _mode(hw) -> int:
+    s = hw.sparsity
+    if s.skip_zero_activations and s.skip_zero_weights:
+        return MODE_BOTH
+    if s.skip_zero_activations:
+        return MODE_ACT
+    if s.skip_zero_weights:
+        return MODE_WEIGHT
+    return MODE_DENSE
+
+
+def _compressed_ratio(mask: np.ndarray, fmt, bits: int) -> float:
+    """Bits of the tensor in ``fmt`` per bit of its dense form (exact, from the mask)."""
+    dense = mask.size * bits
+    return float(storage.tensor_bits(mask, fmt, bits)) / dense if dense else 1.0
+
+
+def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | None = None) -> dict:
+    """One layer's result row (means over samples = per inference) on a loop-nest design."""
+    if fidelity != "fast":
+        raise AccelsimError(f"{hw.name}: the {fidelity!r} fidelity steps the systolic array only; "
+                            "designs with a memory_hierarchy run at --fidelity fast")
+    d = _design(hw)
+    arch, em = d.arch, d.em
+    geo = layer.geometry
+    if layer.act_bits > hw.precision.activation_bits or layer.weight_bits > hw.precision.weight_bits:
+        raise MappingError(
+            f"layer {layer.name!r}: the trace has {layer.act_bits}-bit activations and "
+            f"{layer.weight_bits}-bit weights but hardware {hw.name!r} has "
+            f"precision.activation_bits={hw.precision.activation_bits} and "
+            f"precision.weight_bits={hw.precision.weight_bits}")
+    mapped = map_layer(layer, hw)
+    counts, mapping = mapped.counts, mapped.mapping
+    nest = LoopNest.of_geometry(geo, batch=1)
+    wmasks = np.asarray(layer.weight_mask(), dtype=bool)
+    per_sample_weights = wmasks.ndim == 5      # matmul: the second operand is per sample
+    acts = np.asarray(layer.act_mask(samples), dtype=bool)
+    if acts.shape[0] == 0:
+        raise TraceError(f"layer {layer.name!r} has no samples to simulate")
+    mode = _mode(hw)
+    rows = []
+    for n in range(acts.shape[0]):
+        wmask = wmasks[n] if per_sample_weights else wmasks
+        ratios = (_compressed_ratio(wmask, hw.storage.weights.on_chip, hw.precision.weight_bits),
+                  _compressed_ratio(wmask, hw.storage.weights.off_chip, hw.precision.weight_bits))
+        rows.append(_sample(layer, acts[n:n + 1], wmask, nest, mapping, counts, arch, em, hw, mode,
+                            ratios))
+    out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
+                 "samples": len(rows)}
+    for key in rows[0]:
+        if not key.startswith("_"):
+            out[key] = float(np.mean([r[key] for r in rows]))
+    out["spill"] = False
+    out["weight_density"] = float(wmasks.mean()) if wmasks.size else 0.0
+    out["tiling"] = "loop-nest"
+    bottlenecks = [r["_bottleneck"] for r in rows]
+    out["bottleneck"] = max(set(bottlenecks), key=bottlenecks.count)
+    out["mapping"] = mapping_text(mapping)
+    return out
+
+
+def mapping_text(mapping) -> str:
+    """One-line loop nest: ``DRAM[K4 C8] GLB[P2 Q28 | X:K2 Y:R3] spad[K16 S3]``."""
+    parts = []
+    for lv in mapping.levels:
+        temporal = " ".join(f"{l.dim}{l.factor}" for l in lv.temporal if l.factor > 1)
+        spatial = " ".join(f"{l.axis}:{l.dim}{l.factor}" for l in lv.spatial if l.factor > 1)
+        body = " | ".join(p for p in (temporal, spatial) if p)
+        parts.append(f"{lv.level}[{body}]")
+    return " ".join(parts)
+
+
+def _block_size(mapping, fan: int) -> tuple[int, int, int]:
+    """(outer steps, PE rows used, PE columns used) of a mapping."""
+    steps, ys, xs = 1, 1, 1
+    for i, lv in enumerate(mapping.levels):
+        if i > fan:
+            continue
+        for l in lv.temporal:
+            steps *= l.factor
+        if i == fan:
+            for l in lv.spatial:
+                if l.axis == "X":
+                    xs *= l.factor
+                else:
+                    ys *= l.factor
+    return steps, ys, xs
+
+
+def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, em, hw, mode,
+            w_ratios) -> dict:
+    geo = layer.geometry
+    fan = arch.fanout_level
+    p = hw.precision
+    dense_macs = float(counts.macs)
+    pads = (geo.pad_h, geo.pad_w)
+    outer, ys, xs = _block_size(mapping, fan)
+    block = counts.macs // max(outer * ys * xs, 1)
+    if mode == MODE_DENSE:
+        work = np.full((outer, ys, xs), block, dtype=np.int64)
+    else:
+        work = step_work(nest, mapping, fan, act, wmask, pads, mode)
+    issued = float(work.sum())
+    gating = hw.sparsity.gate_zero_operands
+    if mode == MODE_BOTH:
+        effectual = issued
+    elif gating or mode != MODE_DENSE:
+        effectual = float(step_work(nest, mapping, fan, act, wmask, pads, MODE_BOTH).sum())
+    else:
+        effectual = issued
+    lp = hw.low_power
+    stats = sch.fold_schedule(work, arch.rows, arch.cols, arch.lanes, 0,
+                              SYNC_CODES[hw.pe_array.sync], max(1, int(hw.pe_array.work_queue_depth)),
+                              lp.power_gating, max(1, lp.min_idle_cycles, lp.wakeup_cycles))
+    compute = float(stats[sch.ST_CYCLES])
+
+    # accesses: dense counts, scaled by compressed sizes and by skipped / gated MAC slots
+    a_mask = act[0]
+    a_on = _compressed_ratio(a_mask, hw.storage.activations.on_chip, p.activation_bits)
+    a_off = _compressed_ratio(a_mask, hw.storage.activations.off_chip, p.activation_bits)
+    out_density = 1.0 if layer.output_density is None else float(layer.output_density)
+    o_elems = geo.K * geo.P * geo.Q
+    o_on = storage.expected_bits((o_elems,), out_density, hw.storage.outputs.format, p.activation_bits,
+                                 hw.storage.outputs.run_bits, hw.storage.outputs.index_bits) / (
+        o_elems * p.activation_bits)
+    o_fmt = hw.storage.outputs.off_chip
+    o_off = storage.expected_bits((o_elems,), out_density, o_fmt.format, p.activation_bits,
+                                  o_fmt.run_bits, o_fmt.index_bits) / (o_elems * p.activation_bits)
+    issue_frac = issued / dense_macs if dense_macs else 0.0
+    gated_frac = (issued - effectual) / dense_macs if (gating and dense_macs) else 0.0
+    full_frac = issue_frac - gated_frac
+    bits = np.asarray(arch.tensor_bits, dtype=np.float64)
+    inner = [max(i for i, lv in enumerate(arch.levels) if t in lv.keeps) for t in "WIO"]
+    mac_reads = counts.macs_reads
+    # MAC-driven accesses at each operand's innermost level, taken apart from the rest
+    mac_part = np.zeros_like(counts.counts)
+    for ti in range(3):
+        mac_part[inner[ti], ti, READS] = mac_reads[ti]
+    mac_part[inner[2], 2, UPDATES] = counts.counts[inner[2], 2, UPDATES]
+    c = counts.counts - mac_part
+    c[0] *= np.array([w_ratios[1], a_off, o_off])[:, None]
+    c[1:] *= np.array([w_ratios[0], a_on, 1.0])[None, :, None]
+    # the leader (activations) is read for every issued slot; the follower (weights), the
+    # psum read and update happen in full for effectual slots and gated for the others
+    c[inner[0], 0, READS] += mac_reads[0] * full_frac
+    c[inner[1], 1, READS] += mac_reads[1] * issue_frac
+    c[inner[2], 2, READS] += mac_reads[2] * full_frac
+    c[inner[2], 2, UPDATES] += mac_part[inner[2], 2, UPDATES] * full_frac
+    gated_bits = np.zeros(len(arch.levels))
+    gated_bits[inner[0]] += mac_reads[0] * gated_frac * bits[0]
+    gated_bits[inner[2]] += (mac_reads[2] + mac_part[inner[2], 2, UPDATES]) * gated_frac * bits[2]
+    c[0, 2, UPDATES] = counts.counts[0, 2, UPDATES] * o_off * p.activation_bits / bits[2]
+    reads = (c[:, :, READS] * bits).sum(axis=1)
+    writes = ((c[:, :, FILLS] + c[:, :, UPDATES]) * bits).sum(axis=1)
+    energy = {k: 0.0 for k in COMPONENTS}
+    times = []
+    for i, lv in enumerate(arch.levels):
+        e = reads[i] * lv.read_pj_per_bit + writes[i] * lv.write_pj_per_bit
+        e += gated_bits[i] * lv.read_pj_per_bit * arch.gated_fraction
+        energy["dram" if i == 0 else "spad" if lv.per_pe else "glb"] += e
+        times.append(level_time(reads[i], writes[i], lv, counts.instances[i],
+                                arch.dram_bytes_per_cycle, i == 0))
+    if fan + 1 < len(arch.levels):
+        delivered = float((c[fan + 1:, :, FILLS] * bits).sum())
+    else:
+        delivered = float((mac_reads * bits * np.array([full_frac, issue_frac, full_frac])).sum())
+    energy["noc"] = delivered * em.noc_pj_per_bit_hop
+    macs_gated = issued - effectual if gating else 0.0
+    energy["mac"] = (issued - macs_gated) * em.mac_pj + macs_gated * em.gated_mac_pj
+    cycles = max([compute] + times)
+    names = ["compute"] + [lv.name for lv in arch.levels]
+    bottleneck = names[int(np.argmax([compute] + times))]
+    pes = arch.rows * arch.cols
+    powered = max(pes * cycles - stats[sch.ST_GATED_PE_CYCLES], 0.0)
+    clocked = min(stats[sch.ST_ACTIVE_PE_CYCLES], powered) if lp.clock_gating else powered
+    energy["leakage"] = (powered * em.pe_leakage_pj_per_cycle + cycles * em.glb_leakage_pj_per_cycle
+                         + stats[sch.ST_WAKEUPS] * em.wakeup_energy_pj)
+    energy["clock"] = clocked * em.pe_clock_pj_per_cycle
+    dram_read = float(reads[0]) / 8.0
+    dram_write = float(writes[0]) / 8.0
+    onchip = sum(float((counts.footprint[i] * bits).sum()) * counts.instances[i]
+                 for i in range(1, len(arch.levels))) / 8.0
+    sum_mean = stats[sch.ST_SUM_MEAN_BUSY]
+    row = {
+        "cycles": cycles,
+        "compute_cycles": compute,
+        "stall_cycles": cycles - compute,
+        "glb_stall_cycles": max([0.0] + times[1:]) - compute if max([0.0] + times[1:]) > compute else 0.0,
+        "dram_stall_cycles": max(0.0, cycles - max([compute] + times[1:])),
+        "fill_drain_cycles": 0.0,
+        "folds": stats[sch.ST_FOLDS],
+        "stream_chunks": 1.0,
+        "utilization": issued / (pes * arch.lanes * cycles) if cycles > 0 else 0.0,
+        "load_imbalance": stats[sch.ST_SUM_MAX_BUSY] / sum_mean if sum_mean > 0 else 1.0,
+        "busy_max_sum": stats[sch.ST_SUM_MAX_BUSY],
+        "busy_mean_sum": sum_mean,
+        "macs_dense": dense_macs,
+        "macs_issued": issued,
+        "macs_skipped": dense_macs - issued,
+        "macs_gated": macs_gated,
+        "macs_effectual": effectual,
+    }
+    for name in COMPONENTS:
+        row[f"energy_{name}_pj"] = energy[name]
+    row["energy_pj"] = sum(energy.values())
+    row.update({
+        "spad_bits": float(sum(reads[i] + writes[i] for i, lv in enumerate(arch.levels) if lv.per_pe)),
+        "glb_bits": float(sum(reads[i] + writes[i] for i, lv in enumerate(arch.levels)
+                              if i > 0 and not lv.per_pe)),
+        "noc_bit_hops": delivered,
+        "dram_read_bytes": dram_read,
+        "dram_write_bytes": dram_write,
+        "dram_bytes": dram_read + dram_write,
+        "psum_spill_bytes": float(c[0, 2, READS] * bits[2]) / 8.0,
+        "act_bytes": a_mask.size * p.activation_bits * a_on / 8.0,
+        "weight_bytes": wmask.size * p.weight_bits * w_ratios[0] / 8.0,
+        "output_bytes": o_elems * p.activation_bits * o_on / 8.0,
+        "act_density": float(a_mask.mean()) if a_mask.size else 0.0,
+        "live_bytes": onchip,
+        "onchip_peak_bytes": onchip,
+        "offchip_peak_bytes": 0.0,
+        "gated_pe_cycles": stats[sch.ST_GATED_PE_CYCLES],
+        "wakeups": stats[sch.ST_WAKEUPS],
+    })
+    for i, lv in enumerate(arch.levels):
+        row[f"level_{lv.name}_read_bits"] = float(reads[i])
+        row[f"level_{lv.name}_write_bits"] = float(writes[i])
+        row[f"level_{lv.name}_cycles"] = float(times[i])
+    row["_bottleneck"] = bottleneck
+    return row
