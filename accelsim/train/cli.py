@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from accelsim.errors import AccelsimError
@@ -24,7 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--save", default=None, metavar="PATH",
                         help="also write the final checkpoint to PATH")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: half the usable cores, at most 4, or "
+                             "OMP_NUM_THREADS when set; small models gain nothing from more and "
+                             "slow down badly when threads outnumber free cores)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_train)
 
@@ -34,10 +38,11 @@ def _train(args: argparse.Namespace) -> int:
 
     from accelsim.train.run import run_recipe
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise AccelsimError(f"--threads: expected a positive integer, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    threads, why = pick_threads(args.threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    print(f"torch CPU threads: {torch.get_num_threads()} ({why}; --threads N to change)",
+          file=sys.stderr)
     if args.seed is not None and args.seed < 0:
         raise AccelsimError(f"--seed: expected a non-negative integer, got {args.seed}")
     try:
@@ -53,3 +58,24 @@ def _train(args: argparse.Namespace) -> int:
           f"weight sparsity {m['weight_sparsity']:.4f}  multiplication reduction {m['mult_reduction']:.4f}")
     print(f"checkpoint: {result.checkpoint}", file=sys.stderr)
     return 0
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (affinity-aware where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def pick_threads(requested: int | None) -> tuple[int | None, str]:
+    """Torch thread count for training and why: ``--threads``, else ``OMP_NUM_THREADS`` (left to
+    torch, returns None), else half the usable cores, between 1 and 4."""
+    if requested is not None:
+        if requested < 1:
+            raise AccelsimError(f"--threads: expected a positive integer, got {requested}")
+        return requested, "--threads"
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None, "from OMP_NUM_THREADS"
+    cores = usable_cores()
+    return max(1, min(4, cores // 2)), f"default for {cores} usable core{'s' if cores != 1 else ''}"
