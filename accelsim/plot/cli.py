@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # pandas and matplotlib load only when a plot is made
 
 KINDS = {
     "savings": "per-layer energy savings of a sparse design vs its dense twin (percent and absolute)",
+    "compare": "per-layer energy savings of several designs (each vs its dense twin) side by side",
     "breakdown": "per-layer energy, stacked by component",
     "latency": "per-layer cycles: useful compute, load-imbalance loss, fill/drain, memory stalls",
     "density": "per-layer activation and weight density of a trace",
@@ -35,6 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             sub.add_argument("--y", default="cycles", help="y objective (default cycles)")
             sub.add_argument("--trace", default=None, help="only this trace's points")
             sub.add_argument("--log", action="store_true", help="log-log axes")
+        elif kind == "compare":
+            sim = sub.add_argument_group("simulate now")
+            sim.add_argument("--trace", metavar="FILE", help="trace file to simulate")
+            sim.add_argument("--hw", metavar="FILE", action="append",
+                             help="a hardware file (repeat for each design)")
+            sim.add_argument("--fidelity", choices=("fast", "cycle"), default="fast")
+            sim.add_argument("--samples", type=int, default=None, metavar="N")
+            saved = sub.add_argument_group("or plot saved per-layer results")
+            saved.add_argument("--results", metavar="FILE", action="append",
+                               help="per-layer results of one design, as `accelsim simulate "
+                                    "--baseline dense -o FILE` writes (its dense twin's table "
+                                    "next to it); repeat for each design")
         elif kind == "density":
             sub.add_argument("--trace", required=True, metavar="FILE")
             sub.add_argument("--samples", type=int, default=None, metavar="N",
@@ -56,7 +69,9 @@ def _simulation_inputs(sub: argparse.ArgumentParser, kind: str) -> None:
                                                          "as `accelsim simulate -o` writes)")
     if kind == "savings":
         saved.add_argument("--baseline-results", metavar="FILE",
-                           help="per-layer results of the dense twin")
+                           help="per-layer results of the dense twin (default: the "
+                                "FILE.dense_twin table `simulate --baseline dense -o` writes "
+                                "next to --results)")
     if kind == "memory":
         saved.add_argument("--glb-kib", type=float, default=None,
                            help="global-buffer size in KiB (instead of --hw)")
@@ -86,18 +101,63 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise AccelsimError(f"{path}: not a readable results table ({exc})") from None
 
 
-def _simulated(args: argparse.Namespace, dense: bool = False) -> pd.DataFrame:
+def _simulated(args: argparse.Namespace, hw_path: str, dense: bool = False):
     from accelsim.hw.load import load_hw
     from accelsim.sim import simulate
     from accelsim.trace import open_trace
 
-    hw = load_hw(args.hw)
+    hw = load_hw(hw_path)
     if dense:
         hw = hw.dense_twin()
-    return simulate(open_trace(args.trace), hw, fidelity=args.fidelity, samples=args.samples).layers
+    with open_trace(args.trace) as trace:
+        return simulate(trace, hw, fidelity=args.fidelity, samples=args.samples)
 
 
-def _tables(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def _context_of(result, trace_path: str | None):
+    """Title context of a simulation result (design, trace, samples, clock)."""
+    from accelsim.plot.common import PlotContext
+
+    return PlotContext.of_table(result.layers, design=result.meta.get("hw_name"),
+                                trace=Path(trace_path).stem if trace_path else None,
+                                clock_mhz=result.meta.get("clock_mhz"))
+
+
+def _saved_context(path: str, table):
+    """Title context of a saved table: its columns, and the ``FILE.json`` sidecar's meta."""
+    import json
+
+    from accelsim.plot.common import PlotContext
+
+    meta: dict = {}
+    side = Path(path).with_name(Path(path).name + ".json")
+    if side.is_file():
+        try:
+            loaded = json.loads(side.read_text())
+            meta = loaded.get("meta", {}) if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            meta = {}
+    trace = meta.get("trace_path")
+    clock = meta.get("clock_mhz")
+    return PlotContext.of_table(table, design=meta.get("hw_name") if isinstance(
+        meta.get("hw_name"), str) else None, trace=Path(trace).stem if isinstance(trace, str) else None,
+        clock_mhz=float(clock) if isinstance(clock, (int, float)) and clock > 0 else None)
+
+
+def _twin_table(results_path: str, given: str | None):
+    from accelsim.sim.result import twin_path
+
+    if given:
+        return read_table(given)
+    twin = twin_path(results_path)
+    if not twin.is_file():
+        raise AccelsimError(f"{results_path}: no dense-twin table {twin.name} next to it; save "
+                            "results with `accelsim simulate --baseline dense -o FILE`, or give "
+                            "--baseline-results")
+    return read_table(twin)
+
+
+def _tables(args: argparse.Namespace):
+    """The main table, the dense twin's (savings only) and the title context."""
     kind = args.plot_kind
     if args.samples is not None and args.samples < 1:
         raise AccelsimError(f"--samples: expected a positive integer, got {args.samples}")
@@ -106,17 +166,41 @@ def _tables(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None
             raise AccelsimError("give either --results (saved tables) or --trace and --hw "
                                 "(simulate now), not both")
         main = read_table(args.results)
-        base = None
-        if kind == "savings":
-            if not args.baseline_results:
-                raise AccelsimError("plot savings --results needs --baseline-results (the dense "
-                                    "twin's per-layer results)")
-            base = read_table(args.baseline_results)
-        return main, base
+        base = _twin_table(args.results, args.baseline_results) if kind == "savings" else None
+        return main, base, _saved_context(args.results, main)
     if not (args.trace and args.hw):
         raise AccelsimError(f"plot {kind}: give --trace and --hw to simulate, or --results with a "
                             "saved per-layer table")
-    return _simulated(args), (_simulated(args, dense=True) if kind == "savings" else None)
+    result = _simulated(args, args.hw)
+    base = _simulated(args, args.hw, dense=True).layers if kind == "savings" else None
+    return result.layers, base, _context_of(result, args.trace)
+
+
+def _compare_runs(args: argparse.Namespace):
+    if args.samples is not None and args.samples < 1:
+        raise AccelsimError(f"--samples: expected a positive integer, got {args.samples}")
+    runs = []
+    if args.results:
+        if args.trace or args.hw:
+            raise AccelsimError("give either --results (saved tables) or --trace and --hw "
+                                "(simulate now), not both")
+        context = None
+        for path in args.results:
+            table = read_table(path)
+            ctx = _saved_context(path, table)
+            context = context or ctx
+            runs.append((ctx.design or Path(path).stem, table, _twin_table(path, None)))
+        return runs, context
+    if not (args.trace and args.hw):
+        raise AccelsimError("plot compare: give --trace and one --hw per design, or one --results "
+                            "per design")
+    context = None
+    for hw_path in args.hw:
+        result = _simulated(args, hw_path)
+        context = context or _context_of(result, args.trace)
+        runs.append((result.meta["hw_name"], result.layers,
+                     _simulated(args, hw_path, dense=True).layers))
+    return runs, context
 
 
 def _glb_bytes(args: argparse.Namespace) -> float:
@@ -146,18 +230,25 @@ def _plot(args: argparse.Namespace) -> int:
         if args.samples is not None and args.samples < 1:
             raise AccelsimError(f"--samples: expected a positive integer, got {args.samples}")
         trace = open_trace(args.trace)
-        result = density.plot_density(density.density_table(trace, args.samples),
-                                      title=args.title or f"{Path(args.trace).stem}: operand density")
+        label = Path(args.trace).stem + (" (statistical: expected densities)"
+                                         if trace.is_statistical else "")
+        result = density.plot_density(  # recorded densities cover every traced sample
+            density.density_table(trace, args.samples), title=args.title,
+            context=common.PlotContext(trace=label, samples=None if trace.is_statistical
+                                       else trace.num_samples))
+    elif kind == "compare":
+        runs, context = _compare_runs(args)
+        result = layers.plot_compare(runs, title=args.title, context=context)
     else:
-        main, base = _tables(args)
+        main, base, context = _tables(args)
         if kind == "savings":
-            result = layers.plot_savings(main, base, title=args.title)
+            result = layers.plot_savings(main, base, title=args.title, context=context)
         elif kind == "breakdown":
-            result = layers.plot_breakdown(main, title=args.title)
+            result = layers.plot_breakdown(main, title=args.title, context=context)
         elif kind == "latency":
-            result = layers.plot_latency(main, title=args.title)
+            result = layers.plot_latency(main, title=args.title, context=context)
         else:
-            result = layers.plot_memory(main, _glb_bytes(args), title=args.title)
+            result = layers.plot_memory(main, _glb_bytes(args), title=args.title, context=context)
     path = result.save(args.output)
     print(f"{kind} plot: {path}")
     return 0

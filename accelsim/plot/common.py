@@ -23,6 +23,8 @@ FORMATS = ("png", "svg", "pdf")
 ENERGY_UNITS = (("pJ", 1.0), ("nJ", 1e-3), ("µJ", 1e-6), ("mJ", 1e-9), ("J", 1e-12))
 CYCLE_UNITS = (("cycles", 1.0), ("kcycles", 1e-3), ("Mcycles", 1e-6), ("Gcycles", 1e-9))
 BYTE_UNITS = (("B", 1.0), ("KiB", 1 / 1024), ("MiB", 1 / 1024 ** 2), ("GiB", 1 / 1024 ** 3))
+# Seconds to display units, smallest unit first (pick_unit takes the last one still >= 1).
+TIME_UNITS = (("ns", 1e9), ("µs", 1e6), ("ms", 1e3), ("s", 1.0))
 _COMPONENT = re.compile(r"^energy_(?P<name>.+)_pj$")
 # Stacking order for the usual components; others follow alphabetically.
 COMPONENT_ORDER = ("mac", "spad", "noc", "glb", "dram", "leakage", "clock", "wakeup")
@@ -40,6 +42,55 @@ class PlotResult:
         return save_figure(self.figure, path)
 
 
+@dataclass
+class PlotContext:
+    """What a plot is about, for its title: the design, the trace and the unit basis.
+
+    Simulated figures are per inference: the mean over ``samples`` traced inputs.
+    ``clock_mhz`` lets latency be drawn in time units.
+    """
+
+    design: str | None = None
+    trace: str | None = None
+    samples: int | None = None
+    clock_mhz: float | None = None
+
+    def subtitle(self) -> str:
+        """``design on trace · per inference (mean of N samples)``, leaving out what is unknown."""
+        subject = " on ".join(str(x) for x in (self.design, self.trace) if x)
+        basis = "per inference" + (f" (mean of {self.samples:,} samples)" if self.samples else "")
+        return " · ".join(part for part in (subject, basis) if part)
+
+    @classmethod
+    def of_table(cls, table: pd.DataFrame | None, **given) -> "PlotContext":
+        """Fill what ``given`` leaves out from a results table's ``hw_name`` and ``samples``."""
+        found: dict = {}
+        if table is not None and len(table):
+            if "hw_name" in table and table["hw_name"].notna().any():
+                found["design"] = str(table["hw_name"].dropna().iloc[0])
+            if "samples" in table and table["samples"].notna().any():
+                found["samples"] = int(table["samples"].max())
+        found.update({k: v for k, v in given.items() if v is not None})
+        return cls(**found)
+
+
+def titled(what: str, context: PlotContext | None) -> str:
+    """A two-line title: what is drawn, then the design, trace and unit basis."""
+    sub = context.subtitle() if context is not None else "per inference"
+    return f"{what}\n{sub}" if sub else what
+
+
+def set_title(figure: Figure, text: str) -> None:
+    """The figure's title (above the legend too, so a long second line is never clipped)."""
+    figure.suptitle(text, fontsize=11)
+
+
+def title_of(figure: Figure) -> str:
+    """The title :func:`set_title` gave ``figure`` (for tests and reports)."""
+    sup = getattr(figure, "_suptitle", None)
+    return sup.get_text() if sup is not None else ""
+
+
 def pick_unit(values, units: tuple[tuple[str, float], ...]) -> tuple[str, float]:
     """The largest unit in which the biggest |value| is still >= 1."""
     arr = np.abs(np.asarray(values, dtype=np.float64))
@@ -54,7 +105,7 @@ def pick_unit(values, units: tuple[tuple[str, float], ...]) -> tuple[str, float]
 
 def new_figure(n_layers: int = 0, height: float = 4.5, rows: int = 1) -> Figure:
     """A figure wide enough for ``n_layers`` labelled bars."""
-    width = max(6.5, min(28.0, 1.6 + 0.42 * n_layers))
+    width = max(8.0, min(28.0, 1.6 + 0.42 * n_layers))
     return Figure(figsize=(width, height * rows), layout="constrained")
 
 

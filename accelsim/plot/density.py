@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from accelsim.plot.common import PlotResult, label_layers, new_figure, require_columns
+from accelsim.plot.common import (PlotContext, PlotResult, label_layers, new_figure,
+                                  require_columns, set_title)
 
 COLORS = {"act_density": "#2166ac", "weight_density": "#b2182b"}
 
@@ -30,7 +31,8 @@ def density_table(layers, samples: int | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["layer", "kind", "act_density", "weight_density"])
 
 
-def plot_density(table: pd.DataFrame, title: str | None = None) -> PlotResult:
+def plot_density(table: pd.DataFrame, title: str | None = None,
+                 context: PlotContext | None = None) -> PlotResult:
     """Grouped bars: percent non-zero input activations and weights per layer."""
     require_columns(table, ("layer", "act_density", "weight_density"), "density table")
     names = table["layer"].astype(str).tolist()
@@ -50,5 +52,9 @@ def plot_density(table: pd.DataFrame, title: str | None = None) -> PlotResult:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     label_layers(ax, names)
-    ax.set_title(title or "Per-layer operand density")
+    what = title or "Per-layer operand density"
+    if context is not None and (context.trace or context.samples):
+        basis = f"mean over {context.samples:,} samples" if context.samples else ""
+        what += "\n" + " · ".join(p for p in (context.trace, basis) if p)
+    set_title(fig, what)
     return PlotResult(fig, data, {"act_density": "%", "weight_density": "%"})

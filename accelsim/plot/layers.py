@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 
 from accelsim.errors import AccelsimError
-from accelsim.plot.common import (BYTE_UNITS, CYCLE_UNITS, ENERGY_UNITS, PlotResult,
-                                  component_columns, component_name, label_layers, new_figure,
-                                  pick_unit, require_columns)
+from accelsim.plot.common import (BYTE_UNITS, CYCLE_UNITS, ENERGY_UNITS, TIME_UNITS, PlotContext,
+                                  PlotResult, component_columns, component_name, label_layers,
+                                  new_figure, pick_unit, require_columns, set_title, titled)
 
 COLORS = {"dense": "#9e9e9e", "sparse": "#1b7837", "gain": "#1b7837", "loss": "#b2182b"}
 COMPONENT_LABELS = {"mac": "MAC", "spad": "scratchpad", "noc": "NoC", "glb": "global buffer",
                     "dram": "DRAM", "leakage": "leakage", "clock": "clock tree"}
+#: A global buffer this many times the largest layer's memory is left off the memory plot's axis.
+OFF_SCALE = 4.0
 LATENCY_PARTS = (
     ("useful", "useful compute", "#2166ac"),
     ("imbalance", "load-imbalance loss", "#f4a582"),
@@ -46,8 +48,10 @@ def savings_table(sparse: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def plot_savings(sparse: pd.DataFrame, dense: pd.DataFrame, title: str | None = None) -> PlotResult:
+def plot_savings(sparse: pd.DataFrame, dense: pd.DataFrame, title: str | None = None,
+                 context: PlotContext | None = None) -> PlotResult:
     """Two panels: saved energy per layer in percent, and dense vs sparse energy (absolute)."""
+    context = context or PlotContext.of_table(sparse)
     table = savings_table(sparse, dense)
     names = table["layer"].astype(str).tolist()
     unit, scale = pick_unit(table[["dense_energy_pj", "sparse_energy_pj"]].to_numpy(), ENERGY_UNITS)
@@ -69,20 +73,22 @@ def plot_savings(sparse: pd.DataFrame, dense: pd.DataFrame, title: str | None = 
     bottom.bar(x - 0.2, data["dense_energy"], width=0.4, label="dense twin", color=COLORS["dense"])
     bottom.bar(x + 0.2, data["sparse_energy"], width=0.4, label="sparse design",
                color=COLORS["sparse"])
-    bottom.set_ylabel(f"energy ({unit})")
+    bottom.set_ylabel(f"energy per inference ({unit})")
     bottom.legend(fontsize=8)
     bottom.grid(axis="y", alpha=0.3)
     label_layers(bottom, names)
     total_dense, total_sparse = table["dense_energy_pj"].sum(), table["sparse_energy_pj"].sum()
     overall = 100.0 * (total_dense - total_sparse) / total_dense if total_dense else 0.0
-    fig.suptitle(f"{title or 'Per-layer energy savings vs the dense twin'} "
-                 f"(network: {overall:.1f}% saved)")
+    set_title(fig, titled(f"{title or 'Per-layer energy savings vs the dense twin'} "
+                        f"(network: {overall:.1f}% saved)", context))
     units = {"saved_percent": "%", "dense_energy": unit, "sparse_energy": unit, "saved_energy": unit}
     return PlotResult(fig, data, units)
 
 
-def plot_breakdown(results: pd.DataFrame, title: str | None = None) -> PlotResult:
+def plot_breakdown(results: pd.DataFrame, title: str | None = None,
+                   context: PlotContext | None = None) -> PlotResult:
     """Stacked bars: each layer's energy split by component (MAC, scratchpad, GLB, NoC, DRAM, ...)."""
+    context = context or PlotContext.of_table(results)
     require_columns(results, ("layer",), "per-layer results")
     components = component_columns(results)
     if not components:
@@ -105,11 +111,11 @@ def plot_breakdown(results: pd.DataFrame, title: str | None = None) -> PlotResul
         bottom += data[name].to_numpy()
     if bottom.max() > 0:  # stacked near-empty segments pin autoscaling to the top: add headroom
         ax.set_ylim(0, float(bottom.max()) * 1.06)
-    ax.set_ylabel(f"energy ({unit})")
+    ax.set_ylabel(f"energy per inference ({unit})")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title="component", fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
     label_layers(ax, names)
-    ax.set_title(title or "Per-layer energy by component")
+    set_title(fig, titled(title or "Per-layer energy by component", context))
     return PlotResult(fig, data, {name: unit for name in data.columns[1:]})
 
 
@@ -142,12 +148,22 @@ def latency_split(results: pd.DataFrame) -> pd.DataFrame:
                          "stall": stall})
 
 
-def plot_latency(results: pd.DataFrame, title: str | None = None) -> PlotResult:
-    """Stacked bars of each layer's cycles: useful compute, imbalance loss, fill/drain, stalls."""
+def plot_latency(results: pd.DataFrame, title: str | None = None,
+                 context: PlotContext | None = None) -> PlotResult:
+    """Stacked bars of each layer's latency: useful compute, imbalance loss, fill/drain, stalls.
+
+    In time units (ns ... s, by magnitude) when the context knows the clock, else in cycles.
+    """
+    context = context or PlotContext.of_table(results)
     split = latency_split(results)
     names = split["layer"].tolist()
     parts = [p for p, _, _ in LATENCY_PARTS]
-    unit, scale = pick_unit(split[parts].sum(axis=1).to_numpy(), CYCLE_UNITS)
+    if context.clock_mhz:
+        seconds = split[parts].to_numpy() / (context.clock_mhz * 1e6)
+        unit, scale = pick_unit(seconds.sum(axis=1), TIME_UNITS)
+        scale = scale / (context.clock_mhz * 1e6)  # cycles -> display unit
+    else:
+        unit, scale = pick_unit(split[parts].sum(axis=1).to_numpy(), CYCLE_UNITS)
     data = split.copy()
     data[parts] = data[parts] * scale
     fig = new_figure(len(names))
@@ -157,25 +173,36 @@ def plot_latency(results: pd.DataFrame, title: str | None = None) -> PlotResult:
     for key, label, color in LATENCY_PARTS:
         ax.bar(x, data[key], bottom=bottom, label=label, color=color, width=0.7)
         bottom += data[key].to_numpy()
-    ax.set_ylabel(f"latency ({unit})")
+    ax.set_ylabel(f"latency per inference ({unit})")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
     label_layers(ax, names)
     total = split[parts].to_numpy().sum()
     lost = split[["imbalance", "stall"]].to_numpy().sum()
     share = 100.0 * lost / total if total else 0.0
-    ax.set_title(f"{title or 'Per-layer latency'} ({share:.1f}% lost to imbalance and stalls)")
+    clock = f" at {context.clock_mhz:g} MHz" if context.clock_mhz else ""
+    set_title(fig, titled(f"{title or 'Per-layer latency'}{clock} ({share:.1f}% lost to imbalance "
+                        "and stalls)", context))
     return PlotResult(fig, data, {p: unit for p in parts})
 
 
-def plot_memory(results: pd.DataFrame, glb_bytes: float, title: str | None = None) -> PlotResult:
-    """Runtime memory per layer (on-chip, spilled off-chip) against the global-buffer size."""
+def plot_memory(results: pd.DataFrame, glb_bytes: float, title: str | None = None,
+                context: PlotContext | None = None) -> PlotResult:
+    """Runtime memory per layer (on-chip, spilled off-chip) against the global-buffer size.
+
+    The axis follows the bars: a buffer more than :data:`OFF_SCALE` times the tallest bar is
+    named in the legend instead of stretching the axis to it.
+    """
+    context = context or PlotContext.of_table(results)
     require_columns(results, ("layer", "onchip_peak_bytes", "offchip_peak_bytes"),
                     "per-layer results")
     names = results["layer"].astype(str).tolist()
     onchip = results["onchip_peak_bytes"].astype(float).to_numpy()
     offchip = results["offchip_peak_bytes"].astype(float).to_numpy()
-    unit, scale = pick_unit(np.concatenate([onchip + offchip, [glb_bytes]]), BYTE_UNITS)
+    peak = float((onchip + offchip).max()) if len(names) else 0.0
+    off_scale = peak > 0 and glb_bytes > OFF_SCALE * peak
+    unit, scale = pick_unit(onchip + offchip if off_scale else
+                            np.concatenate([onchip + offchip, [glb_bytes]]), BYTE_UNITS)
     data = pd.DataFrame({"layer": names, "onchip": onchip * scale, "offchip": offchip * scale})
     fig = new_figure(len(names))
     ax = fig.subplots()
@@ -183,15 +210,68 @@ def plot_memory(results: pd.DataFrame, glb_bytes: float, title: str | None = Non
     ax.bar(x, data["onchip"], label="on-chip (global buffer)", color="#4393c3", width=0.7)
     ax.bar(x, data["offchip"], bottom=data["onchip"], label="off-chip (DRAM)", color="#d6604d",
            width=0.7)
-    ax.axhline(glb_bytes * scale, color="black", linestyle="--", linewidth=1.2,
-               label=f"global buffer {glb_bytes * scale:.4g} {unit}")
-    ax.set_ylabel(f"runtime memory ({unit})")
+    glb_unit, glb_scale = pick_unit([glb_bytes], BYTE_UNITS)
+    glb_text = f"global buffer {glb_bytes * glb_scale:.4g} {glb_unit}"
+    if off_scale:
+        ax.plot([], [], color="black", linestyle=":", label=f"{glb_text} (off scale: "
+                f"{glb_bytes / peak:.0f}x the largest layer)")
+        ax.set_ylim(0, peak * scale * 1.15)
+    else:
+        ax.axhline(glb_bytes * scale, color="black", linestyle="--", linewidth=1.2, label=glb_text)
+    ax.set_ylabel(f"peak runtime memory ({unit})")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
     label_layers(ax, names)
     spills = int(np.count_nonzero(offchip > 0))
-    ax.set_title(f"{title or 'Runtime memory per layer'} ({spills} of {len(names)} layers spill)")
+    set_title(fig, titled(f"{title or 'Runtime memory per layer'} ({spills} of {len(names)} "
+                        "layers spill)", context))
     return PlotResult(fig, data, {"onchip": unit, "offchip": unit, "glb": unit})
+
+
+def plot_compare(runs: list[tuple[str, pd.DataFrame, pd.DataFrame]], title: str | None = None,
+                 context: PlotContext | None = None) -> PlotResult:
+    """Energy saved per layer by several designs, each against its own dense twin, side by side.
+
+    ``runs``: ``(design name, per-layer results, dense-twin results)``, all of one trace.
+    ``data`` is long-form: ``layer, design, saved_percent``.
+    """
+    if len(runs) < 1:
+        raise AccelsimError("plot compare: give at least one design")
+    tables = [(name, savings_table(sparse, dense)) for name, sparse, dense in runs]
+    names = tables[0][1]["layer"].astype(str).tolist()
+    for name, table in tables[1:]:
+        if table["layer"].astype(str).tolist() != names:
+            raise AccelsimError(f"plot compare: {name} has other layers than {tables[0][0]}; "
+                                "compare designs on the same trace")
+    designs = [name for name, _ in tables]
+    if len(set(designs)) != len(designs):
+        raise AccelsimError(f"plot compare: design names repeat ({', '.join(designs)}); "
+                            "each design needs its own name")
+    width = 0.8 / len(tables)
+    fig = new_figure(len(names) * max(1, len(tables) // 2), height=4.8)
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    colors = _palette(len(tables))
+    parts = []
+    for i, ((name, table), color) in enumerate(zip(tables, colors)):
+        dense, sparse = table["dense_energy_pj"].sum(), table["sparse_energy_pj"].sum()
+        overall = 100.0 * (dense - sparse) / dense if dense else 0.0
+        ax.bar(x - 0.4 + width * (i + 0.5), table["saved_percent"], width=width * 0.95,
+               color=color, label=f"{name} (network {overall:.1f}%)")
+        parts.append(pd.DataFrame({"layer": names, "design": name,
+                                   "saved_percent": table["saved_percent"].to_numpy()}))
+    data = pd.concat(parts, ignore_index=True)
+    ax.axhline(0, color="black", linewidth=0.8)
+    low = float(data["saved_percent"].min())
+    ax.set_ylim(min(0.0, low * 1.15 - 5), max(100.0, float(data["saved_percent"].max()) * 1.1))
+    ax.set_ylabel("energy saved vs own dense twin (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(title="design", fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
+    label_layers(ax, names)
+    context = context or PlotContext.of_table(runs[0][1])
+    context = PlotContext(None, context.trace, context.samples, context.clock_mhz)
+    set_title(fig, titled(title or f"Per-layer energy savings of {len(tables)} designs", context))
+    return PlotResult(fig, data, {"saved_percent": "%"})
 
 
 def _palette(n: int) -> list:

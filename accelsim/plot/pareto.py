@@ -5,12 +5,13 @@ import numpy as np
 import pandas as pd
 
 from accelsim.errors import AccelsimError
-from accelsim.plot.common import (BYTE_UNITS, CYCLE_UNITS, ENERGY_UNITS, PlotResult, new_figure,
-                                  pick_unit, require_columns)
+from accelsim.plot.common import (BYTE_UNITS, CYCLE_UNITS, ENERGY_UNITS, TIME_UNITS, PlotContext,
+                                  PlotResult, new_figure, pick_unit, require_columns, set_title,
+                                  titled)
 from accelsim.sweep.pareto import objective_values, pareto_mask
 
 AXIS_LABELS = {
-    "energy_pj": "energy", "cycles": "latency", "latency_s": "latency (s)",
+    "energy_pj": "energy", "cycles": "latency", "latency_s": "latency",
     "edp_pj_s": "energy-delay product (pJ·s)", "dram_bytes": "DRAM traffic",
     "onchip_sram_kib": "on-chip SRAM (KiB)", "global_buffer_kib": "global buffer (KiB)",
     "pes": "processing elements", "peak_macs_per_cycle": "peak MACs per cycle",
@@ -27,6 +28,8 @@ def axis_unit(name: str, values) -> tuple[str | None, float]:
         return pick_unit(values, CYCLE_UNITS)
     if name.endswith("_bytes"):
         return pick_unit(values, BYTE_UNITS)
+    if name == "latency_s" or (name.endswith("_s") and not name.endswith(("_pj_s", "_per_s"))):
+        return pick_unit(values, TIME_UNITS)
     return None, 1.0
 
 
@@ -37,7 +40,7 @@ def axis_label(name: str, unit: str | None = None) -> str:
 
 def plot_pareto(table: pd.DataFrame, x: str = "energy_pj", y: str = "cycles",
                 trace: str | None = None, log: bool = False,
-                title: str | None = None) -> PlotResult:
+                title: str | None = None, context: PlotContext | None = None) -> PlotResult:
     """Every successful sweep point as (x, y), the non-dominated ones joined as a front.
 
     ``data`` holds the table's values; they are drawn in the display ``units``
@@ -89,7 +92,14 @@ def plot_pareto(table: pd.DataFrame, x: str = "energy_pj", y: str = "cycles",
     ax.set_ylabel(axis_label(y, y_unit))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or f"Design-space sweep: {axis_label(y)} vs {axis_label(x)}")
+    if context is None:
+        traces = sorted(set(map(str, rows["trace"]))) if "trace" in rows else []
+        context = PlotContext(trace=", ".join(traces) if 0 < len(traces) <= 3 else
+                              (f"{len(traces)} traces" if traces else None),
+                              samples=int(rows["samples"].max()) if "samples" in rows
+                              and rows["samples"].notna().any() else None)
+    set_title(fig, titled(title or f"Design-space sweep: {axis_label(y)} vs {axis_label(x)} "
+                        f"({len(rows)} points)", context))
     data = pd.concat(parts, ignore_index=True)
     units = {x: x_unit or "", y: y_unit or ""}
     return PlotResult(fig, data, units)

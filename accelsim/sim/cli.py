@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "report per-layer savings")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("-o", "--output", metavar="FILE", default=None,
-                   help="save the per-layer table (.csv or .parquet; totals in FILE.json)")
+                   help="save the per-layer table (.csv or .parquet; totals in FILE.json); with "
+                        "--baseline dense also the twin's table as FILE-stem.dense_twin.csv")
     p.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     p.set_defaults(handler=cmd_simulate)
 
@@ -33,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from accelsim.hw import load_hw
     from accelsim.sim import compare, simulate
+    from accelsim.sim.result import twin_path
     from accelsim.trace import open_trace
 
     hw = load_hw(args.hw)
@@ -45,19 +47,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.baseline == "dense":
             baseline = simulate(trace, hw.dense_twin(), fidelity=args.fidelity,
                                 samples=args.samples, progress=args.progress)
-    result.meta["trace_path"] = str(args.trace)
-    result.meta["hw_path"] = str(args.hw)
+    for res in (result, baseline):
+        if res is not None:
+            res.meta["trace_path"] = str(args.trace)
+            res.meta["hw_path"] = str(args.hw)
     if baseline is not None:
         savings = compare(result, baseline)
-        for column in ("speedup", "energy_saving", "dram_saving"):
-            result.layers[column] = savings[column].to_numpy()
+        # Saved tables give savings in percent, named *_saved_percent (speedup is a ratio).
+        result.layers["speedup"] = savings["speedup"].to_numpy()
+        result.layers["energy_saved_percent"] = 100.0 * savings["energy_saving"].to_numpy()
+        result.layers["dram_saved_percent"] = 100.0 * savings["dram_saving"].to_numpy()
         result.totals["baseline"] = {k: baseline.totals[k] for k in
                                      ("cycles", "energy_pj", "dram_bytes", "utilization")}
         result.totals["speedup"] = _ratio(baseline.totals["cycles"], result.totals["cycles"])
-        result.totals["energy_saving"] = 1.0 - _ratio(result.totals["energy_pj"],
-                                                      baseline.totals["energy_pj"])
+        result.totals["energy_saved_percent"] = 100.0 * (1.0 - _ratio(
+            result.totals["energy_pj"], baseline.totals["energy_pj"]))
+    twin = None
     if args.output:
         result.save(args.output)
+        if baseline is not None:  # next to it, so `plot savings --results FILE` finds it
+            twin = baseline.save(twin_path(args.output))
     if args.json:
         data = result.to_dict()
         if baseline is not None:
@@ -67,7 +76,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         print_report(result, args.baseline is not None)
         if args.output:
-            print(f"saved {args.output} (+ {args.output}.json)")
+            print(f"saved {args.output} (+ {args.output}.json)"
+                  + (f"; dense twin {twin} (+ {twin}.json)" if twin is not None else ""))
     return 0
 
 
@@ -100,7 +110,7 @@ def print_report(result, with_baseline: bool = False, file=None) -> None:
                f"{r['energy_pj'] / 1e3:,.1f}", f"{r['dram_bytes'] / 1024:,.1f}",
                "yes" if r["spill"] else ""]
         if with_baseline:
-            row += [f"{r['speedup']:.2f}x", f"{100 * r['energy_saving']:.1f}%"]
+            row += [f"{r['speedup']:.2f}x", f"{r['energy_saved_percent']:.1f}%"]
         rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) if i == 0 else h.rjust(w)
@@ -124,4 +134,4 @@ def print_report(result, with_baseline: bool = False, file=None) -> None:
           f"{', '.join(spilled) if spilled else 'none'}", file=file)
     if with_baseline:
         print(f"vs dense twin: speedup {t['speedup']:.2f}x, energy saving "
-              f"{100 * t['energy_saving']:.1f}%", file=file)
+              f"{t['energy_saved_percent']:.1f}%", file=file)

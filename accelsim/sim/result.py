@@ -69,6 +69,13 @@ class SimResult:
         return path
 
 
+def twin_path(path: str | os.PathLike) -> Path:
+    """Where ``simulate --baseline dense -o PATH`` saves the dense twin's table:
+    ``results.csv`` -> ``results.dense_twin.csv`` (same folder, same format)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.dense_twin{path.suffix}")
+
+
 def totals_of(layers: pd.DataFrame, meta: dict) -> dict:
     """Network totals of a per-layer table."""
     totals: dict = {key: float(layers[key].sum()) for key in SUMMED if key in layers}
@@ -94,7 +101,8 @@ def compare(result: SimResult, baseline: SimResult) -> pd.DataFrame:
     """Per-layer savings of ``result`` over ``baseline`` (same layers, e.g. the dense twin).
 
     ``speedup`` = baseline cycles / cycles; ``energy_saving`` and ``dram_saving`` are
-    ``1 - value / baseline value``.
+    fractions, ``1 - value / baseline value`` (saved tables, e.g. ``simulate --baseline dense
+    -o``, give them in percent as ``energy_saved_percent`` / ``dram_saved_percent``).
     """
     a = result.layers.set_index("layer")
     b = baseline.layers.set_index("layer")
