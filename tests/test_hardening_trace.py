@@ -18,6 +18,7 @@ from accelsim.errors import ConfigError, TraceError
 from accelsim.trace import CaptureOptions, capture_trace, open_trace, write_trace
 from accelsim.trace.file_format import MAX_METADATA_BYTES, METADATA_MEMBER, layer_member
 from accelsim.trace.topology import read_topology
+from accelsim.trace.writer import metadata_sha256
 
 
 class Small(nn.Module):
@@ -52,6 +53,8 @@ def rewrite(src, dst, members=None, meta=None, fix_sha=True):
             metadata["members"][name]["sha256"] = hashlib.sha256(contents[name]).hexdigest()
     if meta is not None:
         meta(metadata)
+    if fix_sha:  # a consistent forgery: what the later checks must catch on their own
+        metadata["metadata_sha256"] = metadata_sha256(metadata)
     contents[METADATA_MEMBER] = json.dumps(metadata).encode()
     with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
         for name, data in contents.items():
@@ -103,6 +106,14 @@ def test_row_beyond_the_samples_read_is_still_verified(good, tmp_path):
     bad = rewrite(good, tmp_path / "bad.trace", {ACT0: flip(last_row)}, fix_sha=False)
     with pytest.raises(TraceError, match="SHA-256"):
         open_trace(bad).layer(0).act_mask(1)
+
+
+@pytest.mark.parametrize("edit", [lambda m: m["layers"][0].update(act_bits=4),
+                                  lambda m: m["layers"][1]["geometry"].update(K=5, P=-1, Q=-1)])
+def test_valid_looking_metadata_edits_are_refused(good, tmp_path, edit):
+    bad = rewrite(good, tmp_path / "bad.trace", meta=edit, fix_sha=False)
+    with pytest.raises(TraceError, match="metadata.json was edited or is corrupt"):
+        open_trace(bad)
 
 
 def test_missing_checksum_is_refused(good, tmp_path):

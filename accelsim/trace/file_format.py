@@ -41,7 +41,8 @@ with ``allow_pickle=False``, so nothing in a trace can run code.
                                    "weight": {...}}          # statistical only
                 }, ...],
      "untraced": [{"name", "op", "calls", "macs"}, ...],        # optional (v2)
-     "members": {member name: {"sha256": hex, "bytes": int}}}
+     "members": {member name: {"sha256": hex, "bytes": int}},
+     "metadata_sha256": hex}   # SHA-256 of the canonical JSON of the rest (checked if present)
 
 Each member's SHA-256 (of its uncompressed bytes) is checked on every read, on top of
 the ZIP CRC: a partial read (``samples`` below ``N``) returns its rows only after the

@@ -30,7 +30,9 @@ from accelsim.trace.bits import unpack_flat, unpack_rows
 from accelsim.trace.geometry import LayerGeometry
 from accelsim.trace.layer import LayerTrace
 from accelsim.trace.records import ARRAY_STATS, StatisticalLayer, statistical_layer_trace
+from accelsim.trace.writer import METADATA_SHA_KEY
 from accelsim.trace.writer import content_hash as _content_hash
+from accelsim.trace.writer import metadata_sha256 as _metadata_sha256
 
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError)
 
@@ -493,4 +495,9 @@ def open_trace(path: str | os.PathLike) -> Trace:
     except (ValueError, UnicodeDecodeError) as exc:
         raise TraceError(f"{path}: metadata.json is not valid JSON ({exc})") from None
     _check_metadata(path, meta)
-    return Trace(path, meta)
+    trace = Trace(path, meta)  # field checks first: they name what is wrong
+    recorded = meta.get(METADATA_SHA_KEY)  # absent in traces written before it existed
+    if recorded is not None and recorded != _metadata_sha256(meta):
+        raise TraceError(f"{path}: metadata.json was edited or is corrupt (its SHA-256 does "
+                         f"not match {METADATA_SHA_KEY}); re-capture or re-copy the trace")
+    return trace

@@ -130,9 +130,19 @@ def _jsonable(value):
     raise TypeError(f"provenance value {value!r} of type {type(value).__name__} is not JSON-able")
 
 
+METADATA_SHA_KEY = "metadata_sha256"
+
+
+def metadata_sha256(metadata: dict) -> str:
+    """SHA-256 of the canonical metadata JSON without its own ``metadata_sha256`` field."""
+    meta = {k: v for k, v in metadata.items() if k != METADATA_SHA_KEY}
+    text = json.dumps(meta, sort_keys=True, separators=(",", ":"), default=_jsonable)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def content_hash(metadata: dict) -> str:
-    """SHA-256 of the canonical metadata JSON without the creation time."""
-    meta = copy.deepcopy(metadata)
+    """SHA-256 of the canonical metadata JSON without the creation time (and its checksum)."""
+    meta = copy.deepcopy({k: v for k, v in metadata.items() if k != METADATA_SHA_KEY})
     meta.get("provenance", {}).pop("created", None)
     text = json.dumps(meta, sort_keys=True, separators=(",", ":"), default=_jsonable)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -174,6 +184,8 @@ def write_trace(path: str | os.PathLike, data: TraceData, compress: bool = True,
             }
             if untraced:
                 metadata["untraced"] = untraced
+            metadata = json.loads(json.dumps(metadata, default=_jsonable))  # as read back
+            metadata[METADATA_SHA_KEY] = metadata_sha256(metadata)
             zf.writestr(METADATA_MEMBER, json.dumps(metadata, indent=1, sort_keys=True,
                                                          default=_jsonable))
 
