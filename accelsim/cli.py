@@ -19,6 +19,7 @@ _STAGE_CLIS = (
     "accelsim.zoo.cli",
     "accelsim.trace.cli",
     "accelsim.train.cli",
+    "accelsim.map.cli",
     "accelsim.sim.cli",
     "accelsim.sweep.cli",
     "accelsim.plot.cli",

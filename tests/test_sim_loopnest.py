@@ -131,3 +131,47 @@ def test_shipped_eyeriss_v1_maps_row_stationary_and_roundtrips():
     layer = random_layer(C=6, H=14, W=14, K=16, R=5, S=5, act_bits=16, weight_bits=16)
     row = simulate_layer(layer, hw, samples=1)
     assert "filter_spad" in row["mapping"] and row["macs_gated"] > 0
+
+
+def test_map_cli_prints_nest_levels_and_bottleneck(capsys):
+    from accelsim.cli import main
+
+    assert main(["map", "--trace", "traces/lenet5_digits_dual.trace", "--hw",
+                 "hw_configs/eyeriss_v1.yaml", "--layer", "conv2"]) == 0
+    out = capsys.readouterr().out
+    assert "== conv2: 240,000 MACs" in out and "<< MAC >>" in out and "bound by" in out
+    for level in ("DRAM", "glb", "ifmap_spad", "filter_spad", "psum_spad"):
+        assert level in out
+    assert main(["map", "--trace", "traces/lenet5_digits_dual.trace", "--hw",
+                 "hw_configs/eyeriss_v1.yaml", "--json"]) == 0
+    import json
+    data = json.loads(capsys.readouterr().out)
+    conv2 = [r for r in data["layers"] if r["layer"] == "conv2"][0]
+    prod = 1
+    for lv in conv2["mapping"]:
+        for _, f in lv["temporal"]:
+            prod *= f
+        for _, f, _ in lv["spatial"]:
+            prod *= f
+    assert prod == conv2["macs"] == 240000
+
+
+def test_map_cli_refuses_a_systolic_design(capsys):
+    from accelsim.cli import main
+
+    assert main(["map", "--trace", "traces/lenet5_digits_dual.trace", "--hw",
+                 "hw_configs/sparten_like.yaml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "memory_hierarchy" in err
+
+
+def test_a_larger_array_is_not_slower_with_ideal_memory():
+    """The systolic model's partial folds pay the whole array's fill/drain; the loop nest not."""
+    layer = random_layer(C=128, H=14, W=14, K=256, R=1, S=1, density_a=1.0, density_w=1.0)
+    rows = {}
+    for n in (8, 10, 16):
+        hw = make_hw(pe_array={"rows": n, "cols": n, "dataflow": "weight_stationary"},
+                     memory_hierarchy=[dict(HIERARCHY[0], read_words_per_cycle=None),
+                                       dict(HIERARCHY[1], size_bytes=4096)])
+        rows[n] = simulate_layer(layer, hw, samples=1)["compute_cycles"]
+    assert rows[16] <= rows[10] <= rows[8]

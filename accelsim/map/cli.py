@@ -1,0 +1,58 @@
+"""``accelsim map --trace T --hw H``: the mapping of every layer, with per-level figures."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from accelsim.errors import AccelsimError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "map", help="show the loop-nest mapping of each layer on a design (utilisation, reuse)",
+        description="Map every layer of a trace onto a design with a memory_hierarchy and print "
+                    "the loop nest, each level's tile, utilisation, accesses and reuse, and the "
+                    "dense energy and latency of the mapping with its bottleneck.")
+    parser.add_argument("--trace", required=True, help="trace file (.trace)")
+    parser.add_argument("--hw", required=True, help="hardware YAML with a memory_hierarchy")
+    parser.add_argument("--layer", action="append", default=None, metavar="NAME",
+                        help="only this layer (repeatable)")
+    parser.add_argument("--objective", choices=("energy", "latency", "edp"), default=None,
+                        help="override the design's mapping.objective")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(handler=_map)
+
+
+def _map(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from accelsim.hw.load import load_hw
+    from accelsim.map.report import layer_report, render_report
+    from accelsim.sim.loopnest import map_layer
+    from accelsim.trace import open_trace
+
+    hw = load_hw(args.hw)
+    if hw.memory_hierarchy is None:
+        raise AccelsimError(f"{args.hw}: memory_hierarchy: this design has none, so it uses the "
+                            "SCALE-Sim systolic mapping; add a memory_hierarchy to map it")
+    if args.objective:
+        hw = dataclasses.replace(hw, mapping=dataclasses.replace(hw.mapping, objective=args.objective))
+    trace = open_trace(args.trace)
+    wanted = set(args.layer or [])
+    unknown = wanted - set(trace.layer_names)
+    if unknown:
+        raise AccelsimError(f"{args.trace}: no layer named {', '.join(sorted(unknown))} "
+                            f"(layers: {', '.join(trace.layer_names)})")
+    reports = []
+    for layer in trace:
+        if wanted and layer.name not in wanted:
+            continue
+        reports.append(layer_report(layer.name, map_layer(layer, hw), hw))
+    if args.json:
+        json.dump({"hw": hw.name, "objective": hw.mapping.objective, "layers": reports},
+                  sys.stdout, indent=2)
+        print()
+    else:
+        print(render_report(hw, reports))
+    return 0
