@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +15,8 @@ import yaml
 from accelsim.cli import main
 from accelsim.hw.load import load_hw
 from accelsim.sim import simulate
-from accelsim.sweep.report import report_for, totals_table
+from accelsim.sweep.report import (column_formatter, dominant_component, energy_shares, report_for,
+                                   table_html, totals_table)
 from accelsim.trace import open_trace
 from accelsim.trace.geometry import LayerGeometry
 from accelsim.trace.records import StatisticalLayer, TraceData
@@ -57,8 +61,10 @@ def test_report_is_self_contained_and_complete(trace_path):
     assert inputs.results.totals["energy_pj"] == pytest.approx(direct.totals["energy_pj"])
     table = totals_table(inputs.results, inputs.baseline).set_index("metric")
     assert table.loc["cycles", "dense twin"] == pytest.approx(dense.totals["cycles"])
-    assert table.loc["energy_pj", "design / dense"] == pytest.approx(
+    assert table.loc["energy", "design / dense"] == pytest.approx(
         direct.totals["energy_pj"] / dense.totals["energy_pj"])
+    assert table.loc["energy", "unit"] == "µJ"
+    assert table.loc["energy", "design"] == pytest.approx(direct.totals["energy_pj"] * 1e-6)
     saved = 100 * (1 - direct.totals["energy_pj"] / dense.totals["energy_pj"])
     assert f"{saved:.1f}%" in page
 
@@ -153,3 +159,110 @@ def test_demo_writes_report_and_savings_plot(tmp_path, capsys, monkeypatch):
     page = paths["report"].read_text()
     assert len(images(page)) == 5 and "All shipped designs and traces" in page
     assert paths["savings_plot"].read_bytes().startswith(b"\x89PNG")
+
+
+def _cells(page: str, header: str) -> list[list[str]]:
+    """Rows of cell texts of the first table whose header row contains ``header``."""
+    for table in re.findall(r"<table>(.*?)</table>", page, flags=re.S):
+        heads = re.findall(r"<th>(.*?)</th>", table.split("</thead>")[0])
+        if header in heads:
+            body = table.split("<tbody>")[1]
+            return [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body)]
+    raise AssertionError(f"no table with column {header!r}")
+
+
+def test_one_number_format_per_column():
+    fmt = column_formatter(pd.Series([1234567.0, 12.6, 0.25]))
+    assert [fmt(v) for v in (1234567.0, 12.6, 0.25)] == ["1,234,567", "13", "0"]
+    fmt = column_formatter(pd.Series([0.5, 0.123456, 0.02]))
+    assert [fmt(v) for v in (0.5, 0.123456, 0.02)] == ["0.5000", "0.1235", "0.0200"]
+    fmt = column_formatter(pd.Series([3.0, 40.0, 7.0]))
+    assert [fmt(v) for v in (3.0, 40.0, 7.0)] == ["3", "40", "7"]
+    fmt = column_formatter(pd.Series([2.5e9, 3.5]))
+    assert fmt(3.5) == "3.500e+00" and fmt(float("nan")) == "–"
+    assert column_formatter(pd.Series(["a", "b"]))("a<b") == "a&lt;b"
+    # every numeric column of a rendered table: same decimals (or same notation) in all rows
+    frame = pd.DataFrame({"layer": ["a", "b", "c"], "cycles": [10.0, 2500.0, 123456.0],
+                          "util": [0.5, 0.123, 0.9], "energy_pj": [1.5e6, 2.25e7, 3e5]})
+    rows = _cells(table_html(frame), "cycles")
+    for col in (1, 2, 3):
+        shapes = {(len(c.split(".")[1]) if "." in c else 0, "e" in c) for c in (r[col] for r in rows)}
+        assert len(shapes) == 1, [r[col] for r in rows]
+
+
+def test_report_says_basis_and_dominant_component(trace_path):
+    trace, hw = open_trace(trace_path), load_hw(HW)
+    page, inputs = report_for(trace, hw, samples=2)
+    assert "All figures are per inference: the mean over 2 samples of tiny." in page
+    totals = inputs.results.totals
+    parts = {c: totals[f"energy_{c}_pj"] for c in ("mac", "spad", "glb", "noc", "dram",
+                                                    "leakage", "clock")}
+    top = max(parts, key=parts.get)
+    name, share = dominant_component(totals)
+    assert share == pytest.approx(100 * parts[top] / sum(parts.values()))
+    assert f"Dominant energy component: <b>{name}</b>, <b>{share:.1f}%</b> of {hw.name}'s energy" in page
+    shares = energy_shares(inputs.results, inputs.baseline)
+    assert shares["share of design energy (%)"].sum() == pytest.approx(100.0)
+    assert shares.iloc[0]["component"] == name
+    # plots name the design, the trace and the basis
+    assert "energy_saved_percent" in page
+
+
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome",
+                                                "google-chrome-stable")) if p), None)
+# Opens every <details>, then reports the layout once images have loaded.
+_PROBE = """<script>
+for (const d of document.querySelectorAll('details')) d.open = true;
+window.addEventListener('load', () => {
+  const doc = document.documentElement;
+  const outside = [...document.body.querySelectorAll('*')].filter(e => !e.closest('.scroll'));
+  const right = Math.max(...outside.map(e => e.getBoundingClientRect().right));
+  const boxes = [...document.querySelectorAll('.scroll')];
+  document.body.setAttribute('data-layout', JSON.stringify({
+    scrollWidth: doc.scrollWidth, clientWidth: doc.clientWidth, right: right,
+    height: doc.scrollHeight, boxes: boxes.length,
+    scrolling: boxes.filter(b => b.scrollWidth > b.clientWidth).length}));
+});
+</script></body>"""
+
+
+def _browser(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--hide-scrollbars", "--virtual-time-budget=10000", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _layout(page: str, folder: Path, width: int = 1400) -> tuple[dict, object]:
+    """The page's layout in a ``width`` px window, and a full-page screenshot (RGB array)."""
+    from matplotlib.image import imread
+
+    path = folder / "probe.html"
+    path.write_text(page.replace("</body>", _PROBE))
+    done = _browser([f"--window-size={width},1000", "--dump-dom", path.as_uri()])
+    found = re.search(r'data-layout="([^"]+)"', done.stdout)
+    assert found, done.stderr[-500:]
+    layout = json.loads(found.group(1).replace("&quot;", '"'))
+    shot = folder / "shot.png"
+    _browser([f"--window-size={width},{min(int(layout['height']), 16000)}",
+              f"--screenshot={shot}", path.as_uri()])
+    return layout, imread(shot)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless chromium (apt-get install chromium)")
+def test_report_fits_a_1400px_window_in_a_real_browser(tmp_path):
+    trace = open_trace(REPO / "traces" / "lenet5_digits_dual.trace")
+    page, _ = report_for(trace, load_hw(REPO / "hw_configs" / "edge_lowpower.yaml"), samples=16)
+    layout, image = _layout(page, tmp_path)
+    assert layout["scrollWidth"] <= 1400 and layout["clientWidth"] == 1400, layout
+    assert layout["right"] <= 1400, layout
+    assert layout["scrolling"] >= 1, layout   # the wide per-layer tables scroll in their box
+    # screenshot: 1400 px wide, and the right margin is empty page background (nothing spills)
+    assert image.shape[1] == 1400
+    margin = image[:, 1400 - 60:, :3]
+    assert float(margin.min()) > 0.97, "content reaches the right edge of a 1400 px window"
+    # the same check fails on a page whose tables do not scroll in their box
+    broken = page.replace(".scroll{max-width:100%;overflow-x:auto;margin:.5em 0}", "")
+    assert broken != page
+    bad_layout, bad_image = _layout(broken, tmp_path)
+    assert bad_layout["scrollWidth"] > 1400 or float(bad_image[:, 1400 - 60:, :3].min()) < 0.97

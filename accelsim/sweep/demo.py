@@ -20,10 +20,11 @@ import pandas as pd
 import accelsim
 from accelsim.errors import AccelsimError
 from accelsim.hw.load import load_hw
+from accelsim.plot.common import PlotContext
 from accelsim.plot.density import density_table
 from accelsim.plot.layers import plot_savings
-from accelsim.sweep.report import (ReportInputs, build_report, table_html, trace_meta,
-                                   write_text_atomic)
+from accelsim.sweep.report import (ReportInputs, build_report, dominant_component, table_html,
+                                   trace_meta, write_text_atomic)
 
 # Preferred design for the detailed report (dual skipping suits a dual-sparse model).
 MAIN_DESIGNS = ("sparten_like", "cnvlutin_like", "eyeriss_like", "edge_lowpower")
@@ -97,6 +98,9 @@ def _summary_row(run: DemoRun) -> dict:
            "energy_saved_percent": 100.0 * (dense_energy - energy) / dense_energy if dense_energy else 0.0,
            "cycles": cycles, "dense_twin_cycles": dense_cycles,
            "speedup": dense_cycles / cycles if cycles else float("nan")}
+    name, share = dominant_component(t)
+    row["dominant_energy_component"] = name
+    row["dominant_energy_share_percent"] = share
     for key in ("utilization", "dram_bytes", "onchip_peak_bytes", "offchip_peak_bytes"):
         if key in t:
             row[key] = t[key]
@@ -142,8 +146,8 @@ def run_demo(out_dir: str | Path = "demo_out", samples: int | None = None,
     summary = pd.DataFrame([_summary_row(r) for r in runs])
     main = _pick_main(runs)
 
-    savings = plot_savings(main.results.layers, main.dense.layers,
-                           f"{main.trace_label} on {main.hw.name} vs its dense twin")
+    savings = plot_savings(main.results.layers, main.dense.layers, context=PlotContext.of_table(
+        main.results.layers, design=main.hw.name, trace=main.trace_label))
     savings_path = savings.save(out / "energy_savings.png")
     summary_path = out / "demo_summary.csv"
     write_text_atomic(summary_path, summary.to_csv(index=False))
@@ -170,9 +174,12 @@ def run_demo(out_dir: str | Path = "demo_out", samples: int | None = None,
 
 def summary_text(summary: pd.DataFrame) -> str:
     """A short plain-text view of the demo summary for the terminal."""
-    cols = ["trace", "design", "energy_saved_percent", "speedup"]
+    cols = ["trace", "design", "energy_saved_percent", "speedup", "dominant_energy_component",
+            "dominant_energy_share_percent"]
     view = summary[cols].rename(columns={"energy_saved_percent": "energy saved %",
-                                         "speedup": "speedup x"})
+                                         "speedup": "speedup x",
+                                         "dominant_energy_component": "dominant energy",
+                                         "dominant_energy_share_percent": "its share %"})
     return view.to_string(index=False, float_format=lambda v: f"{v:.2f}")
 
 

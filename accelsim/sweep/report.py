@@ -21,7 +21,7 @@ import accelsim
 from accelsim.hw.load import dump_hw
 from accelsim.hw.schema import HardwareConfig
 from accelsim.hw.summary import derived_figures, format_figures
-from accelsim.plot.common import PlotResult, figure_bytes
+from accelsim.plot.common import PlotContext, PlotResult, figure_bytes
 from accelsim.atomic import atomic_write_text
 from accelsim.plot.density import density_table, plot_density
 from accelsim.plot.layers import (plot_breakdown, plot_latency, plot_memory, plot_savings,
@@ -32,18 +32,26 @@ LAYER_COLUMNS = ("layer", "cycles", "compute_cycles", "stall_cycles", "utilizati
                  "load_imbalance", "macs_dense", "macs_issued", "macs_skipped", "macs_gated",
                  "energy_pj", "dram_bytes", "onchip_peak_bytes", "offchip_peak_bytes")
 
+# Fits a 1,400 px window: the page is at most 1,200 px wide and every table scrolls inside
+# its own box (div.scroll), so nothing pushes the page wider than the window.
 _CSS = """
+*{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;
-color:#222;padding:0 1em}
+color:#222;padding:0 1em;overflow-wrap:anywhere}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+.scroll{max-width:100%;overflow-x:auto;margin:.5em 0}
+table{border-collapse:collapse;font-size:.85em}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right;white-space:nowrap;
+font-variant-numeric:tabular-nums}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0}
-pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0}
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em;max-width:100%}
 .meta{color:#666;font-size:.9em}.good{color:#1b7837}.bad{color:#b2182b}
 details{margin:.6em 0}
 """
+COMPONENT_NAMES = {"mac": "MAC", "spad": "scratchpad", "glb": "global buffer", "noc": "NoC",
+                   "dram": "DRAM", "leakage": "leakage", "clock": "clock tree",
+                   "wakeup": "wake-up"}
 
 
 @dataclass
@@ -60,32 +68,90 @@ class ReportInputs:
 
 
 def _fmt(value) -> str:
+    """One value on its own (key-value tables, where each row is another quantity)."""
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if not np.isfinite(v):
-            return "–"
-        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
-            return f"{v:.4g}"
-        return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+        return column_formatter(pd.Series([float(value)]))(value)
     return html.escape(str(value))
 
 
+def column_formatter(values: pd.Series):
+    """One number format for a whole column, chosen from its values.
+
+    Whole numbers: thousands separators, no decimals. Others: four significant digits of
+    the column's largest magnitude, the same decimals in every row (scientific notation
+    for the whole column when that is >= 1e7 or < 1e-3). Non-numbers are shown as text.
+    """
+    numeric = pd.to_numeric(values, errors="coerce") if values.dtype == object else values
+    if values.dtype == bool or not np.issubdtype(np.asarray(numeric).dtype, np.number):
+        return lambda v: ("yes" if v else "no") if isinstance(v, (bool, np.bool_)) \
+            else html.escape(str(v))
+    arr = np.asarray(numeric, dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    peak = float(np.abs(finite).max()) if finite.size else 0.0
+    if finite.size and np.all(finite == np.round(finite)) and peak < 1e15:
+        spec = ",.0f"
+    elif peak and (peak >= 1e7 or peak < 1e-3):
+        spec = ".3e"
+    else:
+        decimals = 3 if not peak else int(min(6, max(0, 3 - np.floor(np.log10(peak)))))
+        spec = f",.{decimals}f"
+
+    def fmt(v) -> str:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            return html.escape(str(v))
+        return format(x, spec) if np.isfinite(x) else "–"
+    return fmt
+
+
 def table_html(frame: pd.DataFrame, max_rows: int | None = None) -> str:
-    """An HTML table with numbers formatted for reading."""
+    """An HTML table, one number format per column, in a box that scrolls sideways."""
     frame = frame if max_rows is None else frame.head(max_rows)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
+    formats = [column_formatter(frame[c]) for c in frame.columns]
+    body = "".join("<tr>" + "".join(f"<td>{f(v)}</td>" for f, v in zip(formats, row)) + "</tr>"
                    for row in frame.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f"<div class='scroll'><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def dominant_component(totals: dict) -> tuple[str, float]:
+    """The energy component with the largest share of a design's total, and that share (%)."""
+    parts = {k[len("energy_"):-len("_pj")]: float(v) for k, v in totals.items()
+             if k.startswith("energy_") and k.endswith("_pj") and k != "energy_pj"
+             and isinstance(v, (int, float, np.integer, np.floating))}
+    total = sum(parts.values())
+    if not parts or total <= 0:
+        return "none", 0.0
+    name = max(parts, key=parts.get)
+    return COMPONENT_NAMES.get(name, name), 100.0 * parts[name] / total
+
+
+def energy_shares(results, baseline=None) -> pd.DataFrame:
+    """Each energy component's share of the total (%), for the design and its dense twin."""
+    def shares(totals: dict) -> dict:
+        parts = {k: float(v) for k, v in totals.items() if k.startswith("energy_")
+                 and k.endswith("_pj") and k != "energy_pj"}
+        total = sum(parts.values())
+        return {k: (100.0 * v / total if total else 0.0) for k, v in parts.items()}
+
+    design = shares(results.totals)
+    frame = pd.DataFrame({"component": [COMPONENT_NAMES.get(k[7:-3], k[7:-3]) for k in design],
+                          "share of design energy (%)": list(design.values())})
+    if baseline is not None:
+        twin = shares(baseline.totals)
+        frame["share of dense-twin energy (%)"] = [twin.get(k, np.nan) for k in design]
+    return frame.sort_values("share of design energy (%)", ascending=False, ignore_index=True)
 
 
 def _kv_table(pairs: list[tuple[str, object]]) -> str:
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in pairs)
-    return f"<table>{rows}</table>"
+    return f"<div class='scroll'><table>{rows}</table></div>"
 
 
 def _img(plot: PlotResult, alt: str) -> str:
@@ -93,17 +159,62 @@ def _img(plot: PlotResult, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+# Network totals shown in the report, in readable units: (key, label, unit, factor).
+TOTALS_SHOWN = (
+    ("latency_s", "latency", "µs", 1e6), ("cycles", "cycles", "cycles", 1.0),
+    ("energy_pj", "energy", "µJ", 1e-6), ("utilization", "PE utilisation", "%", 100.0),
+    ("load_imbalance", "load imbalance (slowest / mean PE)", "ratio", 1.0),
+    ("macs_issued", "MACs issued", "MACs", 1.0), ("macs_skipped", "MACs skipped", "MACs", 1.0),
+    ("macs_gated", "MACs gated", "MACs", 1.0), ("dram_bytes", "DRAM traffic", "KiB", 1 / 1024),
+    ("peak_onchip_bytes", "peak on-chip memory", "KiB", 1 / 1024),
+    ("peak_offchip_bytes", "peak off-chip memory", "KiB", 1 / 1024),
+)
+
+
 def totals_table(results, baseline=None) -> pd.DataFrame:
-    """Network totals (numeric), with the dense twin and the ratio when a baseline is given."""
+    """Key network totals per inference in readable units, with the dense twin and the ratio.
+
+    Each row is one metric (its values share one format); every numeric total is in the
+    collapsible full list below it.
+    """
+    rows = []
+    for key, label, unit, factor in TOTALS_SHOWN:
+        if key not in results.totals:
+            continue
+        row = {"metric": label, "unit": unit, "design": float(results.totals[key]) * factor}
+        if baseline is not None:
+            dense = float(baseline.totals.get(key, np.nan)) * factor
+            row["dense twin"] = dense
+            row["design / dense"] = row["design"] / dense if dense else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _metric_rows_html(frame: pd.DataFrame) -> str:
+    """A metric-per-row table: the value columns of a row share that metric's format."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    value_cols = [c for c in frame.columns if c not in ("metric", "unit", "design / dense")]
+    ratio = column_formatter(frame["design / dense"]) if "design / dense" in frame else None
+    body = []
+    for _, row in frame.iterrows():
+        fmt = column_formatter(pd.Series([row[c] for c in value_cols], dtype=float))
+        cells = [html.escape(str(row["metric"])), html.escape(str(row["unit"]))]
+        cells += [fmt(row[c]) for c in value_cols]
+        if ratio is not None:
+            cells.append(ratio(row["design / dense"]))
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f"<div class='scroll'><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def all_totals(results, baseline=None) -> pd.DataFrame:
+    """Every numeric network total (raw units, as saved in FILE.json)."""
     names = [k for k, v in results.totals.items()
              if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)]
     frame = pd.DataFrame({"metric": names,
                           "design": [float(results.totals[k]) for k in names]})
     if baseline is not None:
-        dense = np.array([float(baseline.totals.get(k, np.nan)) for k in names])
-        frame["dense twin"] = dense
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frame["design / dense"] = np.where(dense != 0, frame["design"].to_numpy() / dense, np.nan)
+        frame["dense twin"] = [float(baseline.totals.get(k, np.nan)) for k in names]
     return frame
 
 
@@ -141,7 +252,18 @@ def build_report(inputs: ReportInputs, title: str | None = None) -> str:
     parts.append("<details><summary>Resolved hardware description (YAML)</summary>"
                  f"<pre>{html.escape(dump_hw(hw))}</pre></details>")
 
+    samples = int(layers["samples"].max()) if "samples" in layers and len(layers) else None
+    basis = (f"per inference: the mean over {samples:,} samples of {inputs.trace_label}"
+             if samples else f"per inference of {inputs.trace_label}")
     parts.append("<h2>Network totals</h2>")
+    parts.append(f"<p>All figures are {html.escape(basis)}.</p>")
+    name, share = dominant_component(results.totals)
+    dominant = (f"<p>Dominant energy component: <b>{html.escape(name)}</b>, "
+                f"<b>{share:.1f}%</b> of {html.escape(hw.name)}'s energy")
+    if baseline is not None:
+        twin_name, twin_share = dominant_component(baseline.totals)
+        dominant += f" (dense twin: {html.escape(twin_name)}, {twin_share:.1f}%)"
+    parts.append(dominant + ".</p>")
     if baseline is not None:
         energy = savings_table(layers, baseline.layers)
         dense, sparse = energy["dense_energy_pj"].sum(), energy["sparse_energy_pj"].sum()
@@ -153,20 +275,26 @@ def build_report(inputs: ReportInputs, title: str | None = None) -> str:
         parts.append(f"<p>Against its dense twin, <b>{html.escape(hw.name)}</b> saves "
                      f"<b class='{cls}'>{share:.1f}%</b> of the energy and runs "
                      f"<b>{speedup:.2f}×</b> faster.</p>")
-    parts.append(table_html(totals_table(results, baseline)))
+    parts.append(_metric_rows_html(totals_table(results, baseline)))
+    parts.append("<h3>Energy by component</h3>" + table_html(energy_shares(results, baseline)))
+    parts.append("<details><summary>All network totals (raw units: pJ, cycles, bytes, s)"
+                 f"</summary>{table_html(all_totals(results, baseline))}</details>")
 
     parts.append("<h2>Plots</h2>")
     plots: list[tuple[str, PlotResult]] = []
+    context = PlotContext(hw.name, inputs.trace_label, samples,
+                          float(hw.technology.clock_mhz))
     if baseline is not None:
         plots.append(("Per-layer energy savings vs the dense twin",
-                      plot_savings(layers, baseline.layers, f"{hw.name} vs its dense twin")))
-    plots.append(("Per-layer energy by component", plot_breakdown(layers, f"{hw.name}: energy by component")))
-    plots.append(("Per-layer latency", plot_latency(layers, f"{hw.name}: latency")))
+                      plot_savings(layers, baseline.layers, context=context)))
+    plots.append(("Per-layer energy by component", plot_breakdown(layers, context=context)))
+    plots.append(("Per-layer latency", plot_latency(layers, context=context)))
     if inputs.density is not None:
-        plots.append(("Per-layer density", plot_density(inputs.density,
-                                                        f"{inputs.trace_label}: operand density")))
+        plots.append(("Per-layer density", plot_density(
+            inputs.density, context=PlotContext(trace=inputs.trace_label,
+                                                samples=inputs.trace_meta.get("num_samples")))))
     plots.append(("Runtime memory", plot_memory(layers, figures["global_buffer_bytes"],
-                                                f"{hw.name}: runtime memory")))
+                                                context=context)))
     for caption, plot in plots:
         parts.append(f"<h3>{html.escape(caption)}</h3>{_img(plot, caption)}")
         plot.figure.clear()
@@ -177,7 +305,7 @@ def build_report(inputs: ReportInputs, title: str | None = None) -> str:
     parts.append("<h2>Per-layer results</h2>")
     shown = layers[[c for c in LAYER_COLUMNS if c in layers.columns]].copy()
     if baseline is not None:
-        shown["saved_energy_%"] = savings_table(layers, baseline.layers)["saved_percent"].to_numpy()
+        shown["energy_saved_percent"] = savings_table(layers, baseline.layers)["saved_percent"].to_numpy()
     parts.append(table_html(shown))
     parts.append("<details><summary>All per-layer columns</summary>"
                  f"{table_html(layers)}</details>")
