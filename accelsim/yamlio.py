@@ -192,8 +192,9 @@ def load_yaml_text(text: str, source: str = "<yaml>") -> Any:
     """Parse one YAML document strictly (see the module docstring); ``None`` if empty."""
     if len(text) > MAX_BYTES:
         raise ConfigError(source, None, f"larger than the {MAX_BYTES:,}-byte limit for YAML files")
-    loader = StrictLoader(text)
+    loader = None
     try:
+        loader = StrictLoader(text)  # the reader refuses control characters here
         node = loader.get_single_node()
         if node is None:
             return None
@@ -209,7 +210,8 @@ def load_yaml_text(text: str, source: str = "<yaml>") -> Any:
     except RecursionError:  # pragma: no cover - the depth limit stops this first
         raise ConfigError(source, None, f"nesting deeper than {MAX_DEPTH} levels") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:

@@ -222,3 +222,16 @@ def test_topology_with_absurd_dimensions_is_one_line(tmp_path):
     os.mkfifo(tmp_path / "pipe.csv")
     with pytest.raises(ConfigError, match="is a FIFO"):
         read_topology(tmp_path / "pipe.csv")
+
+
+@pytest.mark.parametrize("which", [0, -1])  # a layer member, metadata.json (written last)
+def test_encrypted_flag_bit_is_one_line(good, tmp_path, which):
+    data = bytearray(good.read_bytes())
+    starts = [i for i in range(len(data)) if data.startswith(b"PK\x01\x02", i)]
+    data[starts[which] + 8] ^= 1  # general-purpose flag bit 0: "encrypted"
+    bad = tmp_path / "enc.trace"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(TraceError, match="encrypted"):
+        trace = open_trace(bad)
+        for layer in trace:
+            layer.weight_mask()

@@ -262,7 +262,9 @@ def point_count(spec: SweepSpec) -> int | float:
     total: int | float = 1
     for axis in spec.axes.values():
         total *= (len(axis.values) if axis.values is not None
-                  else axis.range.count() if axis.range is not None else int(axis.random.count or 0))
+                  else axis.range.count() if axis.range is not None
+                  else int(axis.random.count or 0) if axis.random is not None
+                  else 0)  # no kind given: refused by the axis checks
     return total
 
 

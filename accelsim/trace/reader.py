@@ -34,7 +34,9 @@ from accelsim.trace.writer import METADATA_SHA_KEY
 from accelsim.trace.writer import content_hash as _content_hash
 from accelsim.trace.writer import metadata_sha256 as _metadata_sha256
 
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError)
+# RuntimeError: zipfile's "is encrypted, password required" (a flipped flag bit)
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
+                RuntimeError)
 
 
 class _HashingReader:

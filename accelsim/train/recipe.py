@@ -435,7 +435,8 @@ class _Reader:
                 value = float(raw)
             except ValueError:
                 value = raw
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                or abs(value) > 1.7e308 or not math.isfinite(value)):  # huge ints overflow float()
             raise self.fail(path, f"expected a number, got {_describe(raw)}")
         value = float(value)
         if positive and value <= 0:
