@@ -3,8 +3,10 @@
 Files live under ``DIR/cache/<key[:2]>/<key>.json`` and are written atomically
 (temporary file in the same folder, then ``os.replace``), so a sweep killed at any
 moment leaves only complete entries: re-running it resumes where it stopped.
-A file that does not parse or whose recorded identity differs from its key is
-ignored (counted in ``corrupt``) and overwritten by the recomputed result.
+Every entry carries ``checksum``, the SHA-256 of its own canonical JSON without that
+field: a file that does not parse, whose recorded identity differs from its key, or
+whose content does not match its checksum (an edited ``energy_pj``) is ignored
+(counted in ``corrupt``) and overwritten by the recomputed result.
 """
 from __future__ import annotations
 
@@ -31,9 +33,23 @@ def point_key(identity: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def record_checksum(record: dict) -> str:
+    """SHA-256 of the canonical JSON of ``record`` without its ``checksum`` field."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` via a temporary file and ``os.replace``."""
     atomic_write_text(path, json.dumps(data, sort_keys=True))
+
+
+def _checksum_ok(record: dict) -> bool:
+    try:
+        return record.get("checksum") == record_checksum(record)
+    except (TypeError, ValueError):  # not JSON-able as recorded (NaN, ...)
+        return False
 
 
 class ResultCache:
@@ -57,23 +73,25 @@ class ResultCache:
         except FileNotFoundError:
             self.misses += 1
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             self.corrupt += 1
             self.misses += 1
             return None
         if not isinstance(record, dict) or record.get("key") != key \
-                or point_key(record.get("identity", {})) != key:
+                or not isinstance(record.get("identity"), dict) \
+                or point_key(record["identity"]) != key or not _checksum_ok(record):
             self.corrupt += 1
             self.misses += 1
             return None
         self.hits += 1
+        del record["checksum"]
         return record
 
     def put(self, key: str, record: dict) -> None:
         """Store ``record`` (a JSON-able dict holding ``key`` and ``identity``) atomically."""
         if record.get("key") != key:
             raise ValueError(f"record key {record.get('key')!r} does not match {key!r}")
-        write_json_atomic(self.path(key), record)
+        write_json_atomic(self.path(key), {**record, "checksum": record_checksum(record)})
 
     def __contains__(self, key: str) -> bool:
         return self.path(key).is_file()

@@ -20,12 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="local worker processes (default: the usable CPU cores; 1 = in this "
                             "process)")
     sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                       help="run on a Dask distributed cluster (e.g. tcp://host:8786)")
+                       help="run on a Dask distributed cluster: a scheduler address "
+                            "(tcp://host:8786), or local:N for a Dask LocalCluster of N worker "
+                            "processes on this machine")
     sweep.add_argument("--trace", action="append", default=None, metavar="FILE",
                        help="replace the spec's traces (repeat for several)")
     sweep.add_argument("--format", choices=("csv", "parquet"), default="csv",
                        help="results table format (parquet needs pyarrow)")
-    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--quiet", action="store_true", help="no progress line")
     sweep.add_argument("--max-points", type=int, default=None, metavar="N",
                        help="allow a spec of more than 100,000 design points (the default limit)")
     sweep.set_defaults(handler=_sweep)
@@ -72,17 +74,17 @@ def _sweep(args: argparse.Namespace) -> int:
                            **({"max_points": args.max_points} if args.max_points else {}))
     outcome = run_sweep(spec, args.output, workers=args.workers, scheduler=args.scheduler,
                         progress=not args.quiet, result_format=args.format)
+    summary = outcome.summary_table
     print(outcome.summary())
     for pair in spec.objective_pairs:
         column = "pareto_" + "__".join(pair)
-        print(f"Pareto front {pair[0]} vs {pair[1]}: {int(outcome.table[column].sum())} points")
+        print(f"Pareto front {pair[0]} vs {pair[1]}: {summary.front_sizes.get(column, 0)} points")
     print(f"results: {outcome.results_path}")
-    if not len(outcome.table):
+    if not summary.rows:
         print(f"warning: no design point satisfies the constraints of {args.spec}; loosen them "
               "or change the axes", file=sys.stderr)
     if outcome.failed:
-        errors = outcome.table.loc[outcome.table["status"] != "ok", "error"].value_counts()
-        for message, count in errors.head(5).items():
+        for message, count in summary.errors.most_common(5):
             print(f"  {count} point(s) failed: {message}", file=sys.stderr)
     return 0
 

@@ -124,7 +124,7 @@ def evaluate(task: PointTask, cache_dir: str | None = None) -> dict:
     are deterministic and cached like results; any other exception is recorded but not
     cached, so a re-run tries the point again.
     """
-    from accelsim.sim import simulate
+    from accelsim.sim.simulate import simulate
 
     start = time.perf_counter()
     record = {"key": task.key, "identity": task.identity, "status": "ok", "error": None,

@@ -18,12 +18,15 @@ from accelsim.sweep.spec import MAXIMIZED
 def pareto_mask(values: np.ndarray) -> np.ndarray:
     """Boolean mask of the non-dominated rows of ``values`` (n, k), all minimised.
 
-    Sort by the first objective (ties by the others), then keep a row if no kept row
-    dominates it: O(n * front) comparisons.
+    Two objectives (every sweep front): one sort and a running minimum, O(n log n).
+    Otherwise sort by the first objective (ties by the others), then keep a row if no
+    kept row dominates it: O(n * front) vectorised comparisons.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2:
         raise ValueError(f"expected a 2-D array (points x objectives), got shape {values.shape}")
+    if values.shape[1] == 2:
+        return _pareto_mask_2d(values)
     n = values.shape[0]
     mask = np.zeros(n, dtype=bool)
     finite = np.all(np.isfinite(values), axis=1)
@@ -31,17 +34,37 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
     if idx.size == 0:
         return mask
     order = idx[np.lexsort(values[idx].T[::-1])]
-    front: list[np.ndarray] = []
+    front = np.empty_like(values)
+    size = 0
     for i in order:
         row = values[i]
-        dominated = False
-        for kept in front:
-            if np.all(kept <= row) and np.any(kept < row):
-                dominated = True
-                break
-        if not dominated:
+        kept = front[:size]
+        if not np.any(np.all(kept <= row, axis=1) & np.any(kept < row, axis=1)):
             mask[i] = True
-            front.append(row)
+            front[size] = row
+            size += 1
+    return mask
+
+
+def _pareto_mask_2d(values: np.ndarray) -> np.ndarray:
+    """:func:`pareto_mask` for two objectives.
+
+    Sorted by (x, y), a row is on the front iff its y is the least of its x group and
+    below every y of the smaller x values (equal rows are all kept).
+    """
+    mask = np.zeros(values.shape[0], dtype=bool)
+    idx = np.flatnonzero(np.all(np.isfinite(values), axis=1))
+    if idx.size == 0:
+        return mask
+    x, y = values[idx, 0], values[idx, 1]
+    order = np.lexsort((y, x))
+    x, y = x[order], y[order]
+    starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
+    group_min = y[starts]  # sorted by y within a group: the first is the least
+    before = np.r_[np.inf, np.minimum.accumulate(group_min)[:-1]]  # least y of smaller x
+    group = np.cumsum(np.r_[True, x[1:] != x[:-1]]) - 1
+    keep = (y == group_min[group]) & (group_min[group] < before[group])
+    mask[idx[order[keep]]] = True
     return mask
 
 

@@ -1,61 +1,73 @@
 """Run a sweep: expand the spec, skip cached points, simulate the rest in parallel, tabulate.
 
-Executors: ``workers == 1`` runs in this process; otherwise a local process pool
-(``spawn`` start method: workers import accelsim fresh, and Numba's on-disk cache
-means they do not recompile what another process already compiled); or a Dask
-distributed cluster when a scheduler address is given (the client stores results,
-since workers may not share this filesystem).
+Executors: ``workers == 1`` runs in this process; otherwise persistent local worker
+processes (:mod:`accelsim.sweep.pool`: points grouped by trace, workers that die with
+this process); or a Dask cluster (:mod:`accelsim.sweep.cluster`) when a scheduler
+address or ``local:N`` is given (the client stores results, since workers may not
+share this filesystem).
 
-Outputs under ``DIR``: ``cache/`` (one JSON per point), ``results.csv`` (or
-``.parquet``) and ``sweep.json`` (what ran, counts, fronts).
+Outputs under ``DIR``: ``cache/`` (one JSON per point: what a re-run resumes from),
+``parts/`` (the rows finished so far, written incrementally), ``results.csv`` (or
+``.parquet``, assembled from the parts by streaming) and ``sweep.json``. The folder
+is locked while a sweep runs (``.sweep.lock``); temporary files left by killed
+writers are removed when the next sweep starts.
 """
 from __future__ import annotations
 
-import math
-import multiprocessing
 import os
-import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pandas as pd
-from tqdm import tqdm
 
 import accelsim
+from accelsim.atomic import remove_stale_temps
 from accelsim.errors import AccelsimError
 from accelsim.plot.common import COMPONENT_ORDER
-from accelsim.atomic import atomic_write
 from accelsim.sweep.cache import ResultCache, point_identity, point_key, write_json_atomic
-from accelsim.sweep.evaluate import (PointTask, evaluate_chunk, init_worker, set_kernel_threads,
-                                     usable_cores)
+from accelsim.sweep.evaluate import PointTask, evaluate_chunk, set_kernel_threads, usable_cores
 from accelsim.sweep.expand import Expansion, describe, expand
-from accelsim.sweep.pareto import mark_fronts, pareto_column
+from accelsim.sweep.lock import FolderLock
+from accelsim.sweep.pareto import mark_fronts
+from accelsim.sweep.progress import Progress
 from accelsim.sweep.spec import HW_METRICS as HW_FIGURES, SweepSpec
+from accelsim.sweep.table import ORDER, PARTS_DIR, PartWriter, TableSummary, assemble
 
 RESULT_FORMATS = ("csv", "parquet")
 
 
 @dataclass
 class SweepOutcome:
-    """What a sweep produced and how much of it came from the cache."""
+    """What a sweep produced and how much of it came from the cache.
 
-    table: pd.DataFrame
+    ``table`` reads the results file on first use (a large sweep's table is never
+    built in memory by the sweep itself); ``summary_table`` has its counts.
+    """
+
     results_path: Path
     expansion: Expansion
     computed: int
     cached: int
     failed: int
     elapsed_s: float
+    summary_table: TableSummary = field(default_factory=TableSummary)
+    start_method: str | None = None
+    _table: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        if self._table is None:
+            self._table = (pd.read_parquet(self.results_path)
+                           if self.results_path.suffix == ".parquet"
+                           else pd.read_csv(self.results_path))
+        return self._table
 
     def summary(self) -> str:
-        ok = int((self.table["status"] == "ok").sum()) if len(self.table) else 0
-        return (f"{describe(self.expansion)}; {len(self.table)} results ({ok} ok, {self.failed} "
-                f"failed): {self.computed} simulated, {self.cached} from cache, in "
-                f"{self.elapsed_s:.1f} s")
+        rows = self.summary_table.rows
+        return (f"{describe(self.expansion)}; {rows} results ({self.summary_table.ok} ok, "
+                f"{self.failed} failed): {self.computed} simulated, {self.cached} from cache, "
+                f"in {self.elapsed_s:.1f} s")
 
 
 @dataclass(frozen=True)
@@ -79,71 +91,13 @@ def _trace_infos(paths: tuple[str, ...]) -> list[_TraceInfo]:
     return infos
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _chunk_size(pending: int, workers: int) -> int:
-    return max(1, min(32, math.ceil(pending / (workers * 8))))
-
-
-def _run_serial(tasks: list[PointTask], cache_dir: str, done: Callable[[list[dict]], None]) -> None:
+def _run_serial(tasks: list[PointTask], cache_dir: str, done) -> None:
     previous = set_kernel_threads(usable_cores())
     try:
-        for chunk in _chunks(tasks, 1):
-            done(evaluate_chunk(chunk, cache_dir))
+        for task in tasks:
+            done(evaluate_chunk([task], cache_dir))
     finally:
         set_kernel_threads(previous)
-
-
-def _run_pool(tasks: list[PointTask], cache_dir: str, workers: int,
-              done: Callable[[list[dict]], None]) -> None:
-    context = multiprocessing.get_context("spawn")
-    size = _chunk_size(len(tasks), workers)
-    threads = max(1, usable_cores() // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(evaluate_chunk, chunk, cache_dir) for chunk in _chunks(tasks, size)}
-        try:
-            while futures:
-                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    done(future.result())
-        except BrokenProcessPool:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise AccelsimError("a sweep worker process died (out of memory, or killed); every "
-                                "finished point is cached: re-run the same command to resume "
-                                "(with fewer --workers if memory is short)") from None
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _run_dask(tasks: list[PointTask], scheduler: str, done: Callable[[list[dict]], None],
-              timeout_s: float) -> None:
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise AccelsimError("--scheduler needs Dask distributed: pip install 'accelsim[distributed]'"
-                            ) from None
-    try:
-        client = Client(scheduler, timeout=f"{timeout_s}s")
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise AccelsimError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); start one "
-                            "with `dask scheduler` or check the address (tcp://host:port)") from None
-    with client:
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
-        size = _chunk_size(len(tasks), workers)
-        futures = client.map(evaluate_chunk, list(_chunks(tasks, size)), pure=False)
-        try:
-            for future in as_completed(futures):
-                done(future.result())
-        except BaseException:
-            client.cancel(futures)
-            raise
 
 
 def build_tasks(spec: SweepSpec, expansion: Expansion,
@@ -161,7 +115,8 @@ def build_tasks(spec: SweepSpec, expansion: Expansion,
     return jobs
 
 
-def _row(point, info: _TraceInfo, record: dict | None, error: str | None) -> dict:
+def _row(point, info: _TraceInfo, record: dict | None, error: str | None,
+         order: int | None = None) -> dict:
     row = {"point": point.index, "trace": info.name}
     row.update(point.params)
     row["hw_name"] = point.hw.name if point.hw is not None else None
@@ -172,12 +127,38 @@ def _row(point, info: _TraceInfo, record: dict | None, error: str | None) -> dic
         row.update(record["totals"])
     row["hw_hash"] = point.hw.hash if point.hw is not None else None
     row["trace_hash"] = info.content_hash
+    if order is not None:
+        row[ORDER] = order
+        _derive(row)
     return row
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
+
+
+def _derive(row: dict) -> None:
+    """Derived objectives of one row: latency from cycles and clock (unless the simulator
+    gave it) and energy-delay product; the same arithmetic as :func:`tabulate`."""
+    if "cycles" not in row:
+        return
+    cycles, clock = _number(row.get("cycles")), _number(row.get("clock_mhz"))
+    latency = cycles / (clock * 1e6) if cycles is not None and clock is not None else None
+    if _number(row.get("latency_s")) is None:
+        row["latency_s"] = latency
+    energy, latency = _number(row.get("energy_pj")), _number(row.get("latency_s"))
+    if "energy_pj" in row:
+        row["edp_pj_s"] = energy * latency if energy is not None and latency is not None else None
 
 
 def tabulate(spec: SweepSpec, expansion: Expansion, traces: list[_TraceInfo],
              records: dict[str, dict]) -> pd.DataFrame:
-    """The results table: one row per (point, trace), Pareto columns added."""
+    """The results table in memory from ``records`` (key -> record): one row per (point,
+    trace), Pareto columns added. The reference for the streamed table of :func:`run_sweep`."""
     rows = []
     for point_index, t, task in build_tasks(spec, expansion, traces):
         point = expansion.points[point_index]
@@ -221,7 +202,9 @@ def _column_order(columns: list[str], point_columns: int) -> list[str]:
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
-    """Write the results table atomically; the format follows the extension."""
+    """Write an in-memory results table atomically; the format follows the extension."""
+    from accelsim.atomic import atomic_write
+
     if path.suffix == ".parquet":
         try:
             atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
@@ -234,76 +217,111 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
 
 def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, workers: int | None = None,
               scheduler: str | None = None, progress: bool = True,
-              result_format: str = "csv", connect_timeout_s: float = 20.0) -> SweepOutcome:
+              result_format: str = "csv", connect_timeout_s: float = 20.0,
+              start_method: str = "auto", part_rows: int = 2000) -> SweepOutcome:
     """Run ``spec`` into ``out_dir``; cached points are not recomputed.
 
     ``workers``: local processes (default: the usable cores; 1 runs in this process),
-    each running the simulator's parallel kernels on its share of the cores;
-    ``scheduler``: a Dask scheduler address, used instead of local processes.
+    each running the simulator's kernels on its share of the cores; ``scheduler``: a
+    Dask scheduler address, or ``local:N`` for a Dask ``LocalCluster`` of N processes,
+    used instead of local processes; ``start_method``: ``auto`` (fork when safe),
+    ``fork`` or ``spawn`` for local workers; ``part_rows``: rows per part file.
+    Refused (``AccelsimError``) while another sweep runs in ``out_dir``.
     """
     if result_format not in RESULT_FORMATS:
         raise AccelsimError(f"results format: expected one of {', '.join(RESULT_FORMATS)}, "
                             f"got {result_format!r}")
     if workers is not None and workers < 1:
         raise AccelsimError(f"--workers: expected a positive integer, got {workers}")
+    if scheduler:
+        from accelsim.sweep.cluster import parse_scheduler
+
+        parse_scheduler(scheduler)  # a malformed local:N fails before anything runs
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out):
+        # Under the lock no other writer is active here: what killed writers left is stale.
+        remove_stale_temps(out)
+        remove_stale_temps(out / "cache", depth=1)
+        return _run_locked(spec, out, workers, scheduler, progress, result_format,
+                           connect_timeout_s, start_method, part_rows, start)
+
+
+def _run_locked(spec: SweepSpec, out: Path, workers: int | None, scheduler: str | None,
+                progress: bool, result_format: str, connect_timeout_s: float,
+                start_method: str, part_rows: int, start: float) -> SweepOutcome:
     cache = ResultCache(out / "cache")
     expansion = expand(spec)
     traces = _trace_infos(spec.trace_paths)
-    jobs = build_tasks(spec, expansion, traces)
-    records: dict[str, dict] = {}
+    writer = PartWriter(out / PARTS_DIR, rows=part_rows)
+    # Rows of invalid and cached points go straight to the parts; pending points wait.
     waiting: dict[str, PointTask] = {}
-    for _, _, task in jobs:
-        if task is None or task.key in records or task.key in waiting:
-            continue
-        record = cache.get(task.key)
-        if record is None:
-            waiting[task.key] = task
+    rows_of: dict[str, list[int]] = {}  # key -> positions in the table (a key may repeat)
+    cached = 0
+    for order, (point_index, t, task) in enumerate(build_tasks(spec, expansion, traces)):
+        point = expansion.points[point_index]
+        if task is None:
+            writer.add(_row(point, traces[t], None, point.error, order))
+        elif task.key in waiting:
+            rows_of[task.key].append(order)
         else:
-            records[task.key] = record
+            record = cache.get(task.key)
+            if record is None:
+                waiting[task.key] = task
+                rows_of[task.key] = [order]
+            else:
+                cached += 1
+                writer.add(_row(point, traces[t], record, None, order))
     # Trace-major order: a worker then reuses one trace's masks for consecutive points.
-    order = {info.path: i for i, info in enumerate(traces)}
-    pending = sorted(waiting.values(), key=lambda task: order[task.trace_path])
-    cached = len(records)
-    bar = tqdm(total=cached + len(pending), initial=cached, desc="sweep", unit="pt",
-               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    order_of = {info.path: i for i, info in enumerate(traces)}
+    pending = sorted(waiting.values(), key=lambda task: order_of[task.trace_path])
+    del waiting
+    bar = Progress(total=cached + len(pending), initial=cached, enabled=progress)
+    n_traces = max(1, len(traces))
 
     def done(results: list[dict]) -> None:
         for record in results:
             cacheable, stored = record.pop("cacheable"), record.pop("stored")
             if cacheable and not stored:
                 cache.put(record["key"], record)
-            records[record["key"]] = record
+            for order in rows_of.pop(record["key"]):
+                point_index, t = divmod(order, n_traces)
+                writer.add(_row(expansion.points[point_index], traces[t], record, None, order))
         bar.update(len(results))
 
+    method = None
     try:
         if pending:
             if scheduler:
-                _run_dask(pending, scheduler, done, connect_timeout_s)
+                from accelsim.sweep.cluster import run_dask
+
+                run_dask(pending, scheduler, done, connect_timeout_s)
             elif (workers or usable_cores()) == 1 or len(pending) == 1:
                 _run_serial(pending, str(cache.directory), done)
             else:
-                _run_pool(pending, str(cache.directory), min(workers or usable_cores(),
-                                                             len(pending)), done)
+                from accelsim.sweep.pool import run_pool
+
+                method = run_pool(pending, str(cache.directory),
+                                  min(workers or usable_cores(), len(pending)), done,
+                                  start_method=start_method)
     finally:
         bar.close()
-    table = tabulate(spec, expansion, traces, records)
+        writer.flush()
     results_path = out / f"results.{result_format}"
-    write_table(table, results_path)
-    failed = int((table["status"] != "ok").sum()) if len(table) else 0
-    outcome = SweepOutcome(table, results_path, expansion, computed=len(pending), cached=cached,
-                           failed=failed, elapsed_s=time.perf_counter() - start)
+    summary = assemble(writer.parts, results_path, ["point", "trace", *spec.axes],
+                       spec.objective_pairs,
+                       lambda cols: _column_order(cols, point_columns=len(spec.axes) + 2))
+    outcome = SweepOutcome(results_path, expansion, computed=len(pending), cached=cached,
+                           failed=summary.failed, elapsed_s=time.perf_counter() - start,
+                           summary_table=summary, start_method=method)
     _write_summary(out / "sweep.json", spec, outcome, traces)
     return outcome
 
 
 def _write_summary(path: Path, spec: SweepSpec, outcome: SweepOutcome,
                    traces: list[_TraceInfo]) -> None:
-    table = outcome.table
-    fronts = {pareto_column(p): int(table[pareto_column(p)].sum()) if len(table) else 0
-              for p in spec.objective_pairs}
+    fronts = dict(outcome.summary_table.front_sizes)
     write_json_atomic(path, {
         "spec": spec.source, "name": spec.name, "accelsim_version": accelsim.__version__,
         "base": spec.base_path, "mode": spec.mode, "fidelity": spec.fidelity,
@@ -312,7 +330,7 @@ def _write_summary(path: Path, spec: SweepSpec, outcome: SweepOutcome,
         "points": len(outcome.expansion.points), "dropped_by_constraints": outcome.expansion.dropped,
         "drop_reasons": dict(outcome.expansion.drop_reasons),
         "duplicates": outcome.expansion.duplicates,
-        "results": len(table), "failed": outcome.failed, "computed": outcome.computed,
+        "results": outcome.summary_table.rows, "failed": outcome.failed, "computed": outcome.computed,
         "cached": outcome.cached, "elapsed_s": round(outcome.elapsed_s, 3),
         "objectives": [list(p) for p in spec.objective_pairs], "front_sizes": fronts,
         "results_file": outcome.results_path.name,
