@@ -60,3 +60,53 @@ def reference_totals(fx: dict) -> dict:
             out[(lv["name"], TENSOR_OF[tname])] = (tot["reads_total"], tot["fills_total"],
                                                   tot["updates_total"])
     return out
+
+
+def arch_of_fixture(fx: dict, dataflow_rows_cols: tuple[int, int] | None = None):
+    """An :class:`accelsim.map.arch.Arch` with the fixture's levels, word capacities and
+    per-word action energies (bits per element = 1, so capacities and energies are per word)."""
+    from accelsim.map.arch import Arch, Level
+
+    ert = {}
+    for e in fx["reference"]["ert"]:
+        ert[(e["component"], e["action"])] = e["energy_pJ"]
+    levels = []
+    compute = None
+    for a in fx["architecture"]:
+        if a["kind"] == "compute":
+            compute = a
+            continue
+        if a["kind"] != "storage":
+            continue
+        b = a.get("block_size") or 1
+        read = ert.get((a["name"], "read"), 0.0) / b
+        write = ert.get((a["name"], "write"), read * b) / b
+        per_pe = a["instances"] > 1
+        cap = a.get("size_words")
+        levels.append(Level(a["name"], frozenset(TENSOR_OF[t] for t in a["keeps"]), per_pe,
+                            float(cap) if cap else None, 1, None, None, True, read, write, True))
+    mac = next((e["energy_pJ"] for e in fx["reference"]["ert"]
+                if e["component"] == compute["name"] and e["action"] in ("compute", "mac_random",
+                                                                         "multiply_accumulate")), 0.0)
+    rows, cols = dataflow_rows_cols or (compute.get("meshY", 1), compute.get("meshX", 1))
+    return Arch(tuple(levels), rows, cols, 1, (1, 1, 1), mac, 0.0, 0.0, 0.0, None)
+
+
+def timeloop_energy(fx: dict, counts, arch) -> float:
+    """Dynamic energy by Timeloop's formula: per level, tensor and instance
+    ceil(reads/B) E_read + ceil(fills/B) E_write + ceil(updates/B) E_update, plus MACs."""
+    import math
+
+    ert = {(e["component"], e["action"]): e["energy_pJ"] for e in fx["reference"]["ert"]}
+    blocks = {a["name"]: a.get("block_size") or 1 for a in fx["architecture"]}
+    total = counts.macs * arch.mac_pj
+    for i, lv in enumerate(arch.levels):
+        inst = max(int(counts.instances[i]), 1)
+        b = blocks.get(lv.name, 1)
+        for t in range(3):
+            r, f, u = (float(x) / inst for x in counts.counts[i, t])
+            e = (math.ceil(r / b) * ert.get((lv.name, "read"), 0.0)
+                 + math.ceil(f / b) * ert.get((lv.name, "write"), 0.0)
+                 + math.ceil(u / b) * ert.get((lv.name, "update"), ert.get((lv.name, "write"), 0.0)))
+            total += e * inst
+    return total

@@ -190,7 +190,7 @@ class MappingOptions:
     objective: str = spec(rules.one_of(MAPPING_OBJECTIVES),
                           "what the mapper minimises per layer", "energy")
     search_size: int = spec(rules.int_range(1, 100000),
-                            "candidate tilings evaluated per spatial unrolling", 64)
+                            "mapper budget: about 16 x this many candidate mappings are costed per layer", 16)
 
 
 @dataclass(frozen=True)

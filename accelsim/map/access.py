@@ -63,12 +63,12 @@ class _Flat:
             self.stride[idx] = stride.get(loop.dim, 1)
             stride[loop.dim] = self.stride[idx] * loop.factor
 
-    def inner_extent(self, dim: str, child: int) -> int:
-        """Range of ``dim`` covered by loops at levels >= ``child`` (contiguous, from 0)."""
-        out = 1
+    def inner_extents(self, child: int) -> dict:
+        """Range of every dim covered by loops at levels >= ``child`` (contiguous, from 0)."""
+        out = dict.fromkeys(DIMS_ORDER, 1)
         for (lv, loop) in self.loops:
-            if lv >= child and loop.dim == dim:
-                out *= loop.factor
+            if lv >= child:
+                out[loop.dim] *= loop.factor
         return out
 
     def spatial_product(self, below: int, above: int = 0) -> int:
@@ -200,11 +200,11 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...]) -> A
     for ti, tensor in enumerate(TENSORS):
         chain = [i for i in range(nl) if tensor in keeps[i]]
         for lvl in chain:
-            ext = {d: flat.inner_extent(d, lvl) for d in dims}
+            ext = flat.inner_extents(lvl)
             footprint[lvl, ti] = _delta(nest.tensor_dims(tensor), {d: 0 for d in dims}, None, ext)
         for parent, child in zip(chain, chain[1:] + [nl]):
             p_inst = instances[parent]
-            ext = {d: flat.inner_extent(d, child) for d in dims}
+            ext = flat.inner_extents(child)
             spread = _fanout(flat, tensor, parent, child)
             if child == nl:   # the MAC units: every step is new, no reuse in time
                 arrivals = spread * mapping.steps

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from functools import lru_cache
 from dataclasses import dataclass
 from math import prod
 
@@ -55,7 +56,12 @@ class MapResult:
 
 
 def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    return list(_divisors(n))
+
+
+@lru_cache(maxsize=4096)
+def _divisors(n: int) -> tuple[int, ...]:
+    return tuple(d for d in range(1, n + 1) if n % d == 0)
 
 
 def _factor_combos(dims: tuple[str, ...], rem: dict, limit: int) -> list[dict]:
@@ -65,7 +71,7 @@ def _factor_combos(dims: tuple[str, ...], rem: dict, limit: int) -> list[dict]:
         nxt = []
         for combo in out:
             used = prod(combo.values()) if combo else 1
-            for f in divisors(rem[d]):
+            for f in _divisors(rem[d]):
                 if used * f <= limit:
                     nxt.append({**combo, d: f})
         out = nxt
@@ -126,136 +132,210 @@ def _extents(spatial_inner: dict, tiles: dict, level: int, nlevels: int) -> dict
 
 
 def search(nest: LoopNest, arch: Arch, dataflow: str, objective: str = "energy",
-           search_size: int = 64, seed: int = 0) -> MapResult:
-    """The best mapping found for ``nest`` on ``arch`` under ``dataflow``."""
+           search_size: int = 16, seed: int = 0) -> MapResult:
+    """The best mapping found for ``nest`` on ``arch`` under ``dataflow``.
+
+    ``search_size`` sets the budget: about ``16 * search_size`` candidates are costed, half
+    drawn at random from the fitting mapspace (greedy largest tiles first), half by hill
+    climbing from the best so far (re-drawing one level's tiles or the loop orders).
+    """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
-    rule = DATAFLOW_RULES[dataflow]
-    nl = len(arch.levels)
-    fan = arch.fanout_level
-    pe_levels = list(range(fan + 1, nl))
-    shared = list(range(1, fan + 1))
-    rng = random.Random(seed)
-    best: tuple | None = None
+    space = _Space(nest, arch, DATAFLOW_RULES[dataflow], random.Random(seed))
+    if not space.spatials:
+        _no_mapping(nest, arch, space.tightest)
+    budget = max(8, 16 * int(search_size))
+    best = None
     evaluated = 0
-    tightest = None
-    for sx, sy in _spatial_candidates(nest, rule, arch.rows, arch.cols, keep=6):
-        spatial = {d: 1 for d in DIMS}
-        for d, f in sx + sy:
-            spatial[d] *= f
-        rem = {d: nest.bound(d) // spatial[d] for d in DIMS}
-        lanes = {}
-        if pe_levels and arch.lanes > 1:
-            for combo in sorted(_factor_combos(rule.lanes, rem, arch.lanes), key=lambda c: -prod(c.values()))[:1]:
-                lanes = {d: f for d, f in combo.items() if f > 1}
-        rem = {d: rem[d] // lanes.get(d, 1) for d in DIMS}
-        spatial_inner = {fan: spatial}
-        if pe_levels:
-            spatial_inner[nl - 1] = lanes
-        tiles: dict[int, dict] = {}
-        ok = True
-        for level in reversed(pe_levels):
-            options = _factor_combos(tuple(d for d in rule.pe if rem[d] > 1), rem, 1 << 30)
-            fitting = []
-            for combo in options:
-                trial = dict(tiles)
-                trial[level] = combo
-                if all(_fits(nest, arch, lvl, _extents({nl - 1: lanes}, trial, lvl, nl))
-                       for lvl in pe_levels if lvl <= level):
-                    fitting.append(combo)
-            if not fitting:
-                ok = False
-                tightest = (level, _extents({nl - 1: lanes}, tiles, level, nl))
-                break
-            choice = max(fitting, key=lambda c: (prod(c.values()), rng.random()))
-            tiles[level] = choice
-            for d, f in choice.items():
-                rem[d] //= f
-        if not ok:
-            continue
-        shared_tilings = _shared_tilings(nest, arch, shared, rem, tiles, spatial_inner, nl,
-                                         search_size, rng)
-        if not shared_tilings:
-            tightest = (fan, _extents(spatial_inner, tiles, fan, nl))
-            continue
-        for st in shared_tilings:
-            all_tiles = {**tiles, **st}
-            left = dict(rem)
-            for lvl in shared:
-                for d, f in st.get(lvl, {}).items():
-                    left[d] //= f
-            all_tiles[0] = {d: f for d, f in left.items() if f > 1}
+    seen: set = set()
+
+    def consider(choice) -> None:
+        nonlocal best, evaluated
+        if choice is None:
+            return
+        mapping = space.build(choice)
+        key = mapping.to_dict().__repr__()
+        if key in seen:
+            return
+        seen.add(key)
+        counts = analyse(nest, mapping, arch.keeps)
+        if not _exact_fit(counts, arch):
+            return
+        cost = mapping_cost(counts, arch)
+        evaluated += 1
+        score = {"energy": (cost.energy_pj, cost.cycles), "latency": (cost.cycles, cost.energy_pj),
+                 "edp": (cost.edp, cost.energy_pj)}[objective]
+        if best is None or score < best[0]:
+            best = (score, mapping, counts, cost, choice)
+
+    for i in range(len(space.spatials)):          # greedy seeds: largest tiles, each order
+        base = space.draw(i, greedy=True)
+        if base is not None:
             for stationary in TENSORS:
-                mapping = _build(nest, arch, all_tiles, spatial, lanes, stationary, rule, fan, pe_levels)
-                counts = analyse(nest, mapping, arch.keeps)
-                if not _exact_fit(counts, arch):
-                    continue
-                cost = mapping_cost(counts, arch)
-                evaluated += 1
-                score = {"energy": (cost.energy_pj, cost.cycles), "latency": (cost.cycles, cost.energy_pj),
-                         "edp": (cost.edp, cost.energy_pj)}[objective]
-                if best is None or score < best[0]:
-                    best = (score, mapping, counts, cost)
+                consider(space.with_orders(base, stationary))
+    tries = 0
+    while len(seen) < budget // 2 and tries < budget:
+        tries += 1
+        consider(space.draw(space.rng.randrange(len(space.spatials))))
+    tries = 0
+    while best is not None and len(seen) < budget and tries < budget:
+        tries += 1
+        consider(space.mutate(best[4]))
     if best is None:
-        _no_mapping(nest, arch, tightest)
+        _no_mapping(nest, arch, space.tightest)
     return MapResult(best[1], best[2], best[3], evaluated)
 
 
-def _shared_tilings(nest, arch, shared, rem, tiles, spatial_inner, nl, size, rng) -> list[dict]:
-    """Candidate temporal tiles for the shared levels (innermost first), all fitting."""
-    results = [{}]
-    for level in reversed(shared):
-        nxt = []
-        for partial in results:
-            left = dict(rem)
-            for lvl, combo in partial.items():
+@dataclass(frozen=True)
+class _Choice:
+    spatial: int                         # index into _Space.spatials
+    tiles: tuple                         # per level: tuple of (dim, factor), DRAM included
+    orders: tuple                        # per level: the tensor kept stationary by its order
+
+
+class _Space:
+    """The fitting mapspace of one layer on one design under one dataflow rule."""
+
+    def __init__(self, nest: LoopNest, arch: Arch, rule: DataflowRule, rng: random.Random):
+        self.nest, self.arch, self.rule, self.rng = nest, arch, rule, rng
+        self.nl = len(arch.levels)
+        self.fan = arch.fanout_level
+        self.pe_levels = list(range(self.fan + 1, self.nl))
+        self.shared = list(range(1, self.fan + 1))
+        self.tightest = None
+        self._pe_cache: dict = {}
+        self.spatials = []
+        for sx, sy in _spatial_candidates(nest, rule, arch.rows, arch.cols, keep=6):
+            spatial = {d: 1 for d in DIMS}
+            for d, f in sx + sy:
+                spatial[d] *= f
+            rem = {d: nest.bound(d) // spatial[d] for d in DIMS}
+            lanes = {}
+            if self.pe_levels and arch.lanes > 1:
+                combos = _factor_combos(rule.lanes, rem, arch.lanes)
+                best = max(combos, key=lambda c: prod(c.values()))
+                lanes = {d: f for d, f in best.items() if f > 1}
+            rem = {d: rem[d] // lanes.get(d, 1) for d in DIMS}
+            inner = {self.fan: spatial}
+            if self.pe_levels:
+                inner[self.nl - 1] = lanes
+            self.spatials.append((spatial, lanes, rem, inner))
+
+    # -- drawing tiles ------------------------------------------------------------------
+    def _fits_all(self, levels, tiles, inner) -> bool:
+        return all(_fits(self.nest, self.arch, lvl, _extents(inner, tiles, lvl, self.nl)) for lvl in levels)
+
+    def _checker(self, levels, tiles, inner):
+        """``ok(combo)``: does ``combo`` at a level inside ``levels`` keep them all fitting?"""
+        bases = [(lvl, _extents(inner, tiles, lvl, self.nl)) for lvl in levels
+                 if self.arch.levels[lvl].capacity_bits is not None]
+
+        def ok(combo: dict) -> bool:
+            for lvl, base in bases:
+                ext = dict(base)
                 for d, f in combo.items():
-                    left[d] //= f
-            dims = tuple(d for d in DIMS if left[d] > 1)
-            options = _factor_combos(dims, left, 1 << 40) if dims else [{}]
-            if len(options) > 4 * size:
-                options = rng.sample(options, 4 * size) + [dict(left)]
-            fitting = []
-            for combo in options:
-                trial = {**tiles, **partial, level: combo}
-                if all(_fits(nest, arch, lvl, _extents(spatial_inner, trial, lvl, nl))
-                       for lvl in shared if lvl <= level):
-                    fitting.append(combo)
-            fitting.sort(key=lambda c: -prod(c.values()))
-            keep = fitting[: max(2, size // 4)]
-            rest = fitting[len(keep):]
-            keep += rng.sample(rest, min(len(rest), max(0, size // len(results) - len(keep))))
-            nxt.extend({**partial, level: c} for c in keep)
-        results = nxt[: size]
-    return results
+                    ext[d] *= f
+                if not _fits(self.nest, self.arch, lvl, ext):
+                    return False
+            return True
+        return ok
 
+    def _pe_tiles(self, level, left, tiles, inner, greedy):
+        key = (level, tuple(sorted(left.items())),
+               tuple((l, tuple(sorted(t.items()))) for l, t in sorted(tiles.items())),
+               tuple(sorted(inner.get(self.nl - 1, {}).items())))
+        options = self._pe_cache.get(key)
+        if options is None:
+            dims = tuple(d for d in self.rule.pe if left[d] > 1)
+            ok = self._checker([l for l in self.pe_levels if l <= level], tiles, inner)
+            options = [c for c in _factor_combos(dims, left, 1 << 30) if ok(c)]
+            self._pe_cache[key] = options
+        if not options:
+            return None
+        if greedy:
+            return max(options, key=lambda c: prod(c.values()))
+        return self.rng.choice(options)
 
-def _build(nest, arch, tiles, spatial, lanes, stationary, rule, fan, pe_levels) -> Mapping:
-    levels = []
-    for i, lv in enumerate(arch.levels):
-        combo = {d: f for d, f in tiles.get(i, {}).items() if f > 1}
-        if i in pe_levels:
-            order = _order(list(combo), _pe_stationary(rule), nest)
-        else:
-            order = _order(list(combo), stationary, nest)
-        temporal = tuple(Loop(d, combo[d]) for d in order)
-        sp: tuple = ()
-        if i == fan:
-            sp = tuple(Loop(d, f, True, "X") for d, f in spatial.items() if f > 1 and d in rule.x) + \
-                 tuple(Loop(d, f, True, "Y") for d, f in spatial.items() if f > 1 and d not in rule.x)
-        if pe_levels and i == len(arch.levels) - 1:
-            sp += tuple(Loop(d, f, True, "X") for d, f in lanes.items())
-        levels.append(LevelLoops(lv.name, temporal, sp))
-    return Mapping(tuple(levels))
+    def _shared_tiles(self, level, left, tiles, inner, greedy):
+        ok = self._checker([l for l in self.shared if l <= level], tiles, inner)
+        dims = [d for d in DIMS if left[d] > 1]
+        if greedy:
+            combo = {d: left[d] for d in dims}
+            while not ok(combo):
+                big = [d for d in combo if combo[d] > 1]
+                if not big:
+                    return None
+                d = max(big, key=lambda x: combo[x])
+                combo[d] //= min(f for f in divisors(combo[d]) if f > 1)
+            return combo
+        for _ in range(24):
+            combo = {d: self.rng.choice(_divisors(left[d])) for d in dims}
+            if ok(combo):
+                return combo
+        one = {d: 1 for d in dims}
+        return one if ok(one) else None
 
+    def draw(self, index: int, greedy: bool = False, keep: dict | None = None):
+        """A complete random (or greedy) choice for spatial candidate ``index``; ``keep``
+        fixes some levels' tiles (they are re-checked)."""
+        spatial, lanes, rem, inner = self.spatials[index]
+        left = dict(rem)
+        tiles: dict[int, dict] = {}
+        for level in reversed(self.pe_levels + self.shared):
+            if keep is not None and level in keep:
+                combo = {d: f for d, f in keep[level].items() if left.get(d, 1) % f == 0}
+                pool = self.pe_levels if level in self.pe_levels else self.shared
+                if not self._fits_all([l for l in pool if l <= level], {**tiles, level: combo}, inner):
+                    combo = None
+            elif level in self.pe_levels:
+                combo = self._pe_tiles(level, left, tiles, inner, greedy)
+            else:
+                combo = self._shared_tiles(level, left, tiles, inner, greedy)
+            if combo is None:
+                self.tightest = (level, _extents(inner, tiles, level, self.nl))
+                return None
+            tiles[level] = combo
+            for d, f in combo.items():
+                left[d] //= f
+        tiles[0] = {d: f for d, f in left.items() if f > 1}
+        orders = tuple(self.rng.choice(TENSORS) for _ in range(self.nl))
+        packed = tuple(tuple(sorted((d, f) for d, f in tiles.get(i, {}).items() if f > 1))
+                       for i in range(self.nl))
+        return _Choice(index, packed, orders)
 
-def _pe_stationary(rule: DataflowRule) -> str:
-    pe = set(rule.pe)
-    for t in ("W", "O", "I"):
-        if pe.isdisjoint({"G", "K", "C", "R", "S"} if t == "W" else
-                         {"N", "G", "K", "P", "Q"} if t == "O" else {"N", "G", "C", "P", "Q", "R", "S"}):
-            return t
-    return "O"
+    def with_orders(self, choice: _Choice, stationary: str) -> _Choice:
+        return _Choice(choice.spatial, choice.tiles, tuple(stationary for _ in range(self.nl)))
+
+    def mutate(self, choice: _Choice):
+        """Re-draw the loop orders, or one level's tiles (levels outside it re-drawn to fit)."""
+        kind = self.rng.random()
+        if kind < 0.3:
+            orders = list(choice.orders)
+            orders[self.rng.randrange(self.nl)] = self.rng.choice(TENSORS)
+            return _Choice(choice.spatial, choice.tiles, tuple(orders))
+        level = self.rng.choice(self.pe_levels + self.shared) if (self.pe_levels or self.shared) else 0
+        keep = {i: dict(choice.tiles[i]) for i in range(1, self.nl) if i > level}
+        drawn = self.draw(choice.spatial, keep=keep)
+        if drawn is None:
+            return None
+        return _Choice(choice.spatial, drawn.tiles, choice.orders)
+
+    def build(self, choice: _Choice) -> Mapping:
+        spatial, lanes, _, _ = self.spatials[choice.spatial]
+        tiles = {i: dict(t) for i, t in enumerate(choice.tiles)}
+        levels = []
+        for i, lv in enumerate(self.arch.levels):
+            combo = tiles.get(i, {})
+            order = _order(list(combo), choice.orders[i], self.nest)
+            temporal = tuple(Loop(d, combo[d]) for d in order)
+            sp: tuple = ()
+            if i == self.fan:
+                sp = tuple(Loop(d, f, True, "X") for d, f in spatial.items() if f > 1 and d in self.rule.x) + \
+                     tuple(Loop(d, f, True, "Y") for d, f in spatial.items() if f > 1 and d not in self.rule.x)
+            if self.pe_levels and i == self.nl - 1:
+                sp += tuple(Loop(d, f, True, "X") for d, f in lanes.items())
+            levels.append(LevelLoops(lv.name, temporal, sp))
+        return Mapping(tuple(levels))
 
 
 def _exact_fit(counts: AccessCounts, arch: Arch) -> bool:

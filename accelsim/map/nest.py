@@ -9,6 +9,7 @@ rows/columns. Tensors: ``W`` weights ``[G, K, C, R, S]``, ``I`` inputs ``[N, G, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 DIMS = ("N", "G", "K", "C", "P", "Q", "R", "S")
 TENSORS = ("W", "I", "O")
@@ -63,15 +64,7 @@ class LoopNest:
 
     def tensor_dims(self, tensor: str) -> tuple[TensorDim, ...]:
         """The coordinates of ``tensor`` as functions of the loop dimensions."""
-        if tensor == "W":
-            return tuple(TensorDim(d) for d in ("G", "K", "C", "R", "S"))
-        if tensor == "O":
-            return tuple(TensorDim(d) for d in ("N", "G", "K", "P", "Q"))
-        if tensor == "I":
-            return (TensorDim("N"), TensorDim("G"), TensorDim("C"),
-                    TensorDim("P", "R", self.stride_h, self.dil_h),
-                    TensorDim("Q", "S", self.stride_w, self.dil_w))
-        raise ValueError(f"tensor: expected one of {TENSORS}, got {tensor!r}")
+        return _tensor_dims(self.stride_h, self.stride_w, self.dil_h, self.dil_w, tensor)
 
     def relevant(self, tensor: str) -> frozenset[str]:
         """Loop dimensions that index ``tensor`` (the others give it reuse)."""
@@ -86,3 +79,17 @@ class LoopNest:
             else:
                 size *= (self.bound(td.outer) - 1) * td.stride + (self.bound(td.inner) - 1) * td.dilation + 1
         return size
+
+
+@lru_cache(maxsize=1024)
+def _tensor_dims(stride_h: int, stride_w: int, dil_h: int, dil_w: int, tensor: str) -> tuple[TensorDim, ...]:
+    """The coordinates of a tensor as functions of the loop dimensions."""
+    if tensor == "W":
+        return tuple(TensorDim(d) for d in ("G", "K", "C", "R", "S"))
+    if tensor == "O":
+        return tuple(TensorDim(d) for d in ("N", "G", "K", "P", "Q"))
+    if tensor == "I":
+        return (TensorDim("N"), TensorDim("G"), TensorDim("C"),
+                TensorDim("P", "R", stride_h, dil_h),
+                TensorDim("Q", "S", stride_w, dil_w))
+    raise ValueError(f"tensor: expected one of {TENSORS}, got {tensor!r}")
