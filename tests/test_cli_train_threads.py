@@ -1,6 +1,8 @@
 """`accelsim train` picks a sensible torch thread count by default and says which."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from accelsim.cli import main
@@ -30,12 +32,19 @@ def test_train_says_which_thread_count(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     import torch
 
+    recipe = Path(__file__).resolve().parents[1] / "models" / "lenet5_digits_dual.yaml"
     before = torch.get_num_threads()
     try:
-        # the thread line comes before the recipe is read, so a missing recipe is enough
-        assert main(["train", str(tmp_path / "none.yaml"), "-o", str(tmp_path / "run")]) == 2
+        # a folder already holding a run fails after the recipe is read and threads are set
+        from accelsim.train.run import STATE_FILE
+
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / STATE_FILE).write_text("{}")
+        assert main(["train", str(recipe), "-o", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        expected, _ = pick_threads(None)
+        assert f"torch CPU threads: {expected} (default for {usable_cores()} usable core" in err
+        assert main(["train", str(tmp_path / "none.yaml")]) == 2   # a bad recipe: one line only
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
     finally:
         torch.set_num_threads(before)
-    err = capsys.readouterr().err
-    expected, _ = pick_threads(None)
-    assert f"torch CPU threads: {expected} (default for {usable_cores()} usable core" in err

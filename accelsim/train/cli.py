@@ -36,13 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
+    from accelsim.train.recipe import load_recipe
     from accelsim.train.run import run_recipe
 
     threads, why = pick_threads(args.threads)
     if threads is not None:
         torch.set_num_threads(threads)
-    print(f"torch CPU threads: {torch.get_num_threads()} ({why}; --threads N to change)",
-          file=sys.stderr)
     if args.seed is not None and args.seed < 0:
         raise AccelsimError(f"--seed: expected a non-negative integer, got {args.seed}")
     try:
@@ -51,8 +50,12 @@ def _train(args: argparse.Namespace) -> int:
         raise AccelsimError(f"--device: {args.device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AccelsimError(f"--device {args.device}: this PyTorch build sees no CUDA GPU; use --device cpu")
-    result = run_recipe(args.recipe, args.out, resume=args.resume, seed=args.seed, device=args.device,
-                        save_to=args.save, progress=not args.quiet, model=args.model)
+    recipe = load_recipe(args.recipe, model=args.model)  # a bad recipe stays a one-line error
+    if not args.quiet:
+        print(f"torch CPU threads: {torch.get_num_threads()} ({why}; --threads N to change)",
+              file=sys.stderr)
+    result = run_recipe(recipe, args.out, resume=args.resume, seed=args.seed, device=args.device,
+                        save_to=args.save, progress=not args.quiet)
     m = result.metrics
     print(f"accuracy {m['accuracy']:.4f}  mean activation sparsity {m['mean_act_sparsity']:.4f}  "
           f"weight sparsity {m['weight_sparsity']:.4f}  multiplication reduction {m['mult_reduction']:.4f}")
