@@ -156,3 +156,26 @@ def test_progress_costs_no_rendering_per_point():
     quiet.update(10)
     quiet.close()
     assert quiet.draws == 0
+
+
+def test_dask_local_cluster_gives_the_serial_table(folder):
+    pytest.importorskip("distributed")
+    spec = load_sweep_spec(write_spec(folder, AXES, traces=("tiny.trace", "other.trace")))
+    serial = run_sweep(spec, folder / "serial", workers=1, progress=False)
+    local = run_sweep(spec, folder / "dask", scheduler="local:2", progress=False)
+    assert local.computed == 16
+    assert len(ResultCache(folder / "dask" / "cache")) == 16  # the client stored every point
+    pd.testing.assert_frame_equal(serial.table, local.table)
+
+
+@pytest.mark.parametrize("value", ["local:0", "local:x", "local:-1", "locally"])
+def test_bad_local_scheduler_is_one_line(folder, value):
+    from accelsim.errors import AccelsimError
+    from accelsim.sweep.cluster import parse_scheduler
+
+    spec = load_sweep_spec(write_spec(folder, {"pe_array.rows": [2]}))
+    with pytest.raises(AccelsimError, match="local:N with N a positive integer") as info:
+        run_sweep(spec, folder / "out", scheduler=value, progress=False)
+    assert "\n" not in str(info.value)
+    assert not (folder / "out").exists()  # refused before anything ran
+    assert parse_scheduler("local:3") == 3 and parse_scheduler("tcp://h:8786") is None

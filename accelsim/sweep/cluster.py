@@ -10,6 +10,7 @@ process dies, even by SIGKILL.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Callable
@@ -49,7 +50,7 @@ def _client(scheduler: str, timeout_s: float):
     local = parse_scheduler(scheduler)
     if local is not None:
         cluster = LocalCluster(n_workers=local, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs="error")
+                               dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
         client.run(_worker_setup, os.getpid(), max(1, usable_cores() // local))
         return client, cluster
