@@ -223,12 +223,14 @@ def test_workers_reuse_read_only_masks(folder, monkeypatch):
     assert evaluate._layers(task).__class__.__name__ == "Trace"  # too big: stays lazy
 
 
-def test_kernel_threads_are_shared_between_workers():
+def test_kernel_threads_are_shared_between_workers(monkeypatch):
     import numba
 
+    from accelsim import numba_config
     from accelsim.sweep.evaluate import set_kernel_threads, usable_cores
 
     assert usable_cores() >= 1
+    monkeypatch.setattr(numba_config, "PARALLEL", True)
     before = numba.get_num_threads()
     previous = set_kernel_threads(1)
     try:
@@ -236,6 +238,17 @@ def test_kernel_threads_are_shared_between_workers():
     finally:
         set_kernel_threads(previous)
     assert numba.get_num_threads() == before
+
+
+def test_serial_kernels_leave_numba_thread_pool_unlaunched():
+    """With serial kernels a sweep must not start Numba's thread pool (forking stays safe)."""
+    code = ("import sys; from accelsim.sweep.evaluate import set_kernel_threads;"
+            "set_kernel_threads(1); from accelsim.sweep.pool import fork_is_safe;"
+            "from numba.np.ufunc import parallel; print(parallel._is_initialized, fork_is_safe())")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELSIM_NUMBA_PARALLEL": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["False", "True"], out.stderr
 
 
 def test_objective_names_match_the_simulator(folder):

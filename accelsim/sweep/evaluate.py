@@ -161,8 +161,14 @@ def set_kernel_threads(threads: int) -> int:
     """Limit the simulator's parallel Numba kernels to ``threads``; returns the previous limit.
 
     Without it every worker process would start one Numba thread per CPU of the
-    machine, so ``n`` workers oversubscribe the cores ``n`` times over.
+    machine, so ``n`` workers oversubscribe the cores ``n`` times over. With serial
+    kernels (``ACCELSIM_NUMBA_PARALLEL`` off, the default) it does nothing: asking Numba
+    for its thread count would launch its thread pool, which makes forking unsafe.
     """
+    from accelsim import numba_config
+
+    if not numba_config.PARALLEL:
+        return int(threads)
     import numba
 
     previous = numba.get_num_threads()
