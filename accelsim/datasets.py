@@ -98,6 +98,14 @@ class ImageDataset(Dataset):
         x, y = self.batch(slice(i, i + 1))
         return x[0], int(y[0])
 
+    def subset(self, indices: np.ndarray | torch.Tensor, spec: str | None = None) -> "ImageDataset":
+        """The items at ``indices`` (same scaling, padding and normalisation)."""
+        index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        return ImageDataset(self.images[index].contiguous(), self.labels[index],
+                            spec=spec or self.spec, num_classes=self.num_classes, scale=self.scale,
+                            pad=self.pad, mean=self.mean.flatten().tolist(),
+                            std=self.std.flatten().tolist())
+
     def __repr__(self) -> str:
         return f"ImageDataset({self.spec!r}, n={len(self)}, shape={self.sample_shape})"
 
@@ -109,6 +117,43 @@ def _per_channel(values: Sequence[float], channels: int) -> list[float]:
     if len(values) != channels:
         raise ValueError(f"{len(values)} normalisation values for {channels} channels")
     return values
+
+
+def validation_indices(labels: np.ndarray | torch.Tensor, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a stratified, seeded validation split of ``labels``.
+
+    Every class gives ``round(fraction * its count)`` of its samples, chosen by one
+    permutation from ``numpy.random.default_rng(seed)``; the same labels, fraction and
+    seed give the same split on every machine.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"validation fraction: expected a number in [0, 1), got {fraction!r}")
+    order = np.random.default_rng(int(seed)).permutation(len(labels))
+    chosen = []
+    for label in np.unique(labels):
+        members = order[labels[order] == label]
+        chosen.append(members[:int(round(fraction * len(members)))])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def split_validation(dataset: ImageDataset, fraction: float,
+                     seed: int) -> tuple[ImageDataset, ImageDataset | None]:
+    """``(train, validation)`` carved from a training split (see :func:`validation_indices`).
+
+    ``fraction == 0`` returns ``(dataset, None)``. Both parts keep the normalisation of
+    the whole split. Raises :class:`DataError` when either part would be empty.
+    """
+    if fraction == 0:
+        return dataset, None
+    val = validation_indices(dataset.labels.numpy(), fraction, seed)
+    keep = np.setdiff1d(np.arange(len(dataset)), val)
+    if len(val) == 0 or len(keep) == 0:
+        raise DataError(f"dataset {dataset.spec!r}: a validation fraction of {fraction:g} of its "
+                        f"{len(dataset)} training samples leaves an empty "
+                        f"{'validation' if len(val) == 0 else 'training'} set")
+    return (dataset.subset(keep, f"{dataset.spec} (train minus validation)"),
+            dataset.subset(val, f"{dataset.spec} (validation: {fraction:g}, seed {seed})"))
 
 
 def load_dataset(spec: str, train: bool = False) -> ImageDataset:

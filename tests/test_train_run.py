@@ -53,19 +53,22 @@ def test_tiny_recipe_end_to_end(uninterrupted):
     assert [(l["stage"], l["epoch"]) for l in lines] == [
         ("dense", 1), ("dense", 2), ("prune", 1), ("prune", 2), ("sparse", 1), ("sparse", 2)]
     last = lines[-1]
-    for key in ("accuracy", "mean_act_sparsity", "weight_sparsity", "mult_reduction", "act_sparsity",
-                "effective_macs", "dense_macs"):
+    for key in ("val_accuracy", "val_loss", "val_mean_act_sparsity", "weight_sparsity",
+                "val_mult_reduction", "val_act_sparsity", "val_effective_macs", "val_dense_macs"):
         assert key in last
+    assert not any(key.startswith("test") or key == "accuracy" for key in last)  # no test set per epoch
     assert set(last["train"]) == {"ce", "act_penalty", "weight_l1", "total", "accuracy"}
     assert lines[0]["train"]["act_penalty"] == 0 and last["train"]["act_penalty"] > 0
     assert lines[2]["train"]["weight_l1"] > 0
     assert set(last["penalty_terms"]) == {"conv2", "fc1", "fc2", "fc3"}
-    assert last["accuracy"] > 0.3  # learnable data, 10 classes
+    assert last["val_accuracy"] > 0.3  # learnable data, 10 classes
     assert last["layer_weight_sparsity"]["conv2"] == pytest.approx(0.5)
     assert last["layer_weight_sparsity"]["fc1"] == pytest.approx(0.8, abs=1e-4)
     assert lines[2]["layer_weight_sparsity"]["fc1"] < 0.8  # cubic: not all at once
-    assert 0 < last["mult_reduction"] < 1
-    assert result.metrics == {k: v for k, v in last.items() if k in result.metrics}
+    assert 0 < last["val_mult_reduction"] < 1
+    assert result.metrics == {**{k: v for k, v in last.items() if k in result.metrics},
+                              **{k: v for k, v in result.metrics.items() if k.startswith("test_")}}
+    assert 0 <= result.metrics["test_accuracy"] <= 1 and "test_mean_act_sparsity" in result.metrics
     for stage in ("dense", "prune", "sparse"):
         assert (out / "stages" / f"{stage}.pt").is_file()
 
@@ -81,7 +84,9 @@ def test_checkpoint_has_plain_names_zeros_masks_and_provenance(uninterrupted):
     model = get_model("lenet5")
     model.load_state_dict(state)  # loads into the plain zoo model
     assert meta["model"] == "lenet5" and meta["seed"] == 3 and meta["recipe"]["name"] == "tiny"
-    assert meta["accelsim_version"] and meta["recipe_sha256"] and "accuracy" in meta["metrics"]
+    assert meta["accelsim_version"] and meta["recipe_sha256"] and "test_accuracy" in meta["metrics"]
+    assert meta["data_split"]["validation_fraction"] == 0.1 and meta["torch_threads"] >= 1
+    assert meta["data_split"]["validation_samples"] + meta["data_split"]["train_samples"] == 96
     assert "resume" not in meta
     # masks stay fixed after pruning ends: the sparse stage kept the prune stage's masks
     _, prune_masks, _ = load_checkpoint(out / "stages" / "prune.pt")

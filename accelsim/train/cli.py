@@ -57,8 +57,12 @@ def _train(args: argparse.Namespace) -> int:
     result = run_recipe(recipe, args.out, resume=args.resume, seed=args.seed, device=args.device,
                         save_to=args.save, progress=not args.quiet)
     m = result.metrics
-    print(f"accuracy {m['accuracy']:.4f}  mean activation sparsity {m['mean_act_sparsity']:.4f}  "
-          f"weight sparsity {m['weight_sparsity']:.4f}  multiplication reduction {m['mult_reduction']:.4f}")
+    if "val_accuracy" in m:
+        print(f"validation: accuracy {m['val_accuracy']:.4f}  mean activation sparsity "
+              f"{m['val_mean_act_sparsity']:.4f}  multiplication reduction {m['val_mult_reduction']:.4f}")
+    print(f"test (once, final model): accuracy {m['test_accuracy']:.4f}  mean activation sparsity "
+          f"{m['test_mean_act_sparsity']:.4f}  weight sparsity {m['weight_sparsity']:.4f}  "
+          f"multiplication reduction {m['test_mult_reduction']:.4f}")
     print(f"checkpoint: {result.checkpoint}", file=sys.stderr)
     return 0
 

@@ -10,7 +10,7 @@ activations. Unknown keys, wrong types and out-of-range values raise
     name: lenet5_digits_dual
     seed: 0
     model: lenet5
-    data: {dataset: digits, batch_size: 64}
+    data: {dataset: digits, batch_size: 64, validation_fraction: 0.1, validation_seed: 0}
     stages:
       - name: dense
         epochs: 20
@@ -121,6 +121,8 @@ class DataSpec:
     batch_size: int = 64
     eval_batch_size: int = 512
     augment: AugmentSpec = field(default_factory=AugmentSpec)
+    validation_fraction: float = 0.1   # of the training split, held out for every choice
+    validation_seed: int = 0           # seed of the (stratified) validation split
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,8 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
 
 def _data(r: "_Reader", raw: Any, path: str) -> DataSpec:
     d = r.mapping(raw, path, required=("dataset",),
-                  optional=("batch_size", "eval_batch_size", "augment"))
+                  optional=("batch_size", "eval_batch_size", "augment", "validation_fraction",
+                            "validation_seed"))
     augment = AugmentSpec()
     if "augment" in d:
         a = r.mapping(d["augment"], f"{path}.augment", optional=("crop_padding", "hflip"))
@@ -263,7 +266,11 @@ def _data(r: "_Reader", raw: Any, path: str) -> DataSpec:
                     batch_size=r.integer(d.get("batch_size", 64), f"{path}.batch_size", minimum=1),
                     eval_batch_size=r.integer(d.get("eval_batch_size", 512), f"{path}.eval_batch_size",
                                               minimum=1),
-                    augment=augment)
+                    augment=augment,
+                    validation_fraction=r.number(d.get("validation_fraction", 0.1),
+                                                 f"{path}.validation_fraction", minimum=0.0, below=1.0),
+                    validation_seed=r.integer(d.get("validation_seed", 0), f"{path}.validation_seed",
+                                              minimum=0))
 
 
 def _stage(r: "_Reader", raw: Any, path: str) -> StageSpec:

@@ -2,7 +2,8 @@
 
 Output folder layout::
 
-    OUT/metrics.jsonl        one JSON line per epoch (loss terms, accuracy, sparsity, MACs)
+    OUT/metrics.jsonl        one JSON line per epoch (training loss terms; val_* figures:
+                             accuracy, loss, sparsity, MACs on the validation split)
     OUT/last.pt              latest state: weights, masks, optimizer state, position
     OUT/stages/<stage>.pt    the model at the end of each stage
     OUT/model.pt             the final model (weights with pruned entries exactly 0, masks,
@@ -10,6 +11,13 @@ Output folder layout::
 
 Each epoch reseeds PyTorch from (seed, stage, epoch) and the learning rate is a
 function of the step, so resuming from ``last.pt`` reproduces the uninterrupted run.
+Training runs with ``torch.use_deterministic_algorithms`` on (warn-only where an op has
+no deterministic kernel); the thread count is recorded in the provenance, since CPU
+reductions may round differently with another count.
+
+Method: the recipe's ``data.validation_fraction`` of the training split (stratified,
+seeded by ``data.validation_seed``) is held out and every per-epoch figure is measured
+on it; the test split is evaluated once, on the final model (``test_*`` metrics).
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import os
 import platform
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,7 +37,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from accelsim import __version__
-from accelsim.datasets import load_dataset
+from accelsim.datasets import load_dataset, split_validation, validation_indices
 from accelsim.atomic import atomic_write_text
 from accelsim.errors import AccelsimError, ConfigError
 from accelsim.train.checkpoint import file_sha256, load_checkpoint, save_checkpoint
@@ -36,7 +45,7 @@ from accelsim.train.loop import build_optimizer, train_epoch
 from accelsim.train.metrics import evaluate, execution_order
 from accelsim.train.penalties import ActivationPenalty
 from accelsim.train.pruning import (apply_masks, cubic_sparsity, get_masks, plain_state_dict,
-                                    prunable_layers, prune_global, prune_layerwise)
+                                    prunable_layers, prune_global, prune_layerwise, weight_sparsity)
 from accelsim.train.recipe import PruneSpec, Recipe, StageSpec, load_recipe
 from accelsim.zoo import build_model
 
@@ -98,8 +107,10 @@ class _Run:
     # ------------------------------------------------------------------ setup
     def _build(self) -> None:
         recipe = self.recipe
-        self.train_set = load_dataset(recipe.data.dataset, train=True)
-        self.test_set = load_dataset(recipe.data.dataset, train=False)
+        full = load_dataset(recipe.data.dataset, train=True)
+        self.train_set, self.val_set = split_validation(full, recipe.data.validation_fraction,
+                                                        recipe.data.validation_seed)
+        self.split = _split_record(full, self.val_set, recipe)
         torch.manual_seed(recipe.seed)
         try:
             self.model = build_model(recipe.model, **recipe.model_kwargs).to(self.device)
@@ -153,7 +164,9 @@ class _Run:
             "model_kwargs": dict(recipe.model_kwargs), "input_shape": list(self.train_set.sample_shape),
             "num_classes": self.train_set.num_classes, "dataset": recipe.data.dataset,
             "init": str(recipe.init_path()) if recipe.init else None, "init_sha256": self.init_sha256,
-            "stage": stage, "layers": list(self.layer_order), "metrics": metrics,
+            "data_split": self.split, "torch_threads": torch.get_num_threads(),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "device": str(self.device), "stage": stage, "layers": list(self.layer_order), "metrics": metrics,
             "accelsim_version": __version__, "torch_version": str(torch.__version__),
             "python_version": platform.python_version(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -243,6 +256,28 @@ class _Run:
         if state_path.exists() and not resume:
             raise AccelsimError(f"{self.out}: already holds a run ({STATE_FILE}); pass --resume to "
                                 "continue it or choose another output folder with -o")
+        with deterministic(self.device):
+            return self._execute(resume, save_to, state_path)
+
+    def _epoch_metrics(self) -> dict:
+        """Weight sparsity, and every data-dependent figure on the validation split (``val_*``)."""
+        total, layers = weight_sparsity(self.model)
+        metrics = {"weight_sparsity": total, "layer_weight_sparsity": layers}
+        if self.val_set is not None:
+            metrics.update(prefixed("val_", evaluate(self.model, self.val_set,
+                                                     self.recipe.data.eval_batch_size, self.device,
+                                                     skip_layers=1)))
+        return metrics
+
+    def _final_metrics(self, last: dict) -> dict:
+        """The final model's validation figures plus its one test-set evaluation (``test_*``)."""
+        metrics = dict(last) if last else self._epoch_metrics()
+        test_set = load_dataset(self.recipe.data.dataset, train=False)
+        metrics.update(prefixed("test_", evaluate(self.model, test_set, self.recipe.data.eval_batch_size,
+                                                  self.device, skip_layers=1)))
+        return metrics
+
+    def _execute(self, resume: bool, save_to: str | os.PathLike | None, state_path: Path) -> RunResult:
         self._build()
         self.out.mkdir(parents=True, exist_ok=True)
         start_stage, start_epoch, opt_state, metrics = 0, 0, None, {}
@@ -256,9 +291,7 @@ class _Run:
             first = start_epoch if index == start_stage else 0
             if first < stage.epochs:
                 metrics = self._run_stage(index, stage, first, opt_state if index == start_stage else None)
-        if not metrics:
-            metrics = evaluate(self.model, self.test_set, self.recipe.data.eval_batch_size, self.device,
-                               skip_layers=1)
+        metrics = self._final_metrics(metrics)
         final = self.out / FINAL_FILE
         last_stage = self.recipe.stages[-1].name
         self._save(final, last_stage, metrics)
@@ -295,8 +328,7 @@ class _Run:
                     result = self._train(stage, optimizer, generator, epoch, penalty, weights, desc)
             else:
                 result = self._train(stage, optimizer, generator, epoch, None, weights, desc)
-            metrics = evaluate(self.model, self.test_set, recipe.data.eval_batch_size, self.device,
-                               skip_layers=1)
+            metrics = self._epoch_metrics()
             line = {"stage": stage.name, "stage_index": index, "epoch": epoch + 1,
                     "global_epoch": len(self.history) + 1, "lr": result.lr,
                     "train": {"ce": result.ce, "act_penalty": result.act_penalty,
@@ -345,9 +377,53 @@ class _Run:
 
 
 def _summary(line: dict) -> str:
-    return (f"{line['stage']} epoch {line['epoch']}: acc {line['accuracy']:.4f} "
-            f"loss {line['train']['total']:.4f} act-sparsity {line['mean_act_sparsity']:.3f} "
-            f"weight-sparsity {line['weight_sparsity']:.3f} mult-reduction {line['mult_reduction']:.3f}")
+    text = (f"{line['stage']} epoch {line['epoch']}: train loss {line['train']['total']:.4f} "
+            f"weight-sparsity {line['weight_sparsity']:.3f}")
+    if "val_accuracy" in line:
+        text += (f" | validation: acc {line['val_accuracy']:.4f} act-sparsity "
+                 f"{line['val_mean_act_sparsity']:.3f} mult-reduction {line['val_mult_reduction']:.3f}")
+    return text
+
+
+# Figures of :func:`evaluate` that do not depend on the data (kept without a prefix).
+_DATA_FREE = ("weight_sparsity", "layer_weight_sparsity")
+
+
+def prefixed(prefix: str, figures: dict) -> dict:
+    """``evaluate``'s data-dependent figures under ``prefix`` (``test_loss`` -> ``<prefix>loss``)."""
+    return {prefix + ("loss" if key == "test_loss" else key): value
+            for key, value in figures.items() if key not in _DATA_FREE}
+
+
+def _split_record(full, val_set, recipe: Recipe) -> dict:
+    """Provenance of the validation split: fraction, seed, sizes and a hash of its indices."""
+    import hashlib
+
+    fraction, seed = recipe.data.validation_fraction, recipe.data.validation_seed
+    indices = (validation_indices(full.labels.numpy(), fraction, seed) if val_set is not None
+               else np.zeros(0, dtype=np.int64))
+    return {"validation_fraction": fraction, "validation_seed": seed,
+            "train_samples": len(full) - len(indices), "validation_samples": len(indices),
+            "validation_indices_sha256": hashlib.sha256(indices.astype("<i8").tobytes()).hexdigest(),
+            "stratified": True}
+
+
+@contextmanager
+def deterministic(device: torch.device):
+    """``torch.use_deterministic_algorithms(True)`` meanwhile (warn-only: an op without a
+    deterministic kernel warns rather than stops training); restores the previous setting."""
+    was = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    if device.type == "cuda":  # cuBLAS needs a fixed workspace to be deterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
