@@ -31,6 +31,7 @@ import torch.nn as nn
 import accelsim
 from accelsim.errors import AccelsimError, TraceError
 from accelsim.hooks import HookOwner, probe_forward
+from accelsim.trace import graph as graphs
 from accelsim.trace import hooks, maskwork, operands, opmode
 from accelsim.trace.geometry import LAYER_KINDS, LayerGeometry
 from accelsim.trace.records import CapturedLayer, TraceData
@@ -152,6 +153,8 @@ class MaskRecorder(HookOwner):
         self.batch: int | None = None   # samples in the running forward (leading dimension)
         self.single = False             # the running op's tensors are one sample's
         self.inside = 0                 # > 0 while a traced call runs (its ATen ops are traced)
+        self.graph: graphs.GraphTracker | None = None  # data flow between the layers
+        self.op_graph: graphs.OpGraph | None = None    # set by finish()
 
     @property
     def num_targets(self) -> int:
@@ -172,8 +175,11 @@ class MaskRecorder(HookOwner):
             stack.enter_context(_fastpath_disabled())
             self._counter = opmode.UntracedCounter(self, modules)
             stack.enter_context(self._counter)
-            stack.enter_context(opmode.FunctionRecorder(self, self.model, modules,
-                                                        self._functional))
+            functions = opmode.FunctionRecorder(self, self.model, modules, self._functional)
+            self.graph = graphs.GraphTracker(self, functions.static_name, modules.top)
+            out = self.model.register_forward_hook(self._root_output)
+            stack.callback(out.remove)
+            stack.enter_context(functions)
         except BaseException:
             self.remove()
             raise
@@ -184,6 +190,12 @@ class MaskRecorder(HookOwner):
         if not self._explicit_batch and args and isinstance(args[0], torch.Tensor) \
                 and args[0].dim() > 0:
             self.batch = int(args[0].shape[0])
+        if self.graph is not None:
+            self.graph.source(args)
+
+    def _root_output(self, module: nn.Module, args: tuple, output) -> None:
+        if self.graph is not None:
+            self.graph.outputs(output)
 
     _explicit_batch = False
 
@@ -223,6 +235,8 @@ class MaskRecorder(HookOwner):
         self._explicit_batch = samples is not None
         self.batch = samples
         self.single = bool(single)
+        if self.graph is not None:
+            self.graph.start_batch()
 
     @contextmanager
     def one_sample(self, index: int = 0, count: int = 1):
@@ -249,8 +263,10 @@ class MaskRecorder(HookOwner):
 
     def _make_hook(self, name: str, kind: str):
         def hook(module: nn.Module, args: tuple, output) -> None:
-            self.inside = max(0, self.inside - 1)
-            self._record_module(name, kind, module, args, output)
+            try:  # still inside: the recorder's own tensor calls are not the model's ops
+                self._record_module(name, kind, module, args, output)
+            finally:
+                self.inside = max(0, self.inside - 1)
         return hook
 
     def _submit(self, fn, *args) -> Future:
@@ -333,9 +349,13 @@ class MaskRecorder(HookOwner):
         out = output.detach() if isinstance(output, torch.Tensor) else None
         state.pending.append(self._pack(mask, out))
         state.samples += int(mask.shape[0])
+        if self.graph is not None:
+            self.graph.layer(key, [args[0]], output)
 
-    def record_linear(self, name: str, x: torch.Tensor, weight_fn, output) -> None:
-        """A linear layer on ``x`` (n, ..., C) with the constant weight ``weight_fn()`` (K, C)."""
+    def record_linear(self, name: str, x: torch.Tensor, weight_fn, output) -> str:
+        """A linear layer on ``x`` (n, ..., C) with the constant weight ``weight_fn()`` (K, C).
+
+        Returns the layer's key (its name in the trace)."""
         key = self._key(name)
         act, template = operands.linear_operands(x.detach(), int(weight_fn().shape[0]))
         state = self._state(key, template,
@@ -344,10 +364,11 @@ class MaskRecorder(HookOwner):
         mask = self._act_mask(act)
         state.pending.append(self._pack(mask, out))
         state.samples += int(mask.shape[0])
+        return key
 
     def record_gemm(self, name: str, a: torch.Tensor, b: torch.Tensor, output,
-                    out_mask: torch.Tensor | None = None) -> None:
-        """A product of two activations, ``a`` (n, B, M, Kr) . ``b`` (n, B, Kr, Nc)."""
+                    out_mask: torch.Tensor | None = None) -> str:
+        """A product of two activations, ``a`` (n, B, M, Kr) . ``b`` (n, B, Kr, Nc); returns its key."""
         key = self._key(name)
         act, weight, template = operands.gemm_operands(a.detach(), b.detach())
         state = self._state(key, template, None)
@@ -362,6 +383,7 @@ class MaskRecorder(HookOwner):
         elif state.out_pending:
             raise TraceError(f"layer {key!r}: its attention mask was given in some calls only")
         state.samples += int(mask.shape[0])
+        return key
 
     def finish(self) -> list[CapturedLayer]:
         """The captured layers in execution order (waits for pending packing work)."""
@@ -396,6 +418,12 @@ class MaskRecorder(HookOwner):
                                             axis=0)
             layers.append(_captured_layer(state, geometry, self.options, batches,
                                           weight_packed, weight_nnz, out_packed))
+        if self.graph is not None:
+            index = {state.name: i for i, state in enumerate(self._states.values())}
+            self.op_graph = self.graph.finish(index, layers[0].geometry.N)
+            if self.op_graph is None and self.graph.problem:
+                warnings.warn(f"capture: the ops between layers are not recorded: "
+                              f"{self.graph.problem}", stacklevel=3)
         return layers
 
 
@@ -522,6 +550,8 @@ def capture_trace(model: nn.Module, batches: Iterable, options: CaptureOptions,
                 raise AccelsimError("capture: the data gave no samples")
             layers = recorder.finish()
             untraced = recorder.untraced
+            op_graph = recorder.op_graph
+            graph_problem = recorder.graph.problem if recorder.graph is not None else None
     finally:
         bar.close()
         model.train(was_training)
@@ -537,7 +567,9 @@ def capture_trace(model: nn.Module, batches: Iterable, options: CaptureOptions,
         warnings.warn(f"capture: {total / taken:,.0f} MACs per sample ran in ops that are not "
                       f"traced ({', '.join(sorted({e['op'] for e in untraced}))}); the trace "
                       "lists them (`accelsim trace info`)", stacklevel=2)
-    return TraceData(layers=layers, provenance=prov, untraced=untraced)
+    if graph_problem:
+        prov["graph_problem"] = graph_problem
+    return TraceData(layers=layers, provenance=prov, untraced=untraced, graph=op_graph)
 
 
 def probe_layers(model: nn.Module, example: torch.Tensor,

@@ -22,6 +22,21 @@ second operand is an activation); ``out_mask.npy``, the outputs the model needs
 of compute capture saw but did not trace (``{"name", "op", "calls", "macs"}``,
 ``macs`` summed over the ``num_samples`` samples).
 
+Optional in version 2 (traces captured before it say their between-layer ops are
+unknown): the metadata mapping ``"graph"``, the forward's data flow (see
+:mod:`accelsim.trace.graph`)::
+
+    "graph": {"tensors": [{"id", "shape", "elements", "per_sample", "source",
+                           "producer", "alias_of", "inplace_of", "density", "has_mask"}],
+              "ops": [{"index", "kind", "op", "name", "inputs", "outputs", "layer",
+                       "params", "inplace", "attrs"}],
+              "outputs": [tensor id, ...]}
+
+with, for every tensor whose ``has_mask`` is true, the member
+``graph/tensor_TTTTT_mask.npy``: uint8 (N, ceil(elements / 8)), its non-zero mask per
+sample. Tensor ids are list positions; an op reads only tensors produced before it,
+and a tensor's producer lists it among its outputs (checked on open).
+
 Masks are ``np.packbits`` (big bit order) of the C-order flattening: one row per
 sample of the unpadded input activations (C, H, W); the whole weight tensor
 (K, C/groups, R, S). Bit set = operand non-zero. Members are zip-deflated unless
@@ -91,6 +106,11 @@ def geometry_limit_error(geometry) -> str | None:
             return (f"the {what} tensor has {count:,} elements per sample, above the limit of "
                     f"{MAX_ELEMENTS:,}")
     return None
+
+
+def graph_member(tensor_id: int) -> str:
+    """Member name of one graph tensor's mask rows, e.g. ``graph/tensor_00012_mask.npy``."""
+    return f"graph/tensor_{tensor_id:05d}_mask.npy"
 
 
 def layer_member(index: int, what: str) -> str:

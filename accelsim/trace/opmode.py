@@ -25,6 +25,7 @@ layer's computed weight) are constants.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import types
@@ -126,9 +127,20 @@ class FunctionRecorder(TorchFunctionMode):
     def __torch_function__(self, func, types_, args=(), kwargs=None):
         kwargs = kwargs or {}
         handler = self._handlers.get(func)
-        if handler is None:
-            return func(*args, **kwargs)
-        return handler(func, args, kwargs)
+        graph = getattr(self.r, "graph", None)
+        if graph is None or graph.busy or self.r.inside:
+            return func(*args, **kwargs) if handler is None else handler(func, args, kwargs)
+        start = graph.mark()
+        out = func(*args, **kwargs) if handler is None else handler(func, args, kwargs)
+        if graph.mark() == start:  # not a traced layer: a between-layer op (or untraced compute)
+            graph.op(func, args, kwargs, out)
+        return out
+
+    def _link(self, key: str | None, inputs: list, out) -> None:
+        """Tell the graph tracker that traced layer ``key`` read ``inputs`` and wrote ``out``."""
+        graph = getattr(self.r, "graph", None)
+        if graph is not None and key is not None:
+            graph.layer(key, inputs, out)
 
     # -- operand classes ------------------------------------------------------------
 
@@ -173,7 +185,7 @@ class FunctionRecorder(TorchFunctionMode):
         base = (name[:-len("weight")].rstrip("._") if name and name.endswith("weight") else name) \
             or _join(self.modules.top(), "linear")
         out = self._traced(func, args, kwargs)
-        self.r.record_linear(base, xs, lambda: weight.detach(), out)
+        self._link(self.r.record_linear(base, xs, lambda: weight.detach(), out), [x], out)
         return out
 
     def _product(self, func, args, kwargs, a, b, label: str, transform=None):
@@ -183,7 +195,7 @@ class FunctionRecorder(TorchFunctionMode):
         sa = None if a_static else self._sample_leading(a)
         if sa is not None and b_name is not None and b.dim() == 2 and "linear" in self.kinds:
             out = self._traced(func, args, kwargs)
-            self.r.record_linear(b_name, sa, lambda: b.detach().t(), out)
+            self._link(self.r.record_linear(b_name, sa, lambda: b.detach().t(), out), [a], out)
             return out
         sb = None if b_name is not None else self._sample_leading(b)
         gemm = None
@@ -192,7 +204,8 @@ class FunctionRecorder(TorchFunctionMode):
         if gemm is None:
             return func(*args, **kwargs)              # counted as untraced work
         out = self._traced(func, args, kwargs)
-        self.r.record_gemm(_join(self.modules.top(), label), gemm[0], gemm[1], out)
+        self._link(self.r.record_gemm(_join(self.modules.top(), label), gemm[0], gemm[1], out),
+                   [a, b], out)
         return out
 
     def _matmul(self, func, args, kwargs):
@@ -271,8 +284,14 @@ class FunctionRecorder(TorchFunctionMode):
             heads_shape = qk[0].shape[:2] + scores.shape[-2:]
             full = allowed.expand(*scores.shape).reshape(heads_shape)
             out_mask = ops.gemm_output_layout(full)
-        self.r.record_gemm(_join(top, "attn_qk"), qk[0], qk[1], scores, out_mask=out_mask)
-        self.r.record_gemm(_join(top, "attn_pv"), pv[0], pv[1], out)
+        qk_key = self.r.record_gemm(_join(top, "attn_qk"), qk[0], qk[1], scores,
+                                    out_mask=out_mask)
+        pv_key = self.r.record_gemm(_join(top, "attn_pv"), pv[0], pv[1], out)
+        graph = getattr(self.r, "graph", None)
+        if graph is not None:  # Q.K^T -> scores -> softmax -> probabilities -> P.V
+            self._link(qk_key, [bound.get("query"), bound.get("key")], scores)
+            graph.op("softmax", (scores,), {}, probs, kind="softmax")
+            self._link(pv_key, [probs, bound.get("value")], out)
         return out
 
     def _mha(self, func, args, kwargs):
@@ -283,11 +302,32 @@ class FunctionRecorder(TorchFunctionMode):
         if query.dim() == 2:  # one unbatched sample
             if not (self.r.single or self.r.batch == 1):
                 return func(*args, **kwargs)
-            with self.r.one_sample(), self:
-                return _MHA_BODY(*bound.args, **bound.kwargs)
+            with self._opaque(a) as result, self.r.one_sample(), self:
+                result.append(_MHA_BODY(*bound.args, **bound.kwargs))
+            return result[0]
         n = int(query.shape[1])
         if not self.r.single and n != self.r.batch:
             return func(*args, **kwargs)
+        with self._opaque(a) as result:
+            result.append(self._mha_per_sample(a, n))
+        return result[0]
+
+    @contextlib.contextmanager
+    def _opaque(self, a: dict):
+        """The graph sees the attention as one op (its per-sample inner calls are hidden)."""
+        graph = getattr(self.r, "graph", None)
+        result: list = []
+        if graph is not None:
+            graph.opaque_begin()
+        try:
+            yield result
+        finally:
+            if graph is not None:
+                graph.opaque_end("attention", "multi_head_attention_forward",
+                                 [a["query"], a["key"], a["value"]],
+                                 result[0][0] if result else None)
+
+    def _mha_per_sample(self, a: dict, n: int):
         heads = int(a["num_heads"])
         outputs, weights = [], []
         for i in range(n):

@@ -23,9 +23,10 @@ import numpy as np
 from accelsim.errors import AccelsimError, TraceError
 from accelsim.inputs import check_regular_file
 from accelsim.trace import density as dens
-from accelsim.trace.file_format import (FORMAT_NAME, MAX_METADATA_BYTES, MAX_SAMPLES,
-                                        METADATA_MEMBER, READABLE_VERSIONS, SCHEMA_VERSION,
-                                        geometry_limit_error, layer_member)
+from accelsim.trace.file_format import (FORMAT_NAME, MAX_DIM, MAX_ELEMENTS, MAX_METADATA_BYTES,
+                                        MAX_SAMPLES, METADATA_MEMBER, READABLE_VERSIONS,
+                                        SCHEMA_VERSION, geometry_limit_error, graph_member,
+                                        layer_member)
 from accelsim.trace.bits import unpack_flat, unpack_rows
 from accelsim.trace.geometry import LayerGeometry
 from accelsim.trace.layer import LayerTrace
@@ -203,6 +204,8 @@ class Trace:
         self.seed: int | None = metadata.get("seed")
         self._records: list[dict] = metadata["layers"]
         self.untraced: list[dict] = _untraced(path, metadata.get("untraced", []))
+        self._graph_meta = _graph_metadata(path, metadata)
+        self._graph = None
         self.layer_names: list[str] = [r["name"] for r in self._records]
         self._index = {name: i for i, name in enumerate(self.layer_names)}
         self._hash: str | None = None
@@ -268,6 +271,35 @@ class Trace:
     def __repr__(self) -> str:
         kind = "statistical" if self.is_statistical else "captured"
         return f"Trace({str(self.path)!r}, {kind}, {len(self)} layers, N={self.num_samples})"
+
+    @property
+    def graph(self):
+        """The forward's data flow with the ops between layers
+        (:class:`~accelsim.trace.graph.OpGraph`), or None when the trace does not record
+        it (captured before accelsim recorded it, or statistical): those ops are unknown."""
+        if self._graph_meta is None:
+            return None
+        if self._graph is None:
+            from accelsim.trace.graph import GraphOp, GraphTensor, OpGraph
+
+            meta = self._graph_meta
+            tensors = [GraphTensor(t["id"], tuple(t["shape"]), t["elements"], t["per_sample"],
+                                   t["source"], t["producer"], t["alias_of"], t["inplace_of"],
+                                   t["density"], t["has_mask"]) for t in meta["tensors"]]
+            ops = [GraphOp(o["index"], o["kind"], o["op"], o["name"], list(o["inputs"]),
+                           list(o["outputs"]), o["layer"], o["params"], o["inplace"],
+                           dict(o["attrs"])) for o in meta["ops"]]
+            n = self.num_samples
+
+            def load(tid: int, samples: int | None) -> np.ndarray:
+                rows = n if samples is None else max(1, min(int(samples), n))
+                width = tensors[tid].elements
+                packed = self._archive().read_rows(graph_member(tid), rows,
+                                                   (n, (width + 7) // 8))
+                return unpack_rows(packed, (rows, width))
+
+            self._graph = OpGraph(tensors, ops, list(meta["outputs"]), load, n)
+        return self._graph
 
     def geometry(self, key: int | str) -> LayerGeometry:
         """Geometry of one layer, from the metadata only."""
@@ -482,6 +514,102 @@ def _untraced(path: Path, entries) -> list[dict]:
             raise TraceError(f"{path}: metadata.json untraced[{i}]: expected {{\"name\": str, "
                              "\"op\": str, \"calls\": int >= 0, \"macs\": int >= 0}")
     return [dict(entry) for entry in entries]
+
+
+_TENSOR_KEYS = ("id", "shape", "elements", "per_sample", "source", "producer", "alias_of",
+                "inplace_of", "density", "has_mask")
+_OP_KEYS = ("index", "kind", "op", "name", "inputs", "outputs", "layer", "params", "inplace",
+            "attrs")
+
+
+def _graph_metadata(path: Path, meta: dict) -> dict | None:
+    """The optional ``graph`` record, checked field by field (one error naming the entry)."""
+    from accelsim.trace.graph import LAYER_KIND, OP_KINDS, SOURCES
+
+    graph = meta.get("graph")
+    if graph is None:
+        return None
+    where = f"{path}: metadata.json graph"
+    if not isinstance(graph, dict) or not all(isinstance(graph.get(k), list)
+                                              for k in ("tensors", "ops", "outputs")):
+        raise TraceError(f"{where}: expected a mapping with lists tensors, ops and outputs")
+    tensors, ops = graph["tensors"], graph["ops"]
+    n_t, n_o, n_l = len(tensors), len(ops), len(meta["layers"])
+    members = meta.get("members", {})
+
+    def tid(value, limit: int) -> bool:
+        return _is_int(value) and 0 <= value < limit
+
+    for i, t in enumerate(tensors):
+        bad = None
+        if not isinstance(t, dict) or any(k not in t for k in _TENSOR_KEYS):
+            bad = f"expected a mapping with {', '.join(_TENSOR_KEYS)}"
+        elif t["id"] != i or not _is_int(t["id"]):
+            bad = f"id: expected {i} (its position), got {t['id']!r}"
+        elif not (isinstance(t["shape"], list) and len(t["shape"]) <= 16
+                  and all(_is_int(d) and 0 <= d <= MAX_DIM for d in t["shape"])):
+            bad = f"shape: expected a list of at most 16 sizes from 0 to {MAX_DIM:,}"
+        elif not (_is_int(t["elements"]) and 0 <= t["elements"] <= MAX_ELEMENTS):
+            bad = f"elements: expected an integer from 0 to {MAX_ELEMENTS:,}"
+        elif not isinstance(t["per_sample"], bool) or not isinstance(t["has_mask"], bool):
+            bad = "per_sample, has_mask: expected true or false"
+        elif t["per_sample"] and t["elements"] != _prod(t["shape"]):
+            bad = f"elements: {t['elements']!r} is not the product of the shape {t['shape']}"
+        elif t["source"] not in SOURCES:
+            bad = f"source: expected one of {', '.join(SOURCES)}, got {t['source']!r}"
+        elif t["producer"] is not None and not tid(t["producer"], n_o):
+            bad = f"producer: expected null or an op index below {n_o}, got {t['producer']!r}"
+        elif any(t[k] is not None and not tid(t[k], i) for k in ("alias_of", "inplace_of")):
+            bad = "alias_of, inplace_of: expected null or the id of an earlier tensor"
+        elif t["density"] is not None and not _is_density(t["density"]):
+            bad = f"density: expected a density in [0, 1] or null, got {t['density']!r}"
+        elif t["has_mask"] and (not t["per_sample"] or t["alias_of"] is not None
+                                or graph_member(i) not in members):
+            bad = "has_mask: only a per-sample, non-alias tensor with its mask member has a mask"
+        if bad:
+            raise TraceError(f"{where}.tensors[{i}]: {bad}")
+    for j, o in enumerate(ops):
+        bad = None
+        if not isinstance(o, dict) or any(k not in o for k in _OP_KEYS):
+            bad = f"expected a mapping with {', '.join(_OP_KEYS)}"
+        elif o["index"] != j or not _is_int(o["index"]):
+            bad = f"index: expected {j} (its position), got {o['index']!r}"
+        elif o["kind"] not in OP_KINDS + (LAYER_KIND,):
+            bad = f"kind: expected one of {', '.join(OP_KINDS + (LAYER_KIND,))}, got {o['kind']!r}"
+        elif not isinstance(o["op"], str) or not isinstance(o["name"], str):
+            bad = "op, name: expected strings"
+        elif not all(isinstance(o[k], list) and all(tid(v, n_t) for v in o[k])
+                     for k in ("inputs", "outputs")):
+            bad = f"inputs, outputs: expected lists of tensor ids below {n_t}"
+        elif any(tensors[v]["producer"] is not None and tensors[v]["producer"] >= j
+                 for v in o["inputs"]):
+            bad = "inputs: an op reads a tensor produced by itself or a later op"
+        elif any(tensors[v]["producer"] != j for v in o["outputs"]):
+            bad = "outputs: a tensor listed here names another producer"
+        elif o["layer"] is not None and not tid(o["layer"], n_l):
+            bad = f"layer: expected null or a layer index below {n_l}, got {o['layer']!r}"
+        elif not (_is_int(o["params"]) and o["params"] >= 0) or not isinstance(o["inplace"], bool):
+            bad = "params: expected an integer >= 0; inplace: true or false"
+        elif not isinstance(o["attrs"], dict) or not all(
+                (k == "kernel" and _is_int(v) and 1 <= v <= MAX_ELEMENTS)
+                or (k == "alias" and isinstance(v, bool)) for k, v in o["attrs"].items()):
+            bad = "attrs: expected a mapping of kernel (integer >= 1) and alias (true or false)"
+        if bad:
+            raise TraceError(f"{where}.ops[{j}]: {bad}")
+    for i, t in enumerate(tensors):
+        if t["producer"] is not None and i not in ops[t["producer"]]["outputs"]:
+            raise TraceError(f"{where}.tensors[{i}]: producer: op {t['producer']} does not list "
+                             "it among its outputs")
+    if not all(tid(v, n_t) for v in graph["outputs"]):
+        raise TraceError(f"{where}.outputs: expected a list of tensor ids below {n_t}")
+    return graph
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
 
 
 def open_trace(path: str | os.PathLike) -> Trace:

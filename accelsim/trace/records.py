@@ -9,7 +9,9 @@
 - :class:`StatisticalLayer`: geometry, precisions and a density model per tensor
   (see :mod:`accelsim.trace.density`).
 - :class:`TraceData`: the layers in execution order plus provenance; ``statistical``
-  tells which layer type it holds, ``seed`` is the statistical traces' seed.
+  tells which layer type it holds, ``seed`` is the statistical traces' seed; ``graph``
+  the captured data flow with the ops between layers (:class:`~accelsim.trace.graph.OpGraph`,
+  None when unknown).
 
 ``TraceData.layer_traces()`` turns either kind into the simulator's ``LayerTrace``
 objects without going through a file.
@@ -116,6 +118,7 @@ class TraceData:
     statistical: bool = False
     seed: int | None = None
     untraced: list = field(default_factory=list)
+    graph: object | None = None   # accelsim.trace.graph.OpGraph, or None (ops between layers unknown)
 
     @property
     def num_samples(self) -> int:

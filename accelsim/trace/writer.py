@@ -17,7 +17,8 @@ import numpy as np
 
 from accelsim.atomic import atomic_write
 from accelsim.trace import density as dens
-from accelsim.trace.file_format import FORMAT_NAME, METADATA_MEMBER, SCHEMA_VERSION, layer_member
+from accelsim.trace.file_format import (FORMAT_NAME, METADATA_MEMBER, SCHEMA_VERSION,
+                                        graph_member, layer_member)
 from accelsim.trace.records import ARRAY_STATS, CapturedLayer, StatisticalLayer, TraceData
 
 
@@ -130,6 +131,17 @@ def _jsonable(value):
     raise TypeError(f"provenance value {value!r} of type {type(value).__name__} is not JSON-able")
 
 
+def _write_graph(zf: zipfile.ZipFile, graph, members: dict) -> dict:
+    """The data-flow record (metadata) and its tensors' mask rows (members)."""
+    for tensor in graph.tensors:
+        if tensor.has_mask:
+            mask = graph.mask(tensor.id)
+            name = graph_member(tensor.id)
+            members[name] = _write_npy_rows(zf, name, [np.packbits(mask, axis=1)],
+                                            (tensor.elements + 7) // 8)
+    return graph.to_metadata()
+
+
 METADATA_SHA_KEY = "metadata_sha256"
 
 
@@ -184,6 +196,9 @@ def write_trace(path: str | os.PathLike, data: TraceData, compress: bool = True,
             }
             if untraced:
                 metadata["untraced"] = untraced
+            graph = getattr(data, "graph", None)
+            if graph is not None and not data.statistical:
+                metadata["graph"] = _write_graph(zf, graph, members)
             metadata = json.loads(json.dumps(metadata, default=_jsonable))  # as read back
             metadata[METADATA_SHA_KEY] = metadata_sha256(metadata)
             zf.writestr(METADATA_MEMBER, json.dumps(metadata, indent=1, sort_keys=True,
