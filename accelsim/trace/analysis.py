@@ -148,3 +148,36 @@ def network_totals(rows: list[LayerSummary]) -> dict:
         "act_bytes": total("act_bytes"),
         "weight_bytes": total("weight_bytes"),
     }
+
+
+def between_layer_ops(graph, act_bits: int) -> dict | None:
+    """The ops between traced layers, per kind, per sample (None: the trace does not say).
+
+    Per kind: ``count``, ``elements`` (output elements), ``dense_bytes`` (outputs at
+    ``act_bits`` bits) and ``bitmap_bytes`` (outputs as bitmaps, from their recorded
+    densities), ``density`` (element-weighted). Aliases (views) count but store nothing.
+    """
+    if graph is None:
+        return None
+    kinds: dict[str, dict] = {}
+    for op in graph.between_layer_ops:
+        row = kinds.setdefault(op.kind, {"kind": op.kind, "count": 0, "elements": 0,
+                                         "dense_bytes": 0.0, "bitmap_bytes": 0.0, "_nnz": 0.0})
+        row["count"] += 1
+        if op.is_alias:
+            continue
+        for tid in op.outputs:
+            t = graph.tensors[tid]
+            density = 1.0 if t.density is None else t.density
+            row["elements"] += t.elements
+            row["dense_bytes"] += t.elements * act_bits / 8
+            row["bitmap_bytes"] += (t.elements + 7) // 8 + density * t.elements * act_bits / 8
+            row["_nnz"] += density * t.elements
+    rows = []
+    for row in kinds.values():
+        nnz = row.pop("_nnz")
+        row["density"] = nnz / row["elements"] if row["elements"] else None
+        rows.append(row)
+    return {"ops": sum(r["count"] for r in rows), "tensors": len(graph.tensors), "kinds": rows,
+            "dense_bytes": sum(r["dense_bytes"] for r in rows),
+            "bitmap_bytes": sum(r["bitmap_bytes"] for r in rows)}

@@ -274,7 +274,8 @@ def info_data(path: str, samples: int | None = None, run_bits: int = 4) -> dict:
     """Everything ``accelsim trace info`` prints, as a JSON-able dict."""
     from tqdm import tqdm
 
-    from accelsim.trace.analysis import network_totals, summarize_layer, untraced_work
+    from accelsim.trace.analysis import (between_layer_ops, network_totals, summarize_layer,
+                                         untraced_work)
     from accelsim.trace.reader import open_trace
 
     trace = open_trace(path)
@@ -293,6 +294,8 @@ def info_data(path: str, samples: int | None = None, run_bits: int = 4) -> dict:
         "layers": [r.to_dict() for r in rows],
         "totals": network_totals(rows),
         "untraced": untraced_work(getattr(trace, "untraced", []), trace.num_samples),
+        "between_layer_ops": between_layer_ops(
+            trace.graph, trace.metadata["layers"][0]["act_bits"]),
     }
 
 
@@ -332,6 +335,22 @@ def _print_table(data: dict) -> None:
           "of MACs with a non-zero activation / weight); both: fraction of MACs with both "
           f"operands non-zero; activation bytes per sample; rle run field {data['run_bits']} bits")
     _print_untraced(data.get("untraced") or {"entries": [], "macs_per_sample": 0})
+    _print_between_layer_ops(data.get("between_layer_ops"))
+
+
+def _print_between_layer_ops(ops: dict | None) -> None:
+    """The ops between traced layers per kind, or that the trace does not record them."""
+    if ops is None:
+        print("between-layer ops: unknown (this trace does not record them: it was captured "
+              "before accelsim recorded them, or is statistical; re-capture to know them)")
+        return
+    print(f"between-layer ops: {ops['ops']} ({ops['tensors']} tensors); outputs per sample "
+          f"{_fmt_bytes(ops['dense_bytes'])} dense, {_fmt_bytes(ops['bitmap_bytes'])} bitmap:")
+    for row in ops["kinds"]:
+        density = "-" if row["density"] is None else f"{row['density']:.3f}"
+        print(f"    {row['kind']:<18} {row['count']:>5} ops {row['elements']:>12,} elements "
+              f"density {density:>6} {_fmt_bytes(row['dense_bytes']):>10} dense "
+              f"{_fmt_bytes(row['bitmap_bytes']):>10} bitmap")
 
 
 def _print_untraced(untraced: dict) -> None:
