@@ -193,6 +193,27 @@ class MappingOptions:
                             "mapper budget: about 16 x this many candidate mappings are costed per layer", 16)
 
 
+VECTOR_OP_KINDS = ("add", "mul", "activation", "norm", "pool", "softmax", "concat", "slice",
+                   "reduce", "pad", "resize", "elementwise", "embedding", "attention", "other")
+
+
+@dataclass(frozen=True)
+class VectorUnit:
+    """The unit that runs the ops between layers (pooling, adds, normalisation, activations)."""
+
+    lanes: int = spec(rules.bounded(rules.positive_int, 1 << 20), "element operations per cycle", 16)
+    energy_pj_per_op: float | None = spec(
+        rules.optional(rules.bounded(rules.non_negative_float, 1e6)),
+        "energy of one element operation at the table's nominal voltage (scaled like table "
+        "values); null: the table's integer add at the activation precision", None)
+    ops_per_element: Mapping[str, float] = spec(
+        rules.mapping_of(rules.one_of(VECTOR_OP_KINDS), rules.bounded(rules.non_negative_float, 1e6)),
+        "element operations per output element, per op kind, replacing the defaults "
+        "(docs/simulator.md, vector unit) (keys: " + ", ".join(VECTOR_OP_KINDS) + ")", {})
+    op_overhead_cycles: int = spec(rules.bounded(rules.non_negative_int, 1 << 20),
+                                   "fixed cycles per op (start-up, pipeline fill)", 0)
+
+
 @dataclass(frozen=True)
 class HardwareConfig:
     """A validated accelerator description. Build it with :func:`accelsim.hw.load_hw`."""
@@ -216,6 +237,10 @@ class HardwareConfig:
         "absent, the SCALE-Sim systolic mapping over global_buffer/scratchpad is used", None)
     mapping: MappingOptions = spec(rules.section(MappingOptions), "loop-nest mapper options",
                                    MappingOptions())
+    vector_unit: VectorUnit | None = spec(
+        rules.optional(rules.section(VectorUnit)),
+        "vector unit for the ops between layers (null: not described; accelsim.sim.vector_ops "
+        "then uses the section's defaults)", None)
 
     # ---- derived identities -------------------------------------------------
     def to_dict(self) -> dict:
