@@ -22,6 +22,8 @@ MEMORY_TENSORS = ("weights", "inputs", "outputs")
 LEVEL_INSTANCES = ("one", "per_pe")
 NETWORKS = ("multicast", "unicast")
 MAPPING_OBJECTIVES = ("energy", "latency", "edp")
+WEIGHT_RESIDENCY = ("streamed", "resident", "auto")
+ACTIVATION_RESIDENCY = ("streamed", "auto")
 SYNC_GROUPS = ("array", "row", "column", "decoupled")
 STORAGE_FORMATS = ("dense", "bitmap", "run_length", "csr", "coo")
 ENERGY_ACTIONS = (
@@ -147,6 +149,20 @@ class Storage:
 
 
 @dataclass(frozen=True)
+class Residency:
+    """What stays on chip between layers and across inferences (network-level memory)."""
+
+    weights: str = spec(rules.one_of(WEIGHT_RESIDENCY),
+                        "streamed: every inference (batch) reads its weights from DRAM; resident: "
+                        "the network's weights are loaded once and stay in the on-chip buffer "
+                        "(an error if they do not fit); auto: resident when they fit", "streamed")
+    activations: str = spec(rules.one_of(ACTIVATION_RESIDENCY),
+                            "streamed: every layer reads its input from and writes its output to "
+                            "DRAM; auto: a layer's output stays on chip as the next layer's input "
+                            "when it fits beside the resident weights", "streamed")
+
+
+@dataclass(frozen=True)
 class LowPower:
     clock_gating: bool = spec(rules.boolean, "idle PEs draw no clock energy", False)
     power_gating: bool = spec(rules.boolean, "idle PEs draw no leakage, at a wake-up cost", False)
@@ -237,6 +253,9 @@ class HardwareConfig:
         "absent, the SCALE-Sim systolic mapping over global_buffer/scratchpad is used", None)
     mapping: MappingOptions = spec(rules.section(MappingOptions), "loop-nest mapper options",
                                    MappingOptions())
+    residency: Residency = spec(rules.section(Residency),
+                                "weights and activations kept on chip across layers and inferences",
+                                Residency())
     vector_unit: VectorUnit | None = spec(
         rules.optional(rules.section(VectorUnit)),
         "vector unit for the ops between layers (null: not described; accelsim.sim.vector_ops "

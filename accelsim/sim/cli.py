@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fast: per-fold counts (default); cycle: step every cycle")
     p.add_argument("--samples", type=positive_int, default=None, metavar="N",
                    help="simulate at most N captured samples per layer (default: all)")
+    p.add_argument("--batch", type=positive_int, default=1, metavar="B",
+                   help="run B samples together: weights are fetched once per batch when the "
+                        "mapping allows (figures stay per inference; default 1)")
     p.add_argument("--baseline", choices=("dense",), default=None,
                    help="also simulate the same hardware with every sparsity feature off and "
                         "report per-layer savings")
@@ -42,11 +45,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise AccelsimError(f"-o {args.output}: expected a .csv or .parquet file name")
     with open_trace(args.trace) as trace:
         result = simulate(trace, hw, fidelity=args.fidelity, samples=args.samples,
-                          progress=args.progress)
+                          progress=args.progress, batch=args.batch)
         baseline = None
         if args.baseline == "dense":
             baseline = simulate(trace, hw.dense_twin(), fidelity=args.fidelity,
-                                samples=args.samples, progress=args.progress)
+                                samples=args.samples, progress=args.progress, batch=args.batch)
     for res in (result, baseline):
         if res is not None:
             res.meta["trace_path"] = str(args.trace)
@@ -120,10 +123,20 @@ def print_report(result, with_baseline: bool = False, file=None) -> None:
                         for i, (c, w) in enumerate(zip(row, widths))), file=file)
     t = result.totals
     print(file=file)
+    batch = int(meta.get("batch") or 1)
+    n = int(result.layers["samples"].max()) if len(result.layers) else 0
+    resident = "weights resident on chip" if meta.get("weights_resident") else "weights streamed"
+    print(f"per inference (mean of {n} samples, batch {batch}; {resident}; per batch: x{batch})",
+          file=file)
     print(f"total: {t['cycles']:,.0f} cycles ({t.get('latency_s', 0) * 1e3:.3f} ms), "
           f"{t['energy_uj']:.3f} uJ, utilisation {100 * t['utilization']:.1f}%, "
           f"load imbalance {t['load_imbalance']:.2f}, DRAM {t['dram_bytes'] / 1024:,.1f} KiB",
           file=file)
+    if "dram_compulsory_bytes" in t:
+        once = t.get("weight_load_bytes") or 0.0
+        print(f"DRAM KiB: compulsory {t['dram_compulsory_bytes'] / 1024:,.1f} (network input/output, "
+              f"streamed weights), capacity {t['dram_capacity_bytes'] / 1024:,.1f}"
+              + (f"; resident weights loaded once: {once / 1024:,.1f}" if once else ""), file=file)
     parts = ", ".join(f"{c} {t[f'energy_{c}_pj'] / 1e6:.3f}" for c in
                       ("mac", "spad", "glb", "noc", "dram", "leakage", "clock"))
     print(f"energy uJ: {parts}", file=file)

@@ -21,7 +21,8 @@ from accelsim.sim.kernels import schedule as sch
 from accelsim.sim.lower import Gemm, gemm_of, lower_acts, lower_weights
 from accelsim.sim.memo import memoised
 from accelsim.sim.map import DATAFLOW_CODES, SCALESIM_LAYER_OFFSET, Mapping, map_gemm
-from accelsim.sim.memory import dram_bytes_per_cycle, plan_memory, total_cycles
+from accelsim.sim.memory import dram_bytes_per_cycle, per_inference, plan_memory, total_cycles
+from accelsim.sim.residency import LayerContext
 from accelsim.sim.traffic import (array_operand_bits, gated_pairs, layer_traffic, operand_bits,
                                    spad_bits)
 from accelsim.sim.work import operand_counts, work_matrix
@@ -123,7 +124,8 @@ def _element_costs(mask: np.ndarray, fmt, value_bits: int) -> tuple[float, float
 
 def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_total: float,
                      w_cost: np.ndarray, gemm: Gemm, m: Mapping, p: HwParams,
-                     fidelity: str, sample_key: tuple, weight_dram_bits: float) -> dict:
+                     fidelity: str, sample_key: tuple, weight_dram_bits: float,
+                     ctx: LayerContext, batch_plan: tuple[Gemm, Mapping, float]) -> dict:
     hw = p.hw
     # Mask-only work is memoised per layer object and sample (see accelsim.sim.memo).
     acodes, counts = memoised(layer, ("lowered",) + sample_key, lambda: _lowered(act, wcodes, layer))
@@ -176,12 +178,28 @@ def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_tot
     act_bytes = storage.bits_to_bytes(act_bits_total)
     weight_bytes = storage.bits_to_bytes(weight_bits_total)
     out_bytes = storage.bits_to_bytes(out_bits_total)
-    elements = (int(act.size), int(wcodes.size), geo.K * geo.P * geo.Q)
-    dram_sizes = (storage.bits_to_bytes(act_dram_bits), storage.bits_to_bytes(weight_dram_bits),
-                  storage.bits_to_bytes(out_dram_bits))
-    plan = plan_memory(gemm, m, act_bytes, weight_bytes, out_bytes, elements, p.glb_bytes,
-                       p.acc_bits, layer.name, dram_sizes=dram_sizes)
-    cycles = total_cycles(onchip, plan, p.dram_bytes_per_cycle)
+    # network-level memory (accelsim.sim.residency): the batch shares one weight pass; what is
+    # already on chip (resident weights, the previous layer's output) moves nothing off chip
+    bsz = ctx.batch
+    gemm_b, m_b, glb_avail = batch_plan
+    elements = (int(act.size) * bsz, int(wcodes.size), geo.K * geo.P * geo.Q * bsz)
+    act_d = storage.bits_to_bytes(act_dram_bits)
+    weight_d = storage.bits_to_bytes(weight_dram_bits)
+    out_d = storage.bits_to_bytes(out_dram_bits)
+    dram_sizes = (0.0 if ctx.input_on_chip else act_d * bsz,
+                  0.0 if ctx.weights_resident else weight_d,
+                  0.0 if ctx.output_on_chip else out_d * bsz)
+    plan_b = plan_memory(gemm_b, m_b, act_bytes * bsz, weight_bytes, out_bytes * bsz, elements,
+                         glb_avail, p.acc_bits, layer.name, dram_sizes=dram_sizes)
+    plan = per_inference(plan_b, bsz)
+    cycles = total_cycles(onchip * bsz, plan_b, p.dram_bytes_per_cycle) / bsz
+    compulsory = ((act_d if ctx.network_input and not ctx.input_on_chip else 0.0)
+                  + (out_d if ctx.network_output and not ctx.output_on_chip else 0.0)
+                  + (0.0 if ctx.weights_resident else weight_d / bsz))
+    compulsory = min(compulsory, plan.dram_bytes)
+    a_pass, w_pass = (plan_b.passes, 1) if plan_b.schedule == "weights_resident" else (1, plan_b.passes)
+    weight_reads = w_pass * dram_sizes[1] / bsz
+    act_reads = a_pass * dram_sizes[0] / bsz
 
     effectual = float(counts.effectual)
     gated = issued - effectual if p.gate else 0.0
@@ -232,6 +250,10 @@ def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_tot
         "dram_read_bytes": plan.dram_read_bytes,
         "dram_write_bytes": plan.dram_write_bytes,
         "dram_bytes": plan.dram_bytes,
+        "dram_weight_read_bytes": weight_reads,
+        "dram_act_read_bytes": act_reads,
+        "dram_compulsory_bytes": compulsory,
+        "dram_capacity_bytes": plan.dram_bytes - compulsory,
         "psum_spill_bytes": plan.psum_spill_bytes,
         "dram_passes": float(plan.passes),
         "act_bytes": act_bytes,
@@ -259,11 +281,14 @@ def _density(mask: np.ndarray, elements: float) -> float:
 
 
 def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None,
-                   params: HwParams | None = None) -> dict:
+                   params: HwParams | None = None, context: LayerContext | None = None) -> dict:
     """Simulate one :class:`~accelsim.trace.LayerTrace`; returns its result row (a dict).
 
-    Numeric figures are means over the simulated samples (per inference).
+    Numeric figures are means over the simulated samples (per inference). ``context`` says
+    what the layer finds on chip and the batch (:mod:`accelsim.sim.residency`); by default a
+    batch of one that starts and ends in DRAM.
     """
+    ctx = context or LayerContext()
     if fidelity not in FIDELITIES:
         raise AccelsimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
     if samples is not None and (not isinstance(samples, (int, np.integer)) or samples < 1):
@@ -271,12 +296,22 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
     if hw.memory_hierarchy is not None:   # the mapping-aware loop-nest model
         from accelsim.sim.loopnest import simulate_layer_loopnest
 
-        return simulate_layer_loopnest(layer, hw, fidelity, samples)
+        return simulate_layer_loopnest(layer, hw, fidelity, samples, ctx)
     p = params or HwParams.of(hw)
     check_layer(layer, p)
     geo = layer.geometry
     gemm = gemm_of(geo)
-    mapping = map_gemm(gemm, p.dataflow, p.rows, p.cols, p.glb_bytes / 2.0, p.acc_bits)
+    glb_avail = p.glb_bytes - ctx.reserved_bytes
+    if glb_avail <= 0:
+        raise MappingError(f"layer {layer.name!r} cannot be mapped: the resident weights of the "
+                           f"other layers ({ctx.reserved_bytes:,.0f} bytes) fill the global buffer")
+    mapping = map_gemm(gemm, p.dataflow, p.rows, p.cols, glb_avail / 2.0, p.acc_bits)
+    if ctx.batch > 1:   # the batch's activations streamed against one pass of the weights
+        gemm_b = Gemm(gemm.groups, gemm.M * ctx.batch, gemm.Kred, gemm.N)
+        batch_plan = (gemm_b, map_gemm(gemm_b, p.dataflow, p.rows, p.cols, glb_avail / 2.0,
+                                       p.acc_bits), glb_avail)
+    else:
+        batch_plan = (gemm, mapping, glb_avail)
     wmask = memoised(layer, ("weight_mask",), layer.weight_mask)
 
     def weight_operand(mask: np.ndarray, key: tuple) -> tuple:
@@ -302,7 +337,8 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
         wcodes, weight_bits_total, w_cost, weight_dram_bits = (
             weight_operand(wmask[n], ("sample", n)) if per_sample else shared)
         rows.append(_simulate_sample(layer, acts[n], wcodes, weight_bits_total, w_cost, gemm,
-                                     mapping, p, fidelity, (samples, n), weight_dram_bits))
+                                     mapping, p, fidelity, (samples, n), weight_dram_bits, ctx,
+                                     batch_plan))
     out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
                  "samples": len(rows)}
     for key in rows[0]:

@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from accelsim.map.sparse import MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, st
 from accelsim.sim import storage
 from accelsim.sim.energy import COMPONENTS
 from accelsim.sim.kernels import schedule as sch
+from accelsim.sim.residency import LayerContext
 
 SYNC_CODES = {"array": sch.SYNC_ARRAY, "row": sch.SYNC_ROW, "column": sch.SYNC_COLUMN,
               "decoupled": sch.SYNC_DECOUPLED}
@@ -56,23 +58,50 @@ def _design(hw) -> _Design:
     return _DESIGNS[key]
 
 
-def _mapped(nest: LoopNest, hw, objective: str) -> MapResult:
-    """Mapping cache by (layer shape, design hash, objective): a sweep maps a shape once."""
-    key = (nest, hw.hash, objective)
+def _mapped(nest: LoopNest, hw, objective: str, reserved_bits: float = 0.0) -> MapResult:
+    """Mapping cache by (layer shape, design hash, objective, buffer reserved for resident
+    weights): a sweep maps a shape once per design."""
+    key = (nest, hw.hash, objective, reserved_bits)
     if key not in _MAPPINGS:
         if len(_MAPPINGS) > _CACHE_LIMIT:
             _MAPPINGS.clear()
-        d = _design(hw)
-        _MAPPINGS[key] = search(nest, d.arch, hw.pe_array.dataflow, objective, hw.mapping.search_size)
+        arch = _design(hw).arch
+        if reserved_bits:
+            arch = _reserve(arch, reserved_bits)
+        _MAPPINGS[key] = search(nest, arch, hw.pe_array.dataflow, objective, hw.mapping.search_size)
     return _MAPPINGS[key]
 
 
-def map_layer(layer, hw) -> MapResult:
-    """The mapping of one layer (cached per layer shape, design hash and objective)."""
-    nest = LoopNest.of_geometry(layer.geometry, batch=1)
+def _holder(arch: Arch, tensor: str) -> int | None:
+    """The outermost on-chip shared level keeping ``tensor`` (where it stays resident)."""
+    for i, lv in enumerate(arch.levels):
+        if i > 0 and not lv.per_pe and tensor in lv.keeps:
+            return i
+    return None
+
+
+def _reserve(arch: Arch, bits: float) -> Arch:
+    """``arch`` with ``bits`` of its weight-holding level taken by other layers' weights."""
+    i = _holder(arch, "W")
+    lv = arch.levels[i]
+    if lv.capacity_bits is None:
+        return arch
+    left = lv.capacity_bits - bits
+    if left <= 0:
+        raise MappingError(f"layer '' cannot be mapped: the resident weights of the other layers "
+                           f"({bits / 8:,.0f} bytes) fill level {lv.name!r}")
+    levels = list(arch.levels)
+    levels[i] = dataclasses.replace(lv, capacity_bits=left)
+    return dataclasses.replace(arch, levels=tuple(levels))
+
+
+def map_layer(layer, hw, batch: int = 1, reserved_bytes: float = 0.0) -> MapResult:
+    """The mapping of one layer for ``batch`` samples (cached per layer shape, design hash,
+    objective and the buffer bytes reserved for other layers' resident weights)."""
+    nest = LoopNest.of_geometry(layer.geometry, batch=batch)
     nest = LoopNest(nest.bounds, nest.stride_h, nest.stride_w, nest.dil_h, nest.dil_w, "")
     try:
-        result = _mapped(nest, hw, hw.mapping.objective)
+        result = _mapped(nest, hw, hw.mapping.objective, float(reserved_bytes) * 8.0)
     except MappingError as exc:
         raise MappingError(str(exc).replace("layer ''", f"layer {layer.name!r}")) from None
     return result
@@ -95,8 +124,19 @@ def _compressed_ratio(mask: np.ndarray, fmt, bits: int) -> float:
     return float(storage.tensor_bits(mask, fmt, bits)) / dense if dense else 1.0
 
 
-def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | None = None) -> dict:
-    """One layer's result row (means over samples = per inference) on a loop-nest design."""
+_RATIOS = ("utilization", "load_imbalance", "act_density")
+
+
+def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | None = None,
+                            context: LayerContext | None = None) -> dict:
+    """One layer's result row (means over samples = per inference) on a loop-nest design.
+
+    Samples run in batches of ``context.batch`` (the nest's ``N``); what the context puts on
+    chip (resident weights, the previous layer's output, this layer's output) moves nothing
+    off chip: the DRAM traffic of those tensors is dropped and their fills into the buffer that
+    holds them too (they are already there).
+    """
+    ctx = context or LayerContext()
     if fidelity != "fast":
         raise AccelsimError(f"{hw.name}: the {fidelity!r} fidelity steps the systolic array only; "
                             "designs with a memory_hierarchy run at --fidelity fast")
@@ -109,33 +149,41 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
             f"{layer.weight_bits}-bit weights but hardware {hw.name!r} has "
             f"precision.activation_bits={hw.precision.activation_bits} and "
             f"precision.weight_bits={hw.precision.weight_bits}")
-    mapped = map_layer(layer, hw)
-    counts, mapping = mapped.counts, mapped.mapping
-    nest = LoopNest.of_geometry(geo, batch=1)
     wmasks = np.asarray(layer.weight_mask(), dtype=bool)
     per_sample_weights = wmasks.ndim == 5      # matmul: the second operand is per sample
     acts = np.asarray(layer.act_mask(samples), dtype=bool)
     if acts.shape[0] == 0:
         raise TraceError(f"layer {layer.name!r} has no samples to simulate")
     mode = _mode(hw)
-    rows = []
-    for n in range(acts.shape[0]):
-        wmask = wmasks[n] if per_sample_weights else wmasks
+    bsz = 1 if per_sample_weights else ctx.batch     # a matmul shares no weights across samples
+    rows, weights, mappings = [], [], []
+    for start in range(0, acts.shape[0], bsz):
+        group = acts[start:start + bsz]
+        b = group.shape[0]
+        mapped = map_layer(layer, hw, b, ctx.reserved_bytes)
+        nest = LoopNest.of_geometry(geo, batch=b)
+        wmask = wmasks[start] if per_sample_weights else wmasks
         ratios = (_compressed_ratio(wmask, hw.storage.weights.on_chip, hw.precision.weight_bits),
                   _compressed_ratio(wmask, hw.storage.weights.off_chip, hw.precision.weight_bits))
-        rows.append(_sample(layer, acts[n:n + 1], wmask, nest, mapping, counts, arch, em, hw, mode,
-                            ratios))
+        row = _sample(layer, group, wmask, nest, mapped.mapping, mapped.counts, arch, em, hw, mode,
+                      ratios, ctx)
+        for key, value in row.items():   # a batch's totals -> per inference
+            if not key.startswith("_") and key not in _RATIOS:
+                row[key] = value / b
+        rows.append(row)
+        weights.append(b)
+        mappings.append(mapped.mapping)
     out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
-                 "samples": len(rows)}
+                 "samples": int(acts.shape[0])}
     for key in rows[0]:
         if not key.startswith("_"):
-            out[key] = float(np.mean([r[key] for r in rows]))
+            out[key] = float(np.average([r[key] for r in rows], weights=weights))
     out["spill"] = False
     out["weight_density"] = float(wmasks.mean()) if wmasks.size else 0.0
     out["tiling"] = "loop-nest"
     bottlenecks = [r["_bottleneck"] for r in rows]
     out["bottleneck"] = max(set(bottlenecks), key=bottlenecks.count)
-    out["mapping"] = mapping_text(mapping)
+    out["mapping"] = mapping_text(mappings[0])
     return out
 
 
@@ -168,7 +216,7 @@ def _block_size(mapping, fan: int) -> tuple[int, int, int]:
 
 
 def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, em, hw, mode,
-            w_ratios) -> dict:
+            w_ratios, ctx: LayerContext) -> dict:
     geo = layer.geometry
     fan = arch.fanout_level
     p = hw.precision
@@ -195,11 +243,11 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     compute = float(stats[sch.ST_CYCLES])
 
     # accesses: dense counts, scaled by compressed sizes and by skipped / gated MAC slots
-    a_mask = act[0]
+    a_mask = act
     a_on = _compressed_ratio(a_mask, hw.storage.activations.on_chip, p.activation_bits)
     a_off = _compressed_ratio(a_mask, hw.storage.activations.off_chip, p.activation_bits)
     out_density = 1.0 if layer.output_density is None else float(layer.output_density)
-    o_elems = geo.K * geo.P * geo.Q
+    o_elems = geo.K * geo.P * geo.Q * act.shape[0]
     o_on = storage.expected_bits((o_elems,), out_density, hw.storage.outputs.format, p.activation_bits,
                                  hw.storage.outputs.run_bits, hw.storage.outputs.index_bits) / (
         o_elems * p.activation_bits)
@@ -230,6 +278,15 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     gated_bits[inner[0]] += mac_reads[0] * gated_frac * bits[0]
     gated_bits[inner[2]] += (mac_reads[2] + mac_part[inner[2], 2, UPDATES]) * gated_frac * bits[2]
     c[0, 2, UPDATES] = counts.counts[0, 2, UPDATES] * o_off * p.activation_bits / bits[2]
+    # network-level memory: tensors already on chip move nothing between DRAM and their holder
+    for tensor, on_chip, action in (("W", ctx.weights_resident, READS), ("I", ctx.input_on_chip, READS),
+                                    ("O", ctx.output_on_chip, UPDATES)):
+        holder = _holder(arch, tensor)
+        if on_chip and holder is not None:
+            ti = "WIO".index(tensor)
+            c[0, ti, action] = 0.0
+            if tensor != "O":
+                c[holder, ti, FILLS] = 0.0
     reads = (c[:, :, READS] * bits).sum(axis=1)
     writes = ((c[:, :, FILLS] + c[:, :, UPDATES]) * bits).sum(axis=1)
     energy = {k: 0.0 for k in COMPONENTS}
@@ -258,6 +315,12 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     energy["clock"] = clocked * em.pe_clock_pj_per_cycle
     dram_read = float(reads[0]) / 8.0
     dram_write = float(writes[0]) / 8.0
+    w_dram = wmask.size * p.weight_bits * w_ratios[1] / 8.0
+    i_dram = a_mask.size * p.activation_bits * a_off / 8.0
+    o_dram = o_elems * p.activation_bits * o_off / 8.0
+    compulsory = ((0.0 if ctx.weights_resident else min(w_dram, c[0, 0, READS] * bits[0] / 8.0))
+                  + (min(i_dram, c[0, 1, READS] * bits[1] / 8.0) if ctx.network_input else 0.0)
+                  + (min(o_dram, c[0, 2, UPDATES] * bits[2] / 8.0) if ctx.network_output else 0.0))
     onchip = sum(float((counts.footprint[i] * bits).sum()) * counts.instances[i]
                  for i in range(1, len(arch.levels))) / 8.0
     sum_mean = stats[sch.ST_SUM_MEAN_BUSY]
@@ -291,6 +354,10 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         "dram_read_bytes": dram_read,
         "dram_write_bytes": dram_write,
         "dram_bytes": dram_read + dram_write,
+        "dram_weight_read_bytes": float(c[0, 0, READS] * bits[0]) / 8.0,
+        "dram_act_read_bytes": float(c[0, 1, READS] * bits[1]) / 8.0,
+        "dram_compulsory_bytes": compulsory,
+        "dram_capacity_bytes": dram_read + dram_write - compulsory,
         "psum_spill_bytes": float(c[0, 2, READS] * bits[2]) / 8.0,
         "act_bytes": a_mask.size * p.activation_bits * a_on / 8.0,
         "weight_bytes": wmask.size * p.weight_bits * w_ratios[0] / 8.0,

@@ -112,6 +112,10 @@ def plan_memory(gemm: Gemm, mapping: Mapping, act_bytes: float, weight_bytes: fl
     """
     act_d, weight_d, out_d = dram_sizes if dram_sizes is not None else (act_bytes, weight_bytes,
                                                                         out_bytes)
+
+    def from_dram(onchip: float, dram: float) -> float:
+        """Buffer-side bytes of a transfer: none for a tensor already on chip (DRAM size 0)."""
+        return onchip if dram > 0 or onchip == 0 else 0.0
     i_piece, w_piece, o_piece = fold_pieces(gemm, mapping, act_bytes, weight_bytes, out_bytes,
                                             *elements)
     options = []
@@ -119,12 +123,12 @@ def plan_memory(gemm: Gemm, mapping: Mapping, act_bytes: float, weight_bytes: fl
     if chunk_w >= w_piece and chunk_w > 0:
         passes = max(1, math.ceil(weight_bytes / chunk_w)) if weight_bytes > 0 else 1
         options.append((weight_d + passes * act_d, 0, "weights_resident", passes,
-                        weight_bytes + passes * act_bytes))
+                        from_dram(weight_bytes, weight_d) + passes * from_dram(act_bytes, act_d)))
     chunk_i = glb_bytes - 2.0 * (w_piece + o_piece)
     if chunk_i >= i_piece and chunk_i > 0:
         passes = max(1, math.ceil(act_bytes / chunk_i)) if act_bytes > 0 else 1
         options.append((act_d + passes * weight_d, 1, "inputs_resident", passes,
-                        act_bytes + passes * weight_bytes))
+                        from_dram(act_bytes, act_d) + passes * from_dram(weight_bytes, weight_d)))
     if not options:
         need = min(w_piece + 2 * (i_piece + o_piece), i_piece + 2 * (w_piece + o_piece))
         raise MappingError(
@@ -156,8 +160,20 @@ def plan_memory(gemm: Gemm, mapping: Mapping, act_bytes: float, weight_bytes: fl
         live_bytes=live,
         onchip_bytes=onchip,
         offchip_bytes=live - onchip,
-        fill_bytes=fill_reads + out_bytes + psum_spill,
+        fill_bytes=fill_reads + from_dram(out_bytes, out_d) + psum_spill,
     )
+
+
+def per_inference(plan: MemoryPlan, batch: int) -> MemoryPlan:
+    """A batch's plan as figures per inference (traffic divided by the batch; footprints kept)."""
+    if batch == 1:
+        return plan
+    return MemoryPlan(
+        dram_read_bytes=plan.dram_read_bytes / batch, dram_write_bytes=plan.dram_write_bytes / batch,
+        psum_spill_bytes=plan.psum_spill_bytes / batch, schedule=plan.schedule, passes=plan.passes,
+        prologue_bytes=plan.prologue_bytes / batch, epilogue_bytes=plan.epilogue_bytes / batch,
+        live_bytes=plan.live_bytes, onchip_bytes=plan.onchip_bytes, offchip_bytes=plan.offchip_bytes,
+        fill_bytes=plan.fill_bytes / batch)
 
 
 def dram_bytes_per_cycle(hw) -> float | None:

@@ -17,7 +17,7 @@ SUMMED = ("cycles", "compute_cycles", "stall_cycles", "glb_stall_cycles", "dram_
           "fill_drain_cycles", "macs_dense", "macs_issued", "macs_skipped", "macs_gated",
           "macs_effectual", "energy_pj", *(f"energy_{c}_pj" for c in COMPONENTS),
           "spad_bits", "glb_bits", "noc_bit_hops", "dram_read_bytes", "dram_write_bytes",
-          "dram_bytes", "psum_spill_bytes", "wakeups")
+          "dram_bytes", "dram_weight_read_bytes", "dram_act_read_bytes", "dram_compulsory_bytes", "dram_capacity_bytes", "psum_spill_bytes", "wakeups")
 #: Identity columns added to a saved table.
 IDENTITY = ("hw_name", "hw_hash", "trace_hash", "fidelity")
 

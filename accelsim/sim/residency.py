@@ -1,0 +1,145 @@
+"""Network-level memory: batches, weights that stay on chip, outputs kept for the next layer.
+
+:func:`plan_network` decides, before any layer runs, what each layer finds on chip:
+
+- **weights** (``residency.weights``): ``resident`` keeps every layer's weights (on-chip format)
+  in the on-chip buffer across inferences, so a steady-state inference reads no weights from DRAM;
+  the one-time load is reported apart (``weight_load_bytes``). The resident weights of the
+  *other* layers are reserved out of the buffer a layer can tile with; a layer that then cannot
+  be mapped is an error for ``resident`` and makes ``auto`` fall back to ``streamed``.
+- **activations** (``residency.activations: auto``): a layer's output (the whole batch, on-chip
+  format, the largest over samples of the next layer's real input, i.e. after the pooling and
+  activations between them) stays on chip as the next layer's input when it
+  fits, together with the layer's own kept input, in what the resident weights leave (working
+  tiles of resident tensors are read from their resident copies and need no extra room).
+  Without records of the ops between layers, each layer's input is taken to be the previous
+  layer's output (pooling and activations between them run on chip).
+- **batch**: ``B`` samples run together; weights are fetched once per batch when the mapping
+  allows (the systolic model tiles the batch's activations against one weight pass; the loop-nest
+  model has ``N = B`` in its nest), activations per sample. Rows report per inference.
+
+DRAM traffic is split into a *compulsory* part (the network's input and output, and streamed
+weights once per batch) and a *capacity* part (everything a bigger buffer would avoid:
+re-fetches of tiles, intermediate activations, partial-sum spills).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from accelsim.errors import ConfigError
+from accelsim.sim import storage
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """What one layer finds on chip, and its place in the network."""
+
+    batch: int = 1
+    weights_resident: bool = False
+    input_on_chip: bool = False
+    output_on_chip: bool = False
+    reserved_bytes: float = 0.0      # buffer held by other layers' resident weights
+    network_input: bool = True       # its input is the network's input (compulsory traffic)
+    network_output: bool = True      # its output is the network's output (compulsory traffic)
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    contexts: tuple[LayerContext, ...]
+    weights_resident: bool
+    weight_load_bytes: float         # one-time load of the resident weights (DRAM format)
+    capacity_bytes: float | None     # the on-chip buffer the plan fills
+    notes: tuple[str, ...] = ()
+
+
+def buffer_capacity(hw, tensor: str) -> float | None:
+    """Bytes of the on-chip buffer that would hold ``tensor`` (``weights``/``inputs``/
+    ``outputs``): the global buffer, or the outermost ``memory_hierarchy`` level keeping it
+    (``None``: unbounded; ``0``: no shared level keeps it)."""
+    if hw.memory_hierarchy is None:
+        return float(hw.global_buffer.size_kib) * 1024.0
+    for level in hw.memory_hierarchy:
+        if level.instances == "one" and tensor in level.keeps:
+            return None if level.size_bytes is None else float(level.size_bytes)
+    return 0.0
+
+
+def _weight_bytes(layer, hw, fmt) -> float:
+    wmask = np.asarray(layer.weight_mask(), dtype=bool)
+    if wmask.ndim == 5:     # matmul: the second operand is an activation, not a weight
+        return 0.0
+    return storage.bits_to_bytes(storage.tensor_bits(wmask, fmt, hw.precision.weight_bits))
+
+
+def _input_bytes(layer, hw, batch: int, samples: int | None) -> float:
+    """The largest on-chip size of one batch of the layer's input, from its real masks."""
+    from accelsim.sim.memo import memoised
+
+    acts = memoised(layer, ("act_mask", samples), lambda: layer.act_mask(samples))
+    fmt = hw.storage.activations.on_chip
+    bits = max(storage.tensor_bits(np.asarray(a, dtype=bool), fmt, hw.precision.activation_bits)
+               for a in acts) if len(acts) else 0
+    return batch * storage.bits_to_bytes(bits)
+
+
+def plan_network(layers: list, hw, batch: int = 1, weights: str | None = None,
+                 samples: int | None = None) -> NetworkPlan:
+    """Residency decisions for ``layers`` (in execution order) on ``hw``.
+
+    ``weights`` overrides ``hw.residency.weights`` (``auto`` is tried as ``resident`` first;
+    the caller falls back with ``weights="streamed"`` when a layer cannot then be mapped).
+    """
+    if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
+        raise ConfigError(None, "batch", f"expected a positive integer, got {batch!r}")
+    policy = weights or hw.residency.weights
+    n = len(layers)
+    w_cap = buffer_capacity(hw, "weights")
+    notes: list[str] = []
+    w_bytes = [_weight_bytes(l, hw, hw.storage.weights.on_chip) for l in layers]
+    total_w = float(sum(w_bytes))
+    resident = False
+    if policy in ("resident", "auto"):
+        fits = w_cap is None or (w_cap > 0 and total_w <= w_cap)
+        if fits:
+            resident = True
+        elif policy == "resident":
+            where = ("no shared memory_hierarchy level keeps weights" if w_cap == 0 else
+                     f"the on-chip buffer holds {w_cap:,.0f} bytes")
+            raise ConfigError(hw.name, "residency.weights",
+                              f"resident weights need {total_w:,.0f} bytes but {where}; use "
+                              "streamed or auto")
+        else:
+            notes.append(f"weights streamed: {total_w:,.0f} bytes do not fit the on-chip buffer")
+    a_cap = buffer_capacity(hw, "outputs")
+    keep = [False] * n
+    i_cap = buffer_capacity(hw, "inputs")
+    if hw.residency.activations == "auto" and a_cap != 0 and i_cap != 0:
+        free = None if a_cap is None else a_cap - (total_w if resident else 0.0)
+        held = 0.0                    # the kept input of the current layer
+        for i in range(n - 1):
+            # what stays is the next layer's input: this output after the on-chip ops between
+            out = _input_bytes(layers[i + 1], hw, batch, samples)
+            keep[i] = free is None or held + out <= free
+            held = out if keep[i] else 0.0
+    contexts = []
+    for i in range(n):
+        contexts.append(LayerContext(
+            batch=int(batch), weights_resident=resident and w_bytes[i] > 0,
+            input_on_chip=i > 0 and keep[i - 1], output_on_chip=keep[i],
+            reserved_bytes=(total_w - w_bytes[i]) if resident else 0.0,
+            network_input=i == 0, network_output=i == n - 1))
+    load = 0.0
+    if resident:
+        load = float(sum(_weight_bytes(l, hw, hw.storage.weights.off_chip) for l in layers))
+    return NetworkPlan(tuple(contexts), resident, load,
+                       None if w_cap is None else float(w_cap), tuple(notes))
+
+
+def streamed(plan: NetworkPlan, layers: list, hw) -> NetworkPlan:
+    """The same plan with weights streamed (the ``auto`` fall-back)."""
+    contexts = tuple(replace(c, weights_resident=False, reserved_bytes=0.0) for c in plan.contexts)
+    return replace(plan, contexts=contexts, weights_resident=False, weight_load_bytes=0.0,
+                   notes=plan.notes + ("weights streamed: with all weights resident some layer "
+                                       "could not be tiled in the space left",))
