@@ -135,3 +135,30 @@ def test_resnet18_liveness_runs_on_a_real_capture(minimal_hw):
     add = next(s for s in lv.steps if s.kind == "add")
     assert len([t for t in add.tensors if t.role != "weights"]) == 3
     assert lv.peak_bytes >= max(s.live_bytes_max for s in lv.steps) - 1e-9
+
+
+def test_timeline_plot_and_cli(block_capture, minimal_hw, tmp_path, capsys):
+    from accelsim.cli import main
+    from accelsim.hw.load import dump_hw
+    from accelsim.plot.timeline import plot_timeline, timeline_table
+    from accelsim.trace.writer import write_trace
+
+    data, _ = block_capture
+    hw = _hw(minimal_hw)
+    lv = liveness(data.graph, hw, layers=data.layer_traces())
+    for by in ("role", "tensor"):
+        table = timeline_table(lv, by)
+        sums = table.drop(columns="step").sum(axis=1).to_numpy()
+        np.testing.assert_allclose(sums, [s.live_bytes for s in lv.steps])
+        assert plot_timeline(lv, by=by, glb_bytes=65536).figure is not None
+    trace = write_trace(tmp_path / "b.trace", data)
+    hw_file = tmp_path / "hw.yaml"
+    hw_file.write_text(dump_hw(hw))
+    out = tmp_path / "t.png"
+    assert main(["plot", "memory", "--timeline", "--trace", str(trace), "--hw", str(hw_file),
+                 "-o", str(out)]) == 0 and out.stat().st_size > 0
+    old = write_trace(tmp_path / "old.trace", type(data)(layers=data.layers,
+                                                           provenance=data.provenance))
+    assert main(["plot", "memory", "--timeline", "--trace", str(old), "--hw", str(hw_file),
+                 "-o", str(out)]) != 0
+    assert "does not record the ops between layers" in capsys.readouterr().err

@@ -75,6 +75,16 @@ def _simulation_inputs(sub: argparse.ArgumentParser, kind: str) -> None:
     if kind == "memory":
         saved.add_argument("--glb-kib", type=float, default=None,
                            help="global-buffer size in KiB (instead of --hw)")
+        timeline = sub.add_argument_group("or a per-op timeline of live tensors "
+                                          "(needs --trace with its between-layer ops and --hw)")
+        timeline.add_argument("--timeline", action="store_true",
+                              help="what is live while each op runs (accelsim.sim.liveness)")
+        timeline.add_argument("--by", choices=("role", "tensor"), default="role",
+                              help="stack by role (inputs, weights, outputs, kept-alive) or "
+                                   "by tensor")
+        timeline.add_argument("--weights", choices=("current", "resident", "none"),
+                              default="current", help="weights counted: the running layer's, "
+                                                      "every layer's, or none")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -221,6 +231,8 @@ def _plot(args: argparse.Namespace) -> int:
 
     common.check_format(args.output)
     kind = args.plot_kind
+    if kind == "memory" and getattr(args, "timeline", False):
+        return _plot_timeline(args)
     if kind == "pareto":
         result = pareto.plot_pareto(read_table(args.results), x=args.x, y=args.y,
                                     trace=args.trace, log=args.log, title=args.title)
@@ -252,3 +264,33 @@ def _plot(args: argparse.Namespace) -> int:
     path = result.save(args.output)
     print(f"{kind} plot: {path}")
     return 0
+
+
+def _plot_timeline(args: argparse.Namespace) -> int:
+    """``plot memory --timeline``: live tensors per op, from the trace's graph."""
+    from accelsim.hw.load import load_hw
+    from accelsim.plot import common, timeline
+    from accelsim.sim.liveness import liveness
+    from accelsim.trace import open_trace
+
+    if args.results or not (args.trace and args.hw):
+        raise AccelsimError("plot memory --timeline: give --trace and --hw (the timeline comes "
+                            "from the trace's between-layer ops, not from saved results)")
+    if args.samples is not None and args.samples < 1:
+        raise AccelsimError(f"--samples: expected a positive integer, got {args.samples}")
+    hw = load_hw(args.hw)
+    with open_trace(args.trace) as trace:
+        if trace.graph is None:
+            raise AccelsimError(f"{args.trace}: the trace does not record the ops between "
+                                "layers (captured before accelsim recorded them, or "
+                                "statistical); re-capture it for a memory timeline")
+        lv = liveness(trace.graph, hw, layers=list(trace), samples=args.samples,
+                      weights=args.weights)
+        samples = lv.per_sample.shape[1]
+    context = common.PlotContext(design=hw.name, trace=Path(args.trace).stem, samples=samples)
+    result = timeline.plot_timeline(lv, by=args.by, glb_bytes=hw.global_buffer.size_kib * 1024,
+                                    title=args.title, context=context)
+    path = result.save(args.output)
+    print(f"memory timeline plot: {path} (peak {lv.peak_bytes:,.0f} bytes at op {lv.peak_step})")
+    return 0
+
