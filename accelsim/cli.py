@@ -22,6 +22,7 @@ _STAGE_CLIS = (
     "accelsim.map.cli",
     "accelsim.sim.cli",
     "accelsim.sweep.cli",
+    "accelsim.codesign.cli",
     "accelsim.plot.cli",
 )
 

@@ -74,7 +74,8 @@ def epoch_seed(seed: int, stage_index: int, epoch: int) -> int:
 def run_recipe(recipe: Recipe | str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                resume: bool = False, seed: int | None = None, device: str = "cpu",
                save_to: str | os.PathLike | None = None, progress: bool = True,
-               on_epoch_end: EpochCallback | None = None, model: str | None = None) -> RunResult:
+               on_epoch_end: EpochCallback | None = None, model: str | None = None,
+               evaluate_test: bool = True) -> RunResult:
     """Train a recipe (a :class:`Recipe` or a YAML path) and write its outputs to ``out_dir``.
 
     ``out_dir`` defaults to ``runs/<recipe name>``. An existing run there is an error
@@ -83,6 +84,8 @@ def run_recipe(recipe: Recipe | str | os.PathLike, out_dir: str | os.PathLike | 
     there. ``model`` replaces the recipe's model (a file may name only zoo models; this
     argument may name ``package.module:attribute``). ``on_epoch_end(stage_name, epoch, metrics)`` runs after each epoch's
     state is saved (raising from it interrupts the run like a crash would).
+    ``evaluate_test=False`` leaves the test split unread (a caller that selects among
+    many models evaluates only the selected ones on it, once).
     """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, model=model)
@@ -91,7 +94,9 @@ def run_recipe(recipe: Recipe | str | os.PathLike, out_dir: str | os.PathLike | 
     if seed is not None and seed != recipe.seed:
         recipe = recipe.with_seed(seed)
     out = Path(out_dir) if out_dir is not None else Path("runs") / recipe.name
-    return _Run(recipe, out, device, progress, on_epoch_end).execute(resume, save_to)
+    run = _Run(recipe, out, device, progress, on_epoch_end)
+    run.evaluate_test = evaluate_test
+    return run.execute(resume, save_to)
 
 
 class _Run:
@@ -103,6 +108,7 @@ class _Run:
         self.progress = progress
         self.on_epoch_end = on_epoch_end
         self.history: list[dict] = []
+        self.evaluate_test = True
 
     # ------------------------------------------------------------------ setup
     def _build(self) -> None:
@@ -272,6 +278,8 @@ class _Run:
     def _final_metrics(self, last: dict) -> dict:
         """The final model's validation figures plus its one test-set evaluation (``test_*``)."""
         metrics = dict(last) if last else self._epoch_metrics()
+        if not self.evaluate_test:
+            return metrics
         test_set = load_dataset(self.recipe.data.dataset, train=False)
         metrics.update(prefixed("test_", evaluate(self.model, test_set, self.recipe.data.eval_batch_size,
                                                   self.device, skip_layers=1)))
