@@ -73,8 +73,9 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
               wmask: np.ndarray, pads: tuple[int, int], mode: int) -> np.ndarray:
     """Issued MAC slots ``(steps, Y, X)`` of one batch of ``act`` ``(N, C, H, W)`` masks.
 
-    ``fanout_level``: the level whose spatial loops spread over the PE array; temporal loops
-    at it and above are steps, loops at levels below it (and the MAC lanes) are PE blocks.
+    ``fanout_level``: the innermost level whose spatial loops spread over the PE array (spatial
+    loops at it and above index PEs); temporal loops at it and above are steps, loops at levels
+    below it (and the MAC lanes) are PE blocks.
     """
     flat = mapping.flat()
     n = len(flat)
@@ -93,10 +94,8 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
         radix[d] = stride[i] * loop.factor
         if lv > fanout_level:
             k = KIND_INNER
-        elif loop.spatial and lv == fanout_level:
+        elif loop.spatial:   # spread over the PE array (possibly from several levels)
             k = KIND_SPATIAL_X if loop.axis == "X" else KIND_SPATIAL_Y
-        elif loop.spatial:
-            raise ValueError("spatial loops above the PE array's fan-out level")
         else:
             k = KIND_OUTER
         code = {KIND_OUTER: 0, KIND_SPATIAL_Y: 1, KIND_SPATIAL_X: 2, KIND_INNER: 3}[k]
