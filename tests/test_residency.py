@@ -113,3 +113,25 @@ def test_default_is_the_single_inference_from_dram():
 def test_bad_batch_is_one_clean_error():
     with pytest.raises(ConfigError, match="batch"):
         simulate(open_trace(TRACE), load_hw("hw_configs/sparten_like.yaml"), samples=1, batch=0)
+
+
+def test_between_layer_ops_and_liveness_fold_into_the_totals(tmp_path):
+    import torch
+
+    from accelsim.trace.capture import CaptureOptions, capture_trace
+    from accelsim.trace.writer import write_trace
+    from accelsim.zoo import get_model
+
+    torch.manual_seed(0)
+    data = capture_trace(get_model("lenet5"), [torch.randn(3, 1, 32, 32)], CaptureOptions(samples=3))
+    path = write_trace(tmp_path / "g.trace", data)
+    trace = open_trace(path)
+    assert trace.graph is not None
+    res = simulate(trace, load_hw("hw_configs/edge_lowpower.yaml"))
+    t = res.totals
+    assert t["vector_cycles"] > 0 and t["energy_vector_pj"] > 0
+    assert t["cycles"] == pytest.approx(res.layers["cycles"].sum() + t["vector_cycles"])
+    assert t["energy_pj"] == pytest.approx(res.layers["energy_pj"].sum() + t["energy_vector_pj"])
+    assert t["peak_live_bytes"] >= t["peak_layer_live_bytes"] > 0
+    old = simulate(open_trace(TRACE), load_hw("hw_configs/edge_lowpower.yaml"), samples=2)
+    assert old.meta["between_layer_ops"].startswith("unknown") and old.totals["vector_cycles"] == 0

@@ -56,6 +56,16 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     totals = totals_of(frame, meta)
     totals["batch"] = int(batch)
     totals["weight_load_bytes"] = plan.weight_load_bytes
+    graph = getattr(layers, "graph", None)
+    _add_vector_ops(totals, meta, graph, hw, samples)
+    if graph is not None and graph.ops:   # runtime memory from the tensors' real lifetimes
+        from accelsim.sim.liveness import liveness
+
+        mode = "resident" if plan.weights_resident else "current"
+        live = liveness(graph, hw, items, samples, weights=mode)
+        totals["peak_layer_live_bytes"] = totals.get("peak_live_bytes", 0.0)
+        totals["peak_live_bytes"] = float(live.peak_bytes) * batch
+        totals["peak_live_step"] = int(live.peak_step)
     return SimResult(layers=frame, totals=totals, meta=meta)
 
 
@@ -66,3 +76,24 @@ def _run(items: list, hw, fidelity: str, samples, params, plan, progress: bool) 
 
         work = tqdm(work, total=len(items), desc=f"simulate {hw.name}", unit="layer", file=sys.stderr)
     return [simulate_layer(layer, hw, fidelity, samples, params, ctx) for layer, ctx in work]
+
+
+def _add_vector_ops(totals: dict, meta: dict, graph, hw, samples) -> None:
+    """Fold the between-layer ops (pooling, adds, norms, activations) run on the vector unit into
+    the network totals: their cycles run between the layers, their energy is its own component."""
+    if graph is None:
+        meta["between_layer_ops"] = "unknown (trace has no op records)"
+        totals["vector_cycles"] = 0.0
+        totals["energy_vector_pj"] = 0.0
+        return
+    from accelsim.sim.vector_ops import vector_op_costs
+
+    costs = vector_op_costs(graph, hw, samples).totals()
+    meta["between_layer_ops"] = len(graph.between_layer_ops)
+    totals["vector_cycles"] = costs.get("cycles", 0.0)
+    totals["energy_vector_pj"] = costs.get("energy_pj", 0.0)
+    totals["cycles"] = totals.get("cycles", 0.0) + totals["vector_cycles"]
+    totals["energy_pj"] = totals.get("energy_pj", 0.0) + totals["energy_vector_pj"]
+    totals["energy_uj"] = totals["energy_pj"] * 1e-6
+    if meta.get("clock_mhz"):
+        totals["latency_s"] = totals["cycles"] / (meta["clock_mhz"] * 1e6)
