@@ -3,8 +3,9 @@
 Input: token embeddings of shape (N, T, F) (default T=16 tokens, F=64 features); the
 registered per-sample input shape is (T, F). Every projection is an ``nn.Linear``
 module (query, key, value, output, MLP), so the trace capture sees each of them as a
-linear layer on a (N, T, F) input. Attention's two matrix products are functional
-and are not traced (yet). A mean over tokens feeds a linear classifier.
+linear layer on a (N, T, F) input. Attention's two matrix products (Q.K^T and P.V) are
+captured as ``matmul`` layers with both operands' masks. A mean over tokens feeds a
+linear classifier.
 """
 from __future__ import annotations
 
