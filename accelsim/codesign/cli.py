@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for training (default: cpu)")
     parser.add_argument("--max-points", type=int, default=100_000, metavar="N",
                         help="largest models x hardware points allowed (default 100,000)")
+    parser.add_argument("--plot", default=None, metavar="FILE",
+                        help="also save the accuracy-vs-energy-saving plot to FILE (png, svg, pdf)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     parser.set_defaults(handler=_codesign)
 
@@ -50,6 +52,10 @@ def _codesign(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path("runs") / "codesign" / spec.name
     outcome = run_codesign(spec, out, workers=args.workers, train_jobs=args.train_jobs,
                            threads=args.threads, device=args.device, progress=not args.quiet)
+    if args.plot:
+        from accelsim.codesign.report import write_plot
+
+        outcome.files["plot copy"] = str(write_plot(outcome.table, spec, args.plot))
     print(outcome.summary())
     for name, path in outcome.files.items():
         print(f"{name}: {path}", file=sys.stderr)
