@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from accelsim.errors import AccelsimError, ConfigError
+from accelsim.errors import ConfigError
 from accelsim.hw import rules
 from accelsim.hw.load import read_yaml_mapping
 from accelsim.sweep.expand import SweepPoint, expand
@@ -406,4 +406,4 @@ def objective_tuples(spec: CodesignSpec) -> tuple[tuple[str, ...], ...]:
 
 
 __all__ = ["CodesignSpec", "DesignPoint", "TrainingPoint", "apply_training", "load_codesign_dict",
-           "load_codesign_spec", "objective_tuples", "AccelsimError"]
+           "load_codesign_spec", "objective_tuples"]
