@@ -25,6 +25,7 @@ MAPPING_OBJECTIVES = ("energy", "latency", "edp")
 WEIGHT_RESIDENCY = ("streamed", "resident", "auto")
 ACTIVATION_RESIDENCY = ("streamed", "auto")
 SYNC_GROUPS = ("array", "row", "column", "decoupled")
+WEIGHT_LAYOUTS = ("input_major", "output_major")   # accelsim.sim.fetch.LAYOUTS
 STORAGE_FORMATS = ("dense", "bitmap", "run_length", "csr", "coo")
 ENERGY_ACTIONS = (
     "mac_pj", "gated_mac_pj", "spad_pj_per_bit", "glb_pj_per_bit", "noc_pj_per_bit_hop",
@@ -87,6 +88,10 @@ class Sparsity:
     skip_zero_weights: bool = spec(rules.boolean, "remove pairs whose weight is zero", False)
     gate_zero_operands: bool = spec(rules.boolean,
                                     "keep the cycle of a zero pair but not its MAC/read energy", False)
+    skip_weight_fetch: bool = spec(rules.boolean,
+                                   "a linear layer's zero inputs skip fetching their weights from DRAM "
+                                   "(and holding them in the buffer), at the granularity of "
+                                   "dram.weight_layout and dram.burst_bytes (accelsim.sim.fetch)", False)
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,12 @@ class DRAM:
     ideal: bool = spec(rules.boolean, "unlimited bandwidth (no memory stalls); energy still counted", False)
     bandwidth_gb_per_s: float | None = spec(rules.optional(rules.bounded(rules.positive_float, 1e6)),
                                             "off-chip bandwidth in GB/s (required unless ideal)", None)
+    burst_bytes: int = spec(rules.bounded(rules.positive_int, 1 << 20),
+                            "bytes of one DRAM burst, the smallest fetch (sparsity.skip_weight_fetch)", 64)
+    weight_layout: str = spec(rules.one_of(WEIGHT_LAYOUTS),
+                              "order of a linear layer's weights in DRAM: input_major (each input's "
+                              "weights contiguous) or output_major (PyTorch's row-major (out, in))",
+                              "input_major")
 
 
 @dataclass(frozen=True)
@@ -279,7 +290,8 @@ class HardwareConfig:
     @property
     def has_sparsity(self) -> bool:
         s = self.sparsity
-        return s.skip_zero_activations or s.skip_zero_weights or s.gate_zero_operands
+        return (s.skip_zero_activations or s.skip_zero_weights or s.gate_zero_operands
+                or s.skip_weight_fetch)
 
     def dense_twin(self) -> "HardwareConfig":
         """The same hardware with every sparsity feature off and dense storage."""

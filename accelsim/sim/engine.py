@@ -15,6 +15,7 @@ import numpy as np
 from accelsim.errors import AccelsimError, ConfigError, MappingError, TraceError
 from accelsim.hw.energy import energy_model
 from accelsim.sim import energy as energy_mod
+from accelsim.sim import fetch
 from accelsim.sim import storage
 from accelsim.sim.kernels import cycle as cyk
 from accelsim.sim.kernels import schedule as sch
@@ -336,6 +337,12 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
     for n in range(acts.shape[0]):
         wcodes, weight_bits_total, w_cost, weight_dram_bits = (
             weight_operand(wmask[n], ("sample", n)) if per_sample else shared)
+        if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (accelsim.sim.fetch)
+            start = n - n % ctx.batch      # the batch shares one weight pass
+            frac = memoised(layer, ("fetch", hw.dram.weight_layout, hw.dram.burst_bytes, p.w_bits,
+                                    ctx.batch, samples, n), lambda: fetch.hw_fetch_fraction(
+                                        layer, acts[start:start + ctx.batch], hw))
+            weight_bits_total, weight_dram_bits = weight_bits_total * frac, weight_dram_bits * frac
         rows.append(_simulate_sample(layer, acts[n], wcodes, weight_bits_total, w_cost, gemm,
                                      mapping, p, fidelity, (samples, n), weight_dram_bits, ctx,
                                      batch_plan))

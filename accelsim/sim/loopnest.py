@@ -28,7 +28,7 @@ from accelsim.map.cost import level_time
 from accelsim.map.mapper import MapResult, search
 from accelsim.map.nest import LoopNest
 from accelsim.map.sparse import MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, step_work
-from accelsim.sim import storage
+from accelsim.sim import fetch, storage
 from accelsim.sim.energy import COMPONENTS
 from accelsim.sim.kernels import schedule as sch
 from accelsim.sim.residency import LayerContext
@@ -165,6 +165,9 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
         wmask = wmasks[start] if per_sample_weights else wmasks
         ratios = (_compressed_ratio(wmask, hw.storage.weights.on_chip, hw.precision.weight_bits),
                   _compressed_ratio(wmask, hw.storage.weights.off_chip, hw.precision.weight_bits))
+        if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (accelsim.sim.fetch)
+            frac = fetch.hw_fetch_fraction(layer, group, hw)
+            ratios = (ratios[0] * frac, ratios[1] * frac)
         row = _sample(layer, group, wmask, nest, mapped.mapping, mapped.counts, arch, em, hw, mode,
                       ratios, ctx)
         for key, value in row.items():   # a batch's totals -> per inference

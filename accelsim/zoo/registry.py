@@ -20,7 +20,7 @@ class ZooEntry:
 
 _REGISTRY: dict[str, ZooEntry] = {}
 #: Modules whose import registers the zoo models; imported on first look-up (they need PyTorch).
-ZOO_MODULES = ("lenet", "mobilenet", "resnet", "transformer", "vgg")
+ZOO_MODULES = ("lenet", "llama", "mobilenet", "resnet", "transformer", "vgg")
 _loaded = False
 
 

@@ -1,0 +1,239 @@
+"""Capturing decoder LLMs: prefill and decode steps (with a KV cache) as phases of one trace.
+
+``capture_decoder(model, prompts, decode_tokens, options)`` runs every prompt on its own
+(batch 1, as a decoder serves one request): one forward over the whole prompt
+(*prefill*), then ``decode_tokens`` greedy steps of one token each that reuse the
+model's KV cache (*decode*). Every phase is captured by its own
+:class:`~accelsim.trace.capture.MaskRecorder` and the layers are concatenated in
+execution order, named ``prefill/<layer>`` and ``decode<t>/<layer>``. Each layer's
+``stats`` carry ``phase`` (``"prefill"`` or ``"decode"``) and ``step`` (0 for prefill,
+``t`` for the t-th generated token, from 1), stored in the trace file as extra per-layer
+statistics: older traces, which lack them, read as phase ``"all"``
+(:func:`layer_phase`). Decode layers are matrix-vector work (``H = 1`` token); their
+attention products ``attn_qk``/``attn_pv`` run over the cache, whose length grows by
+one per step (``K = heads * (prompt + t)``).
+
+Models come from ``transformers`` (the optional ``accelsim[llm]`` extra): a zoo name
+(:mod:`accelsim.zoo.llama`, random initialisation) or a local checkpoint folder
+(``config.json`` plus safetensors weights; never the hub: ``local_files_only``).
+Text is tokenised by the folder's tokenizer when it has one, else as UTF-8 bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import warnings
+from pathlib import Path
+import numpy as np
+import torch
+import torch.nn as nn
+
+from accelsim.errors import AccelsimError, DataError, TraceError
+from accelsim.trace.capture import CaptureOptions, MaskRecorder, base_provenance
+from accelsim.trace.records import TraceData
+
+PHASES = ("prefill", "decode")
+
+
+def layer_phase(layer) -> tuple[str, int | None]:
+    """(phase, step) of a layer (``LayerTrace`` or ``CapturedLayer``); ``("all", None)`` if untagged."""
+    stats = getattr(layer, "stats", None) or {}
+    phase = stats.get("phase")
+    if phase not in PHASES:
+        return "all", None
+    step = stats.get("step")
+    return phase, (int(step) if isinstance(step, (int, float)) else None)
+
+
+# -- models and text ------------------------------------------------------------------
+
+def load_decoder(spec: str | os.PathLike, seed: int = 0) -> tuple[nn.Module, object | None]:
+    """(model, tokenizer or None) from a zoo name or a local checkpoint folder (no network)."""
+    path = Path(spec)
+    if path.is_dir():
+        return _load_folder(path)
+    from accelsim.zoo import get_model
+    from accelsim.zoo.llama import DECODERS
+
+    if str(spec) not in DECODERS:
+        raise AccelsimError(f"decoder model {str(spec)!r}: expected a zoo decoder "
+                            f"({', '.join(DECODERS)}) or a local checkpoint folder")
+    return get_model(str(spec), seed=seed), None
+
+
+def _load_folder(path: Path) -> tuple[nn.Module, object | None]:
+    from accelsim.zoo.registry import import_library
+
+    tf = import_library("transformers", "decoder LLMs (accelsim[llm])")
+    if not (path / "config.json").is_file():
+        raise AccelsimError(f"{path}: expected a checkpoint folder with config.json "
+                            "(save one with model.save_pretrained(folder))")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        model = tf.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types; one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AccelsimError(f"{path}: cannot load the checkpoint: {first}") from None
+    tokenizer = None
+    if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
+                                         "tokenizer.model")):
+        try:
+            tokenizer = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise AccelsimError(f"{path}: cannot load its tokenizer: {exc}") from None
+    return model.eval(), tokenizer
+
+
+def encode_text(text: str, tokenizer=None, vocab_size: int | None = None) -> list[int]:
+    """Token ids of ``text``: the tokenizer's, else its UTF-8 bytes (needs a vocabulary >= 256)."""
+    if tokenizer is not None:
+        return [int(t) for t in tokenizer(text)["input_ids"]]
+    if vocab_size is not None and vocab_size < 256:
+        raise AccelsimError(f"byte-level tokens need a vocabulary of at least 256; the model "
+                            f"has {vocab_size} (give a checkpoint folder with a tokenizer)")
+    return list(text.encode("utf-8"))
+
+
+def prompts_from_text(path: str | os.PathLike, samples: int, prompt_len: int | None,
+                      tokenizer=None, vocab_size: int | None = None) -> torch.Tensor:
+    """``samples`` prompts of equal length (N, T) from a text file, one per non-empty line.
+
+    Every prompt is cut to ``prompt_len`` tokens (default: the shortest line's length).
+    """
+    lines = _read_lines(path, "prompt file")
+    encoded = [encode_text(line, tokenizer, vocab_size) for line in lines]
+    return _equal_prompts(encoded, samples, prompt_len, str(path))
+
+
+def prompts_from_ids(path: str | os.PathLike, samples: int, prompt_len: int | None,
+                     vocab_size: int | None = None) -> torch.Tensor:
+    """Prompts of token ids from a file: one prompt per line, ids separated by spaces/commas."""
+    encoded = []
+    for number, line in enumerate(_read_lines(path, "token-id file"), 1):
+        try:
+            ids = [int(tok) for tok in line.replace(",", " ").split()]
+        except ValueError:
+            raise DataError(f"{path}: line {number}: expected integer token ids separated by "
+                            "spaces or commas") from None
+        bad = [i for i in ids if i < 0 or (vocab_size is not None and i >= vocab_size)]
+        if bad:
+            raise DataError(f"{path}: line {number}: token id {bad[0]} is outside the "
+                            f"vocabulary [0, {vocab_size})")
+        encoded.append(ids)
+    return _equal_prompts(encoded, samples, prompt_len, str(path))
+
+
+def _read_lines(path, what: str) -> list[str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the {what}: {exc}") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise DataError(f"{path}: the {what} has no non-empty line")
+    return lines
+
+
+def _equal_prompts(encoded: list[list[int]], samples: int, prompt_len: int | None,
+                   where: str) -> torch.Tensor:
+    if len(encoded) < samples:
+        raise DataError(f"{where}: {samples} prompts requested but it holds {len(encoded)} "
+                        "(one per non-empty line)")
+    chosen = encoded[:samples]
+    shortest = min(len(p) for p in chosen)
+    length = shortest if prompt_len is None else int(prompt_len)
+    if length < 1 or shortest < length:
+        raise DataError(f"{where}: prompts of {length} tokens requested but the shortest of the "
+                        f"first {samples} has {shortest}")
+    return torch.tensor([p[:length] for p in chosen], dtype=torch.long)
+
+
+# -- capture ----------------------------------------------------------------------------
+
+def _cache_keyword(model: nn.Module) -> str:
+    """The forward's name for the KV cache (``cache`` in newer transformers)."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _step(model: nn.Module, ids: torch.Tensor, cache, keyword: str):
+    kwargs = {"input_ids": ids, "use_cache": True}
+    if cache is not None:
+        kwargs[keyword] = cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        out = model(**kwargs)
+    if keyword == "cache":
+        new_cache = getattr(out, "cache", None)
+    else:
+        new_cache = getattr(out, "past_key_values", None)
+    return out.logits, new_cache
+
+
+def capture_decoder(model: nn.Module, prompts: torch.Tensor, decode_tokens: int,
+                    options: CaptureOptions, provenance: dict | None = None) -> TraceData:
+    """Capture prefill of ``prompts`` (N, T) and ``decode_tokens`` greedy decode steps.
+
+    Each prompt runs alone (batch 1); the trace has N samples. ``options.samples`` is
+    ignored (every prompt is traced).
+    """
+    if prompts.dim() != 2 or prompts.shape[0] < 1 or prompts.shape[1] < 1:
+        raise AccelsimError(f"capture_decoder: expected prompts of shape (N, T) with N, T >= 1, "
+                            f"got {tuple(prompts.shape)}")
+    if not isinstance(decode_tokens, int) or decode_tokens < 0:
+        raise AccelsimError(f"decode tokens: expected an integer >= 0, got {decode_tokens!r}")
+    n, length = (int(s) for s in prompts.shape)
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None) or \
+        getattr(getattr(model, "config", None), "n_positions", None)
+    if limit is not None and length + decode_tokens > int(limit):
+        raise AccelsimError(f"prompt ({length}) + decode tokens ({decode_tokens}) exceed the "
+                            f"model's {limit} positions")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None and (int(prompts.min()) < 0 or int(prompts.max()) >= int(vocab)):
+        raise AccelsimError(f"prompts hold token ids outside the model's vocabulary [0, {vocab})")
+    keyword = _cache_keyword(model)
+    options = dataclasses.replace(options, samples=n)
+    was_training = model.training
+    model.eval()
+    phases = ["prefill"] + [f"decode{t}" for t in range(1, decode_tokens + 1)]
+    generated = np.zeros((n, decode_tokens), dtype=np.int64)
+    ids = [prompts[i:i + 1] for i in range(n)]
+    caches: list = [None] * n
+    layers, untraced = [], []
+    try:
+        # phase-major: one recorder per phase sees every prompt's step (caches kept per prompt)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="capture: the ops between layers")
+            for step, name in enumerate(phases):
+                with MaskRecorder(model, options) as rec:
+                    for i in range(n):
+                        rec.start_batch(1, single=True)
+                        logits, caches[i] = _step(model, ids[i], caches[i], keyword)
+                        ids[i] = logits[:, -1].argmax(-1, keepdim=True)
+                        if step < decode_tokens:
+                            generated[i, step] = int(ids[i])
+                    phase_layers = rec.finish()
+                    phase_untraced = rec.untraced
+                phase = "prefill" if step == 0 else "decode"
+                for layer in phase_layers:
+                    layer.name = f"{name}/{layer.name}"
+                    layer.stats["phase"] = phase
+                    layer.stats["step"] = step
+                    layers.append(layer)
+                untraced += [dict(e, name=f"{name}/{e['name']}") for e in phase_untraced]
+    finally:
+        model.train(was_training)
+    prov = base_provenance(model, options, n)
+    prov.update({"model": type(model).__name__, "dataset": "prompts"})
+    prov.update(provenance or {})
+    prov["num_samples"] = n
+    prov["decoder"] = {"prompt_tokens": length, "decode_tokens": int(decode_tokens),
+                       "phases": phases, "generated": generated.tolist()}
+    if untraced:
+        total = sum(e["macs"] for e in untraced)
+        warnings.warn(f"capture: {total / n:,.0f} MACs per sample ran in ops that are not "
+                      "traced; the trace lists them (`accelsim trace info`)", stacklevel=2)
+    return TraceData(layers=layers, provenance=prov, untraced=untraced, graph=None)
