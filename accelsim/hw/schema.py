@@ -171,6 +171,9 @@ class Residency:
                             "streamed: every layer reads its input from and writes its output to "
                             "DRAM; auto: a layer's output stays on chip as the next layer's input "
                             "when it fits beside the resident weights", "streamed")
+    batch: int = spec(rules.int_range(1, 65536),
+                      "samples run together (weights fetched once per batch when the mapping "
+                      "allows; results stay per inference); `simulate --batch` overrides it", 1)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fast: per-fold counts (default); cycle: step every cycle")
     p.add_argument("--samples", type=positive_int, default=None, metavar="N",
                    help="simulate at most N captured samples per layer (default: all)")
-    p.add_argument("--batch", type=positive_int, default=1, metavar="B",
+    p.add_argument("--batch", type=positive_int, default=None, metavar="B",
                    help="run B samples together: weights are fetched once per batch when the "
-                        "mapping allows (figures stay per inference; default 1)")
+                        "mapping allows (figures stay per inference; default: the design's "
+                        "residency.batch, 1)")
     p.add_argument("--baseline", choices=("dense",), default=None,
                    help="also simulate the same hardware with every sparsity feature off and "
                         "report per-layer savings")

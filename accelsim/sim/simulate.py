@@ -13,14 +13,15 @@ from accelsim.sim.result import SimResult, totals_of
 
 
 def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None = None,
-             progress: bool = False, trace_hash: str | None = None, batch: int = 1) -> SimResult:
+             progress: bool = False, trace_hash: str | None = None,
+             batch: int | None = None) -> SimResult:
     """Simulate every layer of ``layers`` on ``hw``, one layer at a time.
 
     ``layers``: a :class:`~accelsim.trace.Trace` or any iterable of
     :class:`~accelsim.trace.LayerTrace`; ``fidelity``: ``"fast"`` or ``"cycle"``;
     ``samples``: simulate at most this many captured samples per layer (all when
     ``None``); ``batch``: samples run together (weights fetched once per batch when the
-    mapping allows). Figures are per inference (means over samples); what stays on chip
+    mapping allows; default ``hw.residency.batch``, so sweeps can vary it as a hardware axis). Figures are per inference (means over samples); what stays on chip
     between layers and inferences follows ``hw.residency`` (:mod:`accelsim.sim.residency`).
     ``trace_hash`` defaults to the trace's ``content_hash``.
     """
@@ -29,6 +30,8 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     params = HwParams.of(hw)
     if trace_hash is None:
         trace_hash = getattr(layers, "content_hash", None)
+    if batch is None:
+        batch = hw.residency.batch
     items = list(iter_layers(layers))
     plan = plan_network(items, hw, batch, samples=samples)
     try:

@@ -195,8 +195,13 @@ class SweepSpec:
 
     @property
     def objective_pairs(self) -> tuple[tuple[str, str], ...]:
-        """Objective pairs with energy vs cycles first, duplicates removed."""
-        pairs = [DEFAULT_OBJECTIVE] + [tuple(p) for p in self.objectives]
+        """Objective pairs with energy vs cycles first (energy vs latency in seconds when the
+        clock is swept: cycles of different clocks do not compare), duplicates removed."""
+        default = DEFAULT_OBJECTIVE
+        if "technology.clock_mhz" in self.axes:
+            default = (DEFAULT_OBJECTIVE[0], "latency_s")
+        pairs = [default] + [default if tuple(p) == DEFAULT_OBJECTIVE else tuple(p)
+                             for p in self.objectives]
         out: list[tuple[str, str]] = []
         for pair in pairs:
             if pair not in out:
