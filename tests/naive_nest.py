@@ -38,7 +38,7 @@ def _element(tensor, v, nest):
             v["Q"] * nest.stride_w + v["S"] * nest.dil_w)
 
 
-def brute_counts(nest, mapping, keeps):
+def brute_counts(nest, mapping, keeps, unicast=frozenset()):
     """{(level, tensor, action): count} plus ('mac', tensor) reads, by walking every step."""
     loops = [(lv, l) for lv, level in enumerate(mapping.levels) for l in level.temporal + level.spatial]
     nl = len(mapping.levels)
@@ -53,9 +53,10 @@ def brute_counts(nest, mapping, keeps):
         return tuple(sidx[k] for k, i in enumerate(spatial) if loops[i][0] < level)
 
     def group_of(tensor, lo, hi, sidx):
-        """Siblings under one parent that need different data: relevant spatial indices."""
+        """Siblings under one parent that need different data: relevant spatial indices
+        (every sibling on its own when the parent ``lo`` has no multicast)."""
         return tuple(sidx[k] for k, i in enumerate(spatial)
-                     if lo <= loops[i][0] < hi and loops[i][1].dim in RELEVANT[tensor])
+                     if lo <= loops[i][0] < hi and (loops[i][1].dim in RELEVANT[tensor] or lo in unicast))
 
     def tile(tensor, level, tidx, sidx):
         fixed = {i: tidx[k] for k, i in enumerate(temporal)}

@@ -41,9 +41,9 @@ def random_case(rng: random.Random, levels: int = 3):
     return nest, mapping, keeps
 
 
-def _compare(nest, mapping, keeps):
-    fast = analyse(nest, mapping, keeps)
-    brute = brute_counts(nest, mapping, keeps)
+def _compare(nest, mapping, keeps, unicast=frozenset()):
+    fast = analyse(nest, mapping, keeps, unicast)
+    brute = brute_counts(nest, mapping, keeps, unicast)
     for lv in range(len(keeps)):
         for ti, t in enumerate(TENSORS):
             for ai, action in enumerate(ACTIONS):
@@ -133,3 +133,15 @@ def test_mapper_mappings_match_brute_force_per_dataflow(dataflow):
     for _ in range(30):
         nest, mapping, keeps = _mapped_case(rng, dataflow)
         _compare(nest, mapping, keeps)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_unicast_levels_match_brute_force(seed):
+    rng = random.Random(1000 + seed)
+    nest, mapping, keeps = random_case(rng, levels=3)
+    while nest.macs > 2000:
+        nest, mapping, keeps = random_case(rng, levels=3)
+    uni = frozenset(i for i in range(3) if rng.random() < 0.5)
+    fast = _compare(nest, mapping, keeps, uni)
+    multi = analyse(nest, mapping, keeps)
+    assert (fast.counts >= multi.counts - 1e-9).all()   # no multicast never reads less

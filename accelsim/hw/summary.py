@@ -44,7 +44,32 @@ def derived_figures(hw: HardwareConfig) -> dict:
             "mac": mac, "scratchpad": spad, "noc": noc, "global_buffer": glb, "dram": dram,
         },
         "energy_model": e.as_dict(),
+        "model": "loop_nest" if hw.memory_hierarchy is not None else "systolic",
+        "hierarchy": hierarchy_lines(hw),
     }
+
+
+def hierarchy_lines(hw: HardwareConfig) -> list[str]:
+    """The storage levels a design's model uses, outermost first (for a systolic design, the
+    hierarchy its global buffer and scratchpads are equivalent to)."""
+    short = {"weights": "W", "inputs": "I", "outputs": "O"}
+    lines = ["DRAM: keeps W, I, O" + ("" if hw.dram.ideal else f", {hw.dram.bandwidth_gb_per_s:g} GB/s")]
+    if hw.memory_hierarchy is not None:
+        for lv in hw.memory_hierarchy:
+            size = "unbounded" if lv.size_bytes is None else f"{lv.size_bytes:,} B"
+            port = ("unbounded port" if lv.read_words_per_cycle is None
+                    else f"{lv.read_words_per_cycle:g} x {lv.word_bits}-bit words/cycle")
+            where = "per PE" if lv.instances == "per_pe" else "shared"
+            lines.append(f"{lv.name}: {where}, {size}, keeps {', '.join(short[t] for t in lv.keeps) or '-'}, "
+                         f"{port}, {lv.network}")
+        return lines
+    gb, sp = hw.global_buffer, hw.scratchpad
+    port = ("unbounded port" if gb.words_per_cycle is None
+            else f"{gb.words_per_cycle} x {gb.word_bits}-bit words/cycle")
+    lines.append(f"global_buffer: shared, {gb.size_kib:g} KiB, keeps W, I, O, {port}")
+    lines.append(f"scratchpads: per PE, inputs {sp.input_bytes} B, weights {sp.weight_bytes} B, "
+                 f"psums {sp.psum_bytes} B")
+    return lines
 
 
 def format_figures(figures: dict) -> str:
@@ -60,8 +85,15 @@ def format_figures(figures: dict) -> str:
         f"{figures['scratchpad_bytes_per_pe']} B/PE scratchpads)",
         f"global-buffer bandwidth   {_per_cycle(figures['global_buffer_bytes_per_cycle'])}",
         f"DRAM bandwidth            {_per_cycle(dram_bw)}",
-        "energy per dense MAC, operands fetched from:",
     ]
+    if "model" in figures:
+        if figures["model"] == "systolic":
+            lines.append("model                     systolic (SCALE-Sim's mapping; no memory_hierarchy "
+                         "given), equivalent hierarchy:")
+        else:
+            lines.append("model                     loop nest over the memory_hierarchy (mapper per layer):")
+        lines.extend(f"  {line}" for line in figures["hierarchy"])
+    lines.append("energy per dense MAC, operands fetched from:")
     for level, value in figures["energy_per_mac_pj"].items():
         lines.append(f"  {level:<22}  {value:9.3f} pJ")
     return "\n".join(lines)

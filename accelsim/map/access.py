@@ -120,14 +120,14 @@ def _delta(tds, after: dict, before: dict | None, ext: dict) -> int:
     return new - (kept if before is not None else 0)
 
 
-def _fanout(flat: _Flat, tensor: str, lo: int, hi: int) -> int:
+def _fanout(flat: _Flat, tensor: str, lo: int, hi: int, multicast: bool = True) -> int:
     """Siblings that need different data: spatial factors at levels [lo, hi) of dims indexing
     ``tensor`` (siblings that differ only in other dims share one read: multicast, or one update:
-    spatial reduction)."""
+    spatial reduction). Without multicast every sibling costs its own read / update."""
     relevant = flat.nest.relevant(tensor)
     out = 1
     for (lv, loop) in flat.loops:
-        if loop.spatial and lo <= lv < hi and loop.dim in relevant:
+        if loop.spatial and lo <= lv < hi and (loop.dim in relevant or not multicast):
             out *= loop.factor
     return out
 
@@ -183,10 +183,13 @@ def _spatial_dim(flat: _Flat, dim: str, below: int) -> int:
     return out
 
 
-def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...]) -> AccessCounts:
+def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...],
+            unicast: frozenset = frozenset()) -> AccessCounts:
     """Access counts of ``mapping`` on a hierarchy whose level ``i`` keeps ``keeps[i]``.
 
-    Level 0 (the outermost) must keep every tensor.
+    Level 0 (the outermost) must keep every tensor. A level in ``unicast`` sends one read to
+    each child that needs it (no multicast) and receives one update per child (no spatial
+    reduction in the network).
     """
     flat = _Flat(nest, mapping)
     nl = flat.nlevels
@@ -205,7 +208,7 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...]) -> A
         for parent, child in zip(chain, chain[1:] + [nl]):
             p_inst = instances[parent]
             ext = flat.inner_extents(child)
-            spread = _fanout(flat, tensor, parent, child)
+            spread = _fanout(flat, tensor, parent, child, parent not in unicast)
             if child == nl:   # the MAC units: every step is new, no reuse in time
                 arrivals = spread * mapping.steps
             else:
@@ -217,7 +220,10 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...]) -> A
                 else:
                     counts[child, ti, FILLS] += instances[child] * _transfers(flat, tensor, child, ext)
                 continue
-            refetch = arrivals - _distinct(flat, tensor, parent)
+            # every group of siblings (one group per reduction sibling without multicast) starts
+            # each distinct output from zero once
+            groups = spread // _fanout(flat, tensor, parent, child)
+            refetch = arrivals - groups * _distinct(flat, tensor, parent)
             counts[parent, ti, READS] += p_inst * refetch
             if child == nl:
                 counts[parent, ti, UPDATES] += p_inst * arrivals

@@ -54,6 +54,11 @@ class Arch:
         return tuple(lv.keeps for lv in self.levels)
 
     @property
+    def unicast(self) -> frozenset:
+        """Levels whose reads reach each child separately (no multicast)."""
+        return frozenset(i for i, lv in enumerate(self.levels) if not lv.multicast)
+
+    @property
     def names(self) -> tuple[str, ...]:
         return tuple(lv.name for lv in self.levels)
 

@@ -158,7 +158,7 @@ def search(nest: LoopNest, arch: Arch, dataflow: str, objective: str = "energy",
         if key in seen:
             return
         seen.add(key)
-        counts = analyse(nest, mapping, arch.keeps)
+        counts = analyse(nest, mapping, arch.keeps, arch.unicast)
         if not _exact_fit(counts, arch):
             return
         cost = mapping_cost(counts, arch)
