@@ -113,6 +113,7 @@ def sweep_10k(folder: Path, trace: Path, workers: int, kill_fraction: float) -> 
     resumed = cli_sweep(SCALE_SPEC, out, workers, trace)
     summary = json.loads((out / "sweep.json").read_text())
     again = cli_sweep(SCALE_SPEC, out, workers, trace)
+    again_computed = json.loads((out / "sweep.json").read_text())["computed"]
     results = out / summary["results_file"]
     return {
         "points": total, "workers": workers, "killed": first["killed"],
@@ -121,7 +122,7 @@ def sweep_10k(folder: Path, trace: Path, workers: int, kill_fraction: float) -> 
         "resume_cached": summary["cached"], "rows": summary["results"],
         "failed": summary["failed"], "total_s": round(first["wall_s"] + resumed["wall_s"], 1),
         "cpu_ms_per_point": round(1e3 * (first["cpu_s"] + resumed["cpu_s"]) / total, 2),
-        "cache_rerun_s": round(again["wall_s"], 1),
+        "cache_rerun_s": round(again["wall_s"], 1), "cache_rerun_computed": again_computed,
         "results_mb": round(results.stat().st_size / 1e6, 2),
         "load_before": round(first["load_before"], 2),
         "parts": sum(1 for _ in (out / "parts").iterdir()),
@@ -186,8 +187,8 @@ def main() -> int:
               f"killed after {s['first_run_s']:.1f} s with {s['cached_at_kill']} cached, resumed "
               f"in {s['resume_s']:.1f} s ({s['resume_computed']} computed, {s['resume_cached']} "
               f"from cache); {s['rows']} rows ({s['failed']} failed), total {s['total_s']:.1f} s, "
-              f"CPU {s['cpu_ms_per_point']:.1f} ms/point; cache-hit re-run {s['cache_rerun_s']:.1f} s;"
-              f" results {s['results_mb']:.1f} MB")
+              f"CPU {s['cpu_ms_per_point']:.1f} ms/point; cache-hit re-run {s['cache_rerun_s']:.1f} s "
+              f"({s['cache_rerun_computed']} recomputed); results {s['results_mb']:.1f} MB")
     if "simulate" in figures:
         print(f"simulate: {figures['simulate']['status']}")
     return 0
