@@ -175,3 +175,15 @@ def test_a_larger_array_is_not_slower_with_ideal_memory():
                                        dict(HIERARCHY[1], size_bytes=4096)])
         rows[n] = simulate_layer(layer, hw, samples=1)["compute_cycles"]
     assert rows[16] <= rows[10] <= rows[8]
+
+
+def test_a_level_format_compresses_only_that_levels_traffic():
+    layer = random_layer(C=16, H=8, W=8, K=16, R=3, S=3, density_w=0.2)
+    plain = loopnest_hw("weight_stationary")
+    levels = [dict(HIERARCHY[0], formats={"weights": {"format": "bitmap"}}), HIERARCHY[1]]
+    packed = loopnest_hw("weight_stationary", hierarchy=levels)
+    a = simulate_layer(layer, plain, samples=1)
+    b = simulate_layer(layer, packed, samples=1)
+    assert b["level_glb_read_bits"] < a["level_glb_read_bits"]
+    assert b["level_spad_read_bits"] == a["level_spad_read_bits"]
+    assert b["dram_bytes"] == a["dram_bytes"] and b["macs_issued"] == a["macs_issued"]

@@ -211,6 +211,10 @@ class StorageLevel:
     network: str = spec(rules.one_of(NETWORKS),
                         "how one read reaches the next level's instances: multicast (counted once) "
                         "or unicast (once per receiver)", "multicast")
+    formats: Mapping[str, LevelFormat] = spec(
+        rules.mapping_of(rules.one_of(MEMORY_TENSORS), rules.section(LevelFormat)),
+        "storage format of a tensor at this level (default: storage.<tensor>'s on-chip format); "
+        "a compressed tensor moves its exact compressed size, metadata included", {})
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,13 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     mac_part[inner[2], 2, UPDATES] = counts.counts[inner[2], 2, UPDATES]
     c = counts.counts - mac_part
     c[0] *= np.array([w_ratios[1], a_off, o_off])[:, None]
-    c[1:] *= np.array([w_ratios[0], a_on, 1.0])[None, :, None]
+    for i in range(1, len(arch.levels)):    # on chip: each level's own format of W and I
+        spec = hw.memory_hierarchy[i - 1]
+        w_r = (_compressed_ratio(wmask, spec.formats["weights"], p.weight_bits)
+               if "weights" in spec.formats else w_ratios[0])
+        a_r = (_compressed_ratio(a_mask, spec.formats["inputs"], p.activation_bits)
+               if "inputs" in spec.formats else a_on)
+        c[i] *= np.array([w_r, a_r, 1.0])[:, None]
     # the leader (activations) is read for every issued slot; the follower (weights), the
     # psum read and update happen in full for effectual slots and gated for the others
     c[inner[0], 0, READS] += mac_reads[0] * full_frac
