@@ -1,0 +1,95 @@
+"""Decode speed-up against activation sparsity: TEAL thresholds -> decode trace -> simulator.
+
+For each target sparsity ``s``: calibrate TEAL thresholds on sample text, capture
+``prompts`` prefill + ``decode_tokens`` decode steps with the thresholds applied, and
+simulate the decode steps on a design and its dense twin (:mod:`accelsim.sim.decode`).
+The ideal speed-up of a design bound by weight traffic is ``1 / (1 - s * f)`` with ``f``
+the share of the dense per-token DRAM bytes that are weights of sparsified layers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from accelsim.sim.decode import simulate_phases
+from accelsim.sparsify.common import perplexity, sparsified_layers
+from accelsim.sparsify.teal import ThresholdHooks, calibrate_thresholds
+from accelsim.trace.capture import CaptureOptions
+from accelsim.trace.llm import capture_decoder
+
+
+@dataclass(frozen=True)
+class DecodePoint:
+    """One target sparsity's per-token decode figures on a design and its dense twin."""
+
+    target: float
+    reached: float            # zero share of the sparsified layers' inputs in the decode steps
+    f: float                  # dense per-token DRAM share of sparsified weights
+    speedup: float
+    energy_saving: float
+    dram_ratio: float
+    bound: float              # 1 / (1 - reached * f)
+    dram_bound: bool          # DRAM time exceeds on-chip compute time in every decode step
+    latency_s: float
+    energy_uj: float
+    dram_bytes: float
+    dense_latency_s: float
+    dense_energy_uj: float
+    dense_dram_bytes: float
+    perplexity: float | None
+
+
+def _base(name: str) -> str:
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+def _decode_totals(rows: list[dict]) -> dict:
+    dec = [r for r in rows if r["phase"] == "decode"]
+    n = len(dec)
+    return {k: sum(r[k] for r in dec) / n for k in ("latency_s", "energy_uj", "dram_bytes",
+                                                   "cycles", "compute_cycles")}
+
+
+def capture_point(model, prompts: torch.Tensor, decode_tokens: int, target: float,
+                  calib_ids: torch.Tensor, eval_ids: torch.Tensor | None = None,
+                  length: int = 64) -> dict:
+    """Calibrate TEAL thresholds to ``target`` and capture a decode trace with them applied."""
+    layers = sparsified_layers(model)
+    names = {n for n, _ in layers}
+    thresholds = calibrate_thresholds(model, calib_ids, target, length)
+    with ThresholdHooks(model, thresholds, layers=layers):
+        trace = capture_decoder(model, prompts, decode_tokens, CaptureOptions())
+        ppl = perplexity(model, eval_ids, length) if eval_ids is not None else None
+    zeros = [1.0 - float(layer.stats["act_density"]) for layer in trace.layers
+             if layer.stats.get("phase") == "decode" and _base(layer.name) in names]
+    return {"target": float(target), "items": trace.layer_traces(), "names": names,
+            "reached": sum(zeros) / len(zeros) if zeros else 0.0, "perplexity": ppl,
+            "trace": trace}
+
+
+def simulate_point(captured: dict, hw) -> DecodePoint:
+    """Per-token decode figures of a :func:`capture_point` result on ``hw`` and its dense twin."""
+    items, names = captured["items"], captured["names"]
+    sparse_rows = simulate_phases(items, hw)
+    dense_rows = simulate_phases(items, hw.dense_twin())
+    sp, dn = _decode_totals(sparse_rows), _decode_totals(dense_rows)
+    dense_decode = [r for r in dense_rows if r["phase"] == "decode"]
+    weights_sparsified = sum(float(r["layers"].loc[r["layers"]["layer"].map(_base).isin(names),
+                                                   "dram_weight_read_bytes"].sum())
+                             for r in dense_decode)
+    total = sum(r["dram_bytes"] for r in dense_decode)
+    f = weights_sparsified / total if total else 0.0
+    reached = captured["reached"]
+    bpc = hw.dram.bandwidth_gb_per_s * 1e9 / (hw.technology.clock_mhz * 1e6)
+    dram_bound = all(
+        r["dram_bytes"] / bpc > r["compute_cycles"] for r in sparse_rows if r["phase"] == "decode")
+    return DecodePoint(
+        target=captured["target"], reached=reached, f=f,
+        speedup=dn["latency_s"] / sp["latency_s"],
+        energy_saving=1.0 - sp["energy_uj"] / dn["energy_uj"],
+        dram_ratio=sp["dram_bytes"] / dn["dram_bytes"],
+        bound=1.0 / (1.0 - reached * f), dram_bound=dram_bound,
+        latency_s=sp["latency_s"], energy_uj=sp["energy_uj"], dram_bytes=sp["dram_bytes"],
+        dense_latency_s=dn["latency_s"], dense_energy_uj=dn["energy_uj"],
+        dense_dram_bytes=dn["dram_bytes"], perplexity=captured["perplexity"])
