@@ -7,12 +7,18 @@ Sweep part (this file's sweep section):
   - a 10^4-point ResNet-18 sweep on the shipped ``hw_configs/sweeps/resnet18_scale.yaml``
     (``--trace`` replaced by the statistical trace): killed by SIGKILL part way, resumed to the
     end, then re-run from the cache; times and row counts reported.
-Simulation part (``--part simulate``): reserved for the simulate-vs-kernel-rate figures, to be
-filled after the engine rewrite (see the marked section below); it measures nothing yet.
+Simulation part (``--part simulate``): a captured ResNet-50 trace (zoo model, random init,
+``random:3,224,224``, 64 samples; or ``--sim-trace``) simulated on ``sparten_like`` (output
+stationary, both skips: the AND + popcount path) with 1, 16 and 64 samples, each as a whole
+``accelsim simulate`` process (start-up included; CPU time and max RSS from ``wait4``) and in
+process (CPU time; tracemalloc peak), against the kernel's own rate (AND + popcount alone on
+the same layers' packed operands) measured in the same run: mask-pair evaluations (dense
+MACs) per CPU second, and their ratio (the headline figure).
 
     python benchmarks/bench_scale.py                        # sweep part, 1,000 points + 10^4
     python benchmarks/bench_scale.py --points 300 --no-10k  # quicker
     python benchmarks/bench_scale.py --json
+    python benchmarks/bench_scale.py --part simulate [--sim-trace resnet50_64.trace]
 """
 from __future__ import annotations
 
@@ -130,12 +136,143 @@ def sweep_10k(folder: Path, trace: Path, workers: int, kill_fraction: float) -> 
 
 
 # ---------------------------------------------------------------------------------------------
-# SIMULATION PART (reserved): simulate-vs-kernel rate, time and peak memory against samples
-# (1, 16, 64). To be filled by the engine owner after the engine rewrite; no figure is
-# measured or reported here until then.
+# SIMULATION PART: simulate-vs-kernel rate, time and peak memory against samples (1, 16, 64).
 # ---------------------------------------------------------------------------------------------
-def simulate_figures(folder: Path) -> dict:
-    return {"status": "not measured: reserved for the engine rewrite (see docs/scale.md)"}
+SIM_DESIGN = REPO / "hw_configs" / "sparten_like.yaml"   # output stationary, both skips
+SIM_SAMPLES = (1, 16, 64)
+
+
+def capture_resnet50(path: Path, samples: int) -> float:
+    """Capture a ResNet-50 trace (zoo model, random init, random:3,224,224 input); seconds."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "accelsim.cli", "trace", "capture",
+                           "--model", "resnet50", "--data", "random:3,224,224",
+                           "--samples", str(samples), "--batch-size", "16", "-o", str(path)],
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"capture failed: {done.stderr.strip()}")
+    return time.perf_counter() - start
+
+
+def kernel_rate(trace_path: Path) -> dict:
+    """The AND + popcount kernel's own rate on the trace's layers (sample 0, operands packed
+    beforehand, not timed): mask-pair evaluations per CPU second."""
+    import numpy as np
+
+    from accelsim.sim.kernels.bitops import and_popcount, pack_equal_rows
+    from accelsim.sim.lower import gemm_of, lower_acts, lower_weights
+    from accelsim.trace import open_trace
+
+    packed = []
+    with open_trace(trace_path) as trace:
+        for layer in trace:
+            if layer.per_sample_weights:
+                continue
+            acodes = lower_acts(layer.act_mask(1)[0], layer.geometry)
+            wcodes = lower_weights(layer.weight_mask(), layer.geometry)
+            for g in range(acodes.shape[0]):
+                packed.append((pack_equal_rows(acodes[g], 1), pack_equal_rows(wcodes[g], 1),
+                               acodes.shape[1] * acodes.shape[2] * wcodes.shape[1]))
+    and_popcount(packed[0][0][:4], packed[0][1][:4])   # compiled / loaded, not timed
+    best = 0.0
+    for _ in range(3):
+        cpu0 = time.process_time()
+        for a, b, _pairs in packed:
+            and_popcount(a, b)
+        cpu = time.process_time() - cpu0
+        best = max(best, sum(p for _a, _b, p in packed) / cpu)
+    return {"pairs_per_cpu_s": best, "pairs_per_pass": sum(p for _a, _b, p in packed)}
+
+
+def cli_simulate(trace_path: Path, samples: int, out: Path) -> dict:
+    """One whole ``accelsim simulate`` process: wall, CPU (user + sys) and max RSS."""
+    command = [sys.executable, "-m", "accelsim.cli", "simulate", "--trace", str(trace_path),
+               "--hw", str(SIM_DESIGN), "--samples", str(samples), "-o", str(out)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"accelsim simulate failed ({proc.returncode}): {stderr.strip()}")
+    import pandas as pd
+
+    pairs = float(pd.read_csv(out)["macs_dense"].sum()) * samples
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "maxrss_mb": usage.ru_maxrss / 1024.0, "pairs": pairs}
+
+
+def inprocess_simulate(trace_path: Path, samples: int) -> dict:
+    """``simulate`` in this process (kernels warm): CPU seconds and tracemalloc peak."""
+    import gc
+    import tracemalloc
+
+    from accelsim.hw import load_hw
+    from accelsim.sim import simulate
+    from accelsim.trace import open_trace
+
+    hw = load_hw(SIM_DESIGN)
+    gc.collect()
+    with open_trace(trace_path) as trace:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        result = simulate(trace, hw, samples=samples)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    with open_trace(trace_path) as trace:
+        tracemalloc.start()
+        simulate(trace, hw, samples=samples)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    pairs = float(result.layers["macs_dense"].sum()) * samples
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mb": peak / 1e6, "pairs": pairs}
+
+
+def simulate_figures(folder: Path, trace_path: Path | None = None) -> dict:
+    """Whole-process and in-process simulate of a 64-sample ResNet-50 trace at 1/16/64
+    samples against the kernel's own rate, measured in the same run."""
+    figures: dict = {"design": SIM_DESIGN.name}
+    if trace_path is None:
+        trace_path = folder / "resnet50_64.trace"
+        figures["capture_s"] = round(capture_resnet50(trace_path, max(SIM_SAMPLES)), 1)
+    figures["trace"] = str(trace_path)
+    kernel = kernel_rate(trace_path)
+    rate = kernel["pairs_per_cpu_s"]
+    figures["kernel_pairs_per_cpu_s"] = rate
+    cli_simulate(trace_path, 1, folder / "warm.csv")   # kernels compiled or loaded, not timed
+    runs = {}
+    for samples in SIM_SAMPLES:
+        whole = cli_simulate(trace_path, samples, folder / f"sim_{samples}.csv")
+        inproc = inprocess_simulate(trace_path, samples)
+        runs[samples] = {
+            "pairs": whole["pairs"],
+            "process_wall_s": round(whole["wall_s"], 2),
+            "process_cpu_s": round(whole["cpu_s"], 2),
+            "process_maxrss_mb": round(whole["maxrss_mb"], 1),
+            "process_pairs_per_cpu_s": whole["pairs"] / whole["cpu_s"],
+            "process_vs_kernel": whole["pairs"] / whole["cpu_s"] / rate,
+            "inprocess_cpu_s": round(inproc["cpu_s"], 2),
+            "inprocess_peak_mb": round(inproc["peak_mb"], 1),
+            "inprocess_vs_kernel": inproc["pairs"] / inproc["cpu_s"] / rate,
+        }
+    figures["runs"] = runs
+    figures["load_after"] = os.getloadavg()[0]
+    return figures
+
+
+def print_simulate(s: dict) -> None:
+    print(f"simulate ({s['design']}, fast, captured ResNet-50 trace {s['trace']}); kernel "
+          f"(AND + popcount alone): {s['kernel_pairs_per_cpu_s']:.3g} mask-pair evaluations "
+          "per CPU second")
+    for samples, r in s["runs"].items():
+        print(f"  {samples:>3} samples, {r['pairs']:.3g} pairs: whole process "
+              f"{r['process_cpu_s']:.2f} CPU s ({r['process_wall_s']:.2f} s wall), max RSS "
+              f"{r['process_maxrss_mb']:.0f} MB, {100 * r['process_vs_kernel']:.1f}% of the "
+              f"kernel's rate; in process {r['inprocess_cpu_s']:.2f} CPU s, "
+              f"{100 * r['inprocess_vs_kernel']:.1f}% of the kernel's rate, tracemalloc peak "
+              f"{r['inprocess_peak_mb']:.0f} MB")
 
 
 def main() -> int:
@@ -148,6 +285,9 @@ def main() -> int:
                         help="share of the 10^4 sweep done when it is killed (default 0.3)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--sim-trace", type=Path, default=None,
+                        help="simulate part: a ResNet-50 trace with >= 64 samples to reuse "
+                             "(default: capture one, about a minute)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bench_scale_"))
@@ -159,7 +299,7 @@ def main() -> int:
             if not args.no_10k:
                 figures["sweep_10k"] = sweep_10k(folder, trace, 2, args.kill_fraction)
         if args.part in ("simulate", "all"):
-            figures["simulate"] = simulate_figures(folder)
+            figures["simulate"] = simulate_figures(folder, args.sim_trace)
     finally:
         if args.keep:
             print(f"kept {folder}", file=sys.stderr)
@@ -190,7 +330,7 @@ def main() -> int:
               f"CPU {s['cpu_ms_per_point']:.1f} ms/point; cache-hit re-run {s['cache_rerun_s']:.1f} s "
               f"({s['cache_rerun_computed']} recomputed); results {s['results_mb']:.1f} MB")
     if "simulate" in figures:
-        print(f"simulate: {figures['simulate']['status']}")
+        print_simulate(figures["simulate"])
     return 0
 
 

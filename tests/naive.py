@@ -36,6 +36,60 @@ def im2col(act: np.ndarray, geometry) -> np.ndarray:
     return out
 
 
+def packed_im2col(act: np.ndarray, geometry) -> tuple[list, list, list]:
+    """Packed non-zero im2col bits by the definition, without building codes first.
+
+    Returns per group: rows of Python ints (bit ``r`` set when reduction index ``r`` of the
+    pixel reads a non-zero input), non-zeros per pixel and per reduction index.
+    """
+    g = geometry
+    cg = g.C // g.groups
+    kred = cg * g.R * g.S
+    rows, row_counts, col_counts = [], [], []
+    for grp in range(g.groups):
+        words, per_row, per_col = [], [], [0] * kred
+        for p in range(g.P):
+            for q in range(g.Q):
+                word = 0
+                for c in range(cg):
+                    for u in range(g.R):
+                        for v in range(g.S):
+                            y = p * g.stride_h - g.pad_h + u * g.dil_h
+                            x = q * g.stride_w - g.pad_w + v * g.dil_w
+                            if 0 <= y < g.H and 0 <= x < g.W and act[grp * cg + c, y, x]:
+                                r = (c * g.R + u) * g.S + v
+                                word |= 1 << r
+                                per_col[r] += 1
+                words.append(word)
+                per_row.append(bin(word).count("1"))
+        rows.append(words)
+        row_counts.append(per_row)
+        col_counts.append(per_col)
+    return rows, row_counts, col_counts
+
+
+def pad_positions(geometry) -> list[int]:
+    """Padding positions per reduction index of one group, by enumerating every pixel."""
+    g = geometry
+    out = []
+    for c in range(g.C // g.groups):
+        for u in range(g.R):
+            for v in range(g.S):
+                n = 0
+                for p in range(g.P):
+                    for q in range(g.Q):
+                        y = p * g.stride_h - g.pad_h + u * g.dil_h
+                        x = q * g.stride_w - g.pad_w + v * g.dil_w
+                        n += not (0 <= y < g.H and 0 <= x < g.W)
+                out.append(n)
+    return out
+
+
+def words_to_int(words) -> int:
+    """A packed row of uint64 words as one Python int (word w holds bits 64w..64w+63)."""
+    return sum(int(w) << (64 * i) for i, w in enumerate(words))
+
+
 def and_count(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """out[m, n] = number of positions where a[m] and b[n] are both true."""
     out = np.zeros((a.shape[0], b.shape[0]), dtype=np.int64)

@@ -308,3 +308,92 @@ def test_cycle_bounded_never_faster_than_bounds():
                              np.array([0.0, 8.0, 0.0]), np.array([0.0, 8.0]), 32.0, 8.0)
         assert cyc[CY_CYCLES] >= fast[sch.ST_CYCLES]
         assert cyc[CY_CYCLES] >= np.ceil(cyc[CY_GLB_BITS] / bw)
+
+
+# ---- packed lowering (issue 14: no byte-per-element im2col on the hot path) --------------
+
+PACKED_GEOMETRIES = dict(GEOMETRIES, **{
+    "wide": dict(kind="conv2d", N=1, C=33, H=4, W=5, K=3, R=2, S=2, stride_h=2, pad_w=1),
+    "single": dict(kind="conv2d", N=1, C=1, H=1, W=1, K=1, R=1, S=1),
+    "odd": dict(kind="conv2d", N=1, C=5, H=7, W=3, K=2, R=3, S=1, stride_w=2, pad_h=2,
+                dil_h=2),
+    "long_linear": dict(kind="linear", N=1, C=130, H=2, W=1, K=3),
+})
+
+
+def _packed_case(name, density, seed=0):
+    geo = LayerGeometry(**PACKED_GEOMETRIES[name])
+    rng = np.random.default_rng(seed)
+    return geo, rng.random(geo.act_shape[1:]) < density
+
+
+@pytest.mark.parametrize("name", sorted(PACKED_GEOMETRIES))
+@pytest.mark.parametrize("density", [0.0, 0.4, 1.0])
+def test_pack_im2col_matches_reference(name, density):
+    from accelsim.sim.kernels.packed import pack_im2col, pad_columns
+
+    geo, act = _packed_case(name, density, seed=len(name))
+    bits, row, col = pack_im2col(act, geo.groups, geo.R, geo.S, geo.P, geo.Q, geo.stride_h,
+                                 geo.stride_w, geo.pad_h, geo.pad_w, geo.dil_h, geo.dil_w)
+    ref_rows, ref_row, ref_col = naive.packed_im2col(act, geo)
+    kred = geo.c_per_group * geo.R * geo.S
+    assert bits.shape == (geo.groups, geo.P * geo.Q, (kred + 63) // 64)
+    assert bits.dtype == np.uint64 and row.dtype == np.int64 and col.dtype == np.int64
+    for g in range(geo.groups):
+        assert [naive.words_to_int(w) for w in bits[g]] == ref_rows[g]
+    assert row.tolist() == ref_row and col.tolist() == ref_col
+    assert pad_columns(geo).tolist() == naive.pad_positions(geo)
+
+
+@pytest.mark.parametrize("name", sorted(PACKED_GEOMETRIES))
+def test_packed_acts_equal_packed_codes(name):
+    """The packed path gives the AND + popcount kernel the very words and counts of the codes."""
+    from accelsim.sim.kernels.im2col import code_counts
+    from accelsim.sim.lower import pack_acts
+
+    geo, act = _packed_case(name, 0.5, seed=3)
+    packed = pack_acts(act, geo)
+    codes = naive.im2col(act, geo)
+    for g in range(geo.groups):
+        assert np.array_equal(packed.bits[g], pack_equal_rows(codes[g], 1))
+    col, row, col_zero, pads = code_counts(codes)
+    assert np.array_equal(packed.col_a, col) and np.array_equal(packed.row_a, row)
+    assert np.array_equal(geo.P * geo.Q - packed.col_a - packed.pad_col[None, :], col_zero)
+    assert int(packed.pad_col.sum()) * geo.groups == int(pads.sum())
+    assert np.array_equal(packed.nonzero(), codes == 1)
+    assert np.array_equal(packed.codes(), codes)
+    for size in (1, 2, 3, 7):
+        blocks = -(-codes.shape[1] // size)
+        want = np.zeros((geo.groups, blocks, codes.shape[2]), dtype=bool)
+        for m in range(codes.shape[1]):
+            want[:, m // size] |= codes[:, m] == 1
+        assert np.array_equal(packed.fold_any(size), want)
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("skip", SKIPS)
+def test_packed_operands_give_the_reference_work_counts_and_bits(name, dataflow, skip):
+    from accelsim.sim.lower import PackedWeights, pack_acts
+    from accelsim.sim.work import packed_counts
+
+    geo, act, weight = random_layer(name, seed=hash(name) % 1000)
+    acodes, wcodes = naive.im2col(act, geo), lower_weights(weight, geo)
+    ref = operand_counts(acodes, wcodes)
+    pa, pw = pack_acts(act, geo), PackedWeights(wcodes)
+    got = packed_counts(pa, wcodes)
+    for field in ("act_nonzero", "act_zero", "act_pad", "weight_nonzero", "weight_zero",
+                  "effectual"):
+        assert getattr(got, field) == getattr(ref, field), field
+    for field in ("col_a", "row_a", "row_w", "col_w", "col_a_zero"):
+        assert np.array_equal(getattr(got, field), getattr(ref, field)), field
+    for rows, cols, glb in ((2, 3, None), (1, 1, None), (3, 2, 40.0)):
+        mapping = map_gemm(gemm_of(geo), dataflow, rows, cols, glb)
+        work = work_matrix(pa, pw, got, mapping, *skip)
+        assert work.dtype == np.int32
+        assert np.array_equal(work, work_matrix(acodes, wcodes, ref, mapping, *skip))
+        if mapping.chunks == 1:
+            assert np.array_equal(work, naive.work_matrix(acodes, wcodes, dataflow, *skip))
+        costs = (np.array([3.0, 8.0, 0.0]), np.array([1.5, 9.0]))
+        assert operand_bits(pa, pw, got, mapping, *skip, *costs) == operand_bits(
+            acodes, wcodes, ref, mapping, *skip, *costs)

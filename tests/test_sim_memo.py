@@ -38,10 +38,22 @@ def test_reused_layers_give_the_same_results_as_fresh_ones(fidelity) -> None:
     assert memo.memo_bytes() > 0
 
 
+def test_a_one_shot_run_fills_no_memo() -> None:
+    """Issue 14: a layer simulated once keeps nothing (nothing would read it back)."""
+    gc.collect()
+    before = memo.memo_bytes()
+    layers = _layers()
+    simulate(layers, make_hw(**DESIGNS[0]))
+    assert memo.memo_bytes() == before
+    simulate(layers, make_hw(**DESIGNS[1]))   # reused: from the second run on, kept
+    assert memo.memo_bytes() > before
+
+
 def test_memo_is_released_with_the_layers() -> None:
     gc.collect()
     before = memo.memo_bytes()
     layers = _layers()
+    simulate(layers, make_hw(**DESIGNS[0]))
     simulate(layers, make_hw(**DESIGNS[0]))
     assert memo.memo_bytes() > before
     del layers

@@ -19,14 +19,15 @@ from accelsim.sim import fetch
 from accelsim.sim import storage
 from accelsim.sim.kernels import cycle as cyk
 from accelsim.sim.kernels import schedule as sch
-from accelsim.sim.lower import Gemm, gemm_of, lower_acts, lower_weights
-from accelsim.sim.memo import memoised
+from accelsim.sim.kernels.packed import pad_columns
+from accelsim.sim.lower import Gemm, PackedWeights, gemm_of, lower_weights, pack_acts
+from accelsim.sim.memo import memoised, seen
 from accelsim.sim.map import DATAFLOW_CODES, SCALESIM_LAYER_OFFSET, Mapping, map_gemm
 from accelsim.sim.memory import dram_bytes_per_cycle, per_inference, plan_memory, total_cycles
 from accelsim.sim.residency import LayerContext
 from accelsim.sim.traffic import (array_operand_bits, gated_pairs, layer_traffic, operand_bits,
                                    spad_bits)
-from accelsim.sim.work import operand_counts, work_matrix
+from accelsim.sim.work import packed_counts, weight_counts, work_matrix
 
 FIDELITIES = ("fast", "cycle")
 SYNC_CODES = {"array": sch.SYNC_ARRAY, "row": sch.SYNC_ROW, "column": sch.SYNC_COLUMN,
@@ -123,13 +124,16 @@ def _element_costs(mask: np.ndarray, fmt, value_bits: int) -> tuple[float, float
     return bits, 0.0, (bits / nnz if nnz else 0.0)
 
 
-def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_total: float,
+def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: float,
                      w_cost: np.ndarray, gemm: Gemm, m: Mapping, p: HwParams,
                      fidelity: str, sample_key: tuple, weight_dram_bits: float,
-                     ctx: LayerContext, batch_plan: tuple[Gemm, Mapping, float]) -> dict:
+                     ctx: LayerContext, batch_plan: tuple[Gemm, Mapping, float],
+                     pad_col: np.ndarray) -> dict:
     hw = p.hw
+    wcodes, wcounts = weights   # PackedWeights, (row_w, col_w): lowered once per layer
     # Mask-only work is memoised per layer object and sample (see accelsim.sim.memo).
-    acodes, counts = memoised(layer, ("lowered",) + sample_key, lambda: _lowered(act, wcodes, layer))
+    acodes, counts = memoised(layer, ("lowered",) + sample_key,
+                              lambda: _lowered(act, wcodes, wcounts, layer, pad_col))
     act_bits_total, a_zero, a_nz = memoised(
         layer, ("act_cost", hw.storage.activations.on_chip, p.a_bits) + sample_key,
         lambda: _element_costs(act, hw.storage.activations.on_chip, p.a_bits))
@@ -168,7 +172,7 @@ def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_tot
                     if p.glb_bits_per_cycle > 0 else 0)
         onchip = max(compute, float(glb_time))
     else:
-        cy = cyk.cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, p.skip_a, p.skip_w,
+        cy = cyk.cycle_simulate(acodes.codes(), wcodes.codes, work, m.code, m.chunk_steps, p.skip_a, p.skip_w,
                                 p.rows, p.cols, p.lanes, m.fill, m.drain, p.sync, p.depth,
                                 p.qdepth, p.glb_bits_per_cycle, a_cost, w_cost,
                                 float(p.acc_bits), float(p.a_bits))
@@ -183,7 +187,7 @@ def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_tot
     # already on chip (resident weights, the previous layer's output) moves nothing off chip
     bsz = ctx.batch
     gemm_b, m_b, glb_avail = batch_plan
-    elements = (int(act.size) * bsz, int(wcodes.size), geo.K * geo.P * geo.Q * bsz)
+    elements = (int(act.size) * bsz, int(wcodes.codes.size), geo.K * geo.P * geo.Q * bsz)
     act_d = storage.bits_to_bytes(act_dram_bits)
     weight_d = storage.bits_to_bytes(weight_dram_bits)
     out_d = storage.bits_to_bytes(out_dram_bits)
@@ -272,9 +276,17 @@ def _simulate_sample(layer, act: np.ndarray, wcodes: np.ndarray, weight_bits_tot
     return row
 
 
-def _lowered(act: np.ndarray, wcodes: np.ndarray, layer) -> tuple:
-    acodes = lower_acts(act, layer.geometry)
-    return acodes, operand_counts(acodes, wcodes)
+def _lowered(act: np.ndarray, weights: PackedWeights, wcounts: tuple, layer,
+             pad_col: np.ndarray) -> tuple:
+    """One sample's activations lowered straight to packed words, and the operand counts."""
+    acts = pack_acts(act, layer.geometry, pad_col)
+    return acts, packed_counts(acts, weights.codes, wcounts)
+
+
+def _lower_weights(mask: np.ndarray, geo) -> tuple:
+    """(PackedWeights, (row_w, col_w)) of one weight mask: lowered and packed once."""
+    codes = lower_weights(mask, geo)
+    return PackedWeights(codes), weight_counts(codes)
 
 
 def _density(mask: np.ndarray, elements: float) -> float:
@@ -300,6 +312,7 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
         return simulate_layer_loopnest(layer, hw, fidelity, samples, ctx)
     p = params or HwParams.of(hw)
     check_layer(layer, p)
+    seen(layer)
     geo = layer.geometry
     gemm = gemm_of(geo)
     glb_avail = p.glb_bytes - ctx.reserved_bytes
@@ -317,7 +330,7 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
 
     def weight_operand(mask: np.ndarray, key: tuple) -> tuple:
         """(codes, on-chip bits, per-element costs, DRAM bits) of one weight mask."""
-        wcodes = memoised(layer, ("weight_codes",) + key, lambda: lower_weights(mask, geo))
+        wcodes = memoised(layer, ("weight_codes",) + key, lambda: _lower_weights(mask, geo))
         bits_total, w_zero, w_nz = memoised(
             layer, ("weight_cost", hw.storage.weights.on_chip, p.w_bits) + key,
             lambda: _element_costs(mask, hw.storage.weights.on_chip, p.w_bits))
@@ -332,6 +345,7 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
     # A matmul multiplies two activations: its second operand ("weights") differs per
     # sample, so each sample is lowered with its own mask (the same GEMM otherwise).
     per_sample = geo.per_sample_weights
+    pad_col = pad_columns(geo)   # padding per reduction index: the geometry's, every sample alike
     shared = None if per_sample else weight_operand(wmask, ())
     rows = []
     for n in range(acts.shape[0]):
@@ -345,7 +359,7 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
             weight_bits_total, weight_dram_bits = weight_bits_total * frac, weight_dram_bits * frac
         rows.append(_simulate_sample(layer, acts[n], wcodes, weight_bits_total, w_cost, gemm,
                                      mapping, p, fidelity, (samples, n), weight_dram_bits, ctx,
-                                     batch_plan))
+                                     batch_plan, pad_col))
     out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
                  "samples": len(rows)}
     for key in rows[0]:

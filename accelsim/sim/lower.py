@@ -52,3 +52,73 @@ def lower_acts(act_mask: np.ndarray, geometry: LayerGeometry) -> np.ndarray:
     act = np.ascontiguousarray(np.asarray(act_mask, dtype=bool))
     return im2col_codes(act, g.groups, g.R, g.S, g.P, g.Q, g.stride_h, g.stride_w,
                         g.pad_h, g.pad_w, g.dil_h, g.dil_w)
+
+
+class PackedActs:
+    """One sample's lowered activations, bit-packed (:func:`pack_acts`).
+
+    ``bits`` (G, M, ceil(Kred/64)) ``uint64``: non-zero im2col elements (padding is 0);
+    ``row_a`` (G, M) and ``col_a`` (G, Kred): non-zeros per output pixel and per reduction
+    index; ``pad_col`` (Kred,): padding positions per reduction index (every group alike).
+    The byte-per-element codes (:func:`lower_acts`) are built only if asked for
+    (:meth:`codes`: the ``cycle`` fidelity and split streams need them).
+    """
+
+    def __init__(self, act: np.ndarray, geometry: LayerGeometry, pad_col: np.ndarray):
+        from accelsim.sim.kernels.packed import pack_im2col
+
+        g = geometry
+        self.act = act
+        self.geometry = geometry
+        self.bits, self.row_a, self.col_a = pack_im2col(
+            act, g.groups, g.R, g.S, g.P, g.Q, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+            g.dil_h, g.dil_w)
+        self.pad_col = pad_col
+        self._codes = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(G, M, Kred), as the codes'."""
+        return (self.bits.shape[0], self.bits.shape[1], self.col_a.shape[1])
+
+    def codes(self) -> np.ndarray:
+        """The im2col codes (0 zero, 1 non-zero, 2 padding), built on first use."""
+        if self._codes is None:
+            self._codes = lower_acts(self.act, self.geometry)
+        return self._codes
+
+    def nonzero(self) -> np.ndarray:
+        """bool (G, M, Kred): the non-zero im2col elements (codes == 1)."""
+        from accelsim.sim.kernels.packed import unpack_bits
+
+        return unpack_bits(self.bits, self.shape[2])
+
+    def fold_any(self, size: int) -> np.ndarray:
+        """bool (G, ceil(M/size), Kred): any non-zero in each block of ``size`` pixels."""
+        from accelsim.sim.kernels.packed import or_row_blocks, unpack_bits
+
+        return unpack_bits(or_row_blocks(self.bits, size), self.shape[2])
+
+
+class PackedWeights:
+    """A weight mask lowered once per layer: codes (G, N, Kred) ``uint8`` 0/1 and their
+    rows packed for the AND + popcount kernel (``bits`` (G, N, ceil(Kred/64)))."""
+
+    def __init__(self, codes: np.ndarray):
+        from accelsim.sim.kernels.bitops import pack_equal_rows
+
+        self.codes = codes
+        self.bits = np.stack([pack_equal_rows(codes[g], 1) for g in range(codes.shape[0])])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.codes.shape
+
+
+def pack_acts(act_mask: np.ndarray, geometry: LayerGeometry,
+              pad_col: np.ndarray | None = None) -> PackedActs:
+    """Lower one sample's ``(C, H, W)`` mask straight to packed words and counts."""
+    from accelsim.sim.kernels.packed import pad_columns
+
+    act = np.ascontiguousarray(np.asarray(act_mask, dtype=bool))
+    return PackedActs(act, geometry, pad_columns(geometry) if pad_col is None else pad_col)

@@ -4,9 +4,15 @@ A sweep simulates the same :class:`~accelsim.trace.LayerTrace` objects on many d
 What only depends on the masks (the weight codes, each sample's im2col codes, their
 operand counts, and the output-stationary AND + popcount work matrix) is computed once
 per layer object and sample and kept here, keyed weakly by the layer object, so the
-memo lives exactly as long as the caller keeps the layer (a plain ``simulate`` of a
-freshly opened trace keeps nothing). Entries are immutable (read-only arrays); a global
-byte budget bounds the memory, beyond which results are simply recomputed.
+memo lives exactly as long as the caller keeps the layer. Entries are immutable
+(read-only arrays); a global byte budget bounds the memory, beyond which results are
+simply recomputed.
+
+Only reuse fills the memo: :func:`seen` is called once per simulation of a layer, and
+entries are kept for a layer object only from its second simulation on. A one-shot run
+(``accelsim simulate``: every layer simulated once) therefore stores nothing it would not
+read back, and its memory does not grow with the samples; a sweep pays one extra lowering
+per layer and worker, then reads the memo for every later point.
 """
 from __future__ import annotations
 
@@ -22,7 +28,21 @@ BUDGET_BYTES = int(float(os.environ.get("ACCELSIM_SIM_MEMO_MB", "512")) * (1 << 
 
 _lock = threading.Lock()
 _memo: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+_seen: "weakref.WeakSet[object]" = weakref.WeakSet()
 _used = [0]
+
+
+def seen(owner: object) -> None:
+    """Note one more simulation of ``owner``; from the second on, its entries are kept."""
+    try:
+        if owner not in _seen:
+            _seen.add(owner)
+            return
+    except TypeError:  # not weak-referenceable: no memo
+        return
+    with _lock:
+        if owner not in _memo:
+            _memo[owner] = {}
 
 
 def _nbytes(value) -> int:
@@ -54,20 +74,21 @@ def _release(size: int) -> None:
 
 
 def memoised(owner: object, key: tuple, compute: Callable[[], object]):
-    """``compute()`` once per (``owner``, ``key``) while ``owner`` lives and the budget allows."""
+    """``compute()`` once per (``owner``, ``key``) while ``owner`` lives and the budget allows
+    (kept only for an owner simulated more than once, see :func:`seen`)."""
     try:
         table = _memo.get(owner)
     except TypeError:  # not weak-referenceable: no memo
         return compute()
-    if table is not None and key in table:
+    if table is None:
+        return compute()
+    if key in table:
         return table[key]
     value = compute()
     size = _nbytes(value)
     with _lock:
         if _used[0] + size > BUDGET_BYTES:
             return value
-        if table is None:
-            table = _memo.setdefault(owner, {})
         _used[0] += size
     table[key] = _freeze(value)
     weakref.finalize(owner, _release, size)

@@ -114,12 +114,15 @@ def _fold_any(mask: np.ndarray, size: int, axis: int) -> np.ndarray:
     return mask.reshape(shape).any(axis=axis + 1)
 
 
-def operand_bits(acodes: np.ndarray, wcodes: np.ndarray, counts, m: Mapping, skip_a: bool,
+def operand_bits(acodes, wcodes, counts, m: Mapping, skip_a: bool,
                  skip_w: bool, a_cost: np.ndarray, w_cost: np.ndarray) -> tuple[float, float]:
     """Bits of activations and of weights the port moves into the array (leader/follower).
 
-    ``counts`` is the :class:`~accelsim.sim.work.OperandCounts` of the operands.
+    ``counts`` is the :class:`~accelsim.sim.work.OperandCounts` of the operands;
+    ``acodes`` im2col codes or :class:`~accelsim.sim.lower.PackedActs`, ``wcodes`` weight
+    codes or :class:`~accelsim.sim.lower.PackedWeights`.
     """
+    wcodes = getattr(wcodes, "codes", wcodes)
     act_reps, weight_reps = _repeats(m)
     # bits of all elements of each reduction index r, (G, Kred)
     cost_a_r = counts.col_a * a_cost[1] + counts.col_a_zero * a_cost[0]
@@ -130,7 +133,10 @@ def operand_bits(acodes: np.ndarray, wcodes: np.ndarray, counts, m: Mapping, ski
     n_dim = wcodes.shape[1]
     cost_w_r = counts.row_w * w_cost[1] + (n_dim - counts.row_w) * w_cost[0]
     if skip_a and not skip_w:   # weights read only where a non-zero activation needs them
-        weight = _needed_bits(_fold_any(acodes == 1, _weight_fold(m), axis=1), cost_w_r)
+        size = _weight_fold(m)
+        need = (acodes.fold_any(size) if hasattr(acodes, "fold_any")
+                else _fold_any(acodes == 1, size, axis=1))
+        weight = _needed_bits(need, cost_w_r)
     else:
         weight = weight_reps * float(cost_w_r.sum())
     return act, weight

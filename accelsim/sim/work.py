@@ -21,6 +21,7 @@ import numpy as np
 
 from accelsim.sim.kernels.bitops import and_popcount, pack_equal_rows
 from accelsim.sim.kernels.im2col import code_counts
+from accelsim.sim.lower import PackedActs, PackedWeights
 from accelsim.sim.map import Mapping
 
 
@@ -59,16 +60,54 @@ def operand_counts(acodes: np.ndarray, wcodes: np.ndarray) -> OperandCounts:
         col_a=col_a, row_a=row_a, row_w=row_w, col_w=col_w, col_a_zero=col_a_zero)
 
 
-def work_matrix(acodes: np.ndarray, wcodes: np.ndarray, counts: OperandCounts,
+def weight_counts(wcodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row_w (G, Kred), col_w (G, N)): non-zero weights per reduction index and per filter."""
+    row_w, col_w, _, _ = code_counts(wcodes)
+    return row_w, col_w
+
+
+def packed_counts(acts: PackedActs, wcodes: np.ndarray,
+                  wcounts: tuple[np.ndarray, np.ndarray] | None = None) -> OperandCounts:
+    """:func:`operand_counts` of packed activations (no codes needed); ``wcounts`` the
+    weights' :func:`weight_counts` when already known (they are per layer)."""
+    row_w, col_w = weight_counts(wcodes) if wcounts is None else wcounts
+    groups, m_dim, kred = acts.shape
+    col_a = acts.col_a
+    n_nz = int(col_a.sum())
+    n_pad = int(acts.pad_col.sum()) * groups
+    w_total = int(row_w.sum())
+    return OperandCounts(
+        act_nonzero=n_nz,
+        act_zero=groups * m_dim * kred - n_nz - n_pad,
+        act_pad=n_pad,
+        weight_nonzero=w_total,
+        weight_zero=int(wcodes.size) - w_total,
+        effectual=int((col_a * row_w).sum()),
+        col_a=col_a, row_a=acts.row_a, row_w=row_w, col_w=col_w,
+        col_a_zero=m_dim - col_a - acts.pad_col[None, :])
+
+
+def _codes_of(acts) -> np.ndarray:
+    return acts.codes() if isinstance(acts, PackedActs) else acts
+
+
+def _wcodes_of(weights) -> np.ndarray:
+    return weights.codes if isinstance(weights, PackedWeights) else weights
+
+
+def work_matrix(acodes, wcodes, counts: OperandCounts,
                 mapping: Mapping, skip_a: bool, skip_w: bool) -> np.ndarray:
     """Surviving pairs per mapped element, ``int32`` (G * chunks, Sr, Sc).
 
+    ``acodes``: im2col codes (G, M, Kred) or :class:`~accelsim.sim.lower.PackedActs`;
+    ``wcodes``: weight codes (G, N, Kred) or :class:`~accelsim.sim.lower.PackedWeights`.
     With a split stream (``mapping.chunks > 1``, WS/IS) entry ``g * chunks + c`` holds
     conv group ``g``'s pairs within stream chunk ``c``.
     """
     if mapping.chunks == 1:
         return _work(acodes, wcodes, counts, mapping.dataflow, mapping.T, mapping.Sr,
                      mapping.Sc, skip_a, skip_w)
+    acodes, wcodes = _codes_of(acodes), _wcodes_of(wcodes)
     parts = []
     step = mapping.chunk_steps
     for g in range(acodes.shape[0]):
@@ -83,10 +122,12 @@ def work_matrix(acodes: np.ndarray, wcodes: np.ndarray, counts: OperandCounts,
     return np.concatenate(parts)
 
 
-def _work(acodes: np.ndarray, wcodes: np.ndarray, counts: OperandCounts, df: str, t_len: int,
+def _work(acodes, wcodes, counts: OperandCounts, df: str, t_len: int,
           sr: int, sc: int, skip_a: bool, skip_w: bool) -> np.ndarray:
     groups, m_dim, kred = acodes.shape
     n_dim = wcodes.shape[1]
+    packed_a = isinstance(acodes, PackedActs)
+    packed_w = isinstance(wcodes, PackedWeights)
     shape = (groups, sr, sc)
     if not skip_a and not skip_w:
         return np.full(shape, t_len, dtype=np.int32)
@@ -94,11 +135,14 @@ def _work(acodes: np.ndarray, wcodes: np.ndarray, counts: OperandCounts, df: str
         if skip_a and skip_w:
             out = np.empty(shape, dtype=np.int32)
             for g in range(groups):
-                out[g] = and_popcount(pack_equal_rows(acodes[g], 1), pack_equal_rows(wcodes[g], 1))
+                a_bits = acodes.bits[g] if packed_a else pack_equal_rows(acodes[g], 1)
+                w_bits = wcodes.bits[g] if packed_w else pack_equal_rows(wcodes[g], 1)
+                out[g] = and_popcount(a_bits, w_bits)
             return out
         if skip_a:
             return _broadcast(counts.row_a[:, :, None], shape)
         return _broadcast(counts.col_w[:, None, :], shape)
+    wcodes = _wcodes_of(wcodes)
     if df == "weight_stationary":
         if skip_a and skip_w:
             return (wcodes.transpose(0, 2, 1) * counts.col_a[:, :, None]).astype(np.int32)
@@ -106,7 +150,8 @@ def _work(acodes: np.ndarray, wcodes: np.ndarray, counts: OperandCounts, df: str
             return _broadcast(counts.col_a[:, :, None], shape)
         return (wcodes.transpose(0, 2, 1).astype(np.int32) * m_dim)
     # input stationary
-    a_nz_t = (acodes == 1).transpose(0, 2, 1)  # (G, Kred, M)
+    a_nz = acodes.nonzero() if packed_a else acodes == 1
+    a_nz_t = a_nz.transpose(0, 2, 1)  # (G, Kred, M)
     if skip_a and skip_w:
         return (a_nz_t * counts.row_w[:, :, None]).astype(np.int32)
     if skip_a:

@@ -76,7 +76,9 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
 
     ``gate`` enables power gating: an idle interval of a PE (no work in whole folds,
     or waiting before / after its busy cycles) of at least ``gate_threshold`` cycles
-    is spent power-gated and costs one wake-up.
+    is spent power-gated and costs one wake-up. Without gating the per-PE idle
+    bookkeeping is skipped (it only feeds the gating figures): each fold reads its
+    mapped PEs once.
     """
     n_groups_conv, sr, sc = work.shape
     n_pes = rows * cols
@@ -91,28 +93,45 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
     history = np.zeros(depth, dtype=np.int64)
     busy = np.zeros(n_pes, dtype=np.int64)
     run = np.zeros(n_pes, dtype=np.int64)
+    pe_group = np.empty(n_pes, dtype=np.int64)
+    for i in range(rows):
+        for j in range(cols):
+            pe_group[i * cols + j] = sync_group_of(sync, i, j, cols)
     fold = 0
     for g in range(n_groups_conv):
         for fc in range(col_folds):
             cu = min(cols, sc - fc * cols)
+            y0 = fc * cols
             for fr in range(row_folds):
                 ru = min(rows, sr - fr * rows)
+                x0 = fr * rows
                 gbusy[:] = 0
+                if gate:
+                    busy[:] = 0
                 fold_max = 0
                 fold_sum = 0
-                for i in range(rows):
-                    for j in range(cols):
+                n_busy = 0
+                for i in range(ru):
+                    row_max = 0
+                    for j in range(cu):
+                        b = np.int64(work[g, x0 + i, y0 + j])
+                        if lanes != 1:
+                            b = (b + lanes - 1) // lanes
                         p = i * cols + j
-                        b = 0
-                        if i < ru and j < cu:
-                            b = (work[g, fr * rows + i, fc * cols + j] + lanes - 1) // lanes
-                        busy[p] = b
-                        s = sync_group_of(sync, i, j, cols)
-                        if b > gbusy[s]:
-                            gbusy[s] = b
+                        if gate:
+                            busy[p] = b
+                        if sync == SYNC_COLUMN:
+                            gbusy[j] = max(gbusy[j], b)
+                        elif sync == SYNC_DECOUPLED:
+                            gbusy[p] = b
                         fold_sum += b
-                        if b > fold_max:
-                            fold_max = b
+                        row_max = max(row_max, b)
+                        n_busy += b > 0
+                    if sync == SYNC_ROW:
+                        gbusy[i] = row_max
+                    fold_max = max(fold_max, row_max)
+                if sync == SYNC_ARRAY:
+                    gbusy[0] = fold_max
                 mapped = ru * cu
                 stats[ST_SUM_MAX_BUSY] += fold_max
                 stats[ST_SUM_MEAN_BUSY] += fold_sum / mapped
@@ -132,10 +151,9 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
                     if finish[s] > fold_end:
                         fold_end = finish[s]
                 history[fold % depth] = fold_end
-                for i in range(rows):
-                    for j in range(cols):
-                        p = i * cols + j
-                        s = sync_group_of(sync, i, j, cols)
+                if gate:
+                    for p in range(n_pes):
+                        s = pe_group[p]
                         b = busy[p]
                         if b > 0:
                             run[p] += start[s] - old[s]
@@ -144,15 +162,16 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
                             stats[ST_ACTIVE_PE_CYCLES] += overhead + b
                         else:
                             run[p] += finish[s] - old[s]
+                else:   # integer-valued: the same sum as PE by PE
+                    stats[ST_ACTIVE_PE_CYCLES] += overhead * n_busy + fold_sum
                 fold += 1
     total = 0
     for s in range(n_sync):
         if finish[s] > total:
             total = finish[s]
-    for i in range(rows):
-        for j in range(cols):
-            p = i * cols + j
-            s = sync_group_of(sync, i, j, cols)
+    if gate:
+        for p in range(n_pes):
+            s = pe_group[p]
             run[p] += total - finish[s]
             _close_idle(run[p], gate, gate_threshold, stats)
     stats[ST_CYCLES] = total
