@@ -90,9 +90,10 @@ def test_step_work_equals_brute_force(seed):
     rng = random.Random(seed)
     nest, mapping, act, wmask, pads = _case(rng)
     for mode in (MODE_DENSE, MODE_ACT, MODE_WEIGHT, MODE_BOTH):
-        fast = step_work(nest, mapping, 1, act, wmask, pads, mode)
         slow = brute_work(nest, mapping, 1, act, wmask, pads, mode)
-        np.testing.assert_array_equal(fast, slow)
+        for method in ("packed", "factored", "auto"):
+            fast = step_work(nest, mapping, 1, act, wmask, pads, mode, method)
+            np.testing.assert_array_equal(fast, slow, err_msg=method)
 
 
 def test_dense_total_is_every_mac_and_single_pe():

@@ -1,11 +1,21 @@
-"""Work of every PE in every step of a mapping, from the real zero masks.
+"""Work of every PE in every step of a mapping, from the real zero masks, on packed words.
 
-A step is one iteration of the temporal loops at the shared levels (everything a PE's own
-levels iterate inside is that PE's block). For each (step, PE row, PE column) the kernel
-counts the MAC slots the PE must issue: all of them (dense), those with a non-zero activation,
-a non-zero weight, or both non-zero, walking the loop nest point by point in the mapping's
-order (an odometer over the flattened loops, dimension values kept incrementally).
-Padding positions hold a zero activation.
+A step is one iteration of the temporal loops at the shared levels; everything a PE's own levels
+iterate inside is that PE's *block*, a box of the iteration space (each dimension a contiguous
+range, the loops below the fan-out being the lowest digits of every index). For each
+(step, PE row, PE column) the kernel counts the MAC slots the PE must issue: all of them (dense),
+those with a non-zero activation, a non-zero weight, or both non-zero.
+
+Masks are packed once per batch into 64-bit words: for every output pixel the im2col row of its
+receptive field (padding as zeros) and for every filter its weights, both with the (C, R, S) bits
+in the order that makes the block's reduction range contiguous (dimensions the block spans fully
+innermost, those it fixes outermost). A block's work is then, for each (sample, group, filter,
+pixel) of the block, a popcount of ``row & filter`` over its bit segments: one when the block's
+reduction box is contiguous in that order, one per value of the outer partial ranges otherwise.
+When a block has many output rows and a small reduction box (row-stationary PEs, say), the same
+count is cheaper factored: the sum over its (c, r, s) box of (non-zero activations over its pixels,
+from 2-D prefix sums) x (non-zero weights over its filters, from prefix sums); the cheaper of the
+two is used per layer.
 """
 from __future__ import annotations
 
@@ -15,96 +25,285 @@ from numba import njit
 from accelsim.map.mapping import Mapping
 from accelsim.map.nest import DIMS, LoopNest
 from accelsim.numba_config import JIT
+from accelsim.sim.kernels.bitops import popcount64
 
 MODE_DENSE, MODE_ACT, MODE_WEIGHT, MODE_BOTH = 0, 1, 2, 3
-KIND_OUTER, KIND_SPATIAL_X, KIND_SPATIAL_Y, KIND_INNER = 0, 1, 2, 3
 _N, _G, _K, _C, _P, _Q, _R, _S = range(8)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_CRS = {_C: 0, _R: 1, _S: 2}
 
 
 @njit(**JIT)
-def _walk(dim, factor, stride, kind, place, n_outer, ny, nx, act, wmask, geo, mode):
-    """``work[step, y, x]``: issued MAC slots per PE and step (see module docstring)."""
-    n_loops = dim.shape[0]
+def _segment(arow, wrow, start, length, use_a, use_w):
+    """Set bits of ``a & w`` (or of one of them) over bits ``[start, start + length)``."""
+    total = 0
+    end = start + length
+    word = start >> 6
+    while word * 64 < end:
+        lo = max(start - word * 64, 0)
+        hi = min(end - word * 64, 64)
+        x = _ALL
+        if use_a:
+            x &= arow[word]
+        if use_w:
+            x &= wrow[word]
+        if lo > 0:
+            x &= _ALL << np.uint64(lo)
+        if hi < 64:
+            x &= (np.uint64(1) << np.uint64(hi)) - np.uint64(1)
+        total += popcount64(x)
+        word += 1
+    return total
+
+
+@njit(**JIT)
+def _advance(idx, val, coord, dim, factor, stride, coord_of, place):
+    """Odometer over the outer and spatial loops (innermost first): the next block's dimension
+    bases and (step, y, x); False after the last block."""
+    l = dim.shape[0] - 1
+    while l >= 0:
+        idx[l] += 1
+        val[dim[l]] += stride[l]
+        coord[coord_of[l]] += place[l]
+        if idx[l] < factor[l]:
+            return True
+        idx[l] = 0
+        val[dim[l]] -= stride[l] * factor[l]
+        coord[coord_of[l]] -= place[l] * factor[l]
+        l -= 1
+    return False
+
+
+@njit(**JIT)
+def _blocks_factored(dim, factor, stride, coord_of, place, n_outer, ny, nx, ext, aint, wcum,
+                     use_a, use_w):
+    """Same counts, factored over the reduction: a block's work is the sum over its
+    (c, r, s) box of (non-zero activations in its (n, p, q) box, from 2-D prefix sums ``aint``)
+    x (non-zero weights in its k range, from prefix sums ``wcum``)."""
     work = np.zeros((n_outer, ny, nx), dtype=np.int64)
-    idx = np.zeros(n_loops, dtype=np.int64)
+    idx = np.zeros(max(dim.shape[0], 1), dtype=np.int64)
     val = np.zeros(8, dtype=np.int64)
-    kg, cg, sh, sw, ph, pw, dh, dw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
-    H, W = act.shape[2], act.shape[3]
-    coord = np.zeros(4, dtype=np.int64)   # step, y, x: mixed radix of their loops
+    coord = np.zeros(3, dtype=np.int64)
+    pixels = ext[_N] * ext[_P] * ext[_Q]
     while True:
-        step = coord[0]
-        y = coord[1]
-        x = coord[2]
-        g = val[_G]
-        if mode == MODE_DENSE:
-            hit = 1
-        else:
-            a = 0
-            h = val[_P] * sh + val[_R] * dh - ph
-            w = val[_Q] * sw + val[_S] * dw - pw
-            if 0 <= h < H and 0 <= w < W:
-                a = act[val[_N], g * cg + val[_C], h, w]
-            wt = wmask[g * kg + val[_K], val[_C], val[_R], val[_S]]
-            if mode == MODE_ACT:
-                hit = 1 if a != 0 else 0
-            elif mode == MODE_WEIGHT:
-                hit = 1 if wt != 0 else 0
-            else:
-                hit = 1 if (a != 0 and wt != 0) else 0
-        work[step, y, x] += hit
-        # odometer: advance the innermost loop, carry outward
-        l = n_loops - 1
-        while l >= 0:
-            idx[l] += 1
-            val[dim[l]] += stride[l]
-            coord[kind[l]] += place[l]
-            if idx[l] < factor[l]:
-                break
-            idx[l] = 0
-            val[dim[l]] -= stride[l] * factor[l]
-            coord[kind[l]] -= place[l] * factor[l]
-            l -= 1
-        if l < 0:
+        count = 0
+        p0, q0 = val[_P], val[_Q]
+        p1, q1 = p0 + ext[_P], q0 + ext[_Q]
+        k0, k1 = val[_K], val[_K] + ext[_K]
+        for g in range(val[_G], val[_G] + ext[_G]):
+            for c in range(val[_C], val[_C] + ext[_C]):
+                for r in range(val[_R], val[_R] + ext[_R]):
+                    for s_ in range(val[_S], val[_S] + ext[_S]):
+                        a = pixels
+                        if use_a:
+                            a = 0
+                            for n in range(val[_N], val[_N] + ext[_N]):
+                                a += (aint[n, g, c, r, s_, p1, q1] - aint[n, g, c, r, s_, p0, q1]
+                                      - aint[n, g, c, r, s_, p1, q0] + aint[n, g, c, r, s_, p0, q0])
+                        w = ext[_K]
+                        if use_w:
+                            w = wcum[g, k1, c, r, s_] - wcum[g, k0, c, r, s_]
+                        count += a * w
+        work[coord[0], coord[1], coord[2]] += count
+        if not _advance(idx, val, coord, dim, factor, stride, coord_of, place):
             break
     return work
 
 
+@njit(**JIT)
+def _blocks(dim, factor, stride, coord_of, place, n_outer, ny, nx, ext, apack, wpack,
+            order, sizes, use_a, use_w):
+    """``work[step, y, x]`` over the blocks enumerated by the outer and spatial loops.
+
+    Bits of a receptive field are packed in ``order`` (a permutation of C, R, S, outermost
+    first, with ``sizes`` their full extents): the bit of ``(x0, x1, x2)`` in that order is
+    ``(x0 * sizes[1] + x1) * sizes[2] + x2``. A block's range of the innermost dimension is
+    one segment for each value of the outer two (merged when the inner ranges are full).
+    """
+    work = np.zeros((n_outer, ny, nx), dtype=np.int64)
+    idx = np.zeros(max(dim.shape[0], 1), dtype=np.int64)
+    val = np.zeros(8, dtype=np.int64)
+    coord = np.zeros(3, dtype=np.int64)
+    dense_block = ext[_N] * ext[_G] * ext[_K] * ext[_C] * ext[_P] * ext[_Q] * ext[_R] * ext[_S]
+    e0, e1, e2 = ext[order[0]], ext[order[1]], ext[order[2]]
+    s1, s2 = sizes[1], sizes[2]
+    # merge: a full innermost range joins the next one out, and so on
+    seg_len = e2
+    outer1 = e1
+    outer0 = e0
+    if e2 == s2:
+        seg_len = e1 * s2
+        outer1 = 1
+        if e1 == s1:
+            seg_len = e0 * s1 * s2
+            outer0 = 1
+    while True:
+        if not use_a and not use_w:
+            count = dense_block
+        else:
+            count = 0
+            b0, b1, b2 = val[order[0]], val[order[1]], val[order[2]]
+            for n in range(val[_N], val[_N] + ext[_N]):
+                for g in range(val[_G], val[_G] + ext[_G]):
+                    for k in range(val[_K], val[_K] + ext[_K]):
+                        wrow = wpack[g, k]
+                        for p in range(val[_P], val[_P] + ext[_P]):
+                            for q in range(val[_Q], val[_Q] + ext[_Q]):
+                                arow = apack[n, g, p, q]
+                                for x0 in range(b0, b0 + outer0):
+                                    for x1 in range(b1, b1 + outer1):
+                                        count += _segment(arow, wrow, (x0 * s1 + x1) * s2 + b2,
+                                                          seg_len, use_a, use_w)
+        work[coord[0], coord[1], coord[2]] += count
+        if not _advance(idx, val, coord, dim, factor, stride, coord_of, place):
+            break
+    return work
+
+
+def _segments(ext: np.ndarray, order: tuple[int, int, int], nest: LoopNest) -> int:
+    """Segments (times their words) one output row of a block costs in ``order``."""
+    e = [int(ext[d]) for d in order]
+    full = [nest.bound(DIMS[d]) for d in order]
+    if e[2] == full[2] and e[1] == full[1]:
+        return max(1, (e[0] * full[1] * full[2] + 63) // 64)
+    if e[2] == full[2]:
+        return e[0] * max(1, (e[1] * full[2] + 63) // 64)
+    return e[0] * e[1] * max(1, (e[2] + 63) // 64)
+
+
+def reduction_order(ext: np.ndarray, nest: LoopNest) -> tuple[int, int, int]:
+    """C, R, S ordered for the fewest segments: fixed (one value) first, then partial ranges,
+    then full ranges innermost."""
+    full = {d: nest.bound(DIMS[d]) for d in (_C, _R, _S)}
+    def rank(d):
+        return (0 if ext[d] == 1 else 2 if ext[d] == full[d] else 1, d)
+    return tuple(sorted((_C, _R, _S), key=rank))
+
+
+def _words(bits: int) -> int:
+    return (bits + 63) // 64
+
+
+def im2col(act: np.ndarray, nest: LoopNest, pads: tuple[int, int]) -> np.ndarray:
+    """``(N, G, P, Q, C, R, S)`` booleans: each output pixel's receptive field (padding: 0)."""
+    _, g, _, cg, p, q, r, s = nest.bounds
+    act = np.asarray(act, dtype=bool)
+    padded = np.pad(act, ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])))
+    hh = (p - 1) * nest.stride_h + 1
+    ww = (q - 1) * nest.stride_w + 1
+    cols = np.zeros((act.shape[0], act.shape[1], r, s, p, q), dtype=bool)
+    for i in range(r):
+        for j in range(s):
+            h0, w0 = i * nest.dil_h, j * nest.dil_w
+            window = padded[:, :, h0:h0 + hh:nest.stride_h, w0:w0 + ww:nest.stride_w]
+            cols[:, :, i, j, :window.shape[2], :window.shape[3]] = window
+    return cols.reshape(act.shape[0], g, cg, r, s, p, q).transpose(0, 1, 5, 6, 2, 3, 4)
+
+
+def pack_im2col(act: np.ndarray, nest: LoopNest, pads: tuple[int, int],
+                order: tuple[int, int, int] = (_C, _R, _S)) -> np.ndarray:
+    """``(N, G, P, Q, words)``: each output pixel's receptive field, its (C, R, S) bits
+    packed in ``order`` (outermost first; padding positions are zeros)."""
+    n_, g, _, cg, p, q, r, s = nest.bounds
+    cols = im2col(act, nest, pads)
+    axes = [4 + _CRS[d] for d in order]            # C, R, S are axes 4, 5, 6
+    cols = cols.transpose(0, 1, 2, 3, *axes)
+    return _pack(cols.reshape(cols.shape[0], g, p, q, cg * r * s))
+
+
+def act_prefix(act: np.ndarray, nest: LoopNest, pads: tuple[int, int]) -> np.ndarray:
+    """``(N, G, C, R, S, P+1, Q+1)`` 2-D prefix sums over the pixels of the im2col booleans."""
+    cols = im2col(act, nest, pads).transpose(0, 1, 4, 5, 6, 2, 3)
+    out = np.zeros(cols.shape[:5] + (cols.shape[5] + 1, cols.shape[6] + 1), dtype=np.int64)
+    out[..., 1:, 1:] = cols.cumsum(axis=5, dtype=np.int64).cumsum(axis=6)
+    return out
+
+
+def weight_prefix(wmask: np.ndarray, nest: LoopNest) -> np.ndarray:
+    """``(G, K+1, C, R, S)`` prefix sums over the filters of the weight mask."""
+    _, g, k, cg, _, _, r, s = nest.bounds
+    w = np.asarray(wmask, dtype=bool).reshape(g, k, cg, r, s)
+    out = np.zeros((g, k + 1, cg, r, s), dtype=np.int64)
+    out[:, 1:] = w.cumsum(axis=1, dtype=np.int64)
+    return out
+
+
+def pack_weights(wmask: np.ndarray, nest: LoopNest,
+                 order: tuple[int, int, int] = (_C, _R, _S)) -> np.ndarray:
+    """``(G, K, words)``: each filter's (C, R, S) bits packed in ``order``."""
+    _, g, k, cg, _, _, r, s = nest.bounds
+    w = np.asarray(wmask, dtype=bool).reshape(g, k, cg, r, s)
+    w = w.transpose(0, 1, *[2 + _CRS[d] for d in order])
+    return _pack(w.reshape(g, k, cg * r * s))
+
+
+def _pack(bits: np.ndarray) -> np.ndarray:
+    width = bits.shape[-1]
+    padded = np.zeros(bits.shape[:-1] + (_words(width) * 64,), dtype=bool)
+    padded[..., :width] = bits
+    packed = np.packbits(padded, axis=-1, bitorder="little")
+    return np.ascontiguousarray(packed).view(np.uint64)
+
+
 def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarray,
-              wmask: np.ndarray, pads: tuple[int, int], mode: int) -> np.ndarray:
+              wmask: np.ndarray, pads: tuple[int, int], mode: int,
+              method: str = "auto") -> np.ndarray:
     """Issued MAC slots ``(steps, Y, X)`` of one batch of ``act`` ``(N, C, H, W)`` masks.
 
     ``fanout_level``: the innermost level whose spatial loops spread over the PE array (spatial
     loops at it and above index PEs); temporal loops at it and above are steps, loops at levels
-    below it (and the MAC lanes) are PE blocks.
+    below it (and the MAC lanes) are PE blocks. ``method``: ``packed`` (popcounts over packed
+    segments), ``factored`` (prefix sums over the reduction box) or ``auto`` (the cheaper).
     """
+    if method not in ("auto", "packed", "factored"):
+        raise ValueError(f"method: expected auto, packed or factored, got {method!r}")
     flat = mapping.flat()
-    n = len(flat)
-    dim = np.zeros(n, np.int64)
-    factor = np.zeros(n, np.int64)
-    stride = np.zeros(n, np.int64)
-    kind = np.zeros(n, np.int64)
-    place = np.zeros(n, np.int64)
-    radix = {}
-    coord_size = [1, 1, 1, 1]
-    for i in range(n - 1, -1, -1):
-        lv, loop = flat[i]
+    radix: dict = {}
+    strides = [0] * len(flat)
+    for i in range(len(flat) - 1, -1, -1):
+        d = DIMS.index(flat[i][1].dim)
+        strides[i] = radix.get(d, 1)
+        radix[d] = strides[i] * flat[i][1].factor
+    ext = np.ones(8, dtype=np.int64)
+    dim, factor, stride, coord_of, place = [], [], [], [], []
+    coord_size = [1, 1, 1]
+    outer = []
+    for i, (lv, loop) in enumerate(flat):
         d = DIMS.index(loop.dim)
-        dim[i], factor[i] = d, loop.factor
-        stride[i] = radix.get(d, 1)
-        radix[d] = stride[i] * loop.factor
         if lv > fanout_level:
-            k = KIND_INNER
-        elif loop.spatial:   # spread over the PE array (possibly from several levels)
-            k = KIND_SPATIAL_X if loop.axis == "X" else KIND_SPATIAL_Y
-        else:
-            k = KIND_OUTER
-        code = {KIND_OUTER: 0, KIND_SPATIAL_Y: 1, KIND_SPATIAL_X: 2, KIND_INNER: 3}[k]
-        kind[i] = code
-        place[i] = coord_size[code]
+            ext[d] *= loop.factor
+            continue
+        outer.append(i)
+    for i in reversed(outer):   # places: the last loop of each coordinate is its lowest digit
+        lv, loop = flat[i]
+        code = 0 if not loop.spatial else (2 if loop.axis == "X" else 1)
+        place.append(coord_size[code])
         coord_size[code] *= loop.factor
-    geo = np.array([nest.bound("K"), nest.bound("C"), nest.stride_h, nest.stride_w,
-                    pads[0], pads[1], nest.dil_h, nest.dil_w], np.int64)
-    act = np.ascontiguousarray(act, dtype=np.uint8)
-    wmask = np.ascontiguousarray(wmask, dtype=np.uint8)
-    return _walk(dim, factor, stride, kind, place, coord_size[0], coord_size[1], coord_size[2],
-                 act, wmask, geo, mode)
+        coord_of.append(code)
+        dim.append(DIMS.index(loop.dim))
+        factor.append(loop.factor)
+        stride.append(strides[i])
+    arrays = [np.array(list(reversed(v)), dtype=np.int64) for v in (dim, factor, stride, coord_of, place)]
+    use_a = mode in (MODE_ACT, MODE_BOTH)
+    use_w = mode in (MODE_WEIGHT, MODE_BOTH)
+    n, g, k, _, p, q, _, _ = nest.bounds
+    if use_a or use_w:
+        # two exact ways to count a block: popcounts over its packed reduction segments
+        # (~ one word op per segment per output row) or the factored sum over its reduction box
+        # (one product per reduction element); take the cheaper
+        rows = int(ext[_N] * ext[_G] * ext[_K] * ext[_P] * ext[_Q])
+        order = reduction_order(ext, nest)
+        segment_ops = rows * _segments(ext, order, nest)
+        box_ops = int(ext[_G] * ext[_C] * ext[_R] * ext[_S]) * (int(ext[_N]) if use_a else 1)
+        if method == "factored" or (method == "auto" and box_ops < segment_ops):
+            aint = act_prefix(act, nest, pads) if use_a else np.zeros((1,) * 7, np.int64)
+            wcum = weight_prefix(wmask, nest) if use_w else np.zeros((1,) * 5, np.int64)
+            return _blocks_factored(*arrays, coord_size[0], coord_size[1], coord_size[2], ext,
+                                    aint, wcum, use_a, use_w)
+    order = reduction_order(ext, nest)
+    sizes = np.array([nest.bound(DIMS[d]) for d in order], dtype=np.int64)
+    # an operand the mode ignores is never read: a one-word placeholder row per index
+    apack = pack_im2col(act, nest, pads, order) if use_a else np.zeros((n, g, p, q, 1), np.uint64)
+    wpack = pack_weights(wmask, nest, order) if use_w else np.zeros((g, k, 1), np.uint64)
+    return _blocks(*arrays, coord_size[0], coord_size[1], coord_size[2], ext, apack, wpack,
+                   np.array(order, dtype=np.int64), sizes, use_a, use_w)
