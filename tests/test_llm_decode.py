@@ -147,3 +147,24 @@ def test_decode_speedup_follows_bound_while_dram_bound(llama):
     assert abs(point.speedup / point.bound - 1) <= 0.10, point
     assert 0.8 < point.f < 1.0
     assert point.dram_bytes < point.dense_dram_bytes and point.energy_saving > 0.2
+
+
+def test_cli_capture_and_one_line_errors(tmp_path, capsys):
+    from accelsim.cli import main
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("The accelerator skips zero activations.\nEach token streams weights.\n")
+    out = tmp_path / "d.trace"
+    assert main(["trace", "capture", "--model", "llama_tiny", "--prompt-file", str(prompts),
+                 "--samples", "2", "--prompt-tokens", "8", "--decode-tokens", "1", "--teal", "0.5",
+                 "-o", str(out)]) == 0
+    trace = open_trace(out)
+    assert trace.provenance["decoder"]["decode_tokens"] == 1
+    assert trace.provenance["sparsifier"] == {"method": "teal", "target": 0.5}
+    up = next(x for x in trace if x.name == "decode1/model.layers.0.mlp.up_proj")
+    assert 0.3 < 1 - up.stats["act_density"] < 0.7
+    capsys.readouterr()
+    assert main(["trace", "capture", "--model", "llama_tiny", "--samples", "1",
+                 "--decode-tokens", "1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: a decoder capture needs exactly one of --prompt-file or --prompt-ids"

@@ -46,6 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of random input data")
     p.add_argument("--no-compress", action="store_true", help="store members without deflate")
     p.add_argument("-o", "--output", required=True, help="trace file to write (.trace)")
+    llm = p.add_argument_group("decoder LLMs (--model llama_tiny|gpt2_tiny|FOLDER; accelsim[llm])")
+    llm.add_argument("--prompt-file", help="text file, one prompt per non-empty line (--samples "
+                                           "of them, cut to the same length)")
+    llm.add_argument("--prompt-ids", help="file of token ids, one prompt per line")
+    llm.add_argument("--prompt-tokens", type=positive_int,
+                     help="tokens per prompt (default: the shortest prompt's)")
+    llm.add_argument("--decode-tokens", type=int, default=None,
+                     help="greedy decode steps after the prefill, each its own trace phase")
+    llm.add_argument("--teal", type=float, metavar="S",
+                     help="TEAL thresholds calibrated on the prompt text to sparsity S first")
     p.set_defaults(handler=cmd_capture)
 
     p = sub.add_parser("from-topology", help="statistical trace from a SCALE-Sim topology CSV")
@@ -151,6 +161,10 @@ def _plain_kwargs(raw, source: str) -> dict:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
+    from accelsim.trace.llm import cli_capture, is_decoder_request
+
+    if is_decoder_request(args):  # prompts, prefill and decode phases (accelsim.trace.llm)
+        return cli_capture(args)
     from accelsim.trace.capture import CaptureOptions, capture_trace
     from accelsim.trace.writer import write_trace
     from accelsim.zoo import build_model, list_models

@@ -237,3 +237,63 @@ def capture_decoder(model: nn.Module, prompts: torch.Tensor, decode_tokens: int,
         warnings.warn(f"capture: {total / n:,.0f} MACs per sample ran in ops that are not "
                       "traced; the trace lists them (`accelsim trace info`)", stacklevel=2)
     return TraceData(layers=layers, provenance=prov, untraced=untraced, graph=None)
+
+
+# -- command line (accelsim trace capture) ------------------------------------------------
+
+def is_decoder_request(args) -> bool:
+    """Whether ``accelsim trace capture`` arguments ask for a decoder capture."""
+    from accelsim.zoo.llama import DECODERS
+
+    model = getattr(args, "model", None)
+    return bool(getattr(args, "prompt_file", None) or getattr(args, "prompt_ids", None)
+                or getattr(args, "decode_tokens", None) is not None
+                or model in DECODERS or (model is not None and Path(model).is_dir()))
+
+
+def cli_capture(args) -> int:
+    """``accelsim trace capture --model llama_tiny --prompt-file F --decode-tokens N -o OUT``."""
+    from accelsim.trace.writer import write_trace
+
+    if not args.model:
+        raise AccelsimError("--model is required for a decoder capture (a zoo decoder or a "
+                            "checkpoint folder)")
+    if args.checkpoint:
+        raise AccelsimError("--checkpoint: decoder LLMs load from a checkpoint folder given as "
+                            "--model FOLDER")
+    if bool(args.prompt_file) == bool(args.prompt_ids):
+        raise AccelsimError("a decoder capture needs exactly one of --prompt-file or --prompt-ids")
+    if args.teal is not None and not args.prompt_file:
+        raise AccelsimError("--teal calibrates on the prompt text: give --prompt-file")
+    decode = 0 if args.decode_tokens is None else int(args.decode_tokens)
+    if decode < 0:
+        raise AccelsimError(f"--decode-tokens: expected an integer >= 0, got {decode}")
+    model, tokenizer = load_decoder(args.model, seed=args.seed)
+    vocab = getattr(model.config, "vocab_size", None)
+    if args.prompt_file:
+        prompts = prompts_from_text(args.prompt_file, args.samples, args.prompt_tokens, tokenizer,
+                                    vocab)
+    else:
+        prompts = prompts_from_ids(args.prompt_ids, args.samples, args.prompt_tokens, vocab)
+    options = CaptureOptions(samples=args.samples, act_bits=args.act_bits,
+                             weight_bits=args.weight_bits, quantize_acts=args.quantize_acts,
+                             quantize_weights=args.quantize_weights, threshold=args.threshold)
+    provenance = {"model": str(args.model),
+                  "dataset": str(args.prompt_file or args.prompt_ids)}
+    if args.teal is not None:
+        from accelsim.sparsify.teal import ThresholdHooks, calibrate_thresholds
+
+        text = Path(args.prompt_file).read_text(encoding="utf-8")
+        ids = torch.tensor(encode_text(text, tokenizer, vocab), dtype=torch.long)
+        length = min(64, max(2, ids.numel() // 4))
+        thresholds = calibrate_thresholds(model, ids, args.teal, length)
+        provenance["sparsifier"] = {"method": "teal", "target": float(args.teal)}
+        with ThresholdHooks(model, thresholds):
+            data = capture_decoder(model, prompts, decode, options, provenance)
+    else:
+        data = capture_decoder(model, prompts, decode, options, provenance)
+    write_trace(args.output, data, compress=not args.no_compress)
+    steps = data.provenance["decoder"]
+    print(f"wrote {args.output}: {len(data.layers)} layers, {data.num_samples} prompts of "
+          f"{steps['prompt_tokens']} tokens, prefill + {steps['decode_tokens']} decode steps")
+    return 0
