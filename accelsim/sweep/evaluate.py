@@ -69,6 +69,17 @@ def mask_bytes(trace, samples: int | None) -> int:
     return sum(int(np.prod(g.weight_shape)) + used * g.C * g.H * g.W for g in geometries)
 
 
+class TraceLayers(list):
+    """A trace's layers (a list) that keeps the trace's graph, provenance and content hash, so
+    simulating them equals simulating the trace (between-layer ops and liveness included)."""
+
+    def __init__(self, layers, trace):
+        super().__init__(layers)
+        self.graph = getattr(trace, "graph", None)
+        self.provenance = getattr(trace, "provenance", None)
+        self.content_hash = getattr(trace, "content_hash", None)
+
+
 def memoized_layers(trace) -> list[LayerTrace]:
     """The trace's layers with masks read (or drawn) once and reused by every later point.
 
@@ -83,7 +94,7 @@ def memoized_layers(trace) -> list[LayerTrace]:
         layers.append(LayerTrace(layer.index, layer.name, layer.geometry, layer.act_bits,
                                  layer.weight_bits, weights, acts,
                                  output_density=layer.output_density, stats=layer.stats))
-    return layers
+    return TraceLayers(layers, trace)
 
 
 def _layers(task: PointTask):
