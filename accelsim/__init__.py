@@ -1,3 +1,3 @@
 """accelsim: hardware/ML co-design of sparse neural-network accelerators."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
