@@ -20,6 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="only this layer (repeatable)")
     parser.add_argument("--objective", choices=("energy", "latency", "edp"), default=None,
                         help="override the design's mapping.objective")
+    parser.add_argument("--mappings", metavar="FILE", default=None,
+                        help="YAML of mappings fixed per layer (others are searched); see "
+                             "--save-mappings for the format")
+    parser.add_argument("--save-mappings", metavar="FILE", default=None,
+                        help="write the layers' mappings to FILE (YAML), to edit and pass back with "
+                             "--mappings here or to `accelsim simulate`")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(handler=_map)
 
@@ -44,11 +50,34 @@ def _map(args: argparse.Namespace) -> int:
     if unknown:
         raise AccelsimError(f"{args.trace}: no layer named {', '.join(sorted(unknown))} "
                             f"(layers: {', '.join(trace.layer_names)})")
-    reports = []
+    fixed = {}
+    if args.mappings:
+        from accelsim.map.fixed import load_mappings
+
+        fixed = load_mappings(args.mappings)
+        unknown = sorted(set(fixed) - set(trace.layer_names))
+        if unknown:
+            raise AccelsimError(f"{args.mappings}: layers: no layer named {', '.join(unknown[:5])} "
+                                f"in {args.trace}")
+    reports, chosen = [], {}
     for layer in trace:
         if wanted and layer.name not in wanted:
             continue
-        reports.append(layer_report(layer.name, map_layer(layer, hw), hw))
+        if layer.name in fixed:
+            from accelsim.map.fixed import fixed_result
+            from accelsim.map.nest import LoopNest
+            from accelsim.sim.loopnest import _design
+
+            result = fixed_result(layer.name, fixed[layer.name], LoopNest.of_geometry(layer.geometry),
+                                  _design(hw).arch)
+        else:
+            result = map_layer(layer, hw)
+        chosen[layer.name] = result.mapping
+        reports.append(layer_report(layer.name, result, hw))
+    if args.save_mappings:
+        from accelsim.map.fixed import save_mappings
+
+        save_mappings(args.save_mappings, chosen)
     if args.json:
         json.dump({"hw": hw.name, "objective": hw.mapping.objective, "layers": reports},
                   sys.stdout, indent=2)

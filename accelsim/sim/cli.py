@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run B samples together: weights are fetched once per batch when the "
                         "mapping allows (figures stay per inference; default: the design's "
                         "residency.batch, 1)")
+    p.add_argument("--mappings", metavar="FILE", default=None,
+                   help="YAML of loop-nest mappings fixed per layer (designs with a "
+                        "memory_hierarchy; `accelsim map --save-mappings` writes one)")
     p.add_argument("--baseline", choices=("dense",), default=None,
                    help="also simulate the same hardware with every sparsity feature off and "
                         "report per-layer savings")
@@ -44,9 +47,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     hw = load_hw(args.hw)
     if args.output and not args.output.lower().endswith((".csv", ".parquet")):
         raise AccelsimError(f"-o {args.output}: expected a .csv or .parquet file name")
+    mappings = None
+    if args.mappings:
+        from accelsim.map.fixed import load_mappings
+
+        mappings = load_mappings(args.mappings)
     with open_trace(args.trace) as trace:
         result = simulate(trace, hw, fidelity=args.fidelity, samples=args.samples,
-                          progress=args.progress, batch=args.batch)
+                          progress=args.progress, batch=args.batch, mappings=mappings)
         baseline = None
         if args.baseline == "dense":
             baseline = simulate(trace, hw.dense_twin(), fidelity=args.fidelity,

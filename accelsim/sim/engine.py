@@ -294,7 +294,8 @@ def _density(mask: np.ndarray, elements: float) -> float:
 
 
 def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None,
-                   params: HwParams | None = None, context: LayerContext | None = None) -> dict:
+                   params: HwParams | None = None, context: LayerContext | None = None,
+                   mapping=None) -> dict:
     """Simulate one :class:`~accelsim.trace.LayerTrace`; returns its result row (a dict).
 
     Numeric figures are means over the simulated samples (per inference). ``context`` says
@@ -309,7 +310,10 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
     if hw.memory_hierarchy is not None:   # the mapping-aware loop-nest model
         from accelsim.sim.loopnest import simulate_layer_loopnest
 
-        return simulate_layer_loopnest(layer, hw, fidelity, samples, ctx)
+        return simulate_layer_loopnest(layer, hw, fidelity, samples, ctx, mapping)
+    if mapping is not None:
+        raise AccelsimError(f"{hw.name}: a fixed mapping needs a design with a memory_hierarchy "
+                            "(the systolic model has SCALE-Sim's mapping)")
     p = params or HwParams.of(hw)
     check_layer(layer, p)
     seen(layer)

@@ -128,13 +128,14 @@ _RATIOS = ("utilization", "load_imbalance", "act_density")
 
 
 def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | None = None,
-                            context: LayerContext | None = None) -> dict:
+                            context: LayerContext | None = None, mapping=None) -> dict:
     """One layer's result row (means over samples = per inference) on a loop-nest design.
 
     Samples run in batches of ``context.batch`` (the nest's ``N``); what the context puts on
     chip (resident weights, the previous layer's output, this layer's output) moves nothing
     off chip: the DRAM traffic of those tensors is dropped and their fills into the buffer that
-    holds them too (they are already there).
+    holds them too (they are already there). ``mapping``: a fixed :class:`Mapping` instead of
+    the mapper's (:mod:`accelsim.map.fixed`).
     """
     ctx = context or LayerContext()
     if fidelity != "fast":
@@ -160,8 +161,14 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
     for start in range(0, acts.shape[0], bsz):
         group = acts[start:start + bsz]
         b = group.shape[0]
-        mapped = map_layer(layer, hw, b, ctx.reserved_bytes)
         nest = LoopNest.of_geometry(geo, batch=b)
+        if mapping is not None:
+            from accelsim.map.fixed import fixed_result
+
+            held = _reserve(arch, ctx.reserved_bytes * 8.0) if ctx.reserved_bytes else arch
+            mapped = fixed_result(layer.name, mapping, nest, held)
+        else:
+            mapped = map_layer(layer, hw, b, ctx.reserved_bytes)
         wmask = wmasks[start] if per_sample_weights else wmasks
         ratios = (_compressed_ratio(wmask, hw.storage.weights.on_chip, hw.precision.weight_bits),
                   _compressed_ratio(wmask, hw.storage.weights.off_chip, hw.precision.weight_bits))

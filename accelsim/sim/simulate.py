@@ -14,7 +14,7 @@ from accelsim.sim.result import SimResult, totals_of
 
 def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None = None,
              progress: bool = False, trace_hash: str | None = None,
-             batch: int | None = None) -> SimResult:
+             batch: int | None = None, mappings: dict | None = None) -> SimResult:
     """Simulate every layer of ``layers`` on ``hw``, one layer at a time.
 
     ``layers``: a :class:`~accelsim.trace.Trace` or any iterable of
@@ -23,7 +23,8 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     ``None``); ``batch``: samples run together (weights fetched once per batch when the
     mapping allows; default ``hw.residency.batch``, so sweeps can vary it as a hardware axis). Figures are per inference (means over samples); what stays on chip
     between layers and inferences follows ``hw.residency`` (:mod:`accelsim.sim.residency`).
-    ``trace_hash`` defaults to the trace's ``content_hash``.
+    ``trace_hash`` defaults to the trace's ``content_hash``. ``mappings``: ``{layer name:
+    Mapping}`` fixed by the user (:mod:`accelsim.map.fixed`); other layers use the mapper.
     """
     if fidelity not in FIDELITIES:
         raise AccelsimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
@@ -35,12 +36,12 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     items = list(iter_layers(layers))
     plan = plan_network(items, hw, batch, samples=samples)
     try:
-        rows = _run(items, hw, fidelity, samples, params, plan, progress)
+        rows = _run(items, hw, fidelity, samples, params, plan, progress, mappings)
     except MappingError:
         if not (plan.weights_resident and hw.residency.weights == "auto"):
             raise
         plan = streamed(plan, items, hw)     # auto: resident weights left too little room
-        rows = _run(items, hw, fidelity, samples, params, plan, progress)
+        rows = _run(items, hw, fidelity, samples, params, plan, progress, mappings)
     frame = pd.DataFrame(rows)
     meta = {
         "hw_name": hw.name,
@@ -72,13 +73,20 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     return SimResult(layers=frame, totals=totals, meta=meta)
 
 
-def _run(items: list, hw, fidelity: str, samples, params, plan, progress: bool) -> list[dict]:
+def _run(items: list, hw, fidelity: str, samples, params, plan, progress: bool,
+         mappings: dict | None = None) -> list[dict]:
     work = zip(items, plan.contexts)
     if progress:
         from tqdm import tqdm
 
         work = tqdm(work, total=len(items), desc=f"simulate {hw.name}", unit="layer", file=sys.stderr)
-    return [simulate_layer(layer, hw, fidelity, samples, params, ctx) for layer, ctx in work]
+    fixed = mappings or {}
+    if fixed:
+        unknown = sorted(set(fixed) - {layer.name for layer in items})
+        if unknown:
+            raise AccelsimError(f"mappings: no layer named {', '.join(unknown[:5])} in the trace")
+    return [simulate_layer(layer, hw, fidelity, samples, params, ctx, fixed.get(layer.name))
+            for layer, ctx in work]
 
 
 def _add_vector_ops(totals: dict, meta: dict, graph, hw, samples) -> None:

@@ -1,0 +1,144 @@
+"""Mappings fixed by the user in YAML, per layer (``simulate --mappings FILE``).
+
+Format (what ``accelsim map --save-mappings FILE`` writes for the mapper's choices)::
+
+    version: 1
+    layers:
+      conv1:                          # a layer name of the trace
+        - {level: DRAM, temporal: [[K, 2], [C, 3]]}
+        - {level: glb, temporal: [[P, 4]], spatial: [[Q, 14, X], [R, 3, Y]]}
+        - {level: spad, temporal: [[S, 3]]}
+
+Levels are listed outermost first and must be the design's (DRAM, then its
+``memory_hierarchy``); temporal loops outer to inner; each dimension's factors must multiply to
+its bound; every tile must fit its level. A layer the file does not name is mapped by the mapper.
+"""
+from __future__ import annotations
+
+import os
+
+from accelsim.atomic import atomic_write_text
+from accelsim.errors import ConfigError
+from accelsim.map.mapping import AXES, LevelLoops, Loop, Mapping
+from accelsim.map.nest import DIMS
+
+VERSION = 1
+MAX_LAYERS = 100_000
+
+
+def _loops(raw, path: str, source: str, spatial: bool) -> tuple[Loop, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(source, path, f"expected a list of [dim, factor{', axis' if spatial else ''}]")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"{path}[{i}]"
+        want = 3 if spatial else 2
+        if not isinstance(item, list) or len(item) != want:
+            raise ConfigError(source, where, f"expected [dim, factor{', axis' if spatial else ''}], "
+                                             f"got {item!r:.60}")
+        dim, factor = item[0], item[1]
+        if dim not in DIMS:
+            raise ConfigError(source, where, f"dimension: expected one of {', '.join(DIMS)}, got {dim!r:.30}")
+        if isinstance(factor, bool) or not isinstance(factor, int) or not 1 <= factor <= 1 << 30:
+            raise ConfigError(source, where, f"factor: expected a positive integer, got {factor!r:.30}")
+        axis = item[2] if spatial else "X"
+        if axis not in AXES:
+            raise ConfigError(source, where, f"axis: expected X or Y, got {axis!r:.30}")
+        out.append(Loop(dim, factor, spatial, axis))
+    return tuple(out)
+
+
+def parse_mappings(raw, source: str = "<mappings>") -> dict[str, Mapping]:
+    """Validate the plain data of a mappings file into ``{layer name: Mapping}``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(source, None, "expected a mapping with version and layers")
+    unknown = set(raw) - {"version", "layers"}
+    if unknown:
+        raise ConfigError(source, sorted(unknown)[0], "unknown key; allowed keys: version, layers")
+    if raw.get("version") != VERSION:
+        raise ConfigError(source, "version", f"expected {VERSION}, got {raw.get('version')!r:.30}")
+    layers = raw.get("layers")
+    if not isinstance(layers, dict) or not layers:
+        raise ConfigError(source, "layers", "expected a mapping of layer name -> list of levels")
+    if len(layers) > MAX_LAYERS:
+        raise ConfigError(source, "layers", f"expected at most {MAX_LAYERS:,} layers")
+    out = {}
+    for name, levels in layers.items():
+        base = f"layers.{name}"
+        if not isinstance(name, str) or not isinstance(levels, list) or not levels:
+            raise ConfigError(source, base, "expected a non-empty list of levels")
+        parsed = []
+        for i, level in enumerate(levels):
+            where = f"{base}[{i}]"
+            if not isinstance(level, dict) or not isinstance(level.get("level"), str):
+                raise ConfigError(source, where, "expected {level: NAME, temporal: [...], spatial: [...]}")
+            extra = set(level) - {"level", "temporal", "spatial"}
+            if extra:
+                raise ConfigError(source, f"{where}.{sorted(extra)[0]}",
+                                  "unknown key; allowed keys: level, temporal, spatial")
+            parsed.append(LevelLoops(level["level"],
+                                     _loops(level.get("temporal"), f"{where}.temporal", source, False),
+                                     _loops(level.get("spatial"), f"{where}.spatial", source, True)))
+        out[name] = Mapping(tuple(parsed))
+    return out
+
+
+def load_mappings(path: str | os.PathLike) -> dict[str, Mapping]:
+    """Read a mappings file (strict YAML, never code)."""
+    from accelsim.yamlio import read_yaml
+
+    return parse_mappings(read_yaml(path, "mappings file"), str(path))
+
+
+def save_mappings(path: str | os.PathLike, mappings: dict[str, Mapping]) -> None:
+    """Write ``{layer name: Mapping}`` in the format :func:`load_mappings` reads (atomically)."""
+    import yaml
+
+    data = {"version": VERSION, "layers": {name: m.to_dict() for name, m in mappings.items()}}
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+
+
+def fixed_result(layer_name: str, mapping: Mapping, nest, arch):
+    """Check a fixed mapping against ``nest`` and ``arch`` and cost it (a MapResult).
+
+    A mapping without batch loops runs a batch of ``B`` as ``B`` passes (an outer ``N`` loop at
+    DRAM). Errors name the layer, and for capacity the level and the bytes its tiles need.
+    """
+    from accelsim.errors import MappingError
+    from accelsim.map.access import analyse
+    from accelsim.map.cost import mapping_cost
+    from accelsim.map.mapper import MapResult
+
+    batch, given = nest.bound("N"), mapping.factor_product("N")
+    if given != batch:
+        if batch % given:
+            raise MappingError(f"layer {layer_name!r}: the fixed mapping's N factors multiply to "
+                               f"{given}, which does not divide the batch of {batch}")
+        first = mapping.levels[0]
+        mapping = Mapping((LevelLoops(first.level, (Loop("N", batch // given),) + first.temporal,
+                                      first.spatial),) + mapping.levels[1:])
+    try:
+        mapping.check(nest, arch.names)
+    except MappingError as exc:
+        raise MappingError(f"layer {layer_name!r}: fixed mapping: {exc}") from None
+    fan = arch.fanout_level
+    for i, lv in enumerate(mapping.levels):
+        if lv.spatial and i not in (fan, len(mapping.levels) - 1):
+            raise MappingError(f"layer {layer_name!r}: fixed mapping: spatial loops at level "
+                               f"{lv.level!r}; the design spreads over its PEs at {arch.names[fan]!r} "
+                               "(and over MAC lanes at its last level)")
+        if i == fan and (lv.spatial_size("X") > arch.cols or lv.spatial_size("Y") > arch.rows):
+            raise MappingError(f"layer {layer_name!r}: fixed mapping: spatial loops at {lv.level!r} "
+                               f"need {lv.spatial_size('Y')}x{lv.spatial_size('X')} PEs, the array is "
+                               f"{arch.rows}x{arch.cols}")
+    counts = analyse(nest, mapping, arch.keeps, arch.unicast)
+    bits = arch.tensor_bits
+    for i, lv in enumerate(arch.levels):
+        need = sum(counts.footprint[i, t] * bits[t] for t in range(3))
+        if lv.capacity_bits is not None and need > lv.capacity_bits:
+            raise MappingError(f"layer {layer_name!r}: fixed mapping: level {lv.name!r} holds "
+                               f"{lv.capacity_bits / 8:,.0f} bytes per instance but its tiles need "
+                               f"{need / 8:,.0f} bytes")
+    return MapResult(mapping, counts, mapping_cost(counts, arch), 0)
