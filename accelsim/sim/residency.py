@@ -10,7 +10,9 @@
 - **activations** (``residency.activations: auto``): a layer's output (the whole batch, on-chip
   format, the largest over samples of the next layer's real input, i.e. after the pooling and
   activations between them) stays on chip as the next layer's input when it
-  fits, together with the layer's own kept input, in what the resident weights leave (working
+  fits, together with the layer's own kept input, in what the resident weights leave (sizes from
+  the per-sample densities the trace records: exact for dense and bitmap formats, expected for
+  run-length/CSR/COO; no mask is read for planning) (working
   tiles of resident tensors are read from their resident copies and need no extra room).
   Without records of the ops between layers, each layer's input is taken to be the previous
   layer's output (pooling and activations between them run on chip).
@@ -66,19 +68,44 @@ def buffer_capacity(hw, tensor: str) -> float | None:
     return 0.0
 
 
+def _format_bytes(elements: int, density: float, fmt, bits: int) -> float:
+    """Bytes of a tensor with ``density`` non-zeros in ``fmt``: exact for dense and bitmap
+    (they depend on the count only), the expected size for position-dependent formats."""
+    nnz = int(round(density * elements))
+    if fmt.format == "dense":
+        return storage.bits_to_bytes(elements * bits)
+    if fmt.format == "bitmap":
+        return storage.bits_to_bytes(elements + nnz * bits)
+    return storage.expected_bits((elements,), nnz / elements if elements else 0.0, fmt.format,
+                                 bits, fmt.run_bits, fmt.index_bits) / 8.0
+
+
 def _weight_bytes(layer, hw, fmt) -> float:
-    wmask = np.asarray(layer.weight_mask(), dtype=bool)
-    if wmask.ndim == 5:     # matmul: the second operand is an activation, not a weight
+    """A layer's weights in ``fmt`` (from the trace's recorded density when it has one)."""
+    if layer.geometry.per_sample_weights:   # matmul: the second operand is an activation
         return 0.0
-    return storage.bits_to_bytes(storage.tensor_bits(wmask, fmt, hw.precision.weight_bits))
+    elements = int(np.prod(layer.geometry.weight_shape))
+    density = layer.stats.get("weight_density") if isinstance(layer.stats, dict) else None
+    if density is None:
+        wmask = np.asarray(layer.weight_mask(), dtype=bool)
+        return storage.bits_to_bytes(storage.tensor_bits(wmask, fmt, hw.precision.weight_bits))
+    return _format_bytes(elements, float(density), fmt, hw.precision.weight_bits)
 
 
 def _input_bytes(layer, hw, batch: int, samples: int | None) -> float:
-    """The largest on-chip size of one batch of the layer's input, from its real masks."""
+    """The largest on-chip size of one batch of the layer's input: from the per-sample
+    densities the trace records (no mask is read), else from its masks."""
+    g = layer.geometry
+    elements = g.C * g.H * g.W
+    fmt = hw.storage.activations.on_chip
+    per_sample = layer.stats.get("act_density_per_sample") if isinstance(layer.stats, dict) else None
+    if per_sample is not None and len(per_sample):
+        used = per_sample[:samples] if samples else per_sample
+        return batch * max(_format_bytes(elements, float(d), fmt, hw.precision.activation_bits)
+                           for d in used)
     from accelsim.sim.memo import memoised
 
     acts = memoised(layer, ("act_mask", samples), lambda: layer.act_mask(samples))
-    fmt = hw.storage.activations.on_chip
     bits = max(storage.tensor_bits(np.asarray(a, dtype=bool), fmt, hw.precision.activation_bits)
                for a in acts) if len(acts) else 0
     return batch * storage.bits_to_bytes(bits)
