@@ -179,3 +179,17 @@ def test_bad_local_scheduler_is_one_line(folder, value):
     assert "\n" not in str(info.value)
     assert not (folder / "out").exists()  # refused before anything ran
     assert parse_scheduler("local:3") == 3 and parse_scheduler("tcp://h:8786") is None
+
+
+def test_sweep_column_order_matches_the_plots_without_importing_matplotlib():
+    import subprocess
+    import sys
+
+    from accelsim.plot.common import COMPONENT_ORDER
+    from accelsim.sweep import run
+
+    assert run.COMPONENT_ORDER == COMPONENT_ORDER
+    code = "import sys, accelsim.sweep.run; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=str(Path(run.__file__).resolve().parents[2]))
+    assert out.stdout.strip() == "False", out.stderr

@@ -24,7 +24,6 @@ import pandas as pd
 import accelsim
 from accelsim.atomic import remove_stale_temps
 from accelsim.errors import AccelsimError
-from accelsim.plot.common import COMPONENT_ORDER
 from accelsim.sweep.cache import ResultCache, point_identity, point_key, write_json_atomic
 from accelsim.sweep.evaluate import PointTask, evaluate_chunk, set_kernel_threads, usable_cores
 from accelsim.sweep.expand import Expansion, describe, expand
@@ -180,6 +179,9 @@ def tabulate(spec: SweepSpec, expansion: Expansion, traces: list[_TraceInfo],
     return mark_fronts(table, spec.objective_pairs, group_by="trace")
 
 
+# The plots' stacking order of energy components (``accelsim.plot.common.COMPONENT_ORDER``,
+# tested equal), repeated here so a sweep does not import matplotlib.
+COMPONENT_ORDER = ("mac", "spad", "noc", "glb", "dram", "leakage", "clock", "wakeup")
 # Leading metric columns of the results table, in this order; other metrics follow by name.
 LEAD_METRICS = ("cycles", "latency_s", "energy_pj", "energy_uj", "edp_pj_s", "utilization",
                 "load_imbalance", *(f"energy_{c}_pj" for c in COMPONENT_ORDER), "dram_bytes",
