@@ -54,6 +54,7 @@ class NetworkPlan:
     weight_load_bytes: float         # one-time load of the resident weights (DRAM format)
     capacity_bytes: float | None     # the on-chip buffer the plan fills
     notes: tuple[str, ...] = ()
+    between_ops_dram_bytes: float = 0.0   # per inference: ops between layers reading/writing DRAM
 
 
 def buffer_capacity(hw, tensor: str) -> float | None:
@@ -112,11 +113,13 @@ def _input_bytes(layer, hw, batch: int, samples: int | None) -> float:
 
 
 def plan_network(layers: list, hw, batch: int = 1, weights: str | None = None,
-                 samples: int | None = None) -> NetworkPlan:
+                 samples: int | None = None, graph=None) -> NetworkPlan:
     """Residency decisions for ``layers`` (in execution order) on ``hw``.
 
     ``weights`` overrides ``hw.residency.weights`` (``auto`` is tried as ``resident`` first;
     the caller falls back with ``weights="streamed"`` when a layer cannot then be mapped).
+    ``graph``: the trace's recorded data flow; with it, kept activations follow the tensors'
+    real lifetimes (:func:`_graph_residency`) instead of the layer order.
     """
     if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
         raise ConfigError(None, "batch", f"expected a positive integer, got {batch!r}")
@@ -142,7 +145,13 @@ def plan_network(layers: list, hw, batch: int = 1, weights: str | None = None,
     a_cap = buffer_capacity(hw, "outputs")
     keep = [False] * n
     i_cap = buffer_capacity(hw, "inputs")
-    if hw.residency.activations == "auto" and a_cap != 0 and i_cap != 0:
+    ins_on = [False] * n
+    op_dram = 0.0
+    use_graph = graph is not None and bool(getattr(graph, "ops", None))
+    if hw.residency.activations == "auto" and a_cap != 0 and i_cap != 0 and use_graph:
+        free = None if a_cap is None else a_cap - (total_w if resident else 0.0)
+        ins_on, keep, op_dram = _graph_residency(graph, layers, hw, batch, samples, free)
+    elif hw.residency.activations == "auto" and a_cap != 0 and i_cap != 0:
         free = None if a_cap is None else a_cap - (total_w if resident else 0.0)
         held = 0.0                    # the kept input of the current layer
         for i in range(n - 1):
@@ -150,18 +159,81 @@ def plan_network(layers: list, hw, batch: int = 1, weights: str | None = None,
             out = _input_bytes(layers[i + 1], hw, batch, samples)
             keep[i] = free is None or held + out <= free
             held = out if keep[i] else 0.0
+        ins_on = [i > 0 and keep[i - 1] for i in range(n)]
     contexts = []
     for i in range(n):
         contexts.append(LayerContext(
             batch=int(batch), weights_resident=resident and w_bytes[i] > 0,
-            input_on_chip=i > 0 and keep[i - 1], output_on_chip=keep[i],
+            input_on_chip=ins_on[i], output_on_chip=keep[i],
             reserved_bytes=(total_w - w_bytes[i]) if resident else 0.0,
             network_input=i == 0, network_output=i == n - 1))
     load = 0.0
     if resident:
         load = float(sum(_weight_bytes(l, hw, hw.storage.weights.off_chip) for l in layers))
     return NetworkPlan(tuple(contexts), resident, load,
-                       None if w_cap is None else float(w_cap), tuple(notes))
+                       None if w_cap is None else float(w_cap), tuple(notes), op_dram / batch)
+
+
+def _graph_residency(graph, layers: list, hw, batch: int, samples: int | None,
+                     free: float | None) -> tuple[list[bool], list[bool], float]:
+    """Which traced layers find their inputs on chip and keep their outputs there, from the
+    recorded graph: walking the ops in order, every tensor produced on chip stays there when it
+    fits beside the tensors already kept and still alive (a residual branch's input stays until
+    its add), and is dropped after its last use; the model's input comes from DRAM and its outputs
+    go there. Sizes: on-chip formats from the real masks, the largest over the samples, x batch.
+    Also returns the DRAM bytes per batch of the ops between layers: every input they read from a
+    tensor that is not on chip and every result they cannot keep (DRAM formats)."""
+    from accelsim.sim.graph_sizes import tensor_bits
+
+    bits = tensor_bits(graph, hw, samples, "on_chip")
+    size = {t.id: batch * float(bits[t.id].max()) / 8.0 if bits.shape[1] else 0.0
+            for t in graph.tensors}
+    off = tensor_bits(graph, hw, samples, "off_chip")
+    dram_size = {t.id: batch * float(off[t.id].mean()) / 8.0 if off.shape[1] else 0.0
+                 for t in graph.tensors}
+    op_dram = 0.0
+    kept: dict[int, float] = {}
+    position = {layer.index: i for i, layer in enumerate(layers)}
+    ins_on = [False] * len(layers)
+    outs_on = [False] * len(layers)
+
+    def storage(t: int) -> int:
+        tensor = graph.tensors[graph.storage_of(t)]
+        hops = 0
+        while tensor.inplace_of is not None and hops <= len(graph.tensors):
+            tensor = graph.tensors[graph.storage_of(tensor.inplace_of)]   # in place: same storage
+            hops += 1
+        return tensor.id
+
+    last_use: dict[int, int] = {}
+    for op in graph.ops:
+        for t in list(op.inputs) + list(op.outputs):
+            last_use[storage(t)] = op.index
+    final = {storage(t) for t in graph.outputs}
+
+    for op in graph.ops:
+        for s_id in [s_id for s_id in kept if last_use.get(s_id, -1) < op.index]:
+            del kept[s_id]
+        if op.is_layer and op.layer in position:
+            acts = [storage(t) for t in op.inputs]
+            ins_on[position[op.layer]] = bool(acts) and all(a in kept for a in acts)
+        if not op.is_layer and not op.is_alias:       # vector-unit ops read what is off chip
+            op_dram += sum(dram_size[a] for a in {storage(t) for t in op.inputs} if a not in kept)
+        for a in {storage(t) for t in op.inputs}:     # what was just read in stays for later uses
+            if (a not in kept and a not in final and last_use.get(a, -1) > op.index
+                    and (free is None or sum(kept.values()) + size[a] <= free)):
+                kept[a] = size[a]
+        for t in op.outputs:
+            s_id = storage(t)
+            if s_id in kept or graph.tensors[t].alias_of is not None:
+                continue
+            if s_id not in final and (free is None or sum(kept.values()) + size[s_id] <= free):
+                kept[s_id] = size[s_id]
+            elif not op.is_layer:                     # ... and write what they cannot keep
+                op_dram += dram_size[s_id]
+        if op.is_layer and op.layer in position:
+            outs_on[position[op.layer]] = all(storage(t) in kept for t in op.outputs) and bool(op.outputs)
+    return ins_on, outs_on, op_dram
 
 
 def streamed(plan: NetworkPlan, layers: list, hw) -> NetworkPlan:

@@ -34,7 +34,7 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     if batch is None:
         batch = hw.residency.batch
     items = list(iter_layers(layers))
-    plan = plan_network(items, hw, batch, samples=samples)
+    plan = plan_network(items, hw, batch, samples=samples, graph=getattr(layers, "graph", None))
     try:
         rows = _run(items, hw, fidelity, samples, params, plan, progress, mappings)
     except MappingError:
@@ -62,6 +62,7 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     totals["weight_load_bytes"] = plan.weight_load_bytes
     graph = getattr(layers, "graph", None)
     _add_vector_ops(totals, meta, graph, hw, samples)
+    _add_between_ops_dram(totals, plan, hw)
     if graph is not None and graph.ops:   # runtime memory from the tensors' real lifetimes
         from accelsim.sim.liveness import liveness
 
@@ -108,3 +109,27 @@ def _add_vector_ops(totals: dict, meta: dict, graph, hw, samples) -> None:
     totals["energy_uj"] = totals["energy_pj"] * 1e-6
     if meta.get("clock_mhz"):
         totals["latency_s"] = totals["cycles"] / (meta["clock_mhz"] * 1e6)
+
+
+def _add_between_ops_dram(totals: dict, plan, hw) -> None:
+    """DRAM traffic of the ops between layers whose tensors the residency plan could not keep on
+    chip (known only when the trace records its graph)."""
+    extra = float(plan.between_ops_dram_bytes)
+    totals["dram_between_ops_bytes"] = extra
+    if not extra:
+        return
+    from accelsim.hw.energy import energy_model
+
+    energy = extra * 8.0 * energy_model(hw).dram_pj_per_bit
+    totals["dram_bytes"] = totals.get("dram_bytes", 0.0) + extra
+    totals["dram_capacity_bytes"] = totals.get("dram_capacity_bytes", 0.0) + extra
+    totals["energy_dram_pj"] = totals.get("energy_dram_pj", 0.0) + energy
+    totals["energy_pj"] = totals.get("energy_pj", 0.0) + energy
+    totals["energy_uj"] = totals["energy_pj"] * 1e-6
+    from accelsim.sim.memory import dram_bytes_per_cycle
+
+    per_cycle = dram_bytes_per_cycle(hw)
+    if per_cycle:   # the vector unit waits for its off-chip operands
+        totals["cycles"] = totals.get("cycles", 0.0) + extra / per_cycle
+        if hw.technology.clock_mhz:
+            totals["latency_s"] = totals["cycles"] / (hw.technology.clock_mhz * 1e6)
