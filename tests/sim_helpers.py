@@ -60,3 +60,14 @@ def random_layer(name="layer", density_a=0.5, density_w=0.5, seed=0, index=0, ac
     return LayerTrace.from_masks(name, geo, weight, act, act_bits=act_bits,
                                  weight_bits=weight_bits, index=index,
                                  output_density=output_density)
+
+
+def split_factors(n: int, parts: int, rng) -> list[int]:
+    """``n`` split into ``parts`` factors (each prime factor to a random part): a random tiling."""
+    factors, x, p = [1] * parts, n, 2
+    while x > 1:
+        while x % p == 0:
+            factors[rng.randrange(parts)] *= p
+            x //= p
+        p += 1
+    return factors

@@ -10,16 +10,7 @@ from accelsim.map.access import ACTIONS, analyse
 from accelsim.map.mapping import LevelLoops, Loop, Mapping
 from accelsim.map.nest import DIMS, TENSORS, LoopNest
 from naive_nest import brute_counts
-
-
-def _split(n: int, parts: int, rng: random.Random) -> list[int]:
-    factors, x, p = [1] * parts, n, 2
-    while x > 1:
-        while x % p == 0:
-            factors[rng.randrange(parts)] *= p
-            x //= p
-        p += 1
-    return factors
+from sim_helpers import split_factors
 
 
 def random_case(rng: random.Random, levels: int = 3):
@@ -31,7 +22,7 @@ def random_case(rng: random.Random, levels: int = 3):
                     rng.choice([1, 2]), rng.choice([1, 2]))
     loops = [[[], []] for _ in range(levels)]
     for d in DIMS:
-        for j, f in enumerate(_split(b[d], 2 * levels, rng)):
+        for j, f in enumerate(split_factors(b[d], 2 * levels, rng)):
             loops[j // 2][j % 2].append(Loop(d, f, bool(j % 2), rng.choice("XY")))
     for lv in loops:
         rng.shuffle(lv[0])

@@ -9,6 +9,7 @@ import pytest
 
 from accelsim.map.mapping import LevelLoops, Loop, Mapping
 from accelsim.map.nest import DIMS, LoopNest
+from sim_helpers import split_factors
 from accelsim.map.sparse import MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, step_work
 
 
@@ -52,16 +53,6 @@ def brute_work(nest, mapping, fan, act, wmask, pads, mode):
     return work
 
 
-def _split(n, parts, rng):
-    f, x, p = [1] * parts, n, 2
-    while x > 1:
-        while x % p == 0:
-            f[rng.randrange(parts)] *= p
-            x //= p
-        p += 1
-    return f
-
-
 def _case(rng):
     b = dict(N=rng.choice([1, 2]), G=rng.choice([1, 2]), K=rng.choice([1, 2, 4]), C=rng.choice([1, 2, 3]),
              P=rng.choice([1, 3, 4]), Q=rng.choice([1, 2, 3]), R=rng.choice([1, 2, 3]), S=rng.choice([1, 3]))
@@ -69,7 +60,7 @@ def _case(rng):
                     rng.choice([1, 2]), rng.choice([1, 2]))
     levels = [[[], []] for _ in range(3)]
     for d in DIMS:
-        for j, f in enumerate(_split(b[d], 4, rng)):
+        for j, f in enumerate(split_factors(b[d], 4, rng)):
             lv = (0, 1, 1, 2)[j]
             spatial = j == 2
             levels[lv][int(spatial)].append(Loop(d, f, spatial, rng.choice("XY")))
