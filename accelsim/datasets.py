@@ -16,6 +16,16 @@
     The CIFAR "python version" batches in PATH (or its ``cifar-10-batches-py`` /
     ``cifar-100-python`` sub-folder). Those files are pickles; they are read with
     :class:`SafeCifarUnpickler`, which executes no code from the file (see there).
+``imagenet:PATH[,crop=N][,resize=M][,seed=S]``
+    An ImageFolder-style tree: ``PATH/train`` and ``PATH/val``, each with one
+    sub-folder per class holding ``.jpg``/``.jpeg``/``.png`` files (the ImageNet
+    validation images must be sorted into class folders). Classes are the sorted
+    folder names of ``train``. Images are decoded with Pillow when a batch is asked
+    for (never all held in memory), converted to RGB, resized so the shorter side is
+    ``resize`` (default ``round(crop * 256 / 224)``), centre-cropped to ``crop`` x
+    ``crop`` (default 224) and normalised with the ImageNet mean and std. The item
+    order is a permutation of the sorted file list seeded by ``seed`` (default 0), so
+    any first N samples (trace capture) mix the classes. Nothing is downloaded.
 ``synthetic:C,H,W[,classes[,n]]``
     Seeded random but learnable data (smooth class prototypes plus noise) for tests;
     ``n`` samples per split (default 512), ``classes`` default 10.
@@ -46,6 +56,7 @@ DIGITS_TEST_FRACTION = 0.2
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class ImageDataset(Dataset):
@@ -175,13 +186,17 @@ def load_dataset(spec: str, train: bool = False) -> ImageDataset:
         if kind == "mnist":
             return _load_mnist(path, train, spec)
         return _load_cifar(path, train, spec, kind)
+    if kind == "imagenet":
+        from accelsim.imagefolder import load_image_folder
+
+        return load_image_folder(spec, arg, train)
     if kind == "synthetic":
         return _synthetic(spec, arg, train)
     if kind == "random":
         return _random(spec, arg)
     raise DataError(f"dataset spec {spec!r}: unknown kind {kind!r}; expected one of digits, "
-                    "mnist:PATH, cifar10:PATH, cifar100:PATH, synthetic:C,H,W[,classes[,n]], "
-                    "random:C,H,W[,n]")
+                    "mnist:PATH, cifar10:PATH, cifar100:PATH, imagenet:PATH[,crop=N], "
+                    "synthetic:C,H,W[,classes[,n]], random:C,H,W[,n]")
 
 
 # --------------------------------------------------------------------------- digits

@@ -43,7 +43,7 @@ def test_synthetic_and_random_specs():
 
 
 @pytest.mark.parametrize("spec,words", [
-    ("imagenet:/x", "unknown kind"), ("", "dataset spec"), ("synthetic:1,2", "3..5 positive integers"),
+    ("svhn:/x", "unknown kind"), ("", "dataset spec"), ("synthetic:1,2", "3..5 positive integers"),
     ("random:1,0,3", "positive integers"), ("mnist", "mnist:PATH"), ("digits:foo", "takes no argument"),
 ])
 def test_bad_specs(spec, words):

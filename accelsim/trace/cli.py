@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "(default: the model named in the checkpoint)")
     p.add_argument("--checkpoint", help="accelsim checkpoint or plain state_dict to load")
     p.add_argument("--data", help="dataset spec: digits, mnist:PATH, cifar10:PATH, cifar100:PATH, "
-                                  "synthetic:..., or random:D1,D2,... (--samples seeded normal "
+                                  "imagenet:PATH[,crop=N], synthetic:..., or random:D1,D2,... (--samples seeded normal "
                                   "inputs of that shape, any rank); default: the checkpoint's "
                                   "dataset, else random inputs of the zoo model's shape")
     p.add_argument("--samples", type=positive_int, required=True, help="samples to trace")
@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated layer kinds to trace")
     p.add_argument("--seed", type=int, default=0, help="seed of random input data")
     p.add_argument("--no-compress", action="store_true", help="store members without deflate")
+    p.add_argument("--device", default="cpu",
+                   help="torch device to run the model on: cpu (default), cuda, cuda:N; masks "
+                        "are packed on the device and only the packed bits come back")
     p.add_argument("-o", "--output", required=True, help="trace file to write (.trace)")
     llm = p.add_argument_group("decoder LLMs (--model llama_tiny|gpt2_tiny|FOLDER; accelsim[llm])")
     llm.add_argument("--prompt-file", help="text file, one prompt per non-empty line (--samples "
@@ -164,7 +167,13 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from accelsim.trace.llm import cli_capture, is_decoder_request
 
     if is_decoder_request(args):  # prompts, prefill and decode phases (accelsim.trace.llm)
+        if args.device != "cpu":
+            raise AccelsimError(f"--device {args.device}: decoder LLM capture runs on the CPU only; "
+                                "drop --device")
         return cli_capture(args)
+    from accelsim.device import resolve_device
+
+    device = resolve_device(args.device)  # one line if this build or machine cannot use it
     from accelsim.trace.capture import CaptureOptions, capture_trace
     from accelsim.trace.writer import write_trace
     from accelsim.zoo import build_model, list_models
@@ -198,6 +207,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
             first = str(exc).strip().splitlines()[:3]
             raise AccelsimError(f"{args.checkpoint}: does not fit model {model_spec!r}: "
                                 f"{' '.join(first)}") from None
+    model = model.to(device)  # capture_trace moves each batch to the model's device
     options = CaptureOptions(samples=args.samples, act_bits=args.act_bits,
                              weight_bits=args.weight_bits, quantize_acts=args.quantize_acts,
                              quantize_weights=args.quantize_weights, threshold=args.threshold,
@@ -206,7 +216,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                               else None)  # default: the data the checkpoint was trained on
     batches, dataset = _data_batches(data_spec, model_spec, args.samples, args.batch_size,
                                      args.seed)
-    provenance.update(model=model_spec, dataset=dataset, model_kwargs=kwargs)
+    provenance.update(model=model_spec, dataset=dataset, model_kwargs=kwargs, device=str(device))
     try:
         data = capture_trace(model, batches, options, provenance=provenance, progress=True)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:

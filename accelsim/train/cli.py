@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="train this model instead of the recipe's: a zoo name or your own "
                              "package.module:attribute (a recipe file may name only zoo models)")
     parser.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device: cpu (default), cuda, cuda:N (needs a CUDA build of "
+                             "PyTorch and an NVIDIA GPU)")
     parser.add_argument("--save", default=None, metavar="PATH",
                         help="also write the final checkpoint to PATH")
     parser.add_argument("--threads", type=int, default=None,
@@ -44,17 +46,14 @@ def _train(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
     if args.seed is not None and args.seed < 0:
         raise AccelsimError(f"--seed: expected a non-negative integer, got {args.seed}")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        raise AccelsimError(f"--device: {args.device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AccelsimError(f"--device {args.device}: this PyTorch build sees no CUDA GPU; use --device cpu")
+    from accelsim.device import resolve_device
+
+    device = resolve_device(args.device)  # one line if this build or machine cannot use it
     recipe = load_recipe(args.recipe, model=args.model)  # a bad recipe stays a one-line error
     if not args.quiet:
         print(f"torch CPU threads: {torch.get_num_threads()} ({why}; --threads N to change)",
               file=sys.stderr)
-    result = run_recipe(recipe, args.out, resume=args.resume, seed=args.seed, device=args.device,
+    result = run_recipe(recipe, args.out, resume=args.resume, seed=args.seed, device=str(device),
                         save_to=args.save, progress=not args.quiet)
     m = result.metrics
     if "val_accuracy" in m:

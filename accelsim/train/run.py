@@ -104,7 +104,9 @@ class _Run:
                  on_epoch_end: EpochCallback | None):
         self.recipe = recipe
         self.out = out
-        self.device = torch.device(device)
+        from accelsim.device import resolve_device
+
+        self.device = resolve_device(str(device), "device")  # one line if unusable here
         self.progress = progress
         self.on_epoch_end = on_epoch_end
         self.history: list[dict] = []
