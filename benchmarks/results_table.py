@@ -208,9 +208,23 @@ def render(runs: list[dict], tests: dict, chosen: dict, means: dict, args, comma
               "its MACs shrink only with its weights.",
               "- With 144 validation images one image is 0.69 validation points, so the selection "
               "resolves differences of a few images at best; the spread over seeds is shown.",
-              "- Not reproduced here: the paper's ResNet-18/CIFAR-10 figures "
-              "(`models/resnet18_cifar10_dual.yaml` runs where the CIFAR-10 batches are).", ""]
+              "- Not run here: the ResNet-18 recipes (CIFAR-10, ImageNet); what the paper reports "
+              "for ResNet-18 is in the section below.", ""]
     return "\n".join(lines)
+
+
+# Text after this line in the output file is hand-written and kept on regeneration.
+KEEP_MARKER = "<!-- hand-written below this line; benchmarks/results_table.py keeps it -->"
+
+
+def kept_tail(path: str) -> str:
+    """The hand-written part of an existing output file (from KEEP_MARKER on), or ''."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return ""
+    at = text.find(KEEP_MARKER)
+    return "" if at < 0 else text[at:]
 
 
 def main(argv=None) -> int:
@@ -239,7 +253,9 @@ def main(argv=None) -> int:
                + f" --max-drop {args.max_drop:g} --jobs {args.jobs}")
     from accelsim.atomic import atomic_write_text
 
-    atomic_write_text(args.out, render(runs, tests, chosen, means, args, command))
+    tail = kept_tail(args.out)
+    atomic_write_text(args.out, render(runs, tests, chosen, means, args, command)
+                      + ("\n" + tail if tail else ""))
     print(f"wrote {args.out} ({len(runs)} runs, {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     return 0
 

@@ -144,3 +144,19 @@ def test_imagenet_recipe_fits_the_model():
     model = build_model(recipe.model).eval()
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_results_doc_quotes_the_recipes_figures_and_survives_regeneration():
+    """docs/results.md's ResNet-18 section sits below the marker results_table.py keeps."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_table", REPO / "benchmarks" / "results_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    tail = table.kept_tail(str(REPO / "docs" / "results.md"))
+    assert tail.startswith(table.KEEP_MARKER)
+    described = load_recipe(IMAGENET).description
+    for text in ("27.52%", "81.7%", "arxiv.org/abs/2405.19652", "resnet18_cifar10_dual.yaml",
+                 "resnet18_imagenet_dual.yaml", "not available offline"):
+        assert text in tail
+    assert "27.52%" in described and "81.7%" in described
