@@ -166,7 +166,7 @@ class ImageFolderDataset:
 
     def _positions(self, index) -> list[int]:
         if isinstance(index, slice):
-            return list(range(len(self)))[index]
+            return list(range(len(self))[index])
         return [int(i) for i in torch.as_tensor(index).reshape(-1).tolist()]
 
     def batch(self, index) -> tuple[torch.Tensor, torch.Tensor]:
