@@ -140,55 +140,125 @@ def _step_cost(acodes, wcodes, work, dataflow, gi, g, x0, y0, ru, cu, fr, t, ski
     return cost + cu * psum_bits * (2.0 if fr > 0 else 1.0)
 
 
-@njit(**JIT)
-def _scan_pairs(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a, skip_w, cols, qdepth,
-                occ, got_row, commit):
-    """Visit the surviving pairs of stream step ``t`` row by row.
+# ---- event-driven formulation ----------------------------------------------------------
+#
+# The model above, stepped only at the cycles where something can change. Per PE, with
+# ``lanes`` L, the pairs of a fold are consumed in order, greedily: pair k is consumed at
+#     c_k = max(d_k, c_{k-1}, c_{k-L} + 1, start of COMPUTE)
+# (d_k: the cycle it was delivered), tracked as (``cur``: cycle of the last consumption,
+# ``used``: pairs consumed in it, ``dist``: cycles with a consumption). A PE with pairs left
+# but none queued in a COMPUTE cycle is starved, so over a fold it starves
+# ``cur - start + 1 - dist`` cycles. A group leaves COMPUTE the cycle after its PEs' last
+# consumption, known once every pair of the fold is delivered. A bounded queue has room for
+# a PE's next pair at cycle d iff the pair ``qdepth`` deliveries earlier was consumed before
+# d: a ring of the last ``qdepth`` consumption cycles per PE (INF while that pair's fold has
+# not started) answers the check and gives the cycle a blocked port is served.
+# Groups' phase changes are events in an indexed min-heap; cycles where only consumption
+# (implicit), timers or a blocked port run are skipped in one jump.
 
-    ``commit``: add each pair to its PE's queue (``got_row``, ``occ``) and return the
-    number delivered; otherwise return -1 if a receiving queue is full, else 0.
-    """
-    delivered = 0
+INF = 1 << 62
+
+
+@njit(**JIT)
+def _heap_set(heap, pos, due, s, key):
+    """Set group ``s``'s next event to cycle ``key`` (INF: none) and restore the heap."""
+    due[s] = key
+    n = heap.shape[0]
+    k = pos[s]
+    while k > 0:  # up
+        parent = (k - 1) // 2
+        q = heap[parent]
+        if due[q] <= key:
+            break
+        heap[k] = q
+        pos[q] = k
+        k = parent
+    while True:  # down
+        child = 2 * k + 1
+        if child >= n:
+            break
+        if child + 1 < n and due[heap[child + 1]] < due[heap[child]]:
+            child += 1
+        q = heap[child]
+        if due[q] >= key:
+            break
+        heap[k] = q
+        pos[q] = k
+        k = child
+    heap[k] = s
+    pos[s] = k
+
+
+@njit(**JIT)
+def _group_finish(s, box, cols, need, cur, cycle_start):
+    """Cycle after the last consumption of group ``s``'s fold (every pair delivered)."""
+    last = cycle_start - 1
+    for i in range(box[s, 0], box[s, 1]):
+        for j in range(box[s, 2], box[s, 3]):
+            p = i * cols + j
+            if need[p] > 0 and cur[p] > last:
+                last = cur[p]
+    return last + 1
+
+
+@njit(**JIT)
+def _consume_at(p, d, lanes, cur, used, dist):
+    """Cycle PE ``p`` consumes a pair delivered at cycle ``d`` (its fold is computing)."""
+    c = cur[p]
+    if d > c:
+        cur[p] = d
+        used[p] = 1
+        dist[p] += 1
+        return d
+    if used[p] < lanes:
+        used[p] += 1
+        return c
+    cur[p] = c + 1
+    used[p] = 1
+    dist[p] += 1
+    return c + 1
+
+
+@njit(**JIT)
+def _receivers(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a, skip_w, cols, statmask,
+               colbuf, out):
+    """PEs that receive a pair of stream step ``t`` (row by row), into ``out``; their count."""
+    n = 0
+    if dataflow == DF_OS:
+        nc = 0
+        for j in range(cu):
+            if not skip_w or wcodes[g, y0 + j, t] == 1:
+                colbuf[nc] = j
+                nc += 1
+        if nc == 0:
+            return 0
+        for i in range(ru):
+            if skip_a and acodes[g, x0 + i, t] != 1:
+                continue
+            base = i * cols
+            for k in range(nc):
+                out[n] = base + colbuf[k]
+                n += 1
+        return n
     for i in range(ru):
         x = x0 + i
-        if dataflow == DF_OS:
-            row_code = acodes[g, x, t]
-            if skip_a and row_code != 1:
+        if dataflow == DF_WS:
+            if skip_a and acodes[g, t, x] != 1:
                 continue
-        elif dataflow == DF_WS:
-            row_code = acodes[g, t, x]
-            if skip_a and row_code != 1:
-                continue
-        else:
-            row_code = wcodes[g, t, x]
-            if skip_w and row_code != 1:
-                continue
+        elif skip_w and wcodes[g, t, x] != 1:
+            continue
         base = i * cols
         for j in range(cu):
-            y = y0 + j
-            if dataflow == DF_OS:
-                if skip_w and wcodes[g, y, t] != 1:
-                    continue
-            elif dataflow == DF_WS:
-                if skip_w and wcodes[g, y, x] != 1:
-                    continue
-            else:
-                if skip_a and acodes[g, y, x] != 1:
-                    continue
-            p = base + j
-            if commit:
-                got_row[p] += 1
-                occ[p] += 1
-                delivered += 1
-            elif occ[p] >= qdepth:
-                return -1
-    return delivered
+            if statmask[base + j]:
+                out[n] = base + j
+                n += 1
+    return n
 
 
 @njit(**JIT)
 def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, cols, lanes,
                    fill, drain, sync, depth, qdepth, bw, a_cost, w_cost, psum_bits, out_bits):
-    """Simulate one sample cycle by cycle; returns the statistics vector.
+    """Simulate one sample (event-driven, cycle-exact); returns the statistics vector.
 
     ``acodes`` (G, M, Kred) im2col codes (0 zero, 1 non-zero, 2 padding);
     ``wcodes`` (G, N, Kred) weight codes (0/1); ``work`` (G * chunks, Sr, Sc) surviving
@@ -220,183 +290,254 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
     n_sync = sync_group_count(sync, rows, cols)
     unbounded_bw = bw <= 0.0
     unbounded_q = qdepth <= 0
+    qd = 1 if unbounded_q else qdepth
 
     stats = np.zeros(N_CYCLE_STATS, dtype=np.float64)
     if n_folds == 0:
         return stats
-    got = np.zeros((n_folds, n_pes), dtype=np.int32)
-    need = np.zeros(n_pes, dtype=np.int64)      # pairs of the PE's current fold
-    cons = np.zeros(n_pes, dtype=np.int64)      # consumed of them
-    occ = np.zeros(n_pes, dtype=np.int64)       # queue occupancy
+    # per PE
+    got = np.zeros((n_folds, n_pes), dtype=np.int32)  # pairs delivered before its fold computes
+    need = np.zeros(n_pes, dtype=np.int64)   # pairs of the PE's current fold
+    cur = np.zeros(n_pes, dtype=np.int64)    # cycle of its last consumption in the fold
+    used = np.zeros(n_pes, dtype=np.int64)   # pairs consumed in that cycle
+    dist = np.zeros(n_pes, dtype=np.int64)   # cycles with a consumption in the fold
+    kbase = np.zeros(n_pes, dtype=np.int64)  # deliveries to the PE before its current fold
+    slot = np.zeros(n_pes, dtype=np.int64)   # ring slot of its next delivery
+    ring = np.full((n_pes, qd), -1, dtype=np.int64)  # consumption cycle, last qdepth pairs
     pe_group = np.empty(n_pes, dtype=np.int64)
     for i in range(rows):
         for j in range(cols):
             pe_group[i * cols + j] = sync_group_of(sync, i, j, cols)
+    # per group
     phase = np.zeros(n_sync, dtype=np.int64)
     ready = np.zeros(n_sync, dtype=np.int64)    # cycle a FILL / DRAIN ends
     since = np.zeros(n_sync, dtype=np.int64)    # cycle WRITE began
+    start = np.zeros(n_sync, dtype=np.int64)    # cycle COMPUTE began
     gfold = np.zeros(n_sync, dtype=np.int64)
+    active = np.full(n_sync, -1, dtype=np.int64)  # fold being computed (-1: not computing)
+    undel = np.zeros(n_sync, dtype=np.int64)    # pairs of that fold not yet delivered
+    finish = np.zeros(n_sync, dtype=np.int64)   # cycle it leaves COMPUTE (INF: not known)
     completed = np.zeros(n_sync, dtype=np.int64)
-    remaining = np.zeros(n_sync, dtype=np.int64)
     wbuf = np.zeros(n_sync, dtype=np.float64)
     box = np.zeros((n_sync, 4), dtype=np.int64)  # i0, i1, j0, j1 of the group
-    cur = np.zeros((n_sync, 5), dtype=np.int64)  # work index, x0, y0, ru, cu of its fold
+    cur_ru = np.zeros(n_sync, dtype=np.int64)
+    cur_cu = np.zeros(n_sync, dtype=np.int64)
     for s in range(n_sync):
         i0, i1, j0, j1 = _group_box(sync, s, rows, cols)
         box[s, 0] = i0
         box[s, 1] = i1
         box[s, 2] = j0
         box[s, 3] = j1
+    # event heap over groups (all in it; due INF: no event)
+    due = np.zeros(n_sync, dtype=np.int64)
+    heap = np.arange(n_sync)
+    pos = np.arange(n_sync)
+    wlist = np.zeros(n_sync, dtype=np.int64)    # groups with outputs to write, ascending
+    n_write = 0
     min_done = 0
     at_min = n_sync
     n_done = 0
-
+    # port
+    statmask = np.zeros(n_pes, dtype=np.bool_)
+    colbuf = np.zeros(cols, dtype=np.int64)
+    recv = np.zeros(n_pes, dtype=np.int64)
     d_fold = 0
     d_step = first_step
+    geo_fold = -1
+    gi = g = t0 = fr = x0 = y0 = ru = cu = steps_in_fold = 0
     paid = 0.0
     head_known = False
     head_cost = 0.0
-    cycle = 0
-    idle_cycles = 0
-    while True:
-        # ---- 1. phase changes (to a fixpoint: zero-length phases take no time) -----
-        changed = True
-        moved = False
-        while changed:
-            changed = False
-            for s in range(n_sync):
-                while True:
-                    ph = phase[s]
-                    if ph == PH_WAIT:
-                        f = gfold[s]
-                        if f >= n_folds:
-                            phase[s] = PH_DONE
-                            n_done += 1
-                            moved = True
-                            break
-                        if min_done < f - depth + 1:
-                            break
-                        gi = f // per_unit
-                        fc = (f // row_folds) % col_folds
-                        fr = f % row_folds
-                        x0 = fr * rows
-                        y0 = fc * cols
-                        ru = min(rows, sr - x0)
-                        cu = min(cols, sc - y0)
-                        cur[s, 0] = gi
-                        cur[s, 1] = x0
-                        cur[s, 2] = y0
-                        cur[s, 3] = ru
-                        cur[s, 4] = cu
-                        rem = 0
-                        for i in range(box[s, 0], box[s, 1]):
-                            for j in range(box[s, 2], box[s, 3]):
-                                p = i * cols + j
-                                cons[p] = 0
-                                if i < ru and j < cu:
-                                    need[p] = work[gi, x0 + i, y0 + j]
-                                    rem += need[p]
-                                else:
-                                    need[p] = 0
-                        remaining[s] = rem
-                        phase[s] = PH_FILL
-                        ready[s] = cycle + fill
-                        moved = True
-                    elif ph == PH_FILL:
-                        if cycle < ready[s]:
-                            break
-                        phase[s] = PH_COMPUTE
-                    elif ph == PH_COMPUTE:
-                        if remaining[s] > 0:
-                            break
-                        phase[s] = PH_WRITE
-                        since[s] = cycle
-                        moved = True
-                    elif ph == PH_WRITE:
-                        if wbuf[s] > 0.0:
-                            break
-                        stats[CY_WRITE_STALL] += cycle - since[s]
-                        if dataflow == DF_OS:
-                            ru = cur[s, 3]
-                            cu = cur[s, 4]
-                            outs = (max(0, min(box[s, 1], ru) - box[s, 0])
-                                    * max(0, min(box[s, 3], cu) - box[s, 2]))
-                            stats[CY_GLB_BITS] += outs * out_bits
-                            if not unbounded_bw:
-                                wbuf[s] = outs * out_bits
-                        phase[s] = PH_DRAIN
-                        ready[s] = cycle + drain
-                        moved = True
-                    elif ph == PH_DRAIN:
-                        if cycle < ready[s]:
-                            break
-                        if completed[s] == min_done:
-                            at_min -= 1
-                        completed[s] += 1
-                        gfold[s] += 1
-                        phase[s] = PH_WAIT
-                        moved = True
-                        if at_min == 0:
-                            min_done += 1
-                            at_min = 0
-                            for s2 in range(n_sync):
-                                if completed[s2] == min_done:
-                                    at_min += 1
-                            changed = True
-                    else:
-                        break
-        if n_done == n_sync:
-            pending = False
-            for s in range(n_sync):
-                if wbuf[s] > 0.0:
-                    pending = True
-            if not pending:
-                # every pair is consumed, so the steps left carry none: those the port moves
-                # for free (an unbounded port, or nothing stored) take no time
-                while d_fold < n_folds:
-                    gi = d_fold // per_unit
-                    t0 = (gi % n_chunks) * chunk
-                    fr = d_fold % row_folds
-                    x0 = fr * rows
-                    y0 = ((d_fold // row_folds) % col_folds) * cols
-                    t = t0 + d_step if d_step >= 0 else -1
-                    cost = _step_cost(acodes, wcodes, work, dataflow, gi, gi // n_chunks, x0, y0,
-                                      min(rows, sr - x0), min(cols, sc - y0), fr, t, skip_a,
-                                      skip_w, a_cost, w_cost, psum_bits)
-                    if cost - paid > 0.0 and not unbounded_bw:
-                        break
-                    stats[CY_GLB_BITS] += cost
-                    paid = 0.0
-                    head_known = False
-                    d_step += 1
-                    if d_step >= min(chunk, t_len - t0):
-                        d_step = first_step
-                        d_fold += 1
-                if d_fold >= n_folds:
-                    break
+    head_n = -1  # receivers of the head step (-1: not listed)
 
-        progress = moved
+    cycle = 0
+    while True:
+        # ---- 1. phase changes due this cycle (to a fixpoint) --------------------------------
+        while due[heap[0]] <= cycle:
+            s = heap[0]
+            _heap_set(heap, pos, due, s, INF)
+            while True:
+                ph = phase[s]
+                if ph == PH_WAIT:
+                    f = gfold[s]
+                    if f >= n_folds:
+                        phase[s] = PH_DONE
+                        n_done += 1
+                        break
+                    if min_done < f - depth + 1:
+                        break  # woken when min_done moves
+                    fgi = f // per_unit
+                    fx0 = (f % row_folds) * rows
+                    fy0 = ((f // row_folds) % col_folds) * cols
+                    fru = min(rows, sr - fx0)
+                    fcu = min(cols, sc - fy0)
+                    cur_ru[s] = fru
+                    cur_cu[s] = fcu
+                    for i in range(box[s, 0], box[s, 1]):
+                        for j in range(box[s, 2], box[s, 3]):
+                            p = i * cols + j
+                            if i < fru and j < fcu:
+                                need[p] = work[fgi, fx0 + i, fy0 + j]
+                            else:
+                                need[p] = 0
+                    phase[s] = PH_FILL
+                    ready[s] = cycle + fill
+                elif ph == PH_FILL:
+                    if cycle < ready[s]:
+                        _heap_set(heap, pos, due, s, ready[s])
+                        break
+                    # COMPUTE: pairs delivered earlier are consumed from this cycle on
+                    f = gfold[s]
+                    left = 0
+                    for i in range(box[s, 0], box[s, 1]):
+                        for j in range(box[s, 2], box[s, 3]):
+                            p = i * cols + j
+                            n = need[p]
+                            if n <= 0:
+                                continue
+                            k = got[f, p]
+                            if k > 0:
+                                cur[p] = cycle + (k - 1) // lanes
+                                used[p] = (k - 1) % lanes + 1
+                                dist[p] = (k + lanes - 1) // lanes
+                                if not unbounded_q:
+                                    for q in range(k):
+                                        ring[p, (kbase[p] + q) % qd] = cycle + q // lanes
+                            else:
+                                cur[p] = cycle - 1
+                                used[p] = lanes
+                                dist[p] = 0
+                            kbase[p] += n
+                            left += n - k
+                    undel[s] = left
+                    start[s] = cycle
+                    active[s] = f
+                    if left == 0:
+                        finish[s] = _group_finish(s, box, cols, need, cur, cycle)
+                    else:
+                        finish[s] = INF
+                    phase[s] = PH_COMPUTE
+                elif ph == PH_COMPUTE:
+                    if finish[s] > cycle:
+                        _heap_set(heap, pos, due, s, finish[s])
+                        break
+                    c0 = start[s]
+                    starved = 0
+                    for i in range(box[s, 0], box[s, 1]):
+                        for j in range(box[s, 2], box[s, 3]):
+                            p = i * cols + j
+                            n = need[p]
+                            if n > 0:  # one lane: a pair per consumption cycle
+                                starved += cur[p] - c0 + 1 - (n if lanes == 1 else dist[p])
+                    stats[CY_STARVED] += starved
+                    active[s] = -1
+                    phase[s] = PH_WRITE
+                    since[s] = cycle
+                elif ph == PH_WRITE:
+                    if wbuf[s] > 0.0:
+                        break  # woken when the port has written them
+                    stats[CY_WRITE_STALL] += cycle - since[s]
+                    if dataflow == DF_OS:
+                        ru_s = cur_ru[s]
+                        cu_s = cur_cu[s]
+                        outs = (max(0, min(box[s, 1], ru_s) - box[s, 0])
+                                * max(0, min(box[s, 3], cu_s) - box[s, 2]))
+                        stats[CY_GLB_BITS] += outs * out_bits
+                        if not unbounded_bw:
+                            wbuf[s] = outs * out_bits
+                            if wbuf[s] > 0.0:
+                                k = n_write
+                                while k > 0 and wlist[k - 1] > s:
+                                    wlist[k] = wlist[k - 1]
+                                    k -= 1
+                                wlist[k] = s
+                                n_write += 1
+                    phase[s] = PH_DRAIN
+                    ready[s] = cycle + drain
+                elif ph == PH_DRAIN:
+                    if cycle < ready[s]:
+                        _heap_set(heap, pos, due, s, ready[s])
+                        break
+                    if completed[s] == min_done:
+                        at_min -= 1
+                    completed[s] += 1
+                    gfold[s] += 1
+                    phase[s] = PH_WAIT
+                    if at_min == 0:
+                        min_done += 1
+                        at_min = 0
+                        for s2 in range(n_sync):
+                            if completed[s2] == min_done:
+                                at_min += 1
+                            if s2 != s and phase[s2] == PH_WAIT:
+                                _heap_set(heap, pos, due, s2, cycle)
+                else:
+                    break
+        if n_done == n_sync and n_write == 0:
+            # every pair is consumed, so the steps left carry none: those the port moves
+            # for free (an unbounded port, or nothing stored) take no time
+            while d_fold < n_folds:
+                fgi = d_fold // per_unit
+                ft0 = (fgi % n_chunks) * chunk
+                ffr = d_fold % row_folds
+                fx0 = ffr * rows
+                fy0 = ((d_fold // row_folds) % col_folds) * cols
+                t = ft0 + d_step if d_step >= 0 else -1
+                cost = _step_cost(acodes, wcodes, work, dataflow, fgi, fgi // n_chunks, fx0, fy0,
+                                  min(rows, sr - fx0), min(cols, sc - fy0), ffr, t, skip_a,
+                                  skip_w, a_cost, w_cost, psum_bits)
+                if cost - paid > 0.0 and not unbounded_bw:
+                    break
+                stats[CY_GLB_BITS] += cost
+                paid = 0.0
+                head_known = False
+                head_n = -1
+                d_step += 1
+                if d_step >= min(chunk, t_len - ft0):
+                    d_step = first_step
+                    d_fold += 1
+            if d_fold >= n_folds:
+                break
+
         # ---- 2. port credit and output writes -----------------------------------------
         credit = bw
-        if not unbounded_bw:
-            for s in range(n_sync):
-                if wbuf[s] > 0.0 and credit > 0.0:
+        if n_write > 0:
+            kept = 0
+            for k in range(n_write):
+                s = wlist[k]
+                if credit > 0.0:
                     pay = min(wbuf[s], credit)
                     wbuf[s] -= pay
                     credit -= pay
-                    progress = True
+                if wbuf[s] > 0.0:
+                    wlist[kept] = s
+                    kept += 1
+                elif phase[s] == PH_WRITE:
+                    _heap_set(heap, pos, due, s, cycle + 1)
+            n_write = kept
 
         # ---- 3. operand delivery, in program order -------------------------------
+        port_next = INF
         while d_fold < n_folds:
-            gi = d_fold // per_unit
-            g = gi // n_chunks
-            t0 = (gi % n_chunks) * chunk
-            fc = (d_fold // row_folds) % col_folds
-            fr = d_fold % row_folds
-            x0 = fr * rows
-            y0 = fc * cols
-            ru = min(rows, sr - x0)
-            cu = min(cols, sc - y0)
+            if geo_fold != d_fold:
+                geo_fold = d_fold
+                gi = d_fold // per_unit
+                g = gi // n_chunks
+                t0 = (gi % n_chunks) * chunk
+                fr = d_fold % row_folds
+                x0 = fr * rows
+                y0 = ((d_fold // row_folds) % col_folds) * cols
+                ru = min(rows, sr - x0)
+                cu = min(cols, sc - y0)
+                steps_in_fold = min(chunk, t_len - t0)
+                if dataflow != DF_OS:
+                    for i in range(ru):
+                        for j in range(cu):
+                            if dataflow == DF_WS:
+                                ok = not skip_w or wcodes[g, y0 + j, x0 + i] == 1
+                            else:
+                                ok = not skip_a or acodes[g, y0 + j, x0 + i] == 1
+                            statmask[i * cols + j] = ok
             t = t0 + d_step if d_step >= 0 else -1
             if not head_known:
                 head_cost = _step_cost(acodes, wcodes, work, dataflow, gi, g, x0, y0, ru, cu, fr,
@@ -406,68 +547,71 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
             if not unbounded_bw and cost - paid > credit:
                 paid += credit
                 credit = 0.0
-                if paid > 0.0:
-                    progress = True
+                port_next = cycle + 1
                 break
-            if t >= 0 and not unbounded_q:
-                if _scan_pairs(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a, skip_w,
-                               cols, qdepth, occ, got[d_fold], False) < 0:
-                    stats[CY_BLOCKED] += 1
-                    break
+            if t >= 0:
+                if head_n < 0:
+                    head_n = _receivers(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a,
+                                        skip_w, cols, statmask, colbuf, recv)
+                if not unbounded_q:
+                    latest = -1
+                    for k in range(head_n):
+                        p = recv[k]
+                        v = ring[p, slot[p]]
+                        if v > latest:
+                            latest = v
+                    if latest >= cycle:  # a receiving queue is still full
+                        stats[CY_BLOCKED] += 1
+                        port_next = latest + 1 if latest < INF else INF
+                        break
             if not unbounded_bw:
                 credit -= cost - paid
                 paid = 0.0
             if t >= 0:
-                stats[CY_PAIRS] += _scan_pairs(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t,
-                                               skip_a, skip_w, cols, qdepth, occ, got[d_fold],
-                                               True)
+                for k in range(head_n):
+                    p = recv[k]
+                    s = pe_group[p]
+                    if active[s] == d_fold:
+                        if lanes == 1:
+                            c = cur[p] + 1
+                            if cycle > c:
+                                c = cycle
+                            cur[p] = c
+                        else:
+                            c = _consume_at(p, cycle, lanes, cur, used, dist)
+                        left = undel[s] - 1
+                        undel[s] = left
+                        if left == 0:
+                            finish[s] = _group_finish(s, box, cols, need, cur, start[s])
+                            _heap_set(heap, pos, due, s, finish[s])
+                    else:
+                        got[d_fold, p] += 1
+                        c = INF
+                    if not unbounded_q:
+                        q = slot[p]
+                        ring[p, q] = c
+                        q += 1
+                        slot[p] = 0 if q == qd else q
+                stats[CY_PAIRS] += head_n
             stats[CY_GLB_BITS] += cost
-            progress = True
             head_known = False
+            head_n = -1
             d_step += 1
-            if d_step >= min(chunk, t_len - t0):
+            if d_step >= steps_in_fold:
                 d_step = first_step
                 d_fold += 1
 
-        # ---- 4. PEs consume --------------------------------------------------------
-        timers = False
-        computing = False
-        for s in range(n_sync):
-            ph = phase[s]
-            if ph == PH_FILL or ph == PH_DRAIN:
-                timers = True
-            elif ph == PH_COMPUTE and remaining[s] > 0:
-                computing = True
-        if computing:
-            for p in range(n_pes):
-                if cons[p] < need[p]:
-                    s = pe_group[p]
-                    if phase[s] == PH_COMPUTE:
-                        avail = got[gfold[s], p] - cons[p]
-                        if avail > 0:
-                            take = min(lanes, avail)
-                            cons[p] += take
-                            occ[p] -= take
-                            remaining[s] -= take
-                            progress = True
-                        else:
-                            stats[CY_STARVED] += 1
-        # ---- 5. next cycle (jump over cycles in which only timers run) ------------------
-        cycle += 1
-        if progress:
-            idle_cycles = 0
-        elif timers:
-            if d_fold >= n_folds:  # nothing but fill/drain timers can happen until the next ends
-                nxt = -1
-                for s in range(n_sync):
-                    if phase[s] == PH_FILL or phase[s] == PH_DRAIN:
-                        if nxt < 0 or ready[s] < nxt:
-                            nxt = ready[s]
-                if nxt > cycle:
-                    cycle = nxt
-        else:
-            idle_cycles += 1
-            if idle_cycles > 4:
-                raise RuntimeError("cycle_simulate: no progress (internal error)")
+        # ---- 4. consumption is implicit; 5. next cycle where something can change --------
+        nxt = due[heap[0]]
+        if port_next < nxt:
+            nxt = port_next
+        if (n_write > 0 or n_done == n_sync) and cycle + 1 < nxt:
+            nxt = cycle + 1
+        if nxt >= INF:
+            raise RuntimeError("cycle_simulate: no progress (internal error)")
+        if d_fold < n_folds and port_next != cycle + 1 and nxt > cycle + 1:
+            # the port stays blocked on a full queue in every skipped cycle
+            stats[CY_BLOCKED] += nxt - cycle - 1
+        cycle = nxt
     stats[CY_CYCLES] = cycle
     return stats
