@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# CPU time is the process's: keep OpenBLAS's idle threads (numpy/scipy import them; nothing
+# here uses BLAS) from spinning into it
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 

@@ -81,7 +81,7 @@ def _survives(a_code, w_code, skip_a, skip_w):
     return True
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _step_cost(acodes, wcodes, work, dataflow, gi, g, x0, y0, ru, cu, fr, t, skip_a, skip_w,
                a_cost, w_cost, psum_bits):
     """Bits the port moves for stream step ``t`` (``t < 0``: the stationary load) of a fold.
@@ -201,7 +201,7 @@ def _group_finish(s, box, cols, need, cur, cycle_start):
     return last + 1
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _consume_at(p, d, lanes, cur, used, dist):
     """Cycle PE ``p`` consumes a pair delivered at cycle ``d`` (its fold is computing)."""
     c = cur[p]
@@ -219,7 +219,7 @@ def _consume_at(p, d, lanes, cur, used, dist):
     return c + 1
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _receivers(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a, skip_w, cols, statmask,
                colbuf, out):
     """PEs that receive a pair of stream step ``t`` (row by row), into ``out``; their count."""
@@ -249,10 +249,20 @@ def _receivers(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a, skip_w, c
             continue
         base = i * cols
         for j in range(cu):
-            if statmask[base + j]:
+            if statmask[base + j] == 1:
                 out[n] = base + j
                 n += 1
     return n
+
+
+@njit(**JIT)
+def _pe_delivered(s, undel, finish, box, cols, need, cur, start, heap, pos, due):
+    """A PE of computing group ``s`` has all its pairs: the group's end is known at the last."""
+    left = undel[s] - 1
+    undel[s] = left
+    if left == 0:
+        finish[s] = _group_finish(s, box, cols, need, cur, start[s])
+        _heap_set(heap, pos, due, s, finish[s])
 
 
 @njit(**JIT)
@@ -296,7 +306,9 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
     if n_folds == 0:
         return stats
     # per PE
-    got = np.zeros((n_folds, n_pes), dtype=np.int32)  # pairs delivered before its fold computes
+    got = np.zeros(n_pes, dtype=np.int64)    # pairs delivered in the port's current fold
+    pe_fold = np.full(n_pes, -1, dtype=np.int64)  # fold its group computes (-1: none)
+    pe_left = np.zeros(n_pes, dtype=np.int64)  # pairs of that fold not yet delivered
     need = np.zeros(n_pes, dtype=np.int64)   # pairs of the PE's current fold
     cur = np.zeros(n_pes, dtype=np.int64)    # cycle of its last consumption in the fold
     used = np.zeros(n_pes, dtype=np.int64)   # pairs consumed in that cycle
@@ -314,8 +326,7 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
     since = np.zeros(n_sync, dtype=np.int64)    # cycle WRITE began
     start = np.zeros(n_sync, dtype=np.int64)    # cycle COMPUTE began
     gfold = np.zeros(n_sync, dtype=np.int64)
-    active = np.full(n_sync, -1, dtype=np.int64)  # fold being computed (-1: not computing)
-    undel = np.zeros(n_sync, dtype=np.int64)    # pairs of that fold not yet delivered
+    undel = np.zeros(n_sync, dtype=np.int64)    # PEs with pairs of that fold undelivered
     finish = np.zeros(n_sync, dtype=np.int64)   # cycle it leaves COMPUTE (INF: not known)
     completed = np.zeros(n_sync, dtype=np.int64)
     wbuf = np.zeros(n_sync, dtype=np.float64)
@@ -338,9 +349,11 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
     at_min = n_sync
     n_done = 0
     # port
-    statmask = np.zeros(n_pes, dtype=np.bool_)
+    statmask = np.zeros(n_pes, dtype=np.int64)  # WS/IS: 1 where the stationary operand survives
     colbuf = np.zeros(cols, dtype=np.int64)
     recv = np.zeros(n_pes, dtype=np.int64)
+    colmask = np.zeros(cols, dtype=np.int64)
+    fast_path = unbounded_q and lanes == 1
     d_fold = 0
     d_step = first_step
     geo_fold = -1
@@ -395,7 +408,8 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
                             n = need[p]
                             if n <= 0:
                                 continue
-                            k = got[f, p]
+                            # delivered so far: all once the port is past the fold
+                            k = n if d_fold > f else (got[p] if d_fold == f else 0)
                             if k > 0:
                                 cur[p] = cycle + (k - 1) // lanes
                                 used[p] = (k - 1) % lanes + 1
@@ -408,10 +422,12 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
                                 used[p] = lanes
                                 dist[p] = 0
                             kbase[p] += n
-                            left += n - k
+                            pe_fold[p] = f
+                            pe_left[p] = n - k
+                            if k < n:
+                                left += 1
                     undel[s] = left
                     start[s] = cycle
-                    active[s] = f
                     if left == 0:
                         finish[s] = _group_finish(s, box, cols, need, cur, cycle)
                     else:
@@ -426,11 +442,11 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
                     for i in range(box[s, 0], box[s, 1]):
                         for j in range(box[s, 2], box[s, 3]):
                             p = i * cols + j
+                            pe_fold[p] = -1
                             n = need[p]
                             if n > 0:  # one lane: a pair per consumption cycle
                                 starved += cur[p] - c0 + 1 - (n if lanes == 1 else dist[p])
                     stats[CY_STARVED] += starved
-                    active[s] = -1
                     phase[s] = PH_WRITE
                     since[s] = cycle
                 elif ph == PH_WRITE:
@@ -530,6 +546,7 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
                 ru = min(rows, sr - x0)
                 cu = min(cols, sc - y0)
                 steps_in_fold = min(chunk, t_len - t0)
+                got[:] = 0
                 if dataflow != DF_OS:
                     for i in range(ru):
                         for j in range(cu):
@@ -537,7 +554,7 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
                                 ok = not skip_w or wcodes[g, y0 + j, x0 + i] == 1
                             else:
                                 ok = not skip_a or acodes[g, y0 + j, x0 + i] == 1
-                            statmask[i * cols + j] = ok
+                            statmask[i * cols + j] = 1 if ok else 0
             t = t0 + d_step if d_step >= 0 else -1
             if not head_known:
                 head_cost = _step_cost(acodes, wcodes, work, dataflow, gi, g, x0, y0, ru, cu, fr,
@@ -549,47 +566,89 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
                 credit = 0.0
                 port_next = cycle + 1
                 break
-            if t >= 0:
-                if head_n < 0:
-                    head_n = _receivers(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a,
-                                        skip_w, cols, statmask, colbuf, recv)
-                if not unbounded_q:
-                    latest = -1
-                    for k in range(head_n):
-                        p = recv[k]
-                        v = ring[p, slot[p]]
-                        if v > latest:
-                            latest = v
-                    if latest >= cycle:  # a receiving queue is still full
-                        stats[CY_BLOCKED] += 1
-                        port_next = latest + 1 if latest < INF else INF
-                        break
+            if t >= 0 and head_n < 0 and not fast_path:
+                head_n = _receivers(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a,
+                                    skip_w, cols, statmask, colbuf, recv)
+            if t >= 0 and not unbounded_q:
+                latest = -1
+                for k in range(head_n):
+                    p = recv[k]
+                    v = ring[p, slot[p]]
+                    if v > latest:
+                        latest = v
+                if latest >= cycle:  # a receiving queue is still full
+                    stats[CY_BLOCKED] += 1
+                    port_next = latest + 1 if latest < INF else INF
+                    break
             if not unbounded_bw:
                 credit -= cost - paid
                 paid = 0.0
-            if t >= 0:
+            if t >= 0 and fast_path:
+                # one lane, unbounded queues: row by row over the columns with a 0/1 mask,
+                # branch-free; a PE whose group computes this fold consumes the pair at
+                # max(cycle, last + 1)
+                delivered = 0
+                if dataflow == DF_OS:
+                    for j in range(cu):
+                        colmask[j] = 1 if (not skip_w or wcodes[g, y0 + j, t] == 1) else 0
+                    mask = colmask
+                    row_step = 0
+                else:
+                    mask = statmask
+                    row_step = cols
+                for i in range(ru):
+                    if dataflow == DF_OS:
+                        if skip_a and acodes[g, x0 + i, t] != 1:
+                            continue
+                    elif dataflow == DF_WS:
+                        if skip_a and acodes[g, t, x0 + i] != 1:
+                            continue
+                    elif skip_w and wcodes[g, t, x0 + i] != 1:
+                        continue
+                    base = i * cols
+                    moff = i * row_step
+                    hit = 0
+                    for j in range(cu):
+                        p = base + j
+                        m = mask[moff + j]
+                        on = m if pe_fold[p] == d_fold else 0
+                        got[p] += m
+                        c = cur[p] + 1
+                        c = cycle if cycle > c else c
+                        cur[p] = c if on == 1 else cur[p]
+                        left = pe_left[p] - on
+                        pe_left[p] = left
+                        hit |= on & (1 if left == 0 else 0)
+                        delivered += m
+                    if hit:  # a PE got its fold's last pair: its group's end may be known
+                        for j in range(cu):
+                            p = base + j
+                            if mask[moff + j] == 1 and pe_fold[p] == d_fold and pe_left[p] == 0:
+                                _pe_delivered(pe_group[p], undel, finish, box, cols, need, cur,
+                                              start, heap, pos, due)
+                stats[CY_PAIRS] += delivered
+            elif t >= 0:
                 for k in range(head_n):
                     p = recv[k]
-                    s = pe_group[p]
-                    if active[s] == d_fold:
-                        if lanes == 1:
-                            c = cur[p] + 1
-                            if cycle > c:
-                                c = cycle
-                            cur[p] = c
-                        else:
-                            c = _consume_at(p, cycle, lanes, cur, used, dist)
-                        left = undel[s] - 1
-                        undel[s] = left
-                        if left == 0:
-                            finish[s] = _group_finish(s, box, cols, need, cur, start[s])
-                            _heap_set(heap, pos, due, s, finish[s])
+                    got[p] += 1
+                    on = pe_fold[p] == d_fold
+                    if lanes == 1:  # branch-free but for a PE's last pair
+                        c = cur[p] + 1
+                        if cycle > c:
+                            c = cycle
+                        cur[p] = c if on else cur[p]
+                    elif on:
+                        c = _consume_at(p, cycle, lanes, cur, used, dist)
                     else:
-                        got[d_fold, p] += 1
-                        c = INF
+                        c = 0
+                    left = pe_left[p] - (1 if on else 0)
+                    pe_left[p] = left
+                    if on and left == 0:
+                        _pe_delivered(pe_group[p], undel, finish, box, cols, need, cur, start,
+                                      heap, pos, due)
                     if not unbounded_q:
                         q = slot[p]
-                        ring[p, q] = c
+                        ring[p, q] = c if on else INF
                         q += 1
                         slot[p] = 0 if q == qd else q
                 stats[CY_PAIRS] += head_n
