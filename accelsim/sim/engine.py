@@ -289,6 +289,23 @@ def _lower_weights(mask: np.ndarray, geo) -> tuple:
     return PackedWeights(codes), weight_counts(codes)
 
 
+#: Samples of activation masks read (and held) at a time (rounded up to whole batches).
+SAMPLE_BLOCK = 8
+
+
+def _act_blocks(layer, samples: int | None, size: int):
+    """``(first sample, bool (n, C, H, W))`` blocks of the layer's activation masks, in order
+    (layers without ``act_blocks``: slices of ``act_mask``). Consumed to the end, so a trace
+    member's checksum is checked before the layer's result is returned."""
+    blocks = getattr(layer, "act_blocks", None)
+    if blocks is not None:
+        yield from blocks(samples, size)
+        return
+    acts = layer.act_mask(samples)
+    for start in range(0, acts.shape[0], size):
+        yield start, acts[start:start + size]
+
+
 def _density(mask: np.ndarray, elements: float) -> float:
     return float(np.count_nonzero(mask)) / elements if elements else 0.0
 
@@ -343,27 +360,33 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
                              lambda: _element_costs(mask, w_dram_fmt, p.w_bits))[0]
         return wcodes, bits_total, np.array([w_zero, w_nz]), dram_bits
 
-    acts = memoised(layer, ("act_mask", samples), lambda: layer.act_mask(samples))
-    if acts.shape[0] == 0:
-        raise TraceError(f"layer {layer.name!r} has no samples to simulate")
     # A matmul multiplies two activations: its second operand ("weights") differs per
     # sample, so each sample is lowered with its own mask (the same GEMM otherwise).
     per_sample = geo.per_sample_weights
     pad_col = pad_columns(geo)   # padding per reduction index: the geometry's, every sample alike
     shared = None if per_sample else weight_operand(wmask, ())
     rows = []
-    for n in range(acts.shape[0]):
-        wcodes, weight_bits_total, w_cost, weight_dram_bits = (
-            weight_operand(wmask[n], ("sample", n)) if per_sample else shared)
-        if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (accelsim.sim.fetch)
-            start = n - n % ctx.batch      # the batch shares one weight pass
-            frac = memoised(layer, ("fetch", hw.dram.weight_layout, hw.dram.burst_bytes, p.w_bits,
-                                    ctx.batch, samples, n), lambda: fetch.hw_fetch_fraction(
-                                        layer, acts[start:start + ctx.batch], hw))
-            weight_bits_total, weight_dram_bits = weight_bits_total * frac, weight_dram_bits * frac
-        rows.append(_simulate_sample(layer, acts[n], wcodes, weight_bits_total, w_cost, gemm,
-                                     mapping, p, fidelity, (samples, n), weight_dram_bits, ctx,
-                                     batch_plan, pad_col))
+    # activations a block of samples at a time (memory flat in the samples); a block is whole
+    # batches, so a batch's shared weight pass sees all its samples
+    block = ctx.batch * max(1, -(-SAMPLE_BLOCK // ctx.batch))
+    for first, acts in _act_blocks(layer, samples, block):
+        for i in range(acts.shape[0]):
+            n = first + i
+            wcodes, weight_bits_total, w_cost, weight_dram_bits = (
+                weight_operand(wmask[n], ("sample", n)) if per_sample else shared)
+            if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (sim.fetch)
+                start = i - n % ctx.batch      # the batch shares one weight pass
+                frac = memoised(layer, ("fetch", hw.dram.weight_layout, hw.dram.burst_bytes,
+                                        p.w_bits, ctx.batch, samples, n),
+                                lambda: fetch.hw_fetch_fraction(
+                                    layer, acts[start:start + ctx.batch], hw))
+                weight_bits_total, weight_dram_bits = (weight_bits_total * frac,
+                                                       weight_dram_bits * frac)
+            rows.append(_simulate_sample(layer, acts[i], wcodes, weight_bits_total, w_cost, gemm,
+                                         mapping, p, fidelity, (samples, n), weight_dram_bits,
+                                         ctx, batch_plan, pad_col))
+    if not rows:
+        raise TraceError(f"layer {layer.name!r} has no samples to simulate")
     out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
                  "samples": len(rows)}
     for key in rows[0]:

@@ -10,6 +10,9 @@ its size is its storage tensor's.
 """
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
+
 import numpy as np
 
 from accelsim.sim.storage import expected_bits, format_bits
@@ -26,24 +29,61 @@ def tensor_format(graph, tid: int, hw, level: str = "on_chip"):
     return getattr(tensor, level)
 
 
+def _spec(fmt) -> tuple:
+    return (fmt.format, fmt.run_bits, fmt.index_bits)
+
+
+#: {graph: {(level formats, value bits, samples): bits}}: a simulation asks for the same sizes
+#: several times (residency, vector ops, liveness); the masks are read once for all levels.
+_MEMO: "weakref.WeakKeyDictionary[object, OrderedDict]" = weakref.WeakKeyDictionary()
+_MEMO_ENTRIES = 16   # per graph (a sweep varies the formats)
+
+
 def tensor_bits(graph, hw, samples: int | None = None, level: str = "on_chip") -> np.ndarray:
-    """float64 (tensors, n): each tensor's stored bits per sample (aliases: their storage's)."""
+    """float64 (tensors, n): each tensor's stored bits per sample (aliases: their storage's).
+
+    Masks are read a block of samples at a time, once for both levels (kept per graph)."""
     n = graph.num_samples if samples is None else max(1, min(int(samples), graph.num_samples))
-    bits = np.zeros((len(graph.tensors), n), dtype=np.float64)
     value_bits = hw.precision.activation_bits
+    keys = {lv: (tuple(_spec(tensor_format(graph, t.id, hw, lv)) for t in graph.tensors),
+                 value_bits, n) for lv in (level,) + tuple(x for x in LEVELS if x != level)}
+    try:
+        memo = _MEMO.setdefault(graph, OrderedDict())
+    except TypeError:   # not weak-referenceable: nothing kept
+        memo = OrderedDict()
+    if keys[level] not in memo:
+        for lv, bits in _tensor_bits(graph, hw, n, value_bits, list(keys)).items():
+            memo[keys[lv]] = bits
+        while len(memo) > _MEMO_ENTRIES:
+            memo.popitem(last=False)
+    memo.move_to_end(keys[level])
+    return memo[keys[level]].copy()
+
+
+def _tensor_bits(graph, hw, n: int, value_bits: int, levels: list[str]) -> dict:
+    """{level: bits (tensors, n)} from one pass over the masks."""
+    out = {lv: np.zeros((len(graph.tensors), n), dtype=np.float64) for lv in levels}
     for tensor in graph.tensors:
         if tensor.alias_of is not None:
             continue
-        fmt = tensor_format(graph, tensor.id, hw, level)
-        mask = graph.mask(tensor.id, n) if tensor.has_mask else None
-        if mask is not None:
-            bits[tensor.id] = [format_bits(mask[i], fmt.format, value_bits, fmt.run_bits,
-                                           fmt.index_bits) for i in range(n)]
+        fmts = {lv: tensor_format(graph, tensor.id, hw, lv) for lv in levels}
+        if tensor.has_mask:
+            distinct = {_spec(fmt): fmt for fmt in fmts.values()}
+            for start, mask in graph.mask_blocks(tensor.id, n):
+                rows = slice(start, start + mask.shape[0])
+                for spec, fmt in distinct.items():
+                    sizes = [format_bits(mask[i], fmt.format, value_bits, fmt.run_bits,
+                                         fmt.index_bits) for i in range(mask.shape[0])]
+                    for lv in levels:
+                        if _spec(fmts[lv]) == spec:
+                            out[lv][tensor.id, rows] = sizes
         else:
             density = 1.0 if tensor.density is None else tensor.density
-            bits[tensor.id] = expected_bits((tensor.elements,), density, fmt.format, value_bits,
-                                            fmt.run_bits, fmt.index_bits)
-    for tensor in graph.tensors:
-        if tensor.alias_of is not None:
-            bits[tensor.id] = bits[graph.storage_of(tensor.id)]
-    return bits
+            for lv, fmt in fmts.items():
+                out[lv][tensor.id] = expected_bits((tensor.elements,), density, fmt.format,
+                                                   value_bits, fmt.run_bits, fmt.index_bits)
+    for bits in out.values():
+        for tensor in graph.tensors:
+            if tensor.alias_of is not None:
+                bits[tensor.id] = bits[graph.storage_of(tensor.id)]
+    return out

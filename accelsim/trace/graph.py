@@ -187,6 +187,22 @@ class OpGraph:
             return None
         return self._loader(tid, samples)
 
+    def mask_blocks(self, tid: int, samples: int | None = None, size: int = 8):
+        """``(start, bool (rows, elements))``: ``mask(tid, samples)`` at most ``size`` samples
+        at a time (a trace file's loader holds one block; blocks are provisional until the
+        iteration ends, when the member's checksum has been checked). Nothing when the
+        tensor has no mask."""
+        if not self.tensors[tid].has_mask:
+            return
+        blocks = getattr(self._loader, "blocks", None)
+        if blocks is not None:
+            yield from blocks(tid, samples, size)
+            return
+        mask = self._loader(tid, samples)
+        if mask is not None:
+            for start in range(0, mask.shape[0], size):
+                yield start, mask[start:start + size]
+
     def storage_of(self, tid: int) -> int:
         """The tensor whose storage ``tid`` uses (follows ``alias_of``)."""
         seen = 0

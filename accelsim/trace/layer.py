@@ -7,7 +7,7 @@ from a density model with a fixed seed).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -28,6 +28,12 @@ class LayerTrace:
     ``weight_mask(samples)`` the first ``n`` of them. ``out_mask(samples)`` is the
     optional mask of the outputs the model needs (attention's causal/attn mask),
     ``(n, K, P, Q)``, or None when every output is needed.
+
+    Reading activations a block of samples at a time (memory flat in the sample count):
+    ``act_blocks(samples, size)`` iterates ``act_mask(samples)`` in blocks of ``size``
+    samples from one pass over the stored rows; ``act_mask_block(start, stop)`` is samples
+    ``[start, stop)``. Layers built without block loaders (in-memory masks, statistical
+    draws) slice ``act_mask`` instead.
     """
 
     def __init__(
@@ -42,6 +48,8 @@ class LayerTrace:
         output_density: float | None = None,
         stats: dict | None = None,
         out_loader: Callable[[int], np.ndarray] | None = None,
+        act_blocks_loader: Callable[[int, int], Iterator[tuple[int, np.ndarray]]] | None = None,
+        act_block_loader: Callable[[int, int], np.ndarray] | None = None,
     ):
         self.index = index
         self.name = name
@@ -53,6 +61,8 @@ class LayerTrace:
         self._weight_loader = weight_loader
         self._act_loader = act_loader
         self._out_loader = out_loader
+        self._act_blocks_loader = act_blocks_loader
+        self._act_block_loader = act_block_loader
 
     @property
     def kind(self) -> str:
@@ -102,6 +112,58 @@ class LayerTrace:
                 f"layer {self.name!r}: activation mask shape {mask.shape} does not match "
                 f"the geometry {expected}")
         return mask
+
+    def _check_block(self, mask: np.ndarray, rows: int) -> np.ndarray:
+        mask = np.asarray(mask, dtype=bool)
+        expected = (rows,) + self.geometry.act_shape[1:]
+        if mask.shape != expected:
+            raise TraceError(
+                f"layer {self.name!r}: activation mask block shape {mask.shape} does not match "
+                f"the geometry {expected}")
+        return mask
+
+    def act_blocks(self, samples: int | None = None,
+                   size: int = 8) -> Iterator[tuple[int, np.ndarray]]:
+        """``(start, bool (rows, C, H, W))``: ``act_mask(samples)`` in order, at most ``size``
+        samples per block; only the current block is held when the layer reads a trace file.
+
+        Blocks read from a trace file are provisional until the iteration ends: the
+        member's SHA-256 is checked by then (a corrupt member raises ``TraceError`` from
+        the iteration), so consume it to the end before trusting what was computed.
+        """
+        if not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"size: expected a positive integer, got {size!r}")
+        n = self._samples(samples)
+        if self._act_blocks_loader is None:
+            mask = self.act_mask(n)
+            for start in range(0, n, size):
+                yield start, mask[start:start + size]
+            return
+        expect = 0
+        for start, block in self._act_blocks_loader(n, int(size)):
+            rows = min(int(size), n - expect)
+            if start != expect:
+                raise TraceError(f"layer {self.name!r}: activation block starts at sample "
+                                 f"{start}, expected {expect}")
+            yield start, self._check_block(block, rows)
+            expect += rows
+        if expect != n:
+            raise TraceError(f"layer {self.name!r}: activation blocks ended after {expect} of "
+                             f"{n} samples")
+
+    def act_mask_block(self, start: int, stop: int) -> np.ndarray:
+        """Boolean mask of samples ``[start, stop)`` of the input activations,
+        ``(stop - start, C, H, W)`` (checked against the trace before it is returned)."""
+        n = self.geometry.N
+        if not (isinstance(start, (int, np.integer)) and isinstance(stop, (int, np.integer))
+                and 0 <= start < stop <= n):
+            raise TraceError(f"layer {self.name!r}: samples [{start}, {stop}) are not a "
+                             f"non-empty range within the {n} samples")
+        start, stop = int(start), int(stop)
+        if self._act_block_loader is None:
+            return self._check_block(np.asarray(self._act_loader(stop), dtype=bool)[start:],
+                                     stop - start)
+        return self._check_block(self._act_block_loader(start, stop), stop - start)
 
     @classmethod
     def from_masks(

@@ -41,18 +41,24 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, N
 
 
 class _HashingReader:
-    """File-like wrapper that hashes and counts what is read through it."""
+    """File-like wrapper that counts what is read through it and (``hashing``) hashes it."""
 
-    def __init__(self, fh):
+    def __init__(self, fh, hashing: bool = True):
         self._fh = fh
-        self.sha = hashlib.sha256()
+        self.sha = hashlib.sha256() if hashing else None
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._fh.read(n)
-        self.sha.update(data)
+        if self.sha is not None:
+            self.sha.update(data)
         self.size += len(data)
         return data
+
+    def drain(self) -> None:
+        """Read (and hash) the rest without keeping it."""
+        while self.read(_STREAM_BYTES):
+            pass
 
 
 def _npy_header(fh) -> tuple[tuple, bool, np.dtype]:
@@ -63,13 +69,16 @@ def _npy_header(fh) -> tuple[tuple, bool, np.dtype]:
 
 
 _HEADER_SLACK = 1 << 16  # bytes an .npy header may take beyond the data
+_STREAM_BYTES = 1 << 20  # piece size of streaming reads (hashing what is not kept)
 
 
 class _Archive:
     """An open trace container; every failure becomes a TraceError naming the file.
 
     Reads check the member's declared size and ``.npy`` header against the shape the
-    caller expects before allocating, and its SHA-256 against ``metadata.json``.
+    caller expects before allocating, and its SHA-256 against ``metadata.json`` (once per
+    member and open archive: later reads of a verified member skip the hash, never the
+    header, size or ZIP checks).
     """
 
     def __init__(self, path: Path, members: dict | None = None):
@@ -132,8 +141,9 @@ class _Archive:
         self._size(name, limit)
         with self._member(name):
             data = self._zip.read(name)
-        if checked:
+        if checked and name not in self._verified:
             self._check_sha(name, hashlib.sha256(data).hexdigest())
+            self._verified.add(name)
         return data
 
     def read_array(self, name: str, shape: tuple, dtype) -> np.ndarray:
@@ -160,31 +170,104 @@ class _Archive:
                              f"{tuple(got_shape)}; the layer geometry and sample count imply "
                              f"{dtype} {tuple(shape)}")
 
+    def _open_rows(self, name: str, shape: tuple[int, int], hashing: bool):
+        """Open a uint8 ``.npy`` member of exactly ``shape``, positioned at its first row.
+
+        Returns ``(raw, reader, size)``: the open member (close it), a counting (and,
+        ``hashing``, hashing) reader over it, and the member's declared size.
+        """
+        want = shape[0] * shape[1]
+        size = self._size(name, want + _HEADER_SLACK)
+        raw = self._zip.open(name)
+        try:
+            fh = _HashingReader(raw, hashing)
+            self._check_header(name, _npy_header(fh), shape, np.dtype(np.uint8))
+            if size != fh.size + want:
+                raise TraceError(f"{self.path}: member {name!r} declares {size:,} bytes; shape "
+                                 f"{shape} needs {fh.size + want:,}")
+        except BaseException:
+            raw.close()
+            raise
+        return raw, fh, size
+
+    @staticmethod
+    def _take(fh: _HashingReader, rows: int, row_bytes: int) -> np.ndarray:
+        data = fh.read(rows * row_bytes)
+        if len(data) != rows * row_bytes:
+            raise EOFError(f"member ends after {fh.size} bytes, within its rows")
+        return np.frombuffer(data, dtype=np.uint8).reshape(rows, row_bytes)
+
+    def _finish(self, name: str, fh: _HashingReader, size: int) -> None:
+        """Stream the rest of the member through the hash and check it (once per member)."""
+        fh.drain()
+        if fh.size != size:
+            raise EOFError(f"member ends after {fh.size} of {size} bytes")
+        self._check_sha(name, fh.sha.hexdigest())
+        self._verified.add(name)
+
+    def verify(self, name: str, shape: tuple[int, int]) -> None:
+        """Check a rows member's header, size and SHA-256 by streaming it once (not kept);
+        done once per member and open archive."""
+        if name in self._verified:
+            return
+        with self._member(name):
+            raw, fh, size = self._open_rows(name, shape, True)
+            with raw:
+                self._finish(name, fh, size)
+
     def read_rows(self, name: str, rows: int, shape: tuple[int, int]) -> np.ndarray:
         """The first ``rows`` rows of a uint8 member of exactly ``shape``.
 
         The rest of the member is streamed through its SHA-256 (not kept) before the
         rows are returned, once per member and open archive.
         """
-        want = shape[0] * shape[1]
-        size = self._size(name, want + _HEADER_SLACK)
-        with self._member(name), self._zip.open(name) as raw:
-            fh = _HashingReader(raw)
-            self._check_header(name, _npy_header(fh), shape, np.dtype(np.uint8))
-            if size != fh.size + want:
-                raise TraceError(f"{self.path}: member {name!r} declares {size:,} bytes; shape "
-                                 f"{shape} needs {fh.size + want:,}")
-            data = fh.read(rows * shape[1])
-            if len(data) != rows * shape[1]:
-                raise EOFError(f"member ends after {len(data)} of {rows * shape[1]} bytes")
-            if name not in self._verified:
-                while fh.read(1 << 20):
-                    pass
-                if fh.size != size:
-                    raise EOFError(f"member ends after {fh.size} of {size} bytes")
-                self._check_sha(name, fh.sha.hexdigest())
-                self._verified.add(name)
-        return np.frombuffer(data, dtype=np.uint8).reshape(rows, shape[1])
+        return self.read_row_block(name, shape, 0, rows)
+
+    def read_row_block(self, name: str, shape: tuple[int, int], start: int,
+                       stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` of a uint8 member of exactly ``shape``, returned only after
+        the whole member's SHA-256 was checked (streamed, not kept; once per member and open
+        archive)."""
+        if not 0 <= start <= stop <= shape[0]:
+            raise ValueError(f"rows [{start}, {stop}) are outside the member's {shape[0]} rows")
+        verify = name not in self._verified
+        with self._member(name):
+            raw, fh, size = self._open_rows(name, shape, verify)
+            with raw:
+                skip = start * shape[1]
+                while skip > 0:   # a ZIP member is a stream: read past the rows before
+                    piece = fh.read(min(skip, _STREAM_BYTES))
+                    if not piece:
+                        raise EOFError(f"member ends after {fh.size} bytes, within its rows")
+                    skip -= len(piece)
+                rows = self._take(fh, stop - start, shape[1])
+                if verify:
+                    self._finish(name, fh, size)
+        return rows
+
+    def row_blocks(self, name: str, shape: tuple[int, int], rows: int,
+                   size: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Rows ``[0, rows)`` of a uint8 member of exactly ``shape`` in blocks of at most
+        ``size`` rows, ``(start, uint8 (n, shape[1]))``, from ONE streaming pass (nothing but
+        the current block is held).
+
+        Until the member's SHA-256 has been checked in this open archive, the pass hashes
+        what it reads and, after the last block, the rest of the member: a corrupt member
+        raises :class:`TraceError` from the iteration before it ends. Blocks are therefore
+        provisional until the iteration has finished; consume it to the end before trusting
+        anything computed from them.
+        """
+        if size < 1 or not 0 <= rows <= shape[0]:
+            raise ValueError(f"row_blocks: {rows} rows of {shape[0]} in blocks of {size}")
+        verify = name not in self._verified
+        with self._member(name):
+            raw, fh, total = self._open_rows(name, shape, verify)
+            with raw:
+                for start in range(0, rows, size):
+                    count = min(size, rows - start)
+                    yield start, self._take(fh, count, shape[1])
+                if verify:
+                    self._finish(name, fh, total)
 
 
 class Trace:
@@ -298,6 +381,14 @@ class Trace:
                                                    (n, (width + 7) // 8))
                 return unpack_rows(packed, (rows, width))
 
+            def blocks(tid: int, samples: int | None, size: int):
+                rows = n if samples is None else max(1, min(int(samples), n))
+                width = tensors[tid].elements
+                for start, packed in self._archive().row_blocks(
+                        graph_member(tid), (n, (width + 7) // 8), rows, size):
+                    yield start, unpack_rows(packed, (packed.shape[0], width))
+
+            load.blocks = blocks   # see OpGraph.mask_blocks
             self._graph = OpGraph(tensors, ops, list(meta["outputs"]), load, n)
         return self._graph
 
@@ -367,6 +458,14 @@ class Trace:
                       else archive.read_rows(act_name, n, act_shape))
             return unpack_rows(packed[:n], (n,) + geometry.act_shape[1:])
 
+        def act_blocks(n: int, size: int):
+            for start, packed in self._archive().row_blocks(act_name, act_shape, n, size):
+                yield start, unpack_rows(packed, (packed.shape[0],) + geometry.act_shape[1:])
+
+        def act_block(start: int, stop: int) -> np.ndarray:
+            packed = self._archive().read_row_block(act_name, act_shape, start, stop)
+            return unpack_rows(packed, (stop - start,) + geometry.act_shape[1:])
+
         out_name = layer_member(index, "out_mask")
         load_out = None
         if out_name in self._meta.get("members", {}):
@@ -383,7 +482,8 @@ class Trace:
         return LayerTrace(index, record["name"], geometry, record["act_bits"],
                           record["weight_bits"], load_weights, load_acts,
                           output_density=record.get("output_density"), stats=stats,
-                          out_loader=load_out)
+                          out_loader=load_out, act_blocks_loader=act_blocks,
+                          act_block_loader=act_block)
 
     # -- statistical layers ------------------------------------------------------------
 
