@@ -233,3 +233,39 @@ def test_simulate_memory_is_flat_in_the_samples(tmp_path):
     per_sample_mask = 16 * 48 * 48   # bytes of one sample's bool input mask, layer 2
     # all 40 samples at once would add 32 x 36 KB of masks; blocks add only small result rows
     assert peaks[40] - peaks[8] < 4 * per_sample_mask, peaks
+
+
+def test_deflate_is_kept_only_where_it_pays():
+    from accelsim.trace.writer import deflate_pays
+
+    rng = np.random.default_rng(0)
+    random_bits = np.packbits(rng.random((16, 40000)) < 0.5, axis=1)
+    sparse_bits = np.packbits(rng.random((16, 40000)) < 0.01, axis=1)
+    assert not deflate_pays([random_bits]) and not deflate_pays([random_bits[:5], random_bits[5:]])
+    assert deflate_pays([np.full((16, 500), 255, np.uint8)])
+    assert deflate_pays([np.zeros((3, 7), np.uint8)]) and deflate_pays([random_bits[:, :400]])
+    assert deflate_pays([sparse_bits])   # 1 % density: runs of zeros deflate well
+
+
+def test_writer_stores_masks_deflate_gains_little_on(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 4, 3))
+    x = torch.randn(16, 3, 24, 24).abs() + 0.1   # a dense input: every mask bit set
+    captured = capture_trace(model, [x], CaptureOptions(samples=16))
+    auto = write_trace(tmp_path / "auto.trace", captured)
+    stored = write_trace(tmp_path / "stored.trace", captured, compress=False)
+    with zipfile.ZipFile(auto) as za, zipfile.ZipFile(stored) as zs:
+        kinds = {i.filename: i.compress_type for i in za.infolist()}
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in zs.infolist())
+        assert kinds[METADATA_MEMBER] == zipfile.ZIP_DEFLATED
+        assert kinds[layer_member(0, "act_density_per_channel")] == zipfile.ZIP_DEFLATED
+        assert kinds[layer_member(1, "act_density_per_channel")] == zipfile.ZIP_DEFLATED
+        # the ReLU outputs (random signs) are stored, the dense network input is deflated
+        assert kinds[layer_member(1, "act_mask")] == zipfile.ZIP_STORED
+        assert kinds[layer_member(0, "act_mask")] == zipfile.ZIP_DEFLATED
+        for name in kinds:
+            assert za.read(name) == zs.read(name) or name == METADATA_MEMBER
+    a, s = open_trace(auto), open_trace(stored)
+    assert a.content_hash == s.content_hash
+    for la, ls in zip(a, s):
+        np.testing.assert_array_equal(la.act_mask(), ls.act_mask())

@@ -39,9 +39,13 @@ and a tensor's producer lists it among its outputs (checked on open).
 
 Masks are ``np.packbits`` (big bit order) of the C-order flattening: one row per
 sample of the unpadded input activations (C, H, W); the whole weight tensor
-(K, C/groups, R, S). Bit set = operand non-zero. Members are zip-deflated unless
-the writer was asked not to compress; every member is a plain ``.npy`` array read
-with ``allow_pickle=False``, so nothing in a trace can run code.
+(K, C/groups, R, S). Bit set = operand non-zero. Members are zip-deflated, except
+(since the block reader) mask rows that deflate would shrink by less than 4x (the
+packed bits of sparse activations: about 2x, at ~3.5 ns per byte to inflate on every
+read), which the writer stores; ``write_trace(compress=False)`` (``--no-compress``)
+stores every member. Any member may be stored or deflated: readers handle both, so
+traces written before this choice read unchanged. Every member is a plain ``.npy``
+array read with ``allow_pickle=False``, so nothing in a trace can run code.
 
 ``metadata.json`` holds::
 
@@ -59,10 +63,13 @@ with ``allow_pickle=False``, so nothing in a trace can run code.
      "members": {member name: {"sha256": hex, "bytes": int}},
      "metadata_sha256": hex}   # SHA-256 of the canonical JSON of the rest (checked if present)
 
-Each member's SHA-256 (of its uncompressed bytes) is checked on every read, on top of
-the ZIP CRC: a partial read (``samples`` below ``N``) returns its rows only after the
-rest of the member has been streamed through the hash (once per open trace and member).
-A member without a recorded SHA-256 is refused.
+Each member's SHA-256 (of its uncompressed bytes) is checked when it is read, on top of
+the ZIP CRC, once per open trace and member (later reads of a verified member skip the
+hash): a partial read (``samples`` below ``N``, or samples ``[start, stop)``) returns its
+rows only after the rest of the member has been streamed through the hash; a block-wise
+pass (``LayerTrace.act_blocks``) reads the member once, hashing as it goes, and raises
+from the iteration, before it ends, when the hash does not match. A member without a
+recorded SHA-256 is refused.
 
 Limits, checked before anything is allocated (a trace is a stranger's file): the
 metadata is at most :data:`MAX_METADATA_BYTES`; every member's declared size and its
