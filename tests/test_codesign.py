@@ -153,11 +153,9 @@ def test_fronts_and_selection_follow_their_definitions(finished):
 
 def test_rerun_is_from_cache_and_identical(finished):
     folder, spec, outcome = finished
-    started = time.perf_counter()
     again = run_codesign(spec, folder / "out", workers=1, train_jobs=1, progress=False)
-    assert again.trained == 0 and again.traced == 0 and again.simulated == 0
+    assert again.trained == 0 and again.traced == 0 and again.simulated == 0   # all from cache
     assert again.trained_cached == 3 and again.simulated_cached > 0
-    assert time.perf_counter() - started < 30
     pd.testing.assert_frame_equal(pd.read_csv(outcome.results_path), pd.read_csv(again.results_path))
     for name in ("results.csv", "codesign_pareto.png", "report.html", "codesign.json"):
         assert (folder / "out" / name).is_file()

