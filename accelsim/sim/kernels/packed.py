@@ -18,6 +18,28 @@ from accelsim.sim.kernels.bitops import popcount64
 
 
 @njit(**JIT)
+def _or_run(src, dst, shift):
+    """``dst[k] |= (src[k] != 0) << shift`` over a contiguous run; returns its non-zeros."""
+    total = 0
+    for k in range(dst.shape[0]):
+        b = src[k] != 0
+        dst[k] |= np.uint64(b) << shift
+        total += b
+    return total
+
+
+@njit(**JIT)
+def _or_run_masked(src, dst, keep, shift):
+    """:func:`_or_run` of ``src[k] & keep[k]`` (``keep`` 0/1: the run's real pixels)."""
+    total = 0
+    for k in range(dst.shape[0]):
+        b = (src[k] != 0) & keep[k]
+        dst[k] |= np.uint64(b) << shift
+        total += b
+    return total
+
+
+@njit(**JIT)
 def pack_im2col(act, groups, kr, ks, out_p, out_q, stride_h, stride_w, pad_h, pad_w, dil_h,
                 dil_w):
     """Packed im2col non-zero bits of a ``(C, H, W)`` mask (bool or uint8).
@@ -25,6 +47,14 @@ def pack_im2col(act, groups, kr, ks, out_p, out_q, stride_h, stride_w, pad_h, pa
     Returns ``bits`` (G, P*Q, ceil(Kred/64)) ``uint64``, ``row_a`` (G, P*Q) and ``col_a``
     (G, Kred) ``int64``: non-zero activations per output pixel and per reduction index
     ``r = (c*R + u)*S + v`` (as :func:`accelsim.sim.kernels.im2col.code_counts` of the codes).
+
+    Each input channel is split into its stride phases (``y mod stride_h``, ``x mod
+    stride_w``), each zero-padded so that every tap ``(u, v)`` reads one contiguous run of
+    a phase plane (row pitch ``wq >= Q``; the ``wq - Q`` extra pixels per row are masked
+    out). One reduction index at a time, the run's bits are ORed into a per-pixel
+    accumulator of the current word (and counted: ``col_a``); every 64 indices the word
+    column is stored and popcounted per pixel (``row_a``). Unstrided unpadded layers read
+    the channel itself.
     """
     channels, height, width = act.shape
     cg = channels // groups
@@ -34,38 +64,88 @@ def pack_im2col(act, groups, kr, ks, out_p, out_q, stride_h, stride_w, pad_h, pa
     bits = np.zeros((groups, m_dim, words), dtype=np.uint64)
     col = np.zeros((groups, kred), dtype=np.int64)
     row = np.zeros((groups, m_dim), dtype=np.int64)
+    if m_dim == 0 or kred == 0:
+        return bits, row, col
     a8 = act.view(np.uint8)   # bool or uint8 0/1 (the engine passes bool)
+    flat = a8.reshape(channels, height * width)
+    # tap u reads input row y = (p + iy[u]) * stride_h + ry[u]; tap v column likewise
+    iy = np.empty(kr, dtype=np.int64)
+    ry = np.empty(kr, dtype=np.int64)
+    for u in range(kr):
+        off = u * dil_h - pad_h
+        iy[u] = off // stride_h
+        ry[u] = off - iy[u] * stride_h
+    ix = np.empty(ks, dtype=np.int64)
+    rx = np.empty(ks, dtype=np.int64)
+    for v in range(ks):
+        off = v * dil_w - pad_w
+        ix[v] = off // stride_w
+        rx[v] = off - ix[v] * stride_w
+    iy0, ix0 = iy.min(), ix.min()
+    hq = out_p + iy.max() - iy0
+    wq = out_q + ix.max() - ix0
+    run = (out_p - 1) * wq + out_q
+    direct = (stride_h == 1 and stride_w == 1 and iy0 == 0 and ix0 == 0 and hq == height
+              and wq == width)
+    used = np.zeros((stride_h, stride_w), dtype=np.bool_)
+    for u in range(kr):
+        for v in range(ks):
+            used[ry[u], rx[v]] = True
+    planes = np.zeros((stride_h, stride_w, hq * wq), dtype=np.uint8)
+    keep = np.zeros(run, dtype=np.uint8)
+    for k in range(run):
+        keep[k] = (k % wq) < out_q
+    xcol = np.empty((stride_w, wq), dtype=np.int64)   # input column of a plane column, or -1
+    for px in range(stride_w):
+        for jj in range(wq):
+            x = (jj + ix0) * stride_w + px
+            xcol[px, jj] = x if 0 <= x < width else -1
+    acc = np.zeros(run, dtype=np.uint64)
     for g in range(groups):
+        j = 0
+        w = 0
         for c in range(cg):
             ch = g * cg + c
+            if not direct:   # the stride phases of channel ch, zero outside the input
+                for py in range(stride_h):
+                    for px in range(stride_w):
+                        if not used[py, px]:
+                            continue
+                        plane = planes[py, px]
+                        for ii in range(hq):
+                            y = (ii + iy0) * stride_h + py
+                            base = ii * wq
+                            if y < 0 or y >= height:
+                                for jj in range(wq):
+                                    plane[base + jj] = 0
+                                continue
+                            for jj in range(wq):
+                                x = xcol[px, jj]
+                                plane[base + jj] = a8[ch, y, x] if x >= 0 else 0
             for u in range(kr):
                 for v in range(ks):
-                    r = (c * kr + u) * ks + v
-                    w = r >> 6
-                    shift = np.uint64(r & 63)
-                    off = v * dil_w - pad_w          # x = q * stride_w + off
-                    q_lo = 0
-                    while q_lo < out_q and q_lo * stride_w + off < 0:
-                        q_lo += 1
-                    q_hi = out_q
-                    while q_hi > q_lo and (q_hi - 1) * stride_w + off >= width:
-                        q_hi -= 1
-                    total = 0
-                    for p in range(out_p):
-                        y = p * stride_h - pad_h + u * dil_h
-                        if y < 0 or y >= height:
-                            continue
-                        base = p * out_q
-                        for q in range(q_lo, q_hi):   # branch-free: random masks mispredict
-                            b = a8[ch, y, q * stride_w + off] != 0
-                            bits[g, base + q, w] |= np.uint64(b) << shift
-                            total += b
-                    col[g, r] = total
-        for m in range(m_dim):
-            s = np.uint64(0)
-            for w in range(words):
-                s += popcount64(bits[g, m, w])
-            row[g, m] = s
+                    shift = np.uint64(j)
+                    start = (iy[u] - iy0) * wq + (ix[v] - ix0)
+                    if direct:
+                        src = flat[ch, start:start + run]
+                    else:
+                        src = planes[ry[u], rx[v], start:start + run]
+                    if wq == out_q:
+                        total = _or_run(src, acc, shift)
+                    else:
+                        total = _or_run_masked(src, acc, keep, shift)
+                    col[g, (c * kr + u) * ks + v] = total
+                    j += 1
+                    if j == 64 or (c == cg - 1 and u == kr - 1 and v == ks - 1):
+                        for p in range(out_p):   # store word column w, count it, clear it
+                            for q in range(out_q):
+                                k = p * wq + q
+                                x64 = acc[k]
+                                bits[g, p * out_q + q, w] = x64
+                                row[g, p * out_q + q] += popcount64(x64)
+                                acc[k] = 0
+                        w += 1
+                        j = 0
     return bits, row, col
 
 
