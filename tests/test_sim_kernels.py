@@ -436,3 +436,30 @@ def test_pack_im2col_random_geometries_match_reference(seed):
         for g in range(geo.groups):
             assert [naive.words_to_int(w) for w in bits[g]] == ref_rows[g], geo
         assert row.tolist() == ref_row and col.tolist() == ref_col, geo
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_fold_schedule_without_gating_random_cases(seed):
+    """The one-pass no-gating path (array and per-PE sync, issue 15) equals the reference on
+    random shapes: edge folds, a single PE, lanes > 1, all-zero and constant work."""
+    rng = np.random.default_rng(2000 + seed)
+    rows, cols = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    if seed % 6 == 0:
+        rows = cols = 1
+    shape = (int(rng.integers(1, 4)), int(rng.integers(1, 13)), int(rng.integers(1, 13)))
+    lanes, overhead, depth = int(rng.integers(1, 4)), int(rng.integers(0, 4)), int(rng.integers(1, 6))
+    cases = (rng.integers(0, 20, size=shape), np.zeros(shape), np.full(shape, 7))
+    for work in cases:
+        work = work.astype(np.int32)
+        for sync in (sch.SYNC_ARRAY, sch.SYNC_DECOUPLED):
+            got = sch.fold_schedule(work, rows, cols, lanes, overhead, sync, depth, False, 1)
+            ref = naive.schedule(work, rows, cols, lanes, overhead, sync, depth, False, 1)
+            assert got[sch.ST_CYCLES] == ref["cycles"]
+            assert got[sch.ST_FOLDS] == ref["folds"]
+            assert got[sch.ST_SUM_MAX_BUSY] == ref["sum_max_busy"]
+            assert got[sch.ST_SUM_MEAN_BUSY] == pytest.approx(ref["sum_mean_busy"], rel=1e-12)
+            assert got[sch.ST_BUSY_PE_CYCLES] == ref["busy_pe_cycles"]
+            assert got[sch.ST_ACTIVE_PE_CYCLES] == ref["active_pe_cycles"]
+            assert got[sch.ST_GATED_PE_CYCLES] == 0 and got[sch.ST_WAKEUPS] == 0
+            assert got[sch.ST_MAPPED_PE_FOLDS] == ref["mapped_pe_folds"]
+            assert got[sch.ST_FILL_DRAIN] == ref["fill_drain"]

@@ -71,6 +71,84 @@ def _close_idle(run, gate, threshold, stats):
 
 
 @njit(**JIT)
+def _fold_schedule_plain(work, rows, cols, overhead, sync, depth):
+    """:func:`fold_schedule` without power gating for the whole-array and per-PE sync
+    groups: one pass per fold over its work entries, updating the group finish times in
+    the same pass (no per-fold busy vector). Same statistics, same order of float sums.
+    ``work`` holds busy cycles (already divided by the lanes)."""
+    n_groups_conv, sr, sc = work.shape
+    row_folds = (sr + rows - 1) // rows
+    col_folds = (sc + cols - 1) // cols
+    stats = np.zeros(N_STATS, dtype=np.float64)
+    finish = np.zeros(rows * cols, dtype=np.int64)   # per PE (decoupled) or finish[0] (array)
+    history = np.zeros(depth, dtype=np.int64)
+    decoupled = sync == SYNC_DECOUPLED
+    fold = 0
+    for g in range(n_groups_conv):
+        for fc in range(col_folds):
+            cu = min(cols, sc - fc * cols)
+            y0 = fc * cols
+            for fr in range(row_folds):
+                ru = min(rows, sr - fr * rows)
+                x0 = fr * rows
+                gate_level = 0
+                if fold >= depth:
+                    gate_level = history[fold % depth]
+                fold_max = 0
+                fold_sum = 0
+                n_busy = 0
+                fold_end = 0
+                if decoupled:
+                    for i in range(ru):
+                        blk = work[g, x0 + i, y0:y0 + cu]
+                        fin = finish[i * cols:i * cols + cu]
+                        for j in range(cu):
+                            b = np.int64(blk[j])
+                            fold_sum += b
+                            fold_max = max(fold_max, b)
+                            n_busy += b > 0
+                            f = max(fin[j], gate_level) + overhead + b
+                            fin[j] = f
+                            fold_end = max(fold_end, f)
+                else:
+                    for i in range(ru):
+                        blk = work[g, x0 + i, y0:y0 + cu]
+                        for j in range(cu):
+                            b = np.int64(blk[j])
+                            fold_sum += b
+                            fold_max = max(fold_max, b)
+                            n_busy += b > 0
+                if decoupled:
+                    if ru < rows or cu < cols:   # PEs without an element this fold
+                        for i in range(rows):
+                            for j in range(cols):
+                                if i >= ru or j >= cu:
+                                    f = max(finish[i * cols + j], gate_level) + overhead
+                                    finish[i * cols + j] = f
+                                    fold_end = max(fold_end, f)
+                else:
+                    fold_end = max(finish[0], gate_level) + overhead + fold_max
+                    finish[0] = fold_end
+                mapped = ru * cu
+                stats[ST_SUM_MAX_BUSY] += fold_max
+                stats[ST_SUM_MEAN_BUSY] += fold_sum / mapped
+                stats[ST_BUSY_PE_CYCLES] += fold_sum
+                stats[ST_MAPPED_PE_FOLDS] += mapped
+                history[fold % depth] = fold_end
+                stats[ST_ACTIVE_PE_CYCLES] += overhead * n_busy + fold_sum
+                fold += 1
+    total = 0
+    n_sync = rows * cols if decoupled else 1
+    for s in range(n_sync):
+        if finish[s] > total:
+            total = finish[s]
+    stats[ST_CYCLES] = total
+    stats[ST_FOLDS] = fold
+    stats[ST_FILL_DRAIN] = fold * overhead
+    return stats
+
+
+@njit(**JIT)
 def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_threshold):
     """Run the fold recurrence over ``work`` (G, Sr, Sc); returns the statistics vector.
 
@@ -80,6 +158,15 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
     bookkeeping is skipped (it only feeds the gating figures): each fold reads its
     mapped PEs once.
     """
+    if not gate and (sync == SYNC_DECOUPLED or sync == SYNC_ARRAY):
+        if lanes != 1:   # busy cycles per PE: ceil(work / lanes), divided once up front
+            busy = np.empty(work.shape, dtype=np.int64)
+            for g in range(work.shape[0]):
+                for x in range(work.shape[1]):
+                    for y in range(work.shape[2]):
+                        busy[g, x, y] = (np.int64(work[g, x, y]) + lanes - 1) // lanes
+            return _fold_schedule_plain(busy, rows, cols, overhead, sync, depth)
+        return _fold_schedule_plain(work, rows, cols, overhead, sync, depth)
     n_groups_conv, sr, sc = work.shape
     n_pes = rows * cols
     n_sync = sync_group_count(sync, rows, cols)
