@@ -404,7 +404,7 @@ class Harness:
             data = bytearray(self.trace_bytes)
             starts = [i for sig in (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06")
                       for i in range(len(data)) if data.startswith(sig, i)]
-            at = rng.choice(starts) + rng.randrange(4, 30)
+            at = min(rng.choice(starts) + rng.randrange(4, 30), len(data) - 1)  # EOCD is 22 bytes
             data[at] ^= rng.choice((1, 2, 8, 64, 128, 255))
             return bytes(data)
         members = dict(self.trace_members)

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -37,7 +38,7 @@ from accelsim.trace.writer import metadata_sha256 as _metadata_sha256
 
 # RuntimeError: zipfile's "is encrypted, password required" (a flipped flag bit)
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
-                RuntimeError)
+                RuntimeError, SyntaxError, tokenize.TokenError)   # the last two: a mangled npy header
 
 
 class _HashingReader:
