@@ -357,11 +357,10 @@ def load_codesign_dict(data: dict, source: str = "<dict>", root: str | os.PathLi
     if "version" not in data:
         raise ConfigError(source, "version", f"required field is missing (write `version: {SPEC_VERSION}`)")
     allowed = [f for f in CodesignSpec.__dataclass_fields__ if f not in ("source", "points", "designs")]
-    for key in data:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(source, str(key), f"unknown key{hint}; allowed keys: {', '.join(allowed)}")
+    try:
+        rules.check_keys(data, allowed)
+    except rules.RuleError as exc:
+        raise ConfigError(source, exc.path, exc.message) from None
     try:
         spec = replace(rules.build(CodesignSpec, data), source=source)
         _objective_names(spec)

@@ -153,18 +153,24 @@ def section(cls: type) -> Rule:
     return check
 
 
+def check_keys(data: dict, allowed: list[str], path: str = "") -> None:
+    """Raise :class:`RuleError` at the first key of ``data`` not in ``allowed`` (with a
+    "did you mean" for a near miss)."""
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RuleError(_join(path, str(key)),
+                            f"unknown key{hint}; allowed keys: {', '.join(allowed)}")
+
+
 def build(cls: type, data: Any, path: str = "") -> Any:
     """Construct dataclass ``cls`` from a mapping, applying each field's rule."""
     where = path or "(top level)"
     if not isinstance(data, dict):
         raise RuleError(where, f"expected a mapping of fields, {_got(data)}")
     known = {f.name: f for f in fields(cls)}
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise RuleError(_join(path, str(key)),
-                            f"unknown key{hint}; allowed keys: {', '.join(known)}")
+    check_keys(data, list(known), path)
     values = {}
     for name, f in known.items():
         sub = _join(path, name)

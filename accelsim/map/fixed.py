@@ -19,6 +19,7 @@ import os
 
 from accelsim.atomic import atomic_write_text
 from accelsim.errors import ConfigError
+from accelsim.hw import rules
 from accelsim.map.mapping import AXES, LevelLoops, Loop, Mapping
 from accelsim.map.nest import DIMS
 
@@ -50,13 +51,18 @@ def _loops(raw, path: str, source: str, spatial: bool) -> tuple[Loop, ...]:
     return tuple(out)
 
 
+def _keys(data: dict, allowed: list[str], path: str, source: str) -> None:
+    try:
+        rules.check_keys(data, allowed, path)
+    except rules.RuleError as exc:
+        raise ConfigError(source, exc.path, exc.message) from None
+
+
 def parse_mappings(raw, source: str = "<mappings>") -> dict[str, Mapping]:
     """Validate the plain data of a mappings file into ``{layer name: Mapping}``."""
     if not isinstance(raw, dict):
         raise ConfigError(source, None, "expected a mapping with version and layers")
-    unknown = set(raw) - {"version", "layers"}
-    if unknown:
-        raise ConfigError(source, sorted(unknown)[0], "unknown key; allowed keys: version, layers")
+    _keys(raw, ["version", "layers"], "", source)
     if raw.get("version") != VERSION:
         raise ConfigError(source, "version", f"expected {VERSION}, got {raw.get('version')!r:.30}")
     layers = raw.get("layers")
@@ -74,10 +80,7 @@ def parse_mappings(raw, source: str = "<mappings>") -> dict[str, Mapping]:
             where = f"{base}[{i}]"
             if not isinstance(level, dict) or not isinstance(level.get("level"), str):
                 raise ConfigError(source, where, "expected {level: NAME, temporal: [...], spatial: [...]}")
-            extra = set(level) - {"level", "temporal", "spatial"}
-            if extra:
-                raise ConfigError(source, f"{where}.{sorted(extra)[0]}",
-                                  "unknown key; allowed keys: level, temporal, spatial")
+            _keys(level, ["level", "temporal", "spatial"], where, source)
             parsed.append(LevelLoops(level["level"],
                                      _loops(level.get("temporal"), f"{where}.temporal", source, False),
                                      _loops(level.get("spatial"), f"{where}.spatial", source, True)))

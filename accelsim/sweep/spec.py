@@ -379,12 +379,10 @@ def load_sweep_dict(data: dict, source: str = "<dict>", root: str | os.PathLike 
     """
     data = dict(data)
     allowed = [f.name for f in fields(SweepSpec) if f.name not in _LOADER_ONLY]
-    for key in data:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(source, str(key), f"unknown key{hint}; allowed keys: "
-                                                f"{', '.join(allowed)}")
+    try:
+        rules.check_keys(data, allowed)
+    except rules.RuleError as exc:
+        raise ConfigError(source, exc.path, exc.message) from None
     if "version" not in data:
         raise ConfigError(source, "version", f"required field is missing (write `version: {SPEC_VERSION}`)")
     try:
