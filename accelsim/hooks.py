@@ -11,8 +11,9 @@ from typing import Callable, Iterable
 
 import torch.nn as nn
 
-#: (module, hook, pre): ``pre`` registers a forward pre-hook, otherwise a forward hook.
-HookSpec = tuple[nn.Module, Callable, bool]
+#: (module, hook, pre) or (module, hook, pre, always_call): ``pre`` registers a forward
+#: pre-hook, otherwise a forward hook (``always_call``: it runs even when the forward raises).
+HookSpec = tuple
 
 
 class HookOwner:
@@ -27,9 +28,12 @@ class HookOwner:
     def __enter__(self):
         self._handles = getattr(self, "_handles", [])
         try:
-            for module, hook, pre in self.hook_specs():
-                register = module.register_forward_pre_hook if pre else module.register_forward_hook
-                self._handles.append(register(hook))
+            for module, hook, pre, *always in self.hook_specs():
+                if pre:
+                    self._handles.append(module.register_forward_pre_hook(hook))
+                else:
+                    self._handles.append(module.register_forward_hook(
+                        hook, always_call=bool(always and always[0])))
         except BaseException:
             self.remove()
             raise

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from accelsim.hooks import HookOwner
 from accelsim.trace import operands as ops
 
 _TS = torch.Tensor
@@ -57,7 +58,7 @@ _MHA_BODY = types.FunctionType(_MHA.__code__, {**_MHA.__globals__,
 _MHA_BODY.__kwdefaults__ = _MHA.__kwdefaults__
 
 
-class ModuleStack:
+class ModuleStack(HookOwner):
     """Names of the modules whose ``forward`` is running, innermost last."""
 
     def __init__(self, model: nn.Module):
@@ -66,28 +67,18 @@ class ModuleStack:
         self.stack: list[str] = []
         self._handles: list = []
 
-    def __enter__(self) -> "ModuleStack":
-        try:
-            for module in self._model.modules():
-                name = self._names[id(module)]
-                self._handles.append(module.register_forward_pre_hook(
-                    lambda *_, name=name: self.stack.append(name)))
-                self._handles.append(module.register_forward_hook(self._pop, always_call=True))
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
+    def hook_specs(self):
+        for module in self._model.modules():
+            name = self._names[id(module)]
+            yield module, (lambda *_, name=name: self.stack.append(name)), True
+            yield module, self._pop, False, True     # popped even when the forward raises
 
     def _pop(self, *_) -> None:  # a forward hook: must return None (else it replaces the output)
         if self.stack:
             self.stack.pop()
 
     def remove(self) -> None:
-        while self._handles:
-            self._handles.pop().remove()
+        super().remove()
         self.stack.clear()
 
     def top(self) -> str:
