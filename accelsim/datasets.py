@@ -59,7 +59,20 @@ CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-class ImageDataset(Dataset):
+class SampleIndexing:
+    """``dataset[i]``: one ``(image, label)`` through the dataset's ``batch(slice)``."""
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index out of range for {len(self)} samples")
+        x, y = self.batch(slice(i, i + 1))
+        return x[0], int(y[0])
+
+
+class ImageDataset(SampleIndexing, Dataset):
     """Images kept in one tensor, normalised on access.
 
     ``images`` is ``(N, C, H, W)``, ``uint8`` (scaled by ``scale``) or ``float32``;
@@ -99,15 +112,6 @@ class ImageDataset(Dataset):
         if self.pad:
             x = F.pad(x, (self.pad,) * 4)
         return (x - self.mean) / self.std, self.labels[index]
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        i = int(i)
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(f"index out of range for {len(self)} samples")
-        x, y = self.batch(slice(i, i + 1))
-        return x[0], int(y[0])
 
     def subset(self, indices: np.ndarray | torch.Tensor, spec: str | None = None) -> "ImageDataset":
         """The items at ``indices`` (same scaling, padding and normalisation)."""

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from accelsim.datasets import SampleIndexing
 from accelsim.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -138,7 +139,7 @@ def load_image(path: Path, resize: int, crop: int) -> np.ndarray:
     return array.transpose(2, 0, 1)
 
 
-class ImageFolderDataset:
+class ImageFolderDataset(SampleIndexing):
     """Image files decoded, resized, centre-cropped and normalised when a batch is asked for."""
 
     def __init__(self, files: Sequence[Path], labels: Sequence[int] | torch.Tensor, *, spec: str,
@@ -183,15 +184,6 @@ class ImageFolderDataset:
         else:
             x = torch.zeros((0, *self.sample_shape))
         return (x - self.mean) / self.std, self.labels[torch.as_tensor(positions, dtype=torch.int64)]
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        i = int(i)
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(f"index out of range for {len(self)} samples")
-        x, y = self.batch([i])
-        return x[0], int(y[0])
 
     def subset(self, indices, spec: str | None = None) -> "ImageFolderDataset":
         """The items at ``indices`` (same size, crop and normalisation)."""
