@@ -30,8 +30,7 @@ from accelsim.sim.traffic import (array_operand_bits, gated_pairs, layer_traffic
 from accelsim.sim.work import packed_counts, weight_counts, work_matrix
 
 FIDELITIES = ("fast", "cycle")
-SYNC_CODES = {"array": sch.SYNC_ARRAY, "row": sch.SYNC_ROW, "column": sch.SYNC_COLUMN,
-              "decoupled": sch.SYNC_DECOUPLED}
+SYNC_CODES = sch.SYNC_CODES
 
 
 @dataclass(frozen=True)

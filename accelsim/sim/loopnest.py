@@ -33,9 +33,6 @@ from accelsim.sim.energy import COMPONENTS
 from accelsim.sim.kernels import schedule as sch
 from accelsim.sim.residency import LayerContext
 
-SYNC_CODES = {"array": sch.SYNC_ARRAY, "row": sch.SYNC_ROW, "column": sch.SYNC_COLUMN,
-              "decoupled": sch.SYNC_DECOUPLED}
-
 
 @dataclass(frozen=True)
 class _Design:
@@ -248,7 +245,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         effectual = issued
     lp = hw.low_power
     stats = sch.fold_schedule(work, arch.rows, arch.cols, arch.lanes, 0,
-                              SYNC_CODES[hw.pe_array.sync], max(1, int(hw.pe_array.work_queue_depth)),
+                              sch.SYNC_CODES[hw.pe_array.sync], max(1, int(hw.pe_array.work_queue_depth)),
                               lp.power_gating, max(1, lp.min_idle_cycles, lp.wakeup_cycles))
     compute = float(stats[sch.ST_CYCLES])
 

@@ -24,6 +24,8 @@ SYNC_ARRAY = 0
 SYNC_ROW = 1
 SYNC_COLUMN = 2
 SYNC_DECOUPLED = 3
+#: ``pe_array.sync`` names -> codes
+SYNC_CODES = {"array": SYNC_ARRAY, "row": SYNC_ROW, "column": SYNC_COLUMN, "decoupled": SYNC_DECOUPLED}
 
 # indices of the statistics vector returned by fold_schedule
 ST_CYCLES = 0            # compute cycles (ideal memory)
