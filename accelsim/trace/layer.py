@@ -105,21 +105,15 @@ class LayerTrace:
     def act_mask(self, samples: int | None = None) -> np.ndarray:
         """Boolean non-zero mask of the input activations, shape ``(n, C, H, W)``."""
         n = self._samples(samples)
-        mask = np.asarray(self._act_loader(n), dtype=bool)
-        expected = (n,) + self.geometry.act_shape[1:]
-        if mask.shape != expected:
-            raise TraceError(
-                f"layer {self.name!r}: activation mask shape {mask.shape} does not match "
-                f"the geometry {expected}")
-        return mask
+        return self._check_block(self._act_loader(n), n, "activation mask")
 
-    def _check_block(self, mask: np.ndarray, rows: int) -> np.ndarray:
+    def _check_block(self, mask: np.ndarray, rows: int,
+                     what: str = "activation mask block") -> np.ndarray:
         mask = np.asarray(mask, dtype=bool)
         expected = (rows,) + self.geometry.act_shape[1:]
         if mask.shape != expected:
-            raise TraceError(
-                f"layer {self.name!r}: activation mask block shape {mask.shape} does not match "
-                f"the geometry {expected}")
+            raise TraceError(f"layer {self.name!r}: {what} shape {mask.shape} does not match "
+                             f"the geometry {expected}")
         return mask
 
     def act_blocks(self, samples: int | None = None,
