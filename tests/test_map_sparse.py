@@ -10,7 +10,7 @@ import pytest
 from accelsim.map.mapping import LevelLoops, Loop, Mapping
 from accelsim.map.nest import DIMS, LoopNest
 from sim_helpers import split_factors
-from accelsim.map.sparse import MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, step_work
+from accelsim.map.sparse import MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs, step_work
 
 
 def _digits(value: int, factors: list[int]) -> list[int]:
@@ -85,6 +85,8 @@ def test_step_work_equals_brute_force(seed):
         for method in ("packed", "factored", "auto"):
             fast = step_work(nest, mapping, 1, act, wmask, pads, mode, method)
             np.testing.assert_array_equal(fast, slow, err_msg=method)
+        if mode == MODE_BOTH:
+            assert effectual_pairs(nest, act, wmask, pads) == slow.sum()
 
 
 def test_dense_total_is_every_mac_and_single_pe():

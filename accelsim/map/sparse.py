@@ -307,3 +307,14 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
     wpack = pack_weights(wmask, nest, order) if use_w else np.zeros((g, k, 1), np.uint64)
     return _blocks(*arrays, coord_size[0], coord_size[1], coord_size[2], ext, apack, wpack,
                    np.array(order, dtype=np.int64), sizes, use_a, use_w)
+
+
+def effectual_pairs(nest: LoopNest, act: np.ndarray, wmask: np.ndarray,
+                    pads: tuple[int, int]) -> int:
+    """MAC slots with both operands non-zero over the whole layer (any mapping gives the same
+    total): per group and reduction index (c, r, s), non-zero activations over all pixels x
+    non-zero weights over all filters."""
+    _, g, k, cg, _, _, r, s = nest.bounds
+    a = im2col(act, nest, pads).sum(axis=(0, 2, 3), dtype=np.int64)          # (G, C, R, S)
+    w = np.asarray(wmask, dtype=bool).reshape(g, k, cg, r, s).sum(axis=1, dtype=np.int64)
+    return int((a * w).sum())

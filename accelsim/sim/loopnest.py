@@ -27,7 +27,8 @@ from accelsim.map.arch import Arch, arch_of
 from accelsim.map.cost import level_time
 from accelsim.map.mapper import MapResult, search
 from accelsim.map.nest import LoopNest
-from accelsim.map.sparse import MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, step_work
+from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs,
+                                  step_work)
 from accelsim.sim import fetch, storage
 from accelsim.sim.energy import COMPONENTS
 from accelsim.sim.kernels import schedule as sch
@@ -240,7 +241,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     if mode == MODE_BOTH:
         effectual = issued
     elif gating or mode != MODE_DENSE:
-        effectual = float(step_work(nest, mapping, fan, act, wmask, pads, MODE_BOTH).sum())
+        effectual = float(effectual_pairs(nest, act, wmask, pads))
     else:
         effectual = issued
     lp = hw.low_power
