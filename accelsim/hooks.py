@@ -7,7 +7,7 @@ failure half-way through registering, removes every one of them.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Iterable
 
 import torch.nn as nn
 

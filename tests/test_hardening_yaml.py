@@ -1,7 +1,6 @@
 """Strict YAML: one loader for hardware files, sweep specs and recipes."""
 from __future__ import annotations
 
-import copy
 import os
 import time
 

@@ -3,7 +3,6 @@
 Needs the optional ``transformers`` (accelsim[llm]); skipped cleanly without it."""
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest

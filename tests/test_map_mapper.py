@@ -9,7 +9,7 @@ from accelsim.errors import MappingError
 from accelsim.map.access import analyse
 from accelsim.map.arch import Arch, Level
 from accelsim.map.mapper import DATAFLOW_RULES, search
-from accelsim.map.nest import DIMS, TENSORS, LoopNest
+from accelsim.map.nest import TENSORS, LoopNest
 from timeloop_fixture import arch_of_fixture, convert, load, timeloop_energy
 
 CASES = [

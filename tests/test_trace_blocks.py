@@ -1,8 +1,6 @@
 """Block-wise reading of activation and graph masks: equal to whole reads, checksummed, flat memory."""
 from __future__ import annotations
 
-import hashlib
-import json
 import tracemalloc
 import zipfile
 

@@ -16,7 +16,6 @@ Results are cached per (layer shape, hardware hash, objective).
 """
 from __future__ import annotations
 
-import itertools
 import random
 from functools import lru_cache
 from dataclasses import dataclass

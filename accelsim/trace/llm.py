@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from accelsim.errors import AccelsimError, DataError, TraceError
+from accelsim.errors import AccelsimError, DataError
 from accelsim.trace.capture import CaptureOptions, MaskRecorder, base_provenance
 from accelsim.trace.records import TraceData
 
