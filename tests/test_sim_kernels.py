@@ -175,6 +175,7 @@ def test_fold_schedule_matches_reference(sync, depth, rows, cols, lanes, overhea
         assert got[sch.ST_WAKEUPS] == ref["wakeups"]
         assert got[sch.ST_MAPPED_PE_FOLDS] == ref["mapped_pe_folds"]
         assert got[sch.ST_FILL_DRAIN] == ref["fill_drain"]
+        assert got[sch.ST_ISSUED] == int(work.astype(np.int64).sum())
 
 
 def test_fold_schedule_sync_depth_limits():

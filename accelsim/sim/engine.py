@@ -159,7 +159,7 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
     compute = stats[sch.ST_CYCLES] + SCALESIM_LAYER_OFFSET
     act_port, weight_port = operand_bits(acodes, wcodes, counts, m, p.skip_a, p.skip_w, a_cost,
                                          w_cost)
-    issued = float(work.sum(dtype=np.int64))
+    issued = float(stats[sch.ST_ISSUED])
     tr = layer_traffic(gemm, m, act_port, weight_port, p.a_bits, p.w_bits, p.acc_bits,
                        stats[sch.ST_MAPPED_PE_FOLDS], issued=issued,
                        array_bits=array_operand_bits(counts, m, p.skip_a, p.skip_w, a_cost, w_cost,

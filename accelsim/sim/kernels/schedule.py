@@ -38,7 +38,8 @@ ST_GATED_PE_CYCLES = 6   # idle PE-cycles spent power-gated
 ST_WAKEUPS = 7           # power-gated PE wake-ups
 ST_MAPPED_PE_FOLDS = 8   # (PE, fold) pairs with a mapped element
 ST_FILL_DRAIN = 9        # folds * overhead
-N_STATS = 10
+ST_ISSUED = 10           # sum of the work matrix (issued operand pairs, before the lanes)
+N_STATS = 11
 
 
 @njit(**JIT)
@@ -163,12 +164,19 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
     if not gate and (sync == SYNC_DECOUPLED or sync == SYNC_ARRAY):
         if lanes != 1:   # busy cycles per PE: ceil(work / lanes), divided once up front
             busy = np.empty(work.shape, dtype=np.int64)
+            issued = 0
             for g in range(work.shape[0]):
                 for x in range(work.shape[1]):
                     for y in range(work.shape[2]):
-                        busy[g, x, y] = (np.int64(work[g, x, y]) + lanes - 1) // lanes
-            return _fold_schedule_plain(busy, rows, cols, overhead, sync, depth)
-        return _fold_schedule_plain(work, rows, cols, overhead, sync, depth)
+                        w = np.int64(work[g, x, y])
+                        issued += w
+                        busy[g, x, y] = (w + lanes - 1) // lanes
+            stats = _fold_schedule_plain(busy, rows, cols, overhead, sync, depth)
+            stats[ST_ISSUED] = issued
+            return stats
+        stats = _fold_schedule_plain(work, rows, cols, overhead, sync, depth)
+        stats[ST_ISSUED] = stats[ST_BUSY_PE_CYCLES]   # lanes 1: busy cycles == pairs
+        return stats
     n_groups_conv, sr, sc = work.shape
     n_pes = rows * cols
     n_sync = sync_group_count(sync, rows, cols)
@@ -183,6 +191,7 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
     busy = np.zeros(n_pes, dtype=np.int64)
     run = np.zeros(n_pes, dtype=np.int64)
     pe_group = np.empty(n_pes, dtype=np.int64)
+    issued = 0
     for i in range(rows):
         for j in range(cols):
             pe_group[i * cols + j] = sync_group_of(sync, i, j, cols)
@@ -204,6 +213,7 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
                     row_max = 0
                     for j in range(cu):
                         b = np.int64(work[g, x0 + i, y0 + j])
+                        issued += b
                         if lanes != 1:
                             b = (b + lanes - 1) // lanes
                         p = i * cols + j
@@ -266,4 +276,5 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
     stats[ST_CYCLES] = total
     stats[ST_FOLDS] = fold
     stats[ST_FILL_DRAIN] = fold * overhead
+    stats[ST_ISSUED] = issued
     return stats
