@@ -464,3 +464,19 @@ def test_fold_schedule_without_gating_random_cases(seed):
             assert got[sch.ST_GATED_PE_CYCLES] == 0 and got[sch.ST_WAKEUPS] == 0
             assert got[sch.ST_MAPPED_PE_FOLDS] == ref["mapped_pe_folds"]
             assert got[sch.ST_FILL_DRAIN] == ref["fill_drain"]
+
+
+@pytest.mark.parametrize("width", [0, 1, 7, 8, 9, 63, 64, 65, 1000])
+def test_count_packed_rows_ignores_pad_bits(width):
+    """Non-zeros per packed row == the unpacked row's sum, with every pad bit set."""
+    from accelsim.sim.kernels.bitops import count_packed_rows
+
+    rng = np.random.default_rng(width)
+    masks = rng.random((5, width)) < 0.4
+    masks[0] = True
+    masks[1] = False
+    packed = np.packbits(masks, axis=1) if width else np.zeros((5, 0), dtype=np.uint8)
+    if width % 8:
+        packed[:, -1] |= np.uint8((1 << (8 - width % 8)) - 1)   # garbage in the pad bits
+    want = [int(row.sum()) for row in masks]
+    assert count_packed_rows(packed, width).tolist() == want

@@ -1,6 +1,7 @@
 """Block-wise reading of activation and graph masks: equal to whole reads, checksummed, flat memory."""
 from __future__ import annotations
 
+import io
 import tracemalloc
 import zipfile
 
@@ -14,7 +15,7 @@ from accelsim.hw import load_hw
 from accelsim.sim import engine, graph_sizes, simulate
 from accelsim.sim.storage import format_bits
 from accelsim.trace import CaptureOptions, capture_trace, open_trace, write_trace
-from accelsim.trace.file_format import METADATA_MEMBER, layer_member
+from accelsim.trace.file_format import METADATA_MEMBER, graph_member, layer_member
 from accelsim.trace.layer import LayerTrace
 from accelsim.trace.reader import _Archive
 
@@ -196,8 +197,9 @@ def test_graph_sizes_equal_a_per_sample_reference_and_read_once(path, monkeypatc
                 source = graph.storage_of(t.id)
                 mask = graph.mask(source, n)
                 if mask is not None:
-                    want[t.id] = [format_bits(mask[i], fmt.format, 8, fmt.run_bits,
-                                              fmt.index_bits) for i in range(n)]
+                    shape = tuple(graph.tensors[source].shape)   # per sample, e.g. (C, H, W)
+                    want[t.id] = [format_bits(mask[i].reshape(shape), fmt.format, 8,
+                                              fmt.run_bits, fmt.index_bits) for i in range(n)]
                 else:
                     d = graph.tensors[source].density
                     from accelsim.sim.storage import expected_bits
@@ -206,8 +208,47 @@ def test_graph_sizes_equal_a_per_sample_reference_and_read_once(path, monkeypatc
                                                fmt.run_bits, fmt.index_bits)
             np.testing.assert_array_equal(got, want)
             got[:] = -1   # a copy: the memo is not changed by the caller
-    masked = sum(t.has_mask and t.alias_of is None for t in graph.tensors)
+    # run-length activations read their masks (layer outputs, bitmap here, read packed rows)
+    masked = sum(t.has_mask and t.alias_of is None and t.source != "layer" for t in graph.tensors)
+    assert masked > 0
     assert len(reads) == 2 * masked   # once per sample count, both levels in one pass
+
+
+@pytest.mark.parametrize("formats", [("bitmap", "csr"), ("coo", "dense"), ("csr", "coo")])
+def test_graph_count_formats_read_packed_rows_and_equal_the_masks(formats, path):
+    """Formats sized by the non-zero count only: popcount of the packed rows (the masks are
+    never unpacked), equal to counting each sample's (C, H, W) mask read with NumPy."""
+    from accelsim.hw import load_hw_dict
+
+    data = load_hw("hw_configs/sparten_like.yaml").to_dict()
+    data["storage"]["activations"] = {"format": formats[0], "index_bits": 7,
+                                      "dram": {"format": formats[1], "index_bits": 5}}
+    data["storage"]["outputs"] = {"format": formats[1], "index_bits": 3}
+    hw = load_hw_dict(data, source="count.yaml")
+    graph = open_trace(path).graph
+    unpacked = []
+    real = graph.mask_blocks
+    graph.mask_blocks = lambda *a, **k: (unpacked.append(a[0]), real(*a, **k))[1]
+    checked = 0
+    with zipfile.ZipFile(path) as archive:
+        for level in ("on_chip", "off_chip"):
+            got = graph_sizes.tensor_bits(graph, hw, None, level)
+            for t in graph.tensors:
+                source = graph.tensors[graph.storage_of(t.id)]
+                if not source.has_mask:
+                    continue
+                fmt = graph_sizes.tensor_format(graph, t.id, hw, level)
+                packed = np.load(io.BytesIO(archive.read(graph_member(source.id))))
+                masks = np.unpackbits(packed, axis=1, count=source.elements).astype(bool)
+                for i in range(SAMPLES):
+                    m = masks[i].reshape(tuple(source.shape))
+                    nnz, n = int(m.sum()), m.size
+                    want = {"dense": n * 8, "bitmap": n + nnz * 8,
+                            "csr": (m.shape[0] + 1) * fmt.index_bits + nnz * (fmt.index_bits + 8),
+                            "coo": nnz * (m.ndim * fmt.index_bits + 8)}[fmt.format]
+                    assert got[t.id, i] == want, (t.id, i, fmt.format)
+                    checked += 1
+    assert checked > 0 and unpacked == []
 
 
 def test_simulate_memory_is_flat_in_the_samples(tmp_path):

@@ -3,19 +3,23 @@
 A tensor produced by a traced layer is stored in the design's ``storage.outputs``
 format, every other activation (the network input, the outputs of the ops between
 layers) in ``storage.activations``; values have ``precision.activation_bits`` bits.
-Sizes are exact counts from each sample's mask (:func:`accelsim.sim.storage.format_bits`);
+Sizes are exact counts from each sample's mask in its per-sample shape
+(:func:`accelsim.sim.storage.format_bits`; formats that need only the non-zero count read
+the packed rows without unpacking them);
 a tensor without a mask (a shared tensor) gets the expected size at its recorded
 density (dense when none is recorded). An alias (a view) has no storage of its own:
 its size is its storage tensor's.
 """
 from __future__ import annotations
 
+import math
 import weakref
 from collections import OrderedDict
 
 import numpy as np
 
-from accelsim.sim.storage import expected_bits, format_bits
+from accelsim.sim.kernels.bitops import count_packed_rows
+from accelsim.sim.storage import COUNT_FORMATS, count_bits, expected_bits, format_bits
 
 LEVELS = ("on_chip", "off_chip")
 
@@ -69,14 +73,11 @@ def _tensor_bits(graph, hw, n: int, value_bits: int, levels: list[str]) -> dict:
         fmts = {lv: tensor_format(graph, tensor.id, hw, lv) for lv in levels}
         if tensor.has_mask:
             distinct = {_spec(fmt): fmt for fmt in fmts.values()}
-            for start, mask in graph.mask_blocks(tensor.id, n):
-                rows = slice(start, start + mask.shape[0])
-                for spec, fmt in distinct.items():
-                    sizes = [format_bits(mask[i], fmt.format, value_bits, fmt.run_bits,
-                                         fmt.index_bits) for i in range(mask.shape[0])]
+            for rows, sizes in _mask_sizes(graph, tensor, n, list(distinct.values()), value_bits):
+                for spec, size in zip(distinct, sizes):
                     for lv in levels:
                         if _spec(fmts[lv]) == spec:
-                            out[lv][tensor.id, rows] = sizes
+                            out[lv][tensor.id, rows] = size
         else:
             density = 1.0 if tensor.density is None else tensor.density
             for lv, fmt in fmts.items():
@@ -87,3 +88,31 @@ def _tensor_bits(graph, hw, n: int, value_bits: int, levels: list[str]) -> dict:
             if tensor.alias_of is not None:
                 bits[tensor.id] = bits[graph.storage_of(tensor.id)]
     return out
+
+
+def sample_shape(tensor) -> tuple[int, ...]:
+    """A graph tensor's per-sample shape (its flat size when the recorded shape disagrees)."""
+    shape = tuple(int(d) for d in tensor.shape)
+    return shape if shape and math.prod(shape) == tensor.elements else (int(tensor.elements),)
+
+
+def _mask_sizes(graph, tensor, n: int, fmts: list, value_bits: int):
+    """``(rows, [bits per sample of each format])`` a block of samples at a time. Formats whose
+    size needs only the non-zero count read the packed rows and popcount them (no unpacking);
+    a run-length format reads the masks."""
+    shape = sample_shape(tensor)
+    packed = None
+    if all(fmt.format in COUNT_FORMATS for fmt in fmts):
+        packed = graph.packed_blocks(tensor.id, n)
+    if packed is not None:
+        for start, rows in packed:
+            nnz = count_packed_rows(rows, tensor.elements)
+            yield slice(start, start + len(nnz)), [
+                [count_bits(shape, int(c), fmt.format, value_bits, fmt.index_bits) for c in nnz]
+                for fmt in fmts]
+        return
+    for start, mask in graph.mask_blocks(tensor.id, n):
+        masks = mask.reshape((mask.shape[0],) + shape)
+        yield slice(start, start + mask.shape[0]), [
+            [format_bits(m, fmt.format, value_bits, fmt.run_bits, fmt.index_bits) for m in masks]
+            for fmt in fmts]

@@ -36,23 +36,37 @@ def run_length_entries(mask: np.ndarray, run_bits: int) -> int:
     return int(flat.size + (gaps >> run_bits).sum())
 
 
+#: Formats whose size depends on the tensor's shape and non-zero count only (not positions).
+COUNT_FORMATS = ("dense", "bitmap", "csr", "coo")
+
+
 def format_bits(mask: np.ndarray, fmt: str, value_bits: int, run_bits: int = 4,
                 index_bits: int = 16) -> int:
     """Exact size in bits of the tensor whose non-zero mask is ``mask`` stored as ``fmt``."""
     mask = np.asarray(mask, dtype=bool)
-    n = int(mask.size)
-    if fmt == "dense":
-        return n * value_bits
-    nnz = int(np.count_nonzero(mask))
-    if fmt == "bitmap":
-        return n + nnz * value_bits
     if fmt == "run_length":
         return run_length_entries(mask, run_bits) * (run_bits + value_bits)
+    nnz = 0 if fmt == "dense" else int(np.count_nonzero(mask))
+    return count_bits(mask.shape, nnz, fmt, value_bits, index_bits)
+
+
+def count_bits(shape: tuple[int, ...], nnz: int, fmt: str, value_bits: int,
+               index_bits: int = 16) -> int:
+    """:func:`format_bits` of a tensor of ``shape`` with ``nnz`` non-zeros, for the formats
+    whose size does not depend on where the non-zeros are (:data:`COUNT_FORMATS`)."""
+    n = math.prod(shape)
+    if fmt == "dense":
+        return n * value_bits
+    if fmt == "bitmap":
+        return n + nnz * value_bits
     if fmt == "csr":
-        rows = mask.shape[0] if mask.ndim >= 1 else 1
+        rows = shape[0] if len(shape) >= 1 else 1
         return (rows + 1) * index_bits + nnz * (index_bits + value_bits)
     if fmt == "coo":
-        return nnz * (max(mask.ndim, 1) * index_bits + value_bits)
+        return nnz * (max(len(shape), 1) * index_bits + value_bits)
+    if fmt == "run_length":
+        raise ValueError("storage format run_length: the size depends on where the non-zeros "
+                         "are; use format_bits with the mask")
     raise ValueError(f"storage format: unknown {fmt!r}; expected one of {FORMATS}")
 
 

@@ -203,6 +203,18 @@ class OpGraph:
             for start in range(0, mask.shape[0], size):
                 yield start, mask[start:start + size]
 
+    def packed_blocks(self, tid: int, samples: int | None = None, size: int = 8):
+        """``(start, uint8 (rows, ceil(elements/8)))``: :meth:`mask_blocks` as stored, each
+        sample's mask ``np.packbits``-packed (big bit order; pad bits are not mask bits),
+        without unpacking; None when the loader keeps no packed rows (then use
+        :meth:`mask_blocks`). Nothing when the tensor has no mask."""
+        packed = getattr(self._loader, "packed_blocks", None)
+        if packed is None:
+            return None
+        if not self.tensors[tid].has_mask:
+            return iter(())
+        return packed(tid, samples, size)
+
     def storage_of(self, tid: int) -> int:
         """The tensor whose storage ``tid`` uses (follows ``alias_of``)."""
         seen = 0

@@ -382,14 +382,19 @@ class Trace:
                                                    (n, (width + 7) // 8))
                 return unpack_rows(packed, (rows, width))
 
-            def blocks(tid: int, samples: int | None, size: int):
+            def packed_blocks(tid: int, samples: int | None, size: int):
                 rows = n if samples is None else max(1, min(int(samples), n))
                 width = tensors[tid].elements
-                for start, packed in self._archive().row_blocks(
-                        graph_member(tid), (n, (width + 7) // 8), rows, size):
+                yield from self._archive().row_blocks(graph_member(tid), (n, (width + 7) // 8),
+                                                      rows, size)
+
+            def blocks(tid: int, samples: int | None, size: int):
+                width = tensors[tid].elements
+                for start, packed in packed_blocks(tid, samples, size):
                     yield start, unpack_rows(packed, (packed.shape[0], width))
 
             load.blocks = blocks   # see OpGraph.mask_blocks
+            load.packed_blocks = packed_blocks   # see OpGraph.packed_blocks
             self._graph = OpGraph(tensors, ops, list(meta["outputs"]), load, n)
         return self._graph
 

@@ -97,3 +97,22 @@ def popcount_rows(a):
             s += popcount64(a[x, w])
         out[x] = s
     return out
+
+
+@njit(**JIT)
+def count_packed_rows(packed, width):
+    """Set bits of each row of ``np.packbits`` rows (``uint8`` (rows, ceil(width/8)), big bit
+    order): the non-zeros of each row's first ``width`` elements (pad bits are ignored)."""
+    rows = packed.shape[0]
+    out = np.zeros(rows, dtype=np.int64)
+    full = width // 8
+    tail = width - full * 8
+    last = (0xFF << (8 - tail)) & 0xFF
+    for r in range(rows):
+        s = np.uint64(0)
+        for k in range(full):
+            s += popcount64(np.uint64(packed[r, k]))
+        if tail:
+            s += popcount64(np.uint64(packed[r, full] & last))
+        out[r] = s
+    return out
