@@ -110,16 +110,24 @@ def check_layer(layer, p: HwParams) -> None:
                 f"({what} operands of one cycle)")
 
 
-def _element_costs(mask: np.ndarray, fmt, value_bits: int) -> tuple[float, float, float]:
+def _element_costs(mask: np.ndarray, fmt, value_bits: int,
+                   nnz: int | None = None) -> tuple[float, float, float]:
     """(tensor bits, bits per zero element, bits per non-zero element) moved by the buffer port.
 
     Dense storage moves every element at full width; a compressed format moves only
-    the non-zeros, each carrying its share of the format's metadata.
+    the non-zeros, each carrying its share of the format's metadata. ``nnz``: the mask's
+    non-zeros when already counted.
     """
-    bits = float(storage.tensor_bits(mask, fmt, value_bits))
+    if fmt.format in storage.COUNT_FORMATS:
+        if nnz is None:
+            nnz = int(np.count_nonzero(mask))
+        bits = float(storage.count_bits(mask.shape, nnz, fmt.format, value_bits, fmt.index_bits))
+    else:
+        bits = float(storage.tensor_bits(mask, fmt, value_bits))
     if fmt.format == "dense":
         return bits, float(value_bits), float(value_bits)
-    nnz = int(np.count_nonzero(mask))
+    if nnz is None:
+        nnz = int(np.count_nonzero(mask))
     return bits, 0.0, (bits / nnz if nnz else 0.0)
 
 
@@ -133,9 +141,10 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
     # Mask-only work is memoised per layer object and sample (see accelsim.sim.memo).
     acodes, counts = memoised(layer, ("lowered",) + sample_key,
                               lambda: _lowered(act, wcodes, wcounts, layer, pad_col))
+    act_nnz = memoised(layer, ("act_nnz",) + sample_key, lambda: int(np.count_nonzero(act)))
     act_bits_total, a_zero, a_nz = memoised(
         layer, ("act_cost", hw.storage.activations.on_chip, p.a_bits) + sample_key,
-        lambda: _element_costs(act, hw.storage.activations.on_chip, p.a_bits))
+        lambda: _element_costs(act, hw.storage.activations.on_chip, p.a_bits, act_nnz))
     a_cost = np.array([a_zero, a_nz, 0.0])
     geo = layer.geometry
     out_density = 1.0 if layer.output_density is None else float(layer.output_density)
@@ -147,7 +156,7 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
     act_dram_fmt = hw.storage.activations.off_chip
     act_dram_bits = memoised(
         layer, ("act_cost", act_dram_fmt, p.a_bits) + sample_key,
-        lambda: _element_costs(act, act_dram_fmt, p.a_bits))[0]
+        lambda: _element_costs(act, act_dram_fmt, p.a_bits, act_nnz))[0]
     if m.dataflow == "output_stationary" and p.skip_a and p.skip_w and m.chunks == 1:
         # the AND + popcount matrix depends on the masks only
         work = memoised(layer, ("os_work",) + sample_key,
@@ -263,7 +272,7 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
         "act_bytes": act_bytes,
         "weight_bytes": weight_bytes,
         "output_bytes": out_bytes,
-        "act_density": _density(act, act_elements),
+        "act_density": act_nnz / act_elements if act_elements else 0.0,
         "live_bytes": plan.live_bytes,
         "onchip_peak_bytes": plan.onchip_bytes,
         "offchip_peak_bytes": plan.offchip_bytes,
@@ -303,10 +312,6 @@ def _act_blocks(layer, samples: int | None, size: int):
     acts = layer.act_mask(samples)
     for start in range(0, acts.shape[0], size):
         yield start, acts[start:start + size]
-
-
-def _density(mask: np.ndarray, elements: float) -> float:
-    return float(np.count_nonzero(mask)) / elements if elements else 0.0
 
 
 def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None,
