@@ -181,6 +181,9 @@ class _Archive:
         size = self._size(name, want + _HEADER_SLACK)
         raw = self._zip.open(name)
         try:
+            if hashing and hasattr(raw, "_expected_crc"):
+                self._recorded_sha(name)   # the SHA-256 checked after the pass replaces CRC-32
+                raw._expected_crc = None   # (CPython's ZipExtFile: None skips the CRC update)
             fh = _HashingReader(raw, hashing)
             self._check_header(name, _npy_header(fh), shape, np.dtype(np.uint8))
             if size != fh.size + want:
