@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from accelsim import __version__
+from accelsim.alloc import keep_freed_memory
 from accelsim.errors import AccelsimError
 
 # Stage modules that contribute verbs, in the order `accelsim --help` lists them.
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()   # a short-lived process: reuse freed blocks instead of re-faulting them
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
