@@ -480,3 +480,17 @@ def test_count_packed_rows_ignores_pad_bits(width):
         packed[:, -1] |= np.uint8((1 << (8 - width % 8)) - 1)   # garbage in the pad bits
     want = [int(row.sum()) for row in masks]
     assert count_packed_rows(packed, width).tolist() == want
+
+
+def test_and_popcount_into_writes_one_group_of_a_work_matrix():
+    """Written in place into a view (one conv group of a 3-D work matrix), neighbours untouched."""
+    from accelsim.sim.kernels.bitops import and_popcount_into
+
+    rng = np.random.default_rng(5)
+    a = rng.random((2, 7, 130)) < 0.5
+    b = rng.random((2, 5, 130)) < 0.5
+    work = np.full((2, 7, 5), -1, dtype=np.int32)
+    and_popcount_into(pack_equal_rows(a[1].view(np.uint8), 1),
+                      pack_equal_rows(b[1].view(np.uint8), 1), work[1])
+    assert np.array_equal(work[1], naive.and_count(a[1], b[1]))
+    assert (work[0] == -1).all()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.sim.kernels.bitops import and_popcount, pack_equal_rows
+from accelsim.sim.kernels.bitops import and_popcount_into, pack_equal_rows
 from accelsim.sim.kernels.im2col import code_counts
 from accelsim.sim.lower import PackedActs, PackedWeights
 from accelsim.sim.map import Mapping
@@ -137,7 +137,7 @@ def _work(acodes, wcodes, counts: OperandCounts, df: str, t_len: int,
             for g in range(groups):
                 a_bits = acodes.bits[g] if packed_a else pack_equal_rows(acodes[g], 1)
                 w_bits = wcodes.bits[g] if packed_w else pack_equal_rows(wcodes[g], 1)
-                out[g] = and_popcount(a_bits, w_bits)
+                and_popcount_into(a_bits, w_bits, out[g])
             return out
         if skip_a:
             return _broadcast(counts.row_a[:, :, None], shape)

@@ -58,9 +58,17 @@ def pack_equal_rows(codes, value):
 @njit(**JIT_PARALLEL)
 def and_popcount(a, b):
     """``out[m, k] = sum_w popcount(a[m, w] & b[k, w])``; packed rows ``a`` (M, W), ``b`` (N, W)."""
+    out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
+    and_popcount_into(a, b, out)
+    return out
+
+
+@njit(**JIT_PARALLEL)
+def and_popcount_into(a, b, out):
+    """:func:`and_popcount` written into ``out`` (M, N) ``int32`` (e.g. one group of a work
+    matrix: no temporary, no copy)."""
     m_rows, words = a.shape
     n_rows = b.shape[0]
-    out = np.empty((m_rows, n_rows), dtype=np.int32)
     n4 = n_rows - n_rows % 4
     for m in prange(m_rows):
         for k in range(0, n4, 4):
@@ -83,7 +91,6 @@ def and_popcount(a, b):
             for w in range(words):
                 s += popcount64(a[m, w] & b[k, w])
             out[m, k] = s
-    return out
 
 
 @njit(**JIT)
