@@ -235,3 +235,34 @@ def test_encrypted_flag_bit_is_one_line(good, tmp_path, which):
         trace = open_trace(bad)
         for layer in trace:
             layer.weight_mask()
+
+
+@pytest.mark.parametrize("bad", ["negative", "too_many", "unmasked", "shape"])
+def test_recorded_nonzeros_out_of_range_are_one_clear_error(good, tmp_path, bad):
+    """A consistent forgery of the graph's non-zero counts: refused, naming the member."""
+    from accelsim.hw import load_hw
+    from accelsim.sim import graph_sizes
+    from accelsim.trace.file_format import GRAPH_NONZEROS_MEMBER
+
+    graph = open_trace(good).graph
+    assert graph is not None
+    masked = next(t for t in graph.tensors if t.has_mask)
+    unmasked = [t for t in graph.tensors if not t.has_mask]
+    with zipfile.ZipFile(good) as z:
+        counts = np.load(io.BytesIO(z.read(GRAPH_NONZEROS_MEMBER)))
+    if bad == "negative":
+        counts[masked.id, 0] = -2
+    elif bad == "too_many":
+        counts[masked.id, -1] = masked.elements + 1
+    elif bad == "unmasked":
+        if not unmasked:
+            pytest.skip("every tensor has a mask")
+        counts[unmasked[0].id, 0] = 3
+    else:
+        counts = counts[:, :-1]
+    buf = io.BytesIO()
+    np.save(buf, counts)
+    path = rewrite(good, tmp_path / "bad.trace", {GRAPH_NONZEROS_MEMBER: buf.getvalue()})
+    hw = load_hw("hw_configs/sparten_like.yaml")
+    with pytest.raises(TraceError, match="nonzeros.npy"):
+        graph_sizes.tensor_bits(open_trace(path).graph, hw)

@@ -251,6 +251,62 @@ def test_graph_count_formats_read_packed_rows_and_equal_the_masks(formats, path)
     assert checked > 0 and unpacked == []
 
 
+def _without_nonzeros(src, dst):
+    """A copy of a trace as written before the non-zero counts were recorded."""
+    import json
+
+    from accelsim.trace.file_format import GRAPH_NONZEROS_MEMBER
+    from accelsim.trace.writer import metadata_sha256
+
+    with zipfile.ZipFile(src) as zin:
+        contents = {i.filename: zin.read(i.filename) for i in zin.infolist()}
+    del contents[GRAPH_NONZEROS_MEMBER]
+    metadata = json.loads(contents[METADATA_MEMBER])
+    del metadata["members"][GRAPH_NONZEROS_MEMBER]
+    metadata["metadata_sha256"] = metadata_sha256(metadata)
+    contents[METADATA_MEMBER] = json.dumps(metadata).encode()
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name, data in contents.items():
+            zout.writestr(name, data)
+    return dst
+
+
+def test_recorded_nonzeros_equal_the_masks(path):
+    """The writer's per-sample non-zero counts == the stored masks counted with NumPy."""
+    graph = open_trace(path).graph
+    checked = 0
+    with zipfile.ZipFile(path) as archive:
+        for t in graph.tensors:
+            if not t.has_mask:
+                assert graph.nonzeros(t.id) is None
+                continue
+            packed = np.load(io.BytesIO(archive.read(graph_member(t.id))))
+            masks = np.unpackbits(packed, axis=1, count=t.elements)
+            assert graph.nonzeros(t.id).tolist() == masks.sum(axis=1).tolist()
+            assert graph.nonzeros(t.id, 3).tolist() == masks[:3].sum(axis=1).tolist()
+            checked += 1
+    assert checked > 0
+
+
+def test_count_formats_without_recorded_nonzeros_popcount_the_rows(path, tmp_path):
+    """An older trace (no counts member) gives the same sizes from its packed rows."""
+    from accelsim.hw import load_hw_dict
+
+    data = load_hw("hw_configs/sparten_like.yaml").to_dict()
+    data["storage"]["activations"] = {"format": "coo", "index_bits": 7, "dram": {"format": "csr"}}
+    hw = load_hw_dict(data, source="count.yaml")
+    old = open_trace(_without_nonzeros(path, tmp_path / "old.trace")).graph
+    new = open_trace(path).graph
+    assert all(old.nonzeros(t.id) is None for t in old.tensors)
+    packed = []
+    real = old.packed_blocks
+    old.packed_blocks = lambda *a, **k: (packed.append(a[0]), real(*a, **k))[1]
+    for level in ("on_chip", "off_chip"):
+        np.testing.assert_array_equal(graph_sizes.tensor_bits(old, hw, None, level),
+                                      graph_sizes.tensor_bits(new, hw, None, level))
+    assert packed
+
+
 def test_simulate_memory_is_flat_in_the_samples(tmp_path):
     """tracemalloc peak of a whole simulate: 40 samples within a small constant of 8."""
     torch.manual_seed(0)

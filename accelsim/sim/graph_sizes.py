@@ -98,11 +98,17 @@ def sample_shape(tensor) -> tuple[int, ...]:
 
 def _mask_sizes(graph, tensor, n: int, fmts: list, value_bits: int):
     """``(rows, [bits per sample of each format])`` a block of samples at a time. Formats whose
-    size needs only the non-zero count read the packed rows and popcount them (no unpacking);
-    a run-length format reads the masks."""
+    size needs only the non-zero count take the counts the trace records, or popcount the
+    packed rows (no unpacking); a run-length format reads the masks."""
     shape = sample_shape(tensor)
     packed = None
     if all(fmt.format in COUNT_FORMATS for fmt in fmts):
+        nnz = graph.nonzeros(tensor.id, n)   # recorded by the writer: no mask is read
+        if nnz is not None:
+            yield slice(0, len(nnz)), [
+                [count_bits(shape, int(c), fmt.format, value_bits, fmt.index_bits) for c in nnz]
+                for fmt in fmts]
+            return
         packed = graph.packed_blocks(tensor.id, n)
     if packed is not None:
         for start, rows in packed:

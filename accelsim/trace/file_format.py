@@ -115,6 +115,11 @@ def geometry_limit_error(geometry) -> str | None:
     return None
 
 
+#: int64 (graph tensors, samples): each masked tensor's non-zeros per sample, -1 for the others
+#: (written since the member appeared; older traces lack it and readers count the masks).
+GRAPH_NONZEROS_MEMBER = "graph/nonzeros.npy"
+
+
 def graph_member(tensor_id: int) -> str:
     """Member name of one graph tensor's mask rows, e.g. ``graph/tensor_00012_mask.npy``."""
     return f"graph/tensor_{tensor_id:05d}_mask.npy"

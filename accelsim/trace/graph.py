@@ -203,6 +203,15 @@ class OpGraph:
             for start in range(0, mask.shape[0], size):
                 yield start, mask[start:start + size]
 
+    def nonzeros(self, tid: int, samples: int | None = None) -> np.ndarray | None:
+        """int64 (rows,): tensor ``tid``'s non-zeros in each of its first ``samples`` samples as
+        recorded by the trace writer, or None when not recorded (an older trace, a graph in
+        memory, a tensor without a mask): then count :meth:`packed_blocks`."""
+        counts = getattr(self._loader, "nonzeros", None)
+        if counts is None or not self.tensors[tid].has_mask:
+            return None
+        return counts(tid, samples)
+
     def packed_blocks(self, tid: int, samples: int | None = None, size: int = 8):
         """``(start, uint8 (rows, ceil(elements/8)))``: :meth:`mask_blocks` as stored, each
         sample's mask ``np.packbits``-packed (big bit order; pad bits are not mask bits),

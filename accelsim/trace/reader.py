@@ -24,10 +24,10 @@ import numpy as np
 from accelsim.errors import AccelsimError, TraceError
 from accelsim.inputs import check_regular_file
 from accelsim.trace import density as dens
-from accelsim.trace.file_format import (FORMAT_NAME, MAX_DIM, MAX_ELEMENTS, MAX_METADATA_BYTES,
-                                        MAX_SAMPLES, METADATA_MEMBER, READABLE_VERSIONS,
-                                        SCHEMA_VERSION, geometry_limit_error, graph_member,
-                                        layer_member)
+from accelsim.trace.file_format import (FORMAT_NAME, GRAPH_NONZEROS_MEMBER, MAX_DIM,
+                                        MAX_ELEMENTS, MAX_METADATA_BYTES, MAX_SAMPLES,
+                                        METADATA_MEMBER, READABLE_VERSIONS, SCHEMA_VERSION,
+                                        geometry_limit_error, graph_member, layer_member)
 from accelsim.trace.bits import unpack_flat, unpack_rows
 from accelsim.trace.geometry import LayerGeometry
 from accelsim.trace.layer import LayerTrace
@@ -293,6 +293,7 @@ class Trace:
         self.untraced: list[dict] = _untraced(path, metadata.get("untraced", []))
         self._graph_meta = _graph_metadata(path, metadata)
         self._graph = None
+        self._graph_nnz: np.ndarray | None = None
         self.layer_names: list[str] = [r["name"] for r in self._records]
         self._index = {name: i for i, name in enumerate(self.layer_names)}
         self._hash: str | None = None
@@ -398,8 +399,30 @@ class Trace:
 
             load.blocks = blocks   # see OpGraph.mask_blocks
             load.packed_blocks = packed_blocks   # see OpGraph.packed_blocks
+            if GRAPH_NONZEROS_MEMBER in self._meta.get("members", {}):
+                load.nonzeros = self._graph_nonzeros   # see OpGraph.nonzeros
             self._graph = OpGraph(tensors, ops, list(meta["outputs"]), load, n)
         return self._graph
+
+    def _graph_nonzeros(self, tid: int, samples: int | None) -> np.ndarray:
+        """Tensor ``tid``'s recorded non-zeros of its first ``samples`` samples (read and
+        range-checked once per open trace)."""
+        if self._graph_nnz is None:
+            tensors = self._graph_meta["tensors"]
+            shape = (len(tensors), self.num_samples)
+            counts = self._archive().read_array(GRAPH_NONZEROS_MEMBER, shape, "<i8")
+            masked = np.array([t["has_mask"] for t in tensors], dtype=bool)
+            limit = np.array([t["elements"] for t in tensors], dtype=np.int64)[:, None]
+            ok = np.where(masked[:, None], (counts >= 0) & (counts <= limit), counts == -1)
+            if not ok.all():
+                bad = int(np.argwhere(~ok)[0][0])
+                raise TraceError(f"{self.path}: member {GRAPH_NONZEROS_MEMBER!r}: tensor {bad} "
+                                 "expected a non-zero count from 0 to its elements per sample "
+                                 "(-1 for a tensor without a mask); the trace is corrupt")
+            self._graph_nnz = counts
+        rows = self.num_samples if samples is None else max(1, min(int(samples),
+                                                                    self.num_samples))
+        return self._graph_nnz[tid, :rows]
 
     def geometry(self, key: int | str) -> LayerGeometry:
         """Geometry of one layer, from the metadata only."""

@@ -19,8 +19,8 @@ import numpy as np
 
 from accelsim.atomic import atomic_write
 from accelsim.trace import density as dens
-from accelsim.trace.file_format import (FORMAT_NAME, METADATA_MEMBER, SCHEMA_VERSION,
-                                        graph_member, layer_member)
+from accelsim.trace.file_format import (FORMAT_NAME, GRAPH_NONZEROS_MEMBER, METADATA_MEMBER,
+                                        SCHEMA_VERSION, graph_member, layer_member)
 from accelsim.trace.records import ARRAY_STATS, CapturedLayer, StatisticalLayer, TraceData
 
 
@@ -179,14 +179,18 @@ def _jsonable(value):
     raise TypeError(f"provenance value {value!r} of type {type(value).__name__} is not JSON-able")
 
 
-def _write_graph(zf: zipfile.ZipFile, graph, members: dict) -> dict:
-    """The data-flow record (metadata) and its tensors' mask rows (members)."""
+def _write_graph(zf: zipfile.ZipFile, graph, members: dict, num_samples: int) -> dict:
+    """The data-flow record (metadata), its tensors' mask rows and their per-sample non-zero
+    counts (members; the counts let count-sized formats skip reading the masks)."""
+    nonzeros = np.full((len(graph.tensors), int(num_samples)), -1, dtype=np.int64)
     for tensor in graph.tensors:
         if tensor.has_mask:
             mask = graph.mask(tensor.id)
             name = graph_member(tensor.id)
             members[name] = _write_npy_rows(zf, name, [np.packbits(mask, axis=1)],
                                             (tensor.elements + 7) // 8)
+            nonzeros[tensor.id] = np.count_nonzero(mask.reshape(mask.shape[0], -1), axis=1)
+    members[GRAPH_NONZEROS_MEMBER] = _write_npy(zf, GRAPH_NONZEROS_MEMBER, nonzeros)
     return graph.to_metadata()
 
 
@@ -249,7 +253,7 @@ def write_trace(path: str | os.PathLike, data: TraceData, compress: bool = True,
                 metadata["untraced"] = untraced
             graph = getattr(data, "graph", None)
             if graph is not None and not data.statistical:
-                metadata["graph"] = _write_graph(zf, graph, members)
+                metadata["graph"] = _write_graph(zf, graph, members, data.num_samples)
             metadata = json.loads(json.dumps(metadata, default=_jsonable))  # as read back
             metadata[METADATA_SHA_KEY] = metadata_sha256(metadata)
             zf.writestr(METADATA_MEMBER, json.dumps(metadata, indent=1, sort_keys=True,
