@@ -1,6 +1,7 @@
 """Trace integrity: checksums on every read, exact mask lengths, range-checked fields, size limits."""
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
 import json
@@ -266,3 +267,25 @@ def test_recorded_nonzeros_out_of_range_are_one_clear_error(good, tmp_path, bad)
     hw = load_hw("hw_configs/sparten_like.yaml")
     with pytest.raises(TraceError, match="nonzeros.npy"):
         graph_sizes.tensor_bits(open_trace(path).graph, hw)
+
+
+def test_npy_headers_numpy_did_not_write_are_parsed(good, tmp_path):
+    """A member whose header text differs from NumPy's own (key order, spacing) reads the same;
+    one whose shape is wrong is refused."""
+    name = layer_member(0, "act_mask")
+
+    def reformat(shape_text):
+        def edit(data):
+            hlen = int.from_bytes(data[8:10], "little")
+            header = ast.literal_eval(data[10:10 + hlen].decode("latin1"))
+            shape = shape_text or repr(tuple(header["shape"]))
+            text = f"{{'shape': {shape},   'fortran_order': False, 'descr': '|u1'}}"
+            text = text + " " * (-(10 + len(text) + 1) % 64) + "\n"
+            return data[:8] + len(text).to_bytes(2, "little") + text.encode() + data[10 + hlen:]
+        return edit
+
+    same = rewrite(good, tmp_path / "same.trace", {name: reformat(None)})
+    assert totals(same) == totals(good)
+    bad = rewrite(good, tmp_path / "bad.trace", {name: reformat("(1, 1)")})
+    with pytest.raises(TraceError, match="act_mask"):
+        totals(bad)

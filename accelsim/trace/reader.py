@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import hashlib
 import io
 import json
@@ -62,11 +63,33 @@ class _HashingReader:
             pass
 
 
-def _npy_header(fh) -> tuple[tuple, bool, np.dtype]:
+def _npy_header(fh, shape: tuple, dtype: np.dtype) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran order, dtype) of the ``.npy`` header at ``fh``.
+
+    A version-1.0 header byte-for-byte equal to the one NumPy writes for the expected
+    ``shape`` and ``dtype`` (every member accelsim writes) is taken as read: NumPy's reader
+    parses the header text with ``ast.literal_eval``, 0.2 ms a member, 0.08 s of a ResNet-50
+    simulate. Any other header is parsed by NumPy, as before.
+    """
     version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(fh)
-    return np.lib.format.read_array_header_2_0(fh)
+    if version != (1, 0):
+        return np.lib.format.read_array_header_2_0(fh)
+    length = fh.read(2)
+    text = fh.read(int.from_bytes(length, "little")) if len(length) == 2 else b""
+    dtype = np.dtype(dtype)
+    if text == _header_text(tuple(int(d) for d in shape), dtype.str):
+        return tuple(shape), False, dtype
+    return np.lib.format.read_array_header_1_0(io.BytesIO(length + text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _header_text(shape: tuple, dtype_str: str) -> bytes:
+    """The header text (after magic, version and length) NumPy writes for ``shape``."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype_str)), "fortran_order": False,
+        "shape": shape})
+    return buf.getvalue()[10:]
 
 
 _HEADER_SLACK = 1 << 16  # bytes an .npy header may take beyond the data
@@ -154,7 +177,7 @@ class _Archive:
         data = self.read_bytes(name, want + _HEADER_SLACK)
         try:
             fh = io.BytesIO(data)
-            self._check_header(name, _npy_header(fh), shape, dtype)
+            self._check_header(name, _npy_header(fh, shape, dtype), shape, dtype)
             body = fh.read()
         except _READ_ERRORS as exc:
             raise TraceError(f"{self.path}: member {name!r} is not a valid array "
@@ -185,7 +208,7 @@ class _Archive:
                 self._recorded_sha(name)   # the SHA-256 checked after the pass replaces CRC-32
                 raw._expected_crc = None   # (CPython's ZipExtFile: None skips the CRC update)
             fh = _HashingReader(raw, hashing)
-            self._check_header(name, _npy_header(fh), shape, np.dtype(np.uint8))
+            self._check_header(name, _npy_header(fh, shape, np.uint8), shape, np.dtype(np.uint8))
             if size != fh.size + want:
                 raise TraceError(f"{self.path}: member {name!r} declares {size:,} bytes; shape "
                                  f"{shape} needs {fh.size + want:,}")
