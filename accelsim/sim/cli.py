@@ -114,7 +114,8 @@ def print_report(result, with_baseline: bool = False, file=None) -> None:
     if with_baseline:
         headers += ["speedup", "E saving"]
     rows = []
-    for r in result.layers.to_dict(orient="records"):
+    table = result.rows
+    for r in table:
         row = [str(r["layer"]), f"{r['cycles']:,.0f}", f"{r['stall_cycles']:,.0f}",
                f"{100 * r['utilization']:.1f}", f"{r['load_imbalance']:.2f}",
                f"{r['macs_issued']:,.0f}", f"{r['macs_issued'] / r['macs_dense']:.2f}"
@@ -133,7 +134,7 @@ def print_report(result, with_baseline: bool = False, file=None) -> None:
     t = result.totals
     print(file=file)
     batch = int(meta.get("batch") or 1)
-    n = int(result.layers["samples"].max()) if len(result.layers) else 0
+    n = int(max(r["samples"] for r in table)) if table else 0
     resident = "weights resident on chip" if meta.get("weights_resident") else "weights streamed"
     print(f"per inference (mean of {n} samples, batch {batch}; {resident}; per batch: x{batch})",
           file=file)

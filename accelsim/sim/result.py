@@ -1,12 +1,18 @@
-"""Simulation results: the per-layer table, network totals, identity, saving and comparing."""
+"""Simulation results: the per-layer table, network totals, identity, saving and comparing.
+
+The table is kept as the engine's rows (one dict per layer) and becomes a pandas DataFrame
+on first use of :attr:`SimResult.layers`: the command line's ``simulate`` totals, prints and
+saves a CSV without importing pandas (a quarter of a second of its start-up).
+"""
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from accelsim.atomic import atomic_write
 from accelsim.errors import AccelsimError
@@ -22,21 +28,51 @@ SUMMED = ("cycles", "compute_cycles", "stall_cycles", "glb_stall_cycles", "dram_
 IDENTITY = ("hw_name", "hw_hash", "trace_hash", "fidelity")
 
 
-@dataclass
 class SimResult:
     """Result of :func:`accelsim.sim.simulate`.
 
-    ``layers``: one row per layer (see ``docs/simulator.md`` for every column);
-    ``totals``: network figures (sums, peaks, latency); ``meta``: hardware and trace
-    identity, fidelity and sample count.
+    ``layers``: one row per layer, a pandas DataFrame (see ``docs/simulator.md`` for every
+    column); ``rows``: the same as a list of dicts; ``totals``: network figures (sums,
+    peaks, latency); ``meta``: hardware and trace identity, fidelity and sample count.
+    Give either ``layers`` (a DataFrame) or ``rows``.
     """
 
-    layers: pd.DataFrame
-    totals: dict
-    meta: dict = field(default_factory=dict)
+    def __init__(self, layers=None, totals: dict | None = None, meta: dict | None = None,
+                 rows: list[dict] | None = None):
+        if (layers is None) == (rows is None):
+            raise ValueError("SimResult: give either layers (a DataFrame) or rows")
+        self._frame = layers
+        self._rows = None if rows is None else list(rows)
+        self.totals: dict = {} if totals is None else totals
+        self.meta: dict = {} if meta is None else meta
 
-    def table(self, identity: bool = True) -> pd.DataFrame:
-        """The per-layer table, with the identity columns first when ``identity``."""
+    @property
+    def layers(self):
+        """The per-layer table (a pandas DataFrame, built from the rows on first use)."""
+        if self._frame is None:
+            import pandas as pd
+
+            self._frame = pd.DataFrame(self._rows)
+            self._rows = None   # the frame is the table from now on (callers may edit it)
+        return self._frame
+
+    @layers.setter
+    def layers(self, frame) -> None:
+        self._frame, self._rows = frame, None
+
+    @property
+    def rows(self) -> list[dict]:
+        """The per-layer table as one dict per layer (in column order)."""
+        if self._rows is not None:
+            return self._rows
+        return self._frame.to_dict(orient="records")
+
+    def __repr__(self) -> str:
+        return (f"SimResult({len(self.rows)} layers, hw={self.meta.get('hw_name')!r}, "
+                f"fidelity={self.meta.get('fidelity')!r})")
+
+    def table(self, identity: bool = True):
+        """The per-layer table (DataFrame), with the identity columns first when ``identity``."""
         frame = self.layers.copy()
         if identity:
             for i, key in enumerate(IDENTITY):
@@ -57,16 +93,47 @@ class SimResult:
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".parquet"):
             raise AccelsimError(f"output {str(path)!r}: expected a .csv or .parquet file name")
-        frame = self.table(identity=True)
         if suffix == ".parquet":
             _check_parquet(path)
+            frame = self.table(identity=True)
             _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        elif self._frame is None:   # rows only: written as pandas' to_csv writes them
+            identity = {key: self.meta.get(key) for key in IDENTITY}
+            rows = [{**identity, **row} for row in self._rows]
+            _atomic(path, lambda tmp: write_csv(tmp, rows))
         else:
+            frame = self.table(identity=True)
             _atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
         side = path.with_name(path.name + ".json")
         text = json.dumps({"meta": self.meta, "totals": self.totals}, indent=2, default=_plain)
         _atomic(side, lambda tmp: Path(tmp).write_text(text + "\n"))
         return path
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    """``pd.DataFrame(rows).to_csv(path, index=False)`` without pandas: columns in order of
+    first appearance, floats in shortest round-trip form, NaN and None as empty fields."""
+    columns: dict = {}
+    for row in rows:
+        for key in row:
+            columns.setdefault(key, None)
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(list(columns))
+        for row in rows:
+            out.writerow([_csv_field(row.get(key)) for key in columns])
+
+
+def _csv_field(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else repr(float(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value)
 
 
 def twin_path(path: str | os.PathLike) -> Path:
@@ -76,34 +143,41 @@ def twin_path(path: str | os.PathLike) -> Path:
     return path.with_name(f"{path.stem}.dense_twin{path.suffix}")
 
 
-def totals_of(layers: pd.DataFrame, meta: dict) -> dict:
-    """Network totals of a per-layer table."""
-    totals: dict = {key: float(layers[key].sum()) for key in SUMMED if key in layers}
+def totals_of(layers, meta: dict) -> dict:
+    """Network totals of a per-layer table: a DataFrame or a list of row dicts."""
+    rows = layers if isinstance(layers, list) else layers.to_dict(orient="records")
+    keys = set(rows[0]) if rows else set()
+
+    def column(key: str) -> np.ndarray:
+        return np.array([row[key] for row in rows], dtype=np.float64)
+
+    totals: dict = {key: float(column(key).sum()) for key in SUMMED if key in keys}
     pes_lanes = meta.get("pes", 1) * meta.get("macs_per_pe", 1)
     cycles = totals.get("cycles", 0.0)
     totals["utilization"] = totals.get("macs_issued", 0.0) / (pes_lanes * cycles) if cycles else 0.0
-    mean_sum = float(layers["busy_mean_sum"].sum()) if "busy_mean_sum" in layers else 0.0
-    totals["load_imbalance"] = (float(layers["busy_max_sum"].sum()) / mean_sum) if mean_sum else 1.0
+    mean_sum = float(column("busy_mean_sum").sum()) if "busy_mean_sum" in keys else 0.0
+    totals["load_imbalance"] = (float(column("busy_max_sum").sum()) / mean_sum) if mean_sum else 1.0
     clock_mhz = meta.get("clock_mhz")
     if clock_mhz:
         totals["latency_s"] = cycles / (clock_mhz * 1e6)
     totals["energy_uj"] = totals.get("energy_pj", 0.0) * 1e-6
-    totals["peak_live_bytes"] = float(layers["live_bytes"].max()) if len(layers) else 0.0
-    totals["peak_onchip_bytes"] = float(layers["onchip_peak_bytes"].max()) if len(layers) else 0.0
-    totals["peak_offchip_bytes"] = float(layers["offchip_peak_bytes"].max()) if len(layers) else 0.0
-    totals["spilled_layers"] = [str(n) for n in layers.loc[layers["spill"], "layer"]] \
-        if len(layers) else []
-    totals["layers"] = int(len(layers))
+    totals["peak_live_bytes"] = float(column("live_bytes").max()) if rows else 0.0
+    totals["peak_onchip_bytes"] = float(column("onchip_peak_bytes").max()) if rows else 0.0
+    totals["peak_offchip_bytes"] = float(column("offchip_peak_bytes").max()) if rows else 0.0
+    totals["spilled_layers"] = [str(row["layer"]) for row in rows if row["spill"]]
+    totals["layers"] = int(len(rows))
     return totals
 
 
-def compare(result: SimResult, baseline: SimResult) -> pd.DataFrame:
+def compare(result: SimResult, baseline: SimResult):
     """Per-layer savings of ``result`` over ``baseline`` (same layers, e.g. the dense twin).
 
     ``speedup`` = baseline cycles / cycles; ``energy_saving`` and ``dram_saving`` are
     fractions, ``1 - value / baseline value`` (saved tables, e.g. ``simulate --baseline dense
     -o``, give them in percent as ``energy_saved_percent`` / ``dram_saved_percent``).
     """
+    import pandas as pd
+
     a = result.layers.set_index("layer")
     b = baseline.layers.set_index("layer")
     if list(a.index) != list(b.index):

@@ -4,8 +4,6 @@ from __future__ import annotations
 import sys
 from typing import Iterable
 
-import pandas as pd
-
 from accelsim.errors import AccelsimError, MappingError
 from accelsim.sim.engine import FIDELITIES, HwParams, iter_layers, simulate_layer
 from accelsim.sim.residency import plan_network, streamed
@@ -42,7 +40,6 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
             raise
         plan = streamed(plan, items, hw)     # auto: resident weights left too little room
         rows = _run(items, hw, fidelity, samples, params, plan, progress, mappings)
-    frame = pd.DataFrame(rows)
     meta = {
         "hw_name": hw.name,
         "hw_hash": hw.hash,
@@ -57,7 +54,7 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
         "clock_mhz": hw.technology.clock_mhz,
         "provenance": getattr(layers, "provenance", None),
     }
-    totals = totals_of(frame, meta)
+    totals = totals_of(rows, meta)
     totals["batch"] = int(batch)
     totals["weight_load_bytes"] = plan.weight_load_bytes
     graph = getattr(layers, "graph", None)
@@ -71,7 +68,7 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
         totals["peak_layer_live_bytes"] = totals.get("peak_live_bytes", 0.0)
         totals["peak_live_bytes"] = float(live.peak_bytes) * batch
         totals["peak_live_step"] = int(live.peak_step)
-    return SimResult(layers=frame, totals=totals, meta=meta)
+    return SimResult(rows=rows, totals=totals, meta=meta)
 
 
 def _run(items: list, hw, fidelity: str, samples, params, plan, progress: bool,
