@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import ast
-import hashlib
 import io
-import json
 import os
 import time
 import tracemalloc
@@ -19,7 +17,7 @@ from accelsim.errors import ConfigError, TraceError
 from accelsim.trace import CaptureOptions, capture_trace, open_trace, write_trace
 from accelsim.trace.file_format import MAX_METADATA_BYTES, METADATA_MEMBER, layer_member
 from accelsim.trace.topology import read_topology
-from accelsim.trace.writer import metadata_sha256
+from trace_helpers import rewrite
 
 
 class Small(nn.Module):
@@ -40,27 +38,6 @@ def good(tmp_path_factory):
     path = tmp_path_factory.mktemp("t") / "good.trace"
     write_trace(path, data)
     return path
-
-
-def rewrite(src, dst, members=None, meta=None, fix_sha=True):
-    """Copy a trace, replacing member bytes and/or editing the metadata; optionally re-record SHAs."""
-    members = members or {}
-    with zipfile.ZipFile(src) as zin:
-        contents = {i.filename: zin.read(i.filename) for i in zin.infolist()}
-    metadata = json.loads(contents[METADATA_MEMBER])
-    for name, edit in members.items():
-        contents[name] = edit(contents[name]) if callable(edit) else edit
-        if fix_sha:
-            metadata["members"][name]["sha256"] = hashlib.sha256(contents[name]).hexdigest()
-    if meta is not None:
-        meta(metadata)
-    if fix_sha:  # a consistent forgery: what the later checks must catch on their own
-        metadata["metadata_sha256"] = metadata_sha256(metadata)
-    contents[METADATA_MEMBER] = json.dumps(metadata).encode()
-    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        for name, data in contents.items():
-            zout.writestr(name, data)
-    return dst
 
 
 def totals(path, samples=None):

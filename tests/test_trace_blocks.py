@@ -18,6 +18,7 @@ from accelsim.trace import CaptureOptions, capture_trace, open_trace, write_trac
 from accelsim.trace.file_format import METADATA_MEMBER, graph_member, layer_member
 from accelsim.trace.layer import LayerTrace
 from accelsim.trace.reader import _Archive
+from trace_helpers import rewrite
 
 SAMPLES = 11
 
@@ -253,22 +254,9 @@ def test_graph_count_formats_read_packed_rows_and_equal_the_masks(formats, path)
 
 def _without_nonzeros(src, dst):
     """A copy of a trace as written before the non-zero counts were recorded."""
-    import json
-
     from accelsim.trace.file_format import GRAPH_NONZEROS_MEMBER
-    from accelsim.trace.writer import metadata_sha256
 
-    with zipfile.ZipFile(src) as zin:
-        contents = {i.filename: zin.read(i.filename) for i in zin.infolist()}
-    del contents[GRAPH_NONZEROS_MEMBER]
-    metadata = json.loads(contents[METADATA_MEMBER])
-    del metadata["members"][GRAPH_NONZEROS_MEMBER]
-    metadata["metadata_sha256"] = metadata_sha256(metadata)
-    contents[METADATA_MEMBER] = json.dumps(metadata).encode()
-    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        for name, data in contents.items():
-            zout.writestr(name, data)
-    return dst
+    return rewrite(src, dst, drop=[GRAPH_NONZEROS_MEMBER])
 
 
 def test_recorded_nonzeros_equal_the_masks(path):
