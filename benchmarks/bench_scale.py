@@ -10,7 +10,8 @@ Sweep part (this file's sweep section):
 Simulation part (``--part simulate``): a captured ResNet-50 trace (zoo model, random init,
 ``random:3,224,224``, 64 samples; or ``--sim-trace``) simulated on ``sparten_like`` (output
 stationary, both skips: the AND + popcount path) with 1, 16 and 64 samples, each as a whole
-``accelsim simulate`` process (start-up included; CPU time and max RSS from ``wait4``) and in
+``accelsim simulate`` process (its default ``--threads``; start-up included; CPU time and max
+RSS from ``wait4``), 64 samples again with ``--threads`` 1 and 2 (wall time), and in
 process (CPU time; tracemalloc peak), against the kernel's own rate (AND + popcount alone on
 the same layers' packed operands) measured in the same run: mask-pair evaluations (dense
 MACs) per CPU second, and their ratio (the headline figure).
@@ -140,6 +141,7 @@ def sweep_10k(folder: Path, trace: Path, workers: int, kill_fraction: float) -> 
 # ---------------------------------------------------------------------------------------------
 SIM_DESIGN = REPO / "hw_configs" / "sparten_like.yaml"   # output stationary, both skips
 SIM_SAMPLES = (1, 16, 64)
+SIM_THREADS = (1, 2)     # ``--threads`` of the 64-sample runs compared for wall time
 
 
 def capture_resnet50(path: Path, samples: int) -> float:
@@ -186,10 +188,13 @@ def kernel_rate(trace_path: Path) -> dict:
     return {"pairs_per_cpu_s": best, "pairs_per_pass": sum(p for _a, _b, p in packed)}
 
 
-def cli_simulate(trace_path: Path, samples: int, out: Path) -> dict:
-    """One whole ``accelsim simulate`` process: wall, CPU (user + sys) and max RSS."""
+def cli_simulate(trace_path: Path, samples: int, out: Path, threads: int | None = None) -> dict:
+    """One whole ``accelsim simulate`` process: wall, CPU (user + sys) and max RSS.
+    ``threads``: ``--threads`` (default: the command's own default)."""
     command = [sys.executable, "-m", "accelsim.cli", "simulate", "--trace", str(trace_path),
                "--hw", str(SIM_DESIGN), "--samples", str(samples), "-o", str(out)]
+    if threads is not None:
+        command += ["--threads", str(threads)]
     start = time.perf_counter()
     proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -259,6 +264,16 @@ def simulate_figures(folder: Path, trace_path: Path | None = None) -> dict:
             "inprocess_vs_kernel": inproc["pairs"] / inproc["cpu_s"] / rate,
         }
     figures["runs"] = runs
+    samples = max(SIM_SAMPLES)
+    threads = {}
+    for count in SIM_THREADS:   # sample threads: the same CPU work, less wall time
+        whole = cli_simulate(trace_path, samples, folder / f"threads_{count}.csv", count)
+        threads[count] = {"process_wall_s": round(whole["wall_s"], 2),
+                          "process_cpu_s": round(whole["cpu_s"], 2),
+                          "process_vs_kernel": whole["pairs"] / whole["cpu_s"] / rate}
+    threads["wall_speedup"] = round(threads[SIM_THREADS[0]]["process_wall_s"]
+                                    / threads[SIM_THREADS[-1]]["process_wall_s"], 2)
+    figures["threads"] = threads
     figures["load_after"] = os.getloadavg()[0]
     return figures
 
@@ -274,6 +289,12 @@ def print_simulate(s: dict) -> None:
               f"kernel's rate; in process {r['inprocess_cpu_s']:.2f} CPU s, "
               f"{100 * r['inprocess_vs_kernel']:.1f}% of the kernel's rate, tracemalloc peak "
               f"{r['inprocess_peak_mb']:.0f} MB")
+    t = s.get("threads")
+    if t:
+        parts = ", ".join(f"{n} thread(s) {r['process_wall_s']:.2f} s wall, "
+                          f"{r['process_cpu_s']:.2f} CPU s ({100 * r['process_vs_kernel']:.1f}%)"
+                          for n, r in t.items() if n != "wall_speedup")
+        print(f"  {max(s['runs'])} samples: {parts}; wall speed-up {t['wall_speedup']:.2f}x")
 
 
 def main() -> int:

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run B samples together: weights are fetched once per batch when the "
                         "mapping allows (figures stay per inference; default: the design's "
                         "residency.batch, 1)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="simulate N samples at once in threads: same figures, less wall time, "
+                        "a little more CPU time (default: ACCELSIM_SIM_THREADS, else 1)")
     p.add_argument("--mappings", metavar="FILE", default=None,
                    help="YAML of loop-nest mappings fixed per layer (designs with a "
                         "memory_hierarchy; `accelsim map --save-mappings` writes one)")
@@ -53,12 +56,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         mappings = load_mappings(args.mappings)
     with open_trace(args.trace) as trace:
+        threads = args.threads
         result = simulate(trace, hw, fidelity=args.fidelity, samples=args.samples,
-                          progress=args.progress, batch=args.batch, mappings=mappings)
+                          progress=args.progress, batch=args.batch, mappings=mappings,
+                          threads=threads)
         baseline = None
         if args.baseline == "dense":
             baseline = simulate(trace, hw.dense_twin(), fidelity=args.fidelity,
-                                samples=args.samples, progress=args.progress, batch=args.batch)
+                                samples=args.samples, progress=args.progress, batch=args.batch,
+                                threads=threads)
     for res in (result, baseline):
         if res is not None:
             res.meta["trace_path"] = str(args.trace)

@@ -7,6 +7,7 @@ inference. See ``docs/simulator.md`` for the model.
 from __future__ import annotations
 
 import math
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -316,12 +317,14 @@ def _act_blocks(layer, samples: int | None, size: int):
 
 def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None,
                    params: HwParams | None = None, context: LayerContext | None = None,
-                   mapping=None) -> dict:
+                   mapping=None, executor: Executor | None = None) -> dict:
     """Simulate one :class:`~accelsim.trace.LayerTrace`; returns its result row (a dict).
 
     Numeric figures are means over the simulated samples (per inference). ``context`` says
     what the layer finds on chip and the batch (:mod:`accelsim.sim.residency`); by default a
-    batch of one that starts and ends in DRAM.
+    batch of one that starts and ends in DRAM. ``executor``: a thread pool that runs the
+    samples of each block concurrently (the kernels release the GIL); the rows are
+    collected in sample order, so figures do not depend on it.
     """
     ctx = context or LayerContext()
     if fidelity not in FIDELITIES:
@@ -373,22 +376,28 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
     # activations a block of samples at a time (memory flat in the samples); a block is whole
     # batches, so a batch's shared weight pass sees all its samples
     block = ctx.batch * max(1, -(-SAMPLE_BLOCK // ctx.batch))
+    def one_sample(acts: np.ndarray, first: int, i: int) -> dict:
+        n = first + i
+        wcodes, weight_bits_total, w_cost, weight_dram_bits = (
+            weight_operand(wmask[n], ("sample", n)) if per_sample else shared)
+        if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (sim.fetch)
+            start = i - n % ctx.batch      # the batch shares one weight pass
+            frac = memoised(layer, ("fetch", hw.dram.weight_layout, hw.dram.burst_bytes,
+                                    p.w_bits, ctx.batch, samples, n),
+                            lambda: fetch.hw_fetch_fraction(
+                                layer, acts[start:start + ctx.batch], hw))
+            weight_bits_total, weight_dram_bits = (weight_bits_total * frac,
+                                                   weight_dram_bits * frac)
+        return _simulate_sample(layer, acts[i], wcodes, weight_bits_total, w_cost, gemm,
+                                mapping, p, fidelity, (samples, n), weight_dram_bits,
+                                ctx, batch_plan, pad_col)
+
     for first, acts in _act_blocks(layer, samples, block):
-        for i in range(acts.shape[0]):
-            n = first + i
-            wcodes, weight_bits_total, w_cost, weight_dram_bits = (
-                weight_operand(wmask[n], ("sample", n)) if per_sample else shared)
-            if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (sim.fetch)
-                start = i - n % ctx.batch      # the batch shares one weight pass
-                frac = memoised(layer, ("fetch", hw.dram.weight_layout, hw.dram.burst_bytes,
-                                        p.w_bits, ctx.batch, samples, n),
-                                lambda: fetch.hw_fetch_fraction(
-                                    layer, acts[start:start + ctx.batch], hw))
-                weight_bits_total, weight_dram_bits = (weight_bits_total * frac,
-                                                       weight_dram_bits * frac)
-            rows.append(_simulate_sample(layer, acts[i], wcodes, weight_bits_total, w_cost, gemm,
-                                         mapping, p, fidelity, (samples, n), weight_dram_bits,
-                                         ctx, batch_plan, pad_col))
+        if executor is None or acts.shape[0] < 2:
+            rows.extend(one_sample(acts, first, i) for i in range(acts.shape[0]))
+        else:
+            futures = [executor.submit(one_sample, acts, first, i) for i in range(acts.shape[0])]
+            rows.extend(f.result() for f in futures)   # in sample order
     if not rows:
         raise TraceError(f"layer {layer.name!r} has no samples to simulate")
     out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,

@@ -1,7 +1,9 @@
 """``simulate``: a trace (or any iterable of LayerTrace) on one hardware design."""
 from __future__ import annotations
 
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 from accelsim.errors import AccelsimError, MappingError
@@ -12,7 +14,8 @@ from accelsim.sim.result import SimResult, totals_of
 
 def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None = None,
              progress: bool = False, trace_hash: str | None = None,
-             batch: int | None = None, mappings: dict | None = None) -> SimResult:
+             batch: int | None = None, mappings: dict | None = None,
+             threads: int | None = None) -> SimResult:
     """Simulate every layer of ``layers`` on ``hw``, one layer at a time.
 
     ``layers``: a :class:`~accelsim.trace.Trace` or any iterable of
@@ -23,6 +26,8 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     between layers and inferences follows ``hw.residency`` (:mod:`accelsim.sim.residency`).
     ``trace_hash`` defaults to the trace's ``content_hash``. ``mappings``: ``{layer name:
     Mapping}`` fixed by the user (:mod:`accelsim.map.fixed`); other layers use the mapper.
+    ``threads``: samples simulated at once in threads (the kernels release the GIL; figures
+    are the same for any count); default ``ACCELSIM_SIM_THREADS`` or 1.
     """
     if fidelity not in FIDELITIES:
         raise AccelsimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
@@ -31,15 +36,21 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
         trace_hash = getattr(layers, "content_hash", None)
     if batch is None:
         batch = hw.residency.batch
+    threads = sample_threads(threads)
     items = list(iter_layers(layers))
     plan = plan_network(items, hw, batch, samples=samples, graph=getattr(layers, "graph", None))
+    executor = ThreadPoolExecutor(threads, thread_name_prefix="accelsim-sim") if threads > 1 else None
     try:
-        rows = _run(items, hw, fidelity, samples, params, plan, progress, mappings)
-    except MappingError:
-        if not (plan.weights_resident and hw.residency.weights == "auto"):
-            raise
-        plan = streamed(plan, items, hw)     # auto: resident weights left too little room
-        rows = _run(items, hw, fidelity, samples, params, plan, progress, mappings)
+        try:
+            rows = _run(items, hw, fidelity, samples, params, plan, progress, mappings, executor)
+        except MappingError:
+            if not (plan.weights_resident and hw.residency.weights == "auto"):
+                raise
+            plan = streamed(plan, items, hw)     # auto: resident weights left too little room
+            rows = _run(items, hw, fidelity, samples, params, plan, progress, mappings, executor)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
     meta = {
         "hw_name": hw.name,
         "hw_hash": hw.hash,
@@ -71,8 +82,28 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     return SimResult(rows=rows, totals=totals, meta=meta)
 
 
+def sample_threads(threads: int | None = None) -> int:
+    """Threads for a simulation's samples: ``threads``, else ``ACCELSIM_SIM_THREADS``, else 1."""
+    if threads is None:
+        value = os.environ.get("ACCELSIM_SIM_THREADS", "").strip()
+        if not value:
+            return 1
+        try:
+            threads = int(value)
+        except ValueError:
+            raise AccelsimError(f"ACCELSIM_SIM_THREADS: expected a positive integer, got "
+                                f"{value!r}") from None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise AccelsimError(f"threads: expected a positive integer, got {threads!r}")
+    return min(threads, MAX_THREADS)
+
+
+#: More sample threads than this only add contention for the GIL.
+MAX_THREADS = 64
+
+
 def _run(items: list, hw, fidelity: str, samples, params, plan, progress: bool,
-         mappings: dict | None = None) -> list[dict]:
+         mappings: dict | None = None, executor=None) -> list[dict]:
     work = zip(items, plan.contexts)
     if progress:
         from tqdm import tqdm
@@ -83,8 +114,8 @@ def _run(items: list, hw, fidelity: str, samples, params, plan, progress: bool,
         unknown = sorted(set(fixed) - {layer.name for layer in items})
         if unknown:
             raise AccelsimError(f"mappings: no layer named {', '.join(unknown[:5])} in the trace")
-    return [simulate_layer(layer, hw, fidelity, samples, params, ctx, fixed.get(layer.name))
-            for layer, ctx in work]
+    return [simulate_layer(layer, hw, fidelity, samples, params, ctx, fixed.get(layer.name),
+                           executor) for layer, ctx in work]
 
 
 def _add_vector_ops(totals: dict, meta: dict, graph, hw, samples) -> None:

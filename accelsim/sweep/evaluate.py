@@ -142,8 +142,9 @@ def evaluate(task: PointTask, cache_dir: str | None = None) -> dict:
               "totals": {}}
     cacheable = True
     try:
+        # one thread per point: a sweep is parallel over its worker processes
         result = simulate(_layers(task), task.hw, fidelity=task.fidelity, samples=task.samples,
-                          progress=False, trace_hash=task.identity["trace_hash"])
+                          progress=False, trace_hash=task.identity["trace_hash"], threads=1)
         record["totals"] = scalar_totals(result.totals)
     except AccelsimError as exc:
         record.update(status="error", error=str(exc))
