@@ -76,3 +76,16 @@ def test_unknown_format_is_rejected():
         storage.format_bits(np.ones(3, bool), "zip", 8)
     with pytest.raises(ValueError, match="unknown 'zip'"):
         storage.expected_bits((3,), 0.5, "zip", 8)
+
+
+@pytest.mark.parametrize("run_bits", [1, 4, 7, 32])
+@pytest.mark.parametrize("case", ["empty", "ones", "zeros", "one_at_end", "sparse", "dense"])
+def test_run_length_entries_edge_cases(case, run_bits):
+    rng = np.random.default_rng(run_bits)
+    mask = {"empty": np.zeros(0, dtype=bool), "ones": np.ones((3, 7), dtype=bool),
+            "zeros": np.zeros((4, 9), dtype=bool),
+            "one_at_end": np.eye(1, 700, 699, dtype=bool)[0],
+            "sparse": rng.random((2, 40, 40)) < 0.003,
+            "dense": rng.random((5, 33)) < 0.9}[case]
+    assert storage.run_length_entries(mask, run_bits) == len(naive.encode_run_length(
+        mask.reshape(-1), run_bits))

@@ -23,17 +23,30 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
+
+from accelsim.numba_config import JIT
 
 FORMATS = ("dense", "bitmap", "run_length", "csr", "coo")
 
 
 def run_length_entries(mask: np.ndarray, run_bits: int) -> int:
     """Entries (non-zeros + overflow entries) of the run-length code of ``mask``."""
-    flat = np.flatnonzero(np.asarray(mask, dtype=bool).reshape(-1))
-    if flat.size == 0:
-        return 0
-    gaps = np.diff(flat, prepend=-1) - 1
-    return int(flat.size + (gaps >> run_bits).sum())
+    flat = np.ascontiguousarray(np.asarray(mask, dtype=bool)).reshape(-1).view(np.uint8)
+    return int(_run_length_entries(flat, min(int(run_bits), 62)))
+
+
+@njit(**JIT)
+def _run_length_entries(flat, run_bits):
+    """One branch-free pass: each non-zero is an entry, plus ``gap >> run_bits`` overflow
+    entries for the ``gap`` zeros before it (zeros after the last non-zero cost nothing)."""
+    entries = np.int64(0)
+    gap = np.int64(0)
+    for k in range(flat.shape[0]):
+        nz = np.int64(flat[k] != 0)
+        entries += nz * (1 + (gap >> run_bits))
+        gap = (gap + 1) * (1 - nz)
+    return entries
 
 
 #: Formats whose size depends on the tensor's shape and non-zero count only (not positions).
