@@ -494,3 +494,26 @@ def test_and_popcount_into_writes_one_group_of_a_work_matrix():
                       pack_equal_rows(b[1].view(np.uint8), 1), work[1])
     assert np.array_equal(work[1], naive.and_count(a[1], b[1]))
     assert (work[0] == -1).all()
+
+
+@pytest.mark.parametrize("sync", SYNCS)
+@pytest.mark.parametrize("gate", [False, True])
+def test_uniform_fold_stats_equal_the_recurrence_on_the_full_array(sync, gate):
+    """The closed form (and the gated cache) == fold_schedule of the np.full work array."""
+    rng = np.random.default_rng(sync * 2 + gate)
+    for _ in range(25):
+        rows, cols = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        ys, xs = int(rng.integers(1, rows + 1)), int(rng.integers(1, cols + 1))
+        steps, work = int(rng.integers(0, 7)), int(rng.integers(0, 9))
+        lanes, overhead, depth = int(rng.integers(1, 4)), int(rng.integers(0, 3)), int(rng.integers(1, 4))
+        threshold = int(rng.integers(1, 6))
+        full = np.full((steps, ys, xs), work, dtype=np.int64)
+        want = sch.fold_schedule(full, rows, cols, lanes, overhead, sync, depth, gate, threshold)
+        got = sch.uniform_fold_stats(steps, ys, xs, work, rows, cols, lanes, overhead, sync,
+                                     depth, gate, threshold)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_uniform_fold_stats_refuse_a_block_wider_than_the_array():
+    with pytest.raises(ValueError):
+        sch.uniform_fold_stats(3, 5, 2, 4, 4, 4, 1, 0, sch.SYNC_ARRAY, 1, False, 1)

@@ -231,11 +231,16 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     pads = (geo.pad_h, geo.pad_w)
     outer, ys, xs = _block_size(mapping, fan)
     block = counts.macs // max(outer * ys * xs, 1)
-    if mode == MODE_DENSE:
-        work = np.full((outer, ys, xs), block, dtype=np.int64)
+    lp = hw.low_power
+    schedule = (arch.lanes, 0, sch.SYNC_CODES[hw.pe_array.sync],
+                max(1, int(hw.pe_array.work_queue_depth)), lp.power_gating,
+                max(1, lp.min_idle_cycles, lp.wakeup_cycles))
+    if mode == MODE_DENSE:   # every PE the same work each step: no work array (closed form)
+        stats = sch.uniform_fold_stats(outer, ys, xs, block, arch.rows, arch.cols, *schedule)
     else:
         work = step_work(nest, mapping, fan, act, wmask, pads, mode)
-    issued = float(work.sum())
+        stats = sch.fold_schedule(work, arch.rows, arch.cols, *schedule)
+    issued = float(stats[sch.ST_ISSUED])
     gating = hw.sparsity.gate_zero_operands
     if mode == MODE_BOTH:
         effectual = issued
@@ -243,10 +248,6 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         effectual = float(effectual_pairs(nest, act, wmask, pads))
     else:
         effectual = issued
-    lp = hw.low_power
-    stats = sch.fold_schedule(work, arch.rows, arch.cols, arch.lanes, 0,
-                              sch.SYNC_CODES[hw.pe_array.sync], max(1, int(hw.pe_array.work_queue_depth)),
-                              lp.power_gating, max(1, lp.min_idle_cycles, lp.wakeup_cycles))
     compute = float(stats[sch.ST_CYCLES])
 
     # accesses: dense counts, scaled by compressed sizes and by skipped / gated MAC slots

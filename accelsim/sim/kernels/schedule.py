@@ -15,6 +15,8 @@ at most ``depth`` folds; ``depth = 1`` is lock-step.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -278,3 +280,42 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
     stats[ST_FILL_DRAIN] = fold * overhead
     stats[ST_ISSUED] = issued
     return stats
+
+
+def uniform_fold_stats(steps: int, ys: int, xs: int, work: int, rows: int, cols: int,
+                       lanes: int, overhead: int, sync: int, depth: int, gate: bool,
+                       gate_threshold: int) -> np.ndarray:
+    """:func:`fold_schedule` of ``np.full((steps, ys, xs), work)`` (every PE of ``ys x xs``
+    the same work in each of ``steps`` single-fold groups, ``ys <= rows``, ``xs <= cols``),
+    without building the array.
+
+    Without power gating every mapped PE runs back to back, so each fold takes ``overhead +
+    ceil(work / lanes)`` for any sync group and depth (unmapped groups only follow the lower
+    bound): a closed form, the same integers. With gating the recurrence runs once per
+    distinct argument set (cached): the idle runs of unmapped PEs depend on the layer's end.
+    """
+    if not (0 < ys <= rows and 0 < xs <= cols and steps >= 0 and work >= 0):
+        raise ValueError(f"uniform_fold_stats: {steps} steps of {ys}x{xs} PEs on a {rows}x{cols} "
+                         f"array with work {work}")
+    if gate:
+        return _uniform_gated(steps, ys, xs, work, rows, cols, lanes, overhead, sync, depth,
+                              gate_threshold).copy()
+    busy = -(-work // lanes)
+    mapped = ys * xs
+    stats = np.zeros(N_STATS, dtype=np.float64)
+    stats[ST_CYCLES] = steps * (overhead + busy)
+    stats[ST_FOLDS] = steps
+    stats[ST_SUM_MAX_BUSY] = steps * busy
+    stats[ST_SUM_MEAN_BUSY] = steps * busy
+    stats[ST_BUSY_PE_CYCLES] = steps * mapped * busy
+    stats[ST_ACTIVE_PE_CYCLES] = steps * ((overhead * mapped if busy > 0 else 0) + mapped * busy)
+    stats[ST_MAPPED_PE_FOLDS] = steps * mapped
+    stats[ST_FILL_DRAIN] = steps * overhead
+    stats[ST_ISSUED] = steps * mapped * work
+    return stats
+
+
+@functools.lru_cache(maxsize=128)
+def _uniform_gated(steps, ys, xs, work, rows, cols, lanes, overhead, sync, depth, threshold):
+    full = np.full((steps, ys, xs), work, dtype=np.int64)
+    return fold_schedule(full, rows, cols, lanes, overhead, sync, depth, True, threshold)
