@@ -314,7 +314,16 @@ def effectual_pairs(nest: LoopNest, act: np.ndarray, wmask: np.ndarray,
     """MAC slots with both operands non-zero over the whole layer (any mapping gives the same
     total): per group and reduction index (c, r, s), non-zero activations over all pixels x
     non-zero weights over all filters."""
-    _, g, k, cg, _, _, r, s = nest.bounds
-    a = im2col(act, nest, pads).sum(axis=(0, 2, 3), dtype=np.int64)          # (G, C, R, S)
+    _, g, k, cg, p, q, r, s = nest.bounds
+    act = np.asarray(act, dtype=bool)
+    padded = np.pad(act, ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])))
+    hh = (p - 1) * nest.stride_h + 1
+    ww = (q - 1) * nest.stride_w + 1
+    a = np.zeros((act.shape[1], r, s), dtype=np.int64)    # (C, R, S): im2col column sums
+    for i in range(r):
+        for j in range(s):   # tap (i, j) reads one strided window of every channel
+            h0, w0 = i * nest.dil_h, j * nest.dil_w
+            window = padded[:, :, h0:h0 + hh:nest.stride_h, w0:w0 + ww:nest.stride_w]
+            a[:, i, j] = window.sum(axis=(0, 2, 3), dtype=np.int64)
     w = np.asarray(wmask, dtype=bool).reshape(g, k, cg, r, s).sum(axis=1, dtype=np.int64)
-    return int((a * w).sum())
+    return int((a.reshape(g, cg, r, s) * w).sum())
