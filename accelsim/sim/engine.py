@@ -136,7 +136,10 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
                      w_cost: np.ndarray, gemm: Gemm, m: Mapping, p: HwParams,
                      fidelity: str, sample_key: tuple, weight_dram_bits: float,
                      ctx: LayerContext, batch_plan: tuple[Gemm, Mapping, float],
-                     pad_col: np.ndarray) -> dict:
+                     pad_col: np.ndarray, layer_work: dict | None = None) -> dict:
+    """One sample's result row. ``layer_work``: a dict shared by the layer's samples that keeps
+    the work matrix and fold statistics when they do not depend on the sample (no zero
+    activations skipped and one weight mask: the same for every sample, computed once)."""
     hw = p.hw
     wcodes, wcounts = weights   # PackedWeights, (row_w, col_w): lowered once per layer
     # Mask-only work is memoised per layer object and sample (see accelsim.sim.memo).
@@ -158,14 +161,20 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
     act_dram_bits = memoised(
         layer, ("act_cost", act_dram_fmt, p.a_bits) + sample_key,
         lambda: _element_costs(act, act_dram_fmt, p.a_bits, act_nnz))[0]
-    if m.dataflow == "output_stationary" and p.skip_a and p.skip_w and m.chunks == 1:
-        # the AND + popcount matrix depends on the masks only
-        work = memoised(layer, ("os_work",) + sample_key,
-                        lambda: work_matrix(acodes, wcodes, counts, m, p.skip_a, p.skip_w))
+    shared = layer_work if (not p.skip_a and not geo.per_sample_weights) else None
+    if shared is not None and "stats" in shared:   # the same work as the layer's first sample
+        work, stats = shared["work"], shared["stats"]
     else:
-        work = work_matrix(acodes, wcodes, counts, m, p.skip_a, p.skip_w)
-    stats = sch.fold_schedule(work, p.rows, p.cols, p.lanes, m.overhead, p.sync, p.depth,
-                              p.power_gating, p.gate_threshold)
+        if m.dataflow == "output_stationary" and p.skip_a and p.skip_w and m.chunks == 1:
+            # the AND + popcount matrix depends on the masks only
+            work = memoised(layer, ("os_work",) + sample_key,
+                            lambda: work_matrix(acodes, wcodes, counts, m, p.skip_a, p.skip_w))
+        else:
+            work = work_matrix(acodes, wcodes, counts, m, p.skip_a, p.skip_w)
+        stats = sch.fold_schedule(work, p.rows, p.cols, p.lanes, m.overhead, p.sync, p.depth,
+                                  p.power_gating, p.gate_threshold)
+        if shared is not None:
+            shared.update(work=work, stats=stats)
     compute = stats[sch.ST_CYCLES] + SCALESIM_LAYER_OFFSET
     act_port, weight_port = operand_bits(acodes, wcodes, counts, m, p.skip_a, p.skip_w, a_cost,
                                          w_cost)
@@ -376,6 +385,8 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
     # activations a block of samples at a time (memory flat in the samples); a block is whole
     # batches, so a batch's shared weight pass sees all its samples
     block = ctx.batch * max(1, -(-SAMPLE_BLOCK // ctx.batch))
+    layer_work: dict = {}   # work and fold statistics shared by samples when mask-independent
+
     def one_sample(acts: np.ndarray, first: int, i: int) -> dict:
         n = first + i
         wcodes, weight_bits_total, w_cost, weight_dram_bits = (
@@ -390,7 +401,7 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
                                                    weight_dram_bits * frac)
         return _simulate_sample(layer, acts[i], wcodes, weight_bits_total, w_cost, gemm,
                                 mapping, p, fidelity, (samples, n), weight_dram_bits,
-                                ctx, batch_plan, pad_col)
+                                ctx, batch_plan, pad_col, layer_work)
 
     for first, acts in _act_blocks(layer, samples, block):
         if executor is None or acts.shape[0] < 2:
