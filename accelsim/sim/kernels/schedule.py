@@ -69,13 +69,6 @@ def sync_group_of(sync, i, j, cols):
 
 
 @njit(**JIT)
-def _close_idle(run, gate, threshold, stats):
-    if gate and run > 0 and run >= threshold:
-        stats[ST_GATED_PE_CYCLES] += run
-        stats[ST_WAKEUPS] += 1
-
-
-@njit(**JIT)
 def _fold_schedule_plain(work, rows, cols, overhead, sync, depth):
     """:func:`fold_schedule` without power gating for the whole-array and per-PE sync
     groups: one pass per fold over its work entries, updating the group finish times in
@@ -194,6 +187,13 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
     run = np.zeros(n_pes, dtype=np.int64)
     pe_group = np.empty(n_pes, dtype=np.int64)
     issued = 0
+    sum_max = 0
+    sum_mean = 0.0
+    busy_cycles = 0
+    mapped_folds = 0
+    active = 0
+    gated = 0
+    wakeups = 0
     for i in range(rows):
         for j in range(cols):
             pe_group[i * cols + j] = sync_group_of(sync, i, j, cols)
@@ -234,10 +234,10 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
                 if sync == SYNC_ARRAY:
                     gbusy[0] = fold_max
                 mapped = ru * cu
-                stats[ST_SUM_MAX_BUSY] += fold_max
-                stats[ST_SUM_MEAN_BUSY] += fold_sum / mapped
-                stats[ST_BUSY_PE_CYCLES] += fold_sum
-                stats[ST_MAPPED_PE_FOLDS] += mapped
+                sum_max += fold_max
+                sum_mean += fold_sum / mapped
+                busy_cycles += fold_sum
+                mapped_folds += mapped
                 gate_level = 0
                 if fold >= depth:
                     gate_level = history[fold % depth]
@@ -257,14 +257,16 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
                         s = pe_group[p]
                         b = busy[p]
                         if b > 0:
-                            run[p] += start[s] - old[s]
-                            _close_idle(run[p], gate, gate_threshold, stats)
+                            idle = run[p] + start[s] - old[s]
+                            if idle > 0 and idle >= gate_threshold:   # closed: gated once
+                                gated += idle
+                                wakeups += 1
                             run[p] = gbusy[s] - b
-                            stats[ST_ACTIVE_PE_CYCLES] += overhead + b
+                            active += overhead + b
                         else:
                             run[p] += finish[s] - old[s]
-                else:   # integer-valued: the same sum as PE by PE
-                    stats[ST_ACTIVE_PE_CYCLES] += overhead * n_busy + fold_sum
+                else:
+                    active += overhead * n_busy + fold_sum
                 fold += 1
     total = 0
     for s in range(n_sync):
@@ -272,9 +274,18 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
             total = finish[s]
     if gate:
         for p in range(n_pes):
-            s = pe_group[p]
-            run[p] += total - finish[s]
-            _close_idle(run[p], gate, gate_threshold, stats)
+            idle = run[p] + total - finish[pe_group[p]]
+            if idle > 0 and idle >= gate_threshold:
+                gated += idle
+                wakeups += 1
+    # integer sums kept in registers (exact), the mean's float sum in fold order, as before
+    stats[ST_SUM_MAX_BUSY] = sum_max
+    stats[ST_SUM_MEAN_BUSY] = sum_mean
+    stats[ST_BUSY_PE_CYCLES] = busy_cycles
+    stats[ST_MAPPED_PE_FOLDS] = mapped_folds
+    stats[ST_ACTIVE_PE_CYCLES] = active
+    stats[ST_GATED_PE_CYCLES] = gated
+    stats[ST_WAKEUPS] = wakeups
     stats[ST_CYCLES] = total
     stats[ST_FOLDS] = fold
     stats[ST_FILL_DRAIN] = fold * overhead
