@@ -101,22 +101,20 @@ def _mask_sizes(graph, tensor, n: int, fmts: list, value_bits: int):
     size needs only the non-zero count take the counts the trace records, or popcount the
     packed rows (no unpacking); a run-length format reads the masks."""
     shape = sample_shape(tensor)
-    packed = None
     if all(fmt.format in COUNT_FORMATS for fmt in fmts):
         nnz = graph.nonzeros(tensor.id, n)   # recorded by the writer: no mask is read
         if nnz is not None:
-            yield slice(0, len(nnz)), [
-                [count_bits(shape, int(c), fmt.format, value_bits, fmt.index_bits) for c in nnz]
-                for fmt in fmts]
+            blocks = [(0, nnz)]
+        else:
+            packed = graph.packed_blocks(tensor.id, n)
+            blocks = None if packed is None else (
+                (start, count_packed_rows(rows, tensor.elements)) for start, rows in packed)
+        if blocks is not None:
+            for start, counts in blocks:
+                yield slice(start, start + len(counts)), [
+                    [count_bits(shape, int(c), fmt.format, value_bits, fmt.index_bits)
+                     for c in counts] for fmt in fmts]
             return
-        packed = graph.packed_blocks(tensor.id, n)
-    if packed is not None:
-        for start, rows in packed:
-            nnz = count_packed_rows(rows, tensor.elements)
-            yield slice(start, start + len(nnz)), [
-                [count_bits(shape, int(c), fmt.format, value_bits, fmt.index_bits) for c in nnz]
-                for fmt in fmts]
-        return
     for start, mask in graph.mask_blocks(tensor.id, n):
         masks = mask.reshape((mask.shape[0],) + shape)
         yield slice(start, start + mask.shape[0]), [
