@@ -12,30 +12,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_scale import simulate_process  # noqa: E402
 DESIGNS = ("sparten_like", "cnvlutin_like", "edge_lowpower", "eyeriss_like", "dense_ws_tpu_like",
            "edge_npu_lpddr", "eyeriss_v1")
 
 
 def run(tree: Path, design: str, trace: str, samples: int, out: Path) -> float:
     """CPU seconds of one whole simulate process of ``tree``'s accelsim."""
-    command = [sys.executable, "-m", "accelsim.cli", "simulate", "--trace", trace, "--hw",
-               str(REPO / "hw_configs" / f"{design}.yaml"), "--samples", str(samples),
-               "-o", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.Popen(command, env=env, cwd=tree, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    stderr = proc.stderr.read().decode()
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{tree}: simulate {design} failed: {stderr.strip()}")
-    return usage.ru_utime + usage.ru_stime
+    return simulate_process(["--trace", trace, "--hw", str(REPO / "hw_configs" / f"{design}.yaml"),
+                             "--samples", str(samples), "-o", str(out)], tree)["cpu_s"]
 
 
 def same_tables(a: Path, b: Path) -> list[str]:

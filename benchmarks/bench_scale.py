@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -39,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_sweep import make_spec, make_trace  # noqa: E402
+from bench_sweep import make_spec, make_trace, remove_folder  # noqa: E402
 
 SCALE_SPEC = REPO / "hw_configs" / "sweeps" / "resnet18_scale.yaml"
 BUSY_LOAD = 0.5  # 1-minute load average above which the machine is reported busy
@@ -163,7 +162,7 @@ def kernel_rate(trace_path: Path) -> dict:
     import numpy as np
 
     from accelsim.sim.kernels.bitops import and_popcount_into, pack_equal_rows
-    from accelsim.sim.lower import gemm_of, lower_acts, lower_weights
+    from accelsim.sim.lower import lower_acts, lower_weights
     from accelsim.trace import open_trace
 
     packed = []
@@ -188,28 +187,36 @@ def kernel_rate(trace_path: Path) -> dict:
     return {"pairs_per_cpu_s": best, "pairs_per_pass": sum(p for _a, _b, p in packed)}
 
 
-def cli_simulate(trace_path: Path, samples: int, out: Path, threads: int | None = None) -> dict:
-    """One whole ``accelsim simulate`` process: wall, CPU (user + sys) and max RSS.
-    ``threads``: ``--threads`` (default: the command's own default)."""
-    command = [sys.executable, "-m", "accelsim.cli", "simulate", "--trace", str(trace_path),
-               "--hw", str(SIM_DESIGN), "--samples", str(samples), "-o", str(out)]
-    if threads is not None:
-        command += ["--threads", str(threads)]
+def simulate_process(args: list[str], tree: Path = REPO) -> dict:
+    """One whole ``accelsim simulate ARGS`` process of ``tree``'s accelsim (start-up included):
+    wall seconds, CPU seconds (user + sys) and max RSS from ``wait4``."""
+    command = [sys.executable, "-m", "accelsim.cli", "simulate", *args]
     start = time.perf_counter()
-    proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO)},
+    proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     stderr = proc.stderr.read()
     proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"accelsim simulate failed ({proc.returncode}): {stderr.strip()}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{tree}: accelsim simulate failed ({code}): {stderr.strip()}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "maxrss_mb": usage.ru_maxrss / 1024.0}
+
+
+def cli_simulate(trace_path: Path, samples: int, out: Path, threads: int | None = None) -> dict:
+    """One whole ``accelsim simulate`` process of the benchmark's design: wall, CPU, max RSS and
+    the pairs it evaluated. ``threads``: ``--threads`` (default: the command's own default)."""
+    args = ["--trace", str(trace_path), "--hw", str(SIM_DESIGN), "--samples", str(samples),
+            "-o", str(out)]
+    if threads is not None:
+        args += ["--threads", str(threads)]
+    figures = simulate_process(args)
     import pandas as pd
 
-    pairs = float(pd.read_csv(out)["macs_dense"].sum()) * samples
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "maxrss_mb": usage.ru_maxrss / 1024.0, "pairs": pairs}
+    figures["pairs"] = float(pd.read_csv(out)["macs_dense"].sum()) * samples
+    return figures
 
 
 def inprocess_simulate(trace_path: Path, samples: int) -> dict:
@@ -323,10 +330,7 @@ def main() -> int:
         if args.part in ("simulate", "all"):
             figures["simulate"] = simulate_figures(folder, args.sim_trace)
     finally:
-        if args.keep:
-            print(f"kept {folder}", file=sys.stderr)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+        remove_folder(folder, args.keep)
 
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -28,6 +28,14 @@ from accelsim.sweep.run import run_sweep  # noqa: E402
 from accelsim.sweep.spec import load_sweep_spec  # noqa: E402
 
 
+def remove_folder(folder: Path, keep: bool) -> None:
+    """Delete a benchmark's scratch folder, or say where it was kept."""
+    if keep:
+        print(f"kept {folder}", file=sys.stderr)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def make_trace(folder: Path, act_density: float, weight_density: float) -> Path:
     from accelsim.trace.statistical import statistical_from_model
 
@@ -102,10 +110,7 @@ def main() -> int:
                                                   / figures["workers_1_points_per_s"], 2)
         figures["target_60s_met_2_workers"] = figures["workers_2_s"] < 60.0
     finally:
-        if args.keep:
-            print(f"kept {folder}", file=sys.stderr)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+        remove_folder(folder, args.keep)
 
     if args.json:
         print(json.dumps(figures, indent=2))
