@@ -155,6 +155,7 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
     mode = _mode(hw)
     bsz = 1 if per_sample_weights else ctx.batch     # a matmul shares no weights across samples
     rows, weights, mappings = [], [], []
+    weight_ratios: list[float] = []
     for start in range(0, acts.shape[0], bsz):
         group = acts[start:start + bsz]
         b = group.shape[0]
@@ -167,8 +168,11 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
         else:
             mapped = map_layer(layer, hw, b, ctx.reserved_bytes)
         wmask = wmasks[start] if per_sample_weights else wmasks
-        ratios = (_compressed_ratio(wmask, hw.storage.weights.on_chip, hw.precision.weight_bits),
-                  _compressed_ratio(wmask, hw.storage.weights.off_chip, hw.precision.weight_bits))
+        if per_sample_weights or not weight_ratios:   # shared weights: sized once per layer
+            weight_ratios[:] = [
+                _compressed_ratio(wmask, hw.storage.weights.on_chip, hw.precision.weight_bits),
+                _compressed_ratio(wmask, hw.storage.weights.off_chip, hw.precision.weight_bits)]
+        ratios = tuple(weight_ratios)
         if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (accelsim.sim.fetch)
             frac = fetch.hw_fetch_fraction(layer, group, hw)
             ratios = (ratios[0] * frac, ratios[1] * frac)
