@@ -24,6 +24,9 @@ class ConfigError(AccelsimError):
         where = ": ".join(part for part in (file, field) if part)
         super().__init__(f"{where}: {message}" if where else message)
 
+    def __reduce__(self):  # crosses process boundaries (sweep and training workers) intact
+        return type(self), (self.file, self.field, self.detail)
+
 
 class TraceError(AccelsimError):
     """A trace file is missing, corrupt, of the wrong version, or lacks a layer."""

@@ -25,6 +25,13 @@ from accelsim.datasets import SampleIndexing
 from accelsim.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+#: The only Pillow decoders an image file is handed to, whatever its name says.
+IMAGE_FORMATS = ("JPEG", "PNG")
+#: Largest decoded image (pixels) and aspect ratio accepted; both bound memory before decoding.
+MAX_PIXELS = 64 * 1024 * 1024
+MAX_ASPECT = 16
+#: Largest crop or resize side (pixels) a dataset spec may ask for.
+MAX_SIDE = 4096
 SPLITS = {True: "train", False: "val"}
 DEFAULT_CROP = 224
 DEFAULT_SEED = 0
@@ -59,6 +66,10 @@ def parse_spec(spec: str, arg: str) -> tuple[Path, dict[str, int]]:
                         "train/ and val/")
     crop = options.setdefault("crop", DEFAULT_CROP)
     resize = options.setdefault("resize", default_resize(crop))
+    for key in ("crop", "resize"):
+        if options[key] > MAX_SIDE:
+            raise DataError(f"dataset spec {spec!r}: {key}={options[key]} is larger than the "
+                            f"{MAX_SIDE}-pixel limit")
     if resize < crop:
         raise DataError(f"dataset spec {spec!r}: resize={resize} is smaller than crop={crop} "
                         "(the shorter side must cover the crop)")
@@ -121,18 +132,29 @@ def load_image(path: Path, resize: int, crop: int) -> np.ndarray:
     """uint8 (3, crop, crop): RGB, shorter side resized to ``resize``, centre crop."""
     from PIL import Image
 
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and refuses above twice it
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        # only the decoders named here: a file named .jpg holding EPS, PDF, ... is never
+        # handed to a plugin that runs a program (Pillow's EPS decoder calls Ghostscript)
+        with Image.open(path, formats=IMAGE_FORMATS) as image:
             w, h = image.size
             if w < 1 or h < 1:
                 raise ValueError("empty image")
+            if w * h > MAX_PIXELS:
+                raise DataError(f"{path}: image refused: {w} x {h} pixels, more than the "
+                                f"{MAX_PIXELS:,} accepted")
+            if max(w, h) > MAX_ASPECT * min(w, h):
+                raise DataError(f"{path}: image refused: {w} x {h} pixels, an aspect ratio above "
+                                f"{MAX_ASPECT}:1 (resizing its shorter side would blow up the other)")
+            image = image.convert("RGB")
             scale = resize / min(w, h)
             size = (max(resize, int(round(w * scale))), max(resize, int(round(h * scale))))
             if size != (w, h):
                 image = image.resize(size, Image.BILINEAR)
             left, top = (size[0] - crop) // 2, (size[1] - crop) // 2
             array = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.uint8)
+    except DataError:
+        raise
     except Exception as exc:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: cannot read image ({first})") from None

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from accelsim.errors import AccelsimError
-from accelsim.zoo import build_model
+from accelsim.zoo import UserCode, build_model
 
 NET = """import torch.nn as nn
 
@@ -58,7 +58,7 @@ def local_modules(tmp_path, monkeypatch):
 def test_user_module_with_missing_dependency(local_modules):
     (local_modules / "needsdep.py").write_text("import no_such_dependency_xyz\n")
     with pytest.raises(AccelsimError) as err:
-        build_model("needsdep:Net")
+        build_model(UserCode("needsdep:Net"))
     text = str(err.value)
     assert "\n" not in text
     assert "needs the module 'no_such_dependency_xyz'" in text and "pip install" in text
@@ -67,7 +67,7 @@ def test_user_module_with_missing_dependency(local_modules):
 def test_user_module_with_syntax_error_names_file_and_line(local_modules):
     (local_modules / "brokennet.py").write_text("x = 1\ndef broken(:\n")
     with pytest.raises(AccelsimError) as err:
-        build_model("brokennet:Net")
+        build_model(UserCode("brokennet:Net"))
     text = str(err.value)
     assert "\n" not in text and "SyntaxError" in text and "brokennet.py, line 2" in text
 

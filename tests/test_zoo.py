@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from accelsim.errors import AccelsimError
-from accelsim.zoo import build_model, get_model, list_models, model_input_shape
+from accelsim.zoo import UserCode, build_model, get_model, list_models, model_input_shape
 
 # Parameter counts of the reference definitions (torchvision's for the ImageNet models).
 PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032, "vgg11": 132_863_336,
@@ -55,7 +55,7 @@ def test_layer_structure():
 
 
 def test_user_model_spec_and_torchvision_spec():
-    model = build_model("torch.nn:Identity")
+    model = build_model(UserCode("torch.nn:Identity"))
     assert isinstance(model, torch.nn.Identity)
     try:
         import torchvision  # noqa: F401

@@ -12,6 +12,7 @@ from pathlib import Path
 from accelsim.cli_types import density, positive_int
 from accelsim.cli_types import shape as parse_shape
 from accelsim.errors import AccelsimError, DataError
+from accelsim.zoo.gate import user_model_arg
 
 DEFAULT_BATCH = 16
 
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
 
     p = sub.add_parser("capture", help="capture real masks from a model run on data")
-    p.add_argument("--model", help="zoo name, package.module:attribute or torchvision:NAME "
+    p.add_argument("--model", type=user_model_arg, help="zoo name, package.module:attribute or torchvision:NAME "
                                    "(default: the model named in the checkpoint)")
     p.add_argument("--checkpoint", help="accelsim checkpoint or plain state_dict to load")
     p.add_argument("--data", help="dataset spec: digits, mnist:PATH, cifar10:PATH, cifar100:PATH, "
@@ -67,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_from_topology)
 
     p = sub.add_parser("from-model", help="statistical trace from a model's layer geometry")
-    p.add_argument("model", help="zoo name, package.module:attribute or torchvision:NAME")
+    p.add_argument("model", type=user_model_arg, help="zoo name, package.module:attribute or torchvision:NAME")
     p.add_argument("--input", type=parse_shape, help="one sample's shape, e.g. 3,224,224 "
                                                 "(default: the zoo model's)")
     p.add_argument("--input-density", type=density,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import os
 import warnings
 from pathlib import Path
@@ -34,6 +35,8 @@ from accelsim.trace.capture import CaptureOptions, MaskRecorder, base_provenance
 from accelsim.trace.records import TraceData
 
 PHASES = ("prefill", "decode")
+#: Most positions (prompt + decode tokens) one capture traces, whatever the model claims.
+MAX_POSITIONS = 8192
 
 
 def layer_phase(layer) -> tuple[str, int | None]:
@@ -69,20 +72,65 @@ def _load_folder(path: Path) -> tuple[nn.Module, object | None]:
     if not (path / "config.json").is_file():
         raise AccelsimError(f"{path}: expected a checkpoint folder with config.json "
                             "(save one with model.save_pretrained(folder))")
+    check_folder_configs(path)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        model = tf.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
+    try:  # never the folder's own Python: transformers refuses custom code, and never prompts
+        model = tf.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
+                                                        trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - transformers raises many types; one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AccelsimError(f"{path}: cannot load the checkpoint: {first}") from None
+        raise AccelsimError(f"{path}: cannot load the checkpoint: {_first_line(exc)}") from None
     tokenizer = None
     if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
                                          "tokenizer.model")):
         try:
-            tokenizer = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            tokenizer = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True,
+                                                         trust_remote_code=False)
         except Exception as exc:  # noqa: BLE001
-            raise AccelsimError(f"{path}: cannot load its tokenizer: {exc}") from None
+            raise AccelsimError(f"{path}: cannot load its tokenizer: {_first_line(exc)}") from None
     return model.eval(), tokenizer
+
+
+#: JSON files of a checkpoint folder that transformers reads as configuration (any of them
+#: may carry ``auto_map``, which names Python files of the folder to import).
+FOLDER_CONFIGS = ("config.json", "tokenizer_config.json", "generation_config.json",
+                  "preprocessor_config.json", "processor_config.json", "special_tokens_map.json")
+_CONFIG_LIMIT = 4 << 20
+_CODE_KEYS = ("auto_map", "custom_pipelines")
+
+
+def check_folder_configs(path: Path) -> None:
+    """Refuse a checkpoint folder whose configuration names code or holds NaN/inf, in one line.
+
+    transformers with ``trust_remote_code=False`` already refuses custom code; this check
+    says why before transformers is asked (and before any of its prompts), and keeps
+    non-finite numbers out of the model's configuration.
+    """
+    from accelsim.inputs import read_limited
+
+    def refuse_constant(name: str):
+        raise ValueError(f"{name} is not a number a configuration may hold")
+
+    for name in FOLDER_CONFIGS:
+        file = path / name
+        if not os.path.lexists(file):
+            continue
+        raw = read_limited(file, _CONFIG_LIMIT, "checkpoint configuration")
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise AccelsimError(f"{file}: not valid JSON ({_first_line(exc)})") from None
+        if not isinstance(data, dict):
+            raise AccelsimError(f"{file}: expected a JSON object, got {type(data).__name__}")
+        for key in _CODE_KEYS:
+            if key in data:
+                raise AccelsimError(f"{file}: {key}: the folder names its own Python code, which "
+                                    "accelsim never runs; use a checkpoint of a model class "
+                                    "that transformers ships")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def encode_text(text: str, tokenizer=None, vocab_size: int | None = None) -> list[int]:
@@ -191,6 +239,10 @@ def capture_decoder(model: nn.Module, prompts: torch.Tensor, decode_tokens: int,
     if limit is not None and length + decode_tokens > int(limit):
         raise AccelsimError(f"prompt ({length}) + decode tokens ({decode_tokens}) exceed the "
                             f"model's {limit} positions")
+    if length + decode_tokens > MAX_POSITIONS:  # a configuration may claim any context length
+        raise AccelsimError(f"prompt ({length}) + decode tokens ({decode_tokens}) exceed the "
+                            f"{MAX_POSITIONS:,} positions a capture traces (each step records "
+                            "every layer's masks)")
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
     if vocab is not None and (int(prompts.min()) < 0 or int(prompts.max()) >= int(vocab)):
         raise AccelsimError(f"prompts hold token ids outside the model's vocabulary [0, {vocab})")

@@ -6,6 +6,7 @@ import os
 import sys
 
 from accelsim.errors import AccelsimError
+from accelsim.zoo.gate import user_model_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output folder (default: runs/<recipe name>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in the output folder from its last checkpoint")
-    parser.add_argument("--model", default=None, metavar="SPEC",
+    parser.add_argument("--model", default=None, metavar="SPEC", type=user_model_arg,
                         help="train this model instead of the recipe's: a zoo name or your own "
                              "package.module:attribute (a recipe file may name only zoo models)")
     parser.add_argument("--seed", type=int, default=None, help="override the recipe's seed")

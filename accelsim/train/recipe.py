@@ -154,7 +154,11 @@ class Recipe:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def with_model(self, model: str) -> "Recipe":
-        """The same recipe on another model (the user's ``--model``; kwargs are kept)."""
+        """The same recipe on another model (the user's ``--model``; kwargs are kept).
+
+        ``model`` is a zoo name, ``torchvision:NAME`` or the user's own code marked as
+        :class:`accelsim.zoo.UserCode` (the command line's ``--model`` is).
+        """
         return parse_recipe(dict(self.raw, model=model), self.source)
 
     def with_seed(self, seed: int) -> "Recipe":
@@ -209,17 +213,17 @@ def load_recipe(path: str | os.PathLike, model: str | None = None) -> Recipe:
         recipe = parse_recipe(dict(raw, name=path.stem), source)
     if model is not None:
         return recipe.with_model(model)
-    from accelsim.zoo.from_data import check_model_from_data
-
-    try:
-        check_model_from_data(recipe.model, dict(recipe.model_kwargs), source)
-    except AccelsimError as exc:
-        raise ConfigError(None, None, str(exc)) from None
     return recipe
 
 
 def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
-    """Validate a recipe given as a plain mapping (e.g. from YAML)."""
+    """Validate a recipe given as a plain mapping (e.g. from YAML).
+
+    The mapping is data: its ``model`` must be a zoo model with plain, typed
+    ``model_kwargs`` (:func:`accelsim.zoo.from_data.check_model_from_data`), unless it is
+    the user's own code marked as :class:`accelsim.zoo.UserCode` (set by
+    :meth:`Recipe.with_model` from ``--model``; text from a file never carries the mark).
+    """
     r = _Reader(source)
     top = r.mapping(raw, "", required=("version", "model", "data", "stages"),
                     optional=("name", "description", "seed", "model_kwargs", "init"))
@@ -230,6 +234,15 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     model_kwargs = top.get("model_kwargs", {})
     if not isinstance(model_kwargs, dict) or not all(isinstance(k, str) for k in model_kwargs):
         raise ConfigError(source, "model_kwargs", "expected a mapping of keyword arguments")
+    from accelsim.zoo.gate import UserCode
+
+    if not isinstance(model, UserCode):
+        from accelsim.zoo.from_data import check_model_from_data
+
+        try:
+            check_model_from_data(model, dict(model_kwargs), source)
+        except AccelsimError as exc:
+            raise ConfigError(None, None, str(exc)) from None
     stages_raw = top["stages"]
     if not isinstance(stages_raw, list) or not stages_raw:
         raise ConfigError(source, "stages", "expected a non-empty list of stages")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from accelsim.errors import AccelsimError
+from accelsim.zoo.gate import require_user_code
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,11 @@ def _entry(name: str) -> ZooEntry:
 
 
 def get_model(name: str, **kwargs):
-    """Build a zoo model by name, ``torchvision:NAME``, or a user model ``package.module:attribute``."""
+    """Build a zoo model by name, ``torchvision:NAME``, or a user model.
+
+    A user model ``package.module:attribute`` must be marked as the user's own choice
+    (:class:`accelsim.zoo.UserCode`); a plain string naming code is refused.
+    """
     if name.startswith("torchvision:"):
         from accelsim.zoo.torchvision_models import torchvision_model
 
@@ -81,14 +86,16 @@ def get_model(name: str, **kwargs):
     return _entry(name).factory(**kwargs)
 
 
-def resolve_model(spec: str, **kwargs):
+def resolve_model(spec, **kwargs):
     """Import ``package.module:attribute`` and call it (a class or factory) with ``kwargs``.
 
     If the attribute is already an ``nn.Module`` instance it is returned as is. Modules
     are looked up on ``sys.path`` and then in the current folder (so ``mynet:Net`` finds
-    ``./mynet.py`` from the ``accelsim`` command too). Only call this with a spec the user
-    gave (a command-line option or code), never one read from a file.
+    ``./mynet.py`` from the ``accelsim`` command too). ``spec`` must be a
+    :class:`accelsim.zoo.UserCode` (the user's command line or code): this is the only place
+    a model spec imports code, and a name read from a file never gets here.
     """
+    spec = require_user_code(spec)
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise AccelsimError(f"model spec {spec!r}: expected 'package.module:attribute'")
@@ -102,7 +109,10 @@ def resolve_model(spec: str, **kwargs):
         return obj
     if not callable(obj):
         raise AccelsimError(f"model spec {spec!r}: {attr!r} is neither an nn.Module nor callable")
-    model = obj(**kwargs)
+    try:
+        model = obj(**kwargs)
+    except Exception as exc:  # the user's factory failed (wrong arguments, its own error)
+        raise AccelsimError(f"model spec {spec!r}: calling {attr!r} failed: {_one_line(exc)}") from None
     if not isinstance(model, nn.Module):
         raise AccelsimError(f"model spec {spec!r}: calling {attr!r} returned {type(model).__name__}, not an nn.Module")
     return model

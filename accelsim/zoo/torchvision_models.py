@@ -1,15 +1,15 @@
 """``torchvision:NAME`` model specs, resolved only when torchvision is installed.
 
 ``build_model(spec)`` is the one entry point the CLIs use: it accepts a zoo name
-(``resnet18_cifar``), a user model (``package.module:attribute``) or
+(``resnet18_cifar``), a user model (``package.module:attribute`` marked as the user's
+own choice with :class:`accelsim.zoo.UserCode`) or
 ``torchvision:NAME`` (any builder in ``torchvision.models``, built without weights).
 """
 from __future__ import annotations
 
 from accelsim.errors import AccelsimError
+from accelsim.zoo.gate import TORCHVISION_PREFIX
 from accelsim.zoo.registry import get_model, import_library
-
-TORCHVISION_PREFIX = "torchvision:"
 
 
 def torchvision_model(name: str, **kwargs):
