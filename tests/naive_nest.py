@@ -9,7 +9,8 @@ its whole tile unless the tile is unchanged. A parent is read once per group of 
 differ only in spatial loops of dimensions that do not index the tensor (multicast); outputs
 from such a group are reduced to one update. Psums: a child refills an element it held before
 (a read at the parent unless the parent never got it); an evicted element is one update at the
-parent. The MAC units read each operand from the innermost level that keeps it every step and
+parent, and reads the parent's copy first when that copy exists and the evicting child did not
+start from it (unicast siblings sharing an output: read-modify-write). The MAC units read each operand from the innermost level that keeps it every step and
 update the innermost output level, reading the psum unless it is that element's first update.
 """
 from __future__ import annotations
@@ -84,6 +85,8 @@ def brute_counts(nest, mapping, keeps, unicast=frozenset()):
         held = {lvl: {} for lvl in chain}
         ever = {lvl: {} for lvl in chain}      # outputs: elements an instance ever held
         written = {lvl: {} for lvl in chain}   # outputs: elements written into an instance
+        refilled = {lvl: {} for lvl in chain}  # outputs: per (instance, group) the elements whose
+        #                                        current residency started from a parent read
 
         def move(parent, child, tidx, prev, final=False):
             groups = {}
@@ -93,7 +96,7 @@ def brute_counts(nest, mapping, keeps, unicast=frozenset()):
                     instance_of(child, sidx)] = sidx
             wrap = wrapped(child, prev, tidx)
             for pinst, by_group in groups.items():
-                for members in by_group.values():
+                for gkey, members in by_group.items():
                     news, gones = [], []
                     for inst, sidx in members.items():
                         now = set() if final else tile(tensor, child, tidx, sidx)
@@ -117,8 +120,22 @@ def brute_counts(nest, mapping, keeps, unicast=frozenset()):
                         continue
                     add((parent, tensor, "updates"), len(gone))
                     wp = written[parent].setdefault(pinst, set())
+                    fed = refilled[parent].setdefault((pinst, gkey), set())
+                    # A drained psum lands on the parent's one copy of the element. If this
+                    # group's residency started from that copy (a refill, read below) the drain
+                    # overwrites it; otherwise a copy already there (another group drained it:
+                    # unicast siblings that differ only in dims not indexing the output hold the
+                    # same elements) must be read and added to. E.g. C=4, buf spatial C2 unicast,
+                    # reg for C in [0:2): both PEs start the one output from zero, each drains it
+                    # once: 2 updates at buf, the first initialises, the second is a read-modify-
+                    # write: 1 read (not 0). With multicast the groups hold disjoint elements and
+                    # this adds nothing.
+                    add((parent, tensor, "reads"), len((gone & wp) - fed))
+                    fed -= gone
                     wp |= gone
-                    add((parent, tensor, "reads"), len(new & wp))
+                    refill = new & wp
+                    add((parent, tensor, "reads"), len(refill))
+                    fed |= refill
 
         prev = None
         for tidx in steps:

@@ -13,7 +13,10 @@ the brute-force walk in ``tests/naive_nest.py`` defines the same from first prin
 - psums: every MAC step updates the innermost output level and reads the running sum except on
   an element's first update; a child refills a psum it held before (a parent read, unless the
   parent never got it); every element a child evicts is one update at the parent (drains are
-  not counted as reads at the child).
+  not counted as reads at the child). A parent instance holds one copy of each output, so over
+  the run its reads = updates - distinct outputs; without spatial reduction (``unicast``) the
+  siblings that share an output each update that copy, and all but the first update of it read
+  the running sum (read-modify-write), as for temporal revisits.
 
 Each coordinate of a tensor is an interval or a window ``o*stride + i*dilation``; the tile
 after a step is a translate of the tile before, so ``|new \\ old| = prod|A_t| - prod|A_t & C_t|``
@@ -220,10 +223,12 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...],
                 else:
                     counts[child, ti, FILLS] += instances[child] * _transfers(flat, tensor, child, ext)
                 continue
-            # every group of siblings (one group per reduction sibling without multicast) starts
-            # each distinct output from zero once
-            groups = spread // _fanout(flat, tensor, parent, child)
-            refetch = arrivals - groups * _distinct(flat, tensor, parent)
+            # a parent instance holds one copy of each output: only its first update initialises
+            # it, every later one needs the running sum read (a child refill or, for a sibling
+            # whose partial sum the network did not reduce, a read-modify-write). Unicast
+            # siblings that differ only in dims not indexing the output all update the same
+            # copy, so they do not each start it from zero: reads = arrivals - distinct.
+            refetch = arrivals - _distinct(flat, tensor, parent)
             counts[parent, ti, READS] += p_inst * refetch
             if child == nl:
                 counts[parent, ti, UPDATES] += p_inst * arrivals
