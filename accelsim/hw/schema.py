@@ -157,6 +157,9 @@ class Storage:
     activations: TensorFormat = spec(rules.section(TensorFormat), "input activations", TensorFormat())
     weights: TensorFormat = spec(rules.section(TensorFormat), "weights", TensorFormat())
     outputs: TensorFormat = spec(rules.section(TensorFormat), "output activations", TensorFormat())
+    raw_network_input: bool = spec(rules.boolean,
+                                   "the network's input sits in DRAM raw (dense), as a host or "
+                                   "sensor writes it; false: in the activations' DRAM format", True)
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,13 @@ from accelsim.sim.lower import Gemm, PackedWeights, gemm_of, lower_weights, pack
 from accelsim.sim.memo import memoised, seen
 from accelsim.sim.map import DATAFLOW_CODES, SCALESIM_LAYER_OFFSET, Mapping, map_gemm
 from accelsim.sim.memory import dram_bytes_per_cycle, per_inference, plan_memory, total_cycles
-from accelsim.sim.residency import LayerContext
+from accelsim.hw.schema import LevelFormat
+from accelsim.sim.residency import LayerContext, written_density
 from accelsim.sim.traffic import (array_operand_bits, gated_pairs, layer_traffic, operand_bits,
                                    spad_bits)
 from accelsim.sim.work import packed_counts, weight_counts, work_matrix
+
+RAW = LevelFormat()   # dense: the network's input as the host writes it
 
 FIDELITIES = ("fast", "cycle")
 SYNC_CODES = sch.SYNC_CODES
@@ -151,13 +154,14 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
         lambda: _element_costs(act, hw.storage.activations.on_chip, p.a_bits, act_nnz))
     a_cost = np.array([a_zero, a_nz, 0.0])
     geo = layer.geometry
-    out_density = 1.0 if layer.output_density is None else float(layer.output_density)
+    out_density = written_density(layer, ctx)
     out_fmt, out_dram_fmt = hw.storage.outputs, hw.storage.outputs.off_chip
     out_bits_total = storage.expected_bits((geo.K, geo.P, geo.Q), out_density, out_fmt.format,
                                            p.a_bits, out_fmt.run_bits, out_fmt.index_bits)
     out_dram_bits = storage.expected_bits((geo.K, geo.P, geo.Q), out_density, out_dram_fmt.format,
                                           p.a_bits, out_dram_fmt.run_bits, out_dram_fmt.index_bits)
-    act_dram_fmt = hw.storage.activations.off_chip
+    act_dram_fmt = (RAW if ctx.network_input and hw.storage.raw_network_input
+                    else hw.storage.activations.off_chip)
     act_dram_bits = memoised(
         layer, ("act_cost", act_dram_fmt, p.a_bits) + sample_key,
         lambda: _element_costs(act, act_dram_fmt, p.a_bits, act_nnz))[0]

@@ -7,7 +7,8 @@
    the synchronisation groups turn it into compute cycles (the ``fast`` fold recurrence, no
    systolic fill/drain), and load imbalance is where the zeros really are;
 4. sparsity scales the accesses: compressed formats move the exact compressed size of the
-   tensor (from its mask; outputs from their density), skipping removes the MAC-driven
+   tensor (from its mask; outputs from the density after the activation that follows, as
+   the output path writes them; the network's input raw in DRAM), skipping removes the MAC-driven
    accesses of skipped slots, gating keeps them at the gated energy (the leader read that
    finds the zero is charged in full);
 5. each level's traffic against its ports gives the latency and names the bottleneck.
@@ -31,7 +32,7 @@ from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, e
 from accelsim.sim import fetch, storage
 from accelsim.sim.energy import COMPONENTS
 from accelsim.sim.kernels import schedule as sch
-from accelsim.sim.residency import LayerContext
+from accelsim.sim.residency import LayerContext, written_density
 
 
 @dataclass(frozen=True)
@@ -257,8 +258,9 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     # accesses: dense counts, scaled by compressed sizes and by skipped / gated MAC slots
     a_mask = act
     a_on = _compressed_ratio(a_mask, hw.storage.activations.on_chip, p.activation_bits)
-    a_off = _compressed_ratio(a_mask, hw.storage.activations.off_chip, p.activation_bits)
-    out_density = 1.0 if layer.output_density is None else float(layer.output_density)
+    a_off = (1.0 if ctx.network_input and hw.storage.raw_network_input else
+             _compressed_ratio(a_mask, hw.storage.activations.off_chip, p.activation_bits))
+    out_density = written_density(layer, ctx)
     o_elems = geo.K * geo.P * geo.Q * act.shape[0]
     o_on = storage.expected_bits((o_elems,), out_density, hw.storage.outputs.format, p.activation_bits,
                                  hw.storage.outputs.run_bits, hw.storage.outputs.index_bits) / (

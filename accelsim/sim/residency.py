@@ -45,6 +45,15 @@ class LayerContext:
     reserved_bytes: float = 0.0      # buffer held by other layers' resident weights
     network_input: bool = True       # its input is the network's input (compulsory traffic)
     network_output: bool = True      # its output is the network's output (compulsory traffic)
+    output_density: float | None = None  # density of what it writes: after the activation
+                                         # that follows it (None: its raw output's density)
+
+
+def written_density(layer, ctx: LayerContext) -> float:
+    """Density of the output a layer stores: after its activation (``ctx``), else its raw output's."""
+    if ctx.output_density is not None:
+        return float(ctx.output_density)
+    return 1.0 if layer.output_density is None else float(layer.output_density)
 
 
 @dataclass(frozen=True)
@@ -160,13 +169,16 @@ def plan_network(layers: list, hw, batch: int = 1, weights: str | None = None,
             keep[i] = free is None or held + out <= free
             held = out if keep[i] else 0.0
         ins_on = [i > 0 and keep[i - 1] for i in range(n)]
+    from accelsim.sim.stored_output import stored_output_densities
+
+    written = stored_output_densities(layers, graph if use_graph else None, samples)
     contexts = []
     for i in range(n):
         contexts.append(LayerContext(
             batch=int(batch), weights_resident=resident and w_bytes[i] > 0,
             input_on_chip=ins_on[i], output_on_chip=keep[i],
             reserved_bytes=(total_w - w_bytes[i]) if resident else 0.0,
-            network_input=i == 0, network_output=i == n - 1))
+            network_input=i == 0, network_output=i == n - 1, output_density=written[i]))
     load = 0.0
     if resident:
         load = float(sum(_weight_bytes(l, hw, hw.storage.weights.off_chip) for l in layers))
