@@ -227,6 +227,51 @@ def _block_size(mapping, fan: int) -> tuple[int, int, int]:
     return steps, ys, xs
 
 
+#: Loop dimensions that do not index the output: spatial loops over them are reductions.
+_REDUCTION_DIMS = ("C", "R", "S")
+
+
+def _reduction_fanin(mapping, arch: Arch, fan: int) -> int:
+    """PEs whose partial sums one update of the shared output level sums (a network that
+    reduces: the product of the spatial reduction factors at the fan-out; unicast: 1, each PE's
+    partial sum is its own update there)."""
+    parent = max(i for i in range(fan + 1) if "O" in arch.levels[i].keeps) \
+        if any("O" in arch.levels[i].keeps for i in range(fan + 1)) else None
+    if parent is None or not arch.levels[parent].multicast:
+        return 1
+    fanin = 1
+    for loop in mapping.levels[fan].spatial:
+        if loop.dim in _REDUCTION_DIMS:
+            fanin *= int(loop.factor)
+    return fanin
+
+
+def network_bits(c: np.ndarray, arch: Arch, fan: int, mac_reads: np.ndarray,
+                 mac_updates: float, reduction_fanin: int) -> float:
+    """Bits the array's network carries, by one rule for every design: each operand delivered
+    into a PE (the fills of the first per-PE level keeping it, or, for a tensor no per-PE level
+    keeps, the MACs' reads straight from the shared level) and each partial sum leaving the PEs
+    (drains into the shared output level, one per PE before a reducing network sums them, or
+    the MACs' own updates of a shared level). ``c``: counts per level, tensor and action;
+    ``mac_reads``: MAC-driven reads per tensor as performed; ``mac_updates``: MAC psum updates."""
+    bits = np.asarray(arch.tensor_bits, dtype=np.float64)
+    total = 0.0
+    for ti, tensor in enumerate("WIO"):
+        child = next((i for i in range(fan + 1, len(arch.levels)) if tensor in arch.levels[i].keeps),
+                     None)
+        if child is not None:
+            total += float(c[child, ti, FILLS]) * bits[ti]
+            if tensor == "O":
+                holders = [i for i in range(fan + 1) if "O" in arch.levels[i].keeps]
+                if holders:
+                    total += float(c[holders[-1], ti, UPDATES]) * reduction_fanin * bits[ti]
+        else:
+            total += float(mac_reads[ti]) * bits[ti]
+            if tensor == "O":
+                total += float(mac_updates) * bits[ti]
+    return total
+
+
 def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, em, hw, mode,
             w_ratios, ctx: LayerContext) -> dict:
     geo = layer.geometry
@@ -317,10 +362,9 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         energy["dram" if i == 0 else "spad" if lv.per_pe else "glb"] += e
         times.append(level_time(reads[i], writes[i], lv, counts.instances[i],
                                 arch.dram_bytes_per_cycle, i == 0))
-    if fan + 1 < len(arch.levels):
-        delivered = float((c[fan + 1:, :, FILLS] * bits).sum())
-    else:
-        delivered = float((mac_reads * bits * np.array([full_frac, issue_frac, full_frac])).sum())
+    delivered = network_bits(c, arch, fan, mac_reads * np.array([full_frac, issue_frac, full_frac]),
+                             mac_part[inner[2], 2, UPDATES] * full_frac,
+                             _reduction_fanin(mapping, arch, fan))
     energy["noc"] = delivered * em.noc_pj_per_bit_hop
     macs_gated = issued - effectual if gating else 0.0
     energy["mac"] = (issued - macs_gated) * em.mac_pj + macs_gated * em.gated_mac_pj
