@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accelsim.atomic import atomic_write
+from accelsim.atomic import atomic_write, check_output_path
 from accelsim.errors import AccelsimError
 from accelsim.sim.energy import COMPONENTS
 
@@ -93,6 +93,9 @@ class SimResult:
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".parquet"):
             raise AccelsimError(f"output {str(path)!r}: expected a .csv or .parquet file name")
+        side = path.with_name(path.name + ".json")
+        check_output_path(path)   # both refused before either is written
+        check_output_path(side, "output's sidecar")
         if suffix == ".parquet":
             _check_parquet(path)
             frame = self.table(identity=True)
@@ -100,11 +103,10 @@ class SimResult:
         elif self._frame is None:   # rows only: written as pandas' to_csv writes them
             identity = {key: self.meta.get(key) for key in IDENTITY}
             rows = [{**identity, **row} for row in self._rows]
-            _atomic(path, lambda tmp: write_csv(tmp, rows))
+            _atomic(path, lambda tmp: _write_csv_file(tmp, rows))
         else:
             frame = self.table(identity=True)
             _atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
-        side = path.with_name(path.name + ".json")
         text = json.dumps({"meta": self.meta, "totals": self.totals}, indent=2, default=_plain)
         _atomic(side, lambda tmp: Path(tmp).write_text(text + "\n"))
         return path
@@ -112,7 +114,12 @@ class SimResult:
 
 def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
     """``pd.DataFrame(rows).to_csv(path, index=False)`` without pandas: columns in order of
-    first appearance, floats in shortest round-trip form, NaN and None as empty fields."""
+    first appearance, floats in shortest round-trip form, NaN and None as empty fields.
+    Written atomically (an existing ``path`` must be a regular file)."""
+    atomic_write(path, lambda tmp: _write_csv_file(tmp, rows))
+
+
+def _write_csv_file(path: str | os.PathLike, rows: list[dict]) -> None:
     columns: dict = {}
     for row in rows:
         for key in row:

@@ -5,12 +5,18 @@ it when the owner dies however it dies (SIGKILL included): a lock file left by a
 dead pid is simply taken over. A second sweep on a folder in use is refused with
 one line naming the pid that holds it. Processes forked from the owner (sweep
 workers) close their copy at once, so they never keep the folder locked.
+
+The lock file is opened with ``O_CREAT | O_NOFOLLOW`` and never ``O_TRUNC``
+(:func:`accelsim.atomic.open_output_fd`): a ``.sweep.lock`` that is a symbolic link,
+a FIFO, a device, a socket, a directory or a file with other hard links is refused in
+one line before anything is written, and it is emptied only once this process holds it.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from accelsim.atomic import open_output_fd
 from accelsim.errors import AccelsimError
 
 try:
@@ -45,7 +51,7 @@ class FolderLock:
     def acquire(self) -> None:
         if fcntl is None:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd = open_output_fd(self.path, os.O_RDWR | os.O_CREAT, "sweep lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

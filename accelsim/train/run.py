@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from accelsim import __version__
 from accelsim.datasets import load_dataset, split_validation, validation_indices
-from accelsim.atomic import atomic_write_text
+from accelsim.atomic import atomic_write_text, check_output_path, open_output_fd
 from accelsim.errors import AccelsimError, ConfigError
 from accelsim.train.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from accelsim.train.loop import build_optimizer, train_epoch
@@ -241,7 +241,7 @@ class _Run:
             raise bad("optimizer", "an optimizer state (a mapping) or null")
 
     def _truncate_metrics(self, lines: int) -> None:
-        path = self.out / METRICS_FILE
+        path = check_output_path(self.out / METRICS_FILE, "metrics log")  # never read a FIFO
         kept = path.read_text().splitlines()[:lines] if path.exists() else []
         if len(kept) < lines:
             raise AccelsimError(f"{path}: has {len(kept)} lines, the checkpoint expects {lines}")
@@ -347,7 +347,9 @@ class _Run:
                     "penalty_terms": result.penalty_terms, **metrics,
                     "seconds": round(time.perf_counter() - started, 3)}
             self.history.append(line)
-            with open(self.out / METRICS_FILE, "a") as fh:
+            fd = open_output_fd(self.out / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                                "metrics log")
+            with os.fdopen(fd, "a") as fh:
                 fh.write(json.dumps(line) + "\n")
             if epoch + 1 == stage.epochs:
                 self._save(self.out / "stages" / f"{stage.name}.pt", stage.name, metrics)
