@@ -50,6 +50,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     hw = load_hw(args.hw)
     if args.output and not args.output.lower().endswith((".csv", ".parquet")):
         raise AccelsimError(f"-o {args.output}: expected a .csv or .parquet file name")
+    if args.output:   # refused before any work, not after the simulation
+        from accelsim.atomic import check_output_path
+
+        outputs = [args.output] + ([twin_path(args.output)] if args.baseline else [])
+        for path in outputs:
+            check_output_path(path)
+            check_output_path(f"{path}.json", "output's sidecar")
     mappings = None
     if args.mappings:
         from accelsim.map.fixed import load_mappings
