@@ -9,9 +9,9 @@ papers report, through benchmarks/published/reproduce.py. Shapes and tolerances,
 - SCNN 2.7x speed / 2.3x energy, SparTen 4.7x (dual skipping): compute-bound speedup at least
   SCNN's and within 15% of SparTen's on VGG-16; energy improvement within a factor 1.5 of 2.3x;
 - SparTen 1.8x over one-sided: compute-bound within a factor 1.5 of it;
-- Eyeriss 45% PE power (gating): not one cycle faster than with gating off, PE energy saved
-  within 10 percentage points of 0.75 x 45% (accelsim charges the read that detects a zero in
-  full; see EYERISS_COMPARABLE_SHARE for the arithmetic).
+- Eyeriss 45% PE power (gating): not one cycle faster than with gating off; PE energy saved
+  within 10 percentage points of 45% (the paper's target, restored: a strict xfail while the
+  figure is out of that window, see the test's reason).
 """
 from __future__ import annotations
 
@@ -67,25 +67,19 @@ def test_two_sided_over_one_sided_skipping_against_sparten():
     assert published / 1.5 <= row["compute_speedup"] <= published * 1.5
 
 
-#: Part of Eyeriss' 45% that accelsim's accounting can show. On eyeriss_like (16-bit operands,
-#: 32-bit partial sums, 0.05625 pJ per scratchpad bit, 0.9 pJ MAC) a pair costs 0.9 pJ of MAC plus
-#: 16 (ifmap write) + 16 (ifmap read) + 16 (filter read) + 64 (psum read + write) = 112 bits =
-#: 6.3 pJ: 7.2 pJ. Until the detecting read was charged in full, accelsim gated the whole zero
-#: pair (95% of 7.2 = 6.84 pJ saved) and gave 37-44% against 45%. It now charges the ifmap write
-#: and the read that finds the zero in full (32 bits) and gates the filter read, the MAC and the
-#: psum update (what the quoted text says Eyeriss disables): 7.2 - (0.045 + (32 + 80 x 0.05) x
-#: 0.05625) = 5.13 pJ saved per zero pair, 5.13 / 6.84 = 0.75 of the former saving. What remains
-#: may come from what one per-bit scratchpad energy cannot show (Eyeriss' 224-entry filter SRAM
-#: costs more per read than its 12/24-entry ifmap/psum register files).
-EYERISS_COMPARABLE_SHARE = 5.13 / 6.84
-
-
 def test_eyeriss_gating_saves_pe_energy_without_speedup():
     rows = reproduce.study_eyeriss("alexnet")
     for row in rows:
         assert row["speedup"] == 1.0 and row["compute_speedup"] == 1.0
         assert row["total_energy_saving"] > 0
-    conv = _row(rows, "conv")
-    assert conv["pe_energy_saving"] == pytest.approx(
-        figures.EYERISS_PE_POWER.value * EYERISS_COMPARABLE_SHARE, abs=0.10)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "out of its window since the zero-detecting scratchpad read is charged in full: 27.9% of "
+    "the PE energy saved on AlexNet conv against 45% published (one per-bit scratchpad energy "
+    "cannot show that Eyeriss' 224-entry filter SRAM costs more per read than its ifmap and psum "
+    "registers). The target stays the paper's; strict, so a figure back in the window fails here"))
+def test_eyeriss_gating_pe_energy_against_the_published_45_percent():
+    conv = _row(reproduce.study_eyeriss("alexnet"), "conv")
+    assert conv["pe_energy_saving"] == pytest.approx(figures.EYERISS_PE_POWER.value, abs=0.10)
 
