@@ -41,15 +41,16 @@ def main(argv=None) -> int:
     from accelsim.hw import load_hw
     from accelsim.sparsify.common import train_lm
     from accelsim.sparsify.study import capture_point, simulate_point
-    from accelsim.sparsify.text import synthetic_text
+    from accelsim.sparsify.text import disjoint_halves, synthetic_text
     from accelsim.trace.llm import encode_text, load_decoder
 
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
     start = time.time()
-    ids = torch.tensor(encode_text(synthetic_text(400, seed=0)))
-    half = ids.numel() // 2
-    train, held = ids[:half], ids[half:]
+    # calibration/training and held-out text disjoint by content (no sentence in both)
+    calibration, held_out = disjoint_halves(synthetic_text(400, seed=0))
+    train = torch.tensor(encode_text(calibration))
+    held = torch.tensor(encode_text(held_out))
     model, _ = load_decoder("llama_tiny", seed=0)
     train_lm(model, train, args.train_steps, 64, 3e-3, seed=0)
     prompts = held[: args.prompt_tokens].reshape(1, -1)

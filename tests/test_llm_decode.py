@@ -167,3 +167,13 @@ def test_cli_capture_and_one_line_errors(tmp_path, capsys):
                  "--decode-tokens", "1", "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: a decoder capture needs exactly one of --prompt-file or --prompt-ids"
+
+
+def test_held_out_text_shares_no_sentence_with_calibration():
+    from accelsim.sparsify.text import disjoint_halves, synthetic_text
+
+    text = synthetic_text(400, seed=0)
+    calibration, held = disjoint_halves(text)
+    seen, unseen = set(calibration.splitlines()), set(held.splitlines())
+    assert seen and unseen and not seen & unseen
+    assert sorted(calibration.splitlines() + held.splitlines()) == sorted(text.splitlines())

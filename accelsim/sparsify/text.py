@@ -24,3 +24,16 @@ def synthetic_text(lines: int = 400, seed: int = 0) -> str:
     rng = random.Random(seed)
     return "\n".join(" ".join(rng.choice(part) for part in (_SUBJECTS, _VERBS, _OBJECTS, _TAILS))
                      for _ in range(lines)) + "\n"
+
+
+def disjoint_halves(text: str) -> tuple[str, str]:
+    """``text`` split by content into (calibration, held-out): every distinct line goes to one
+    half only (alternately, in order of first appearance), with all its repeats, so no sentence
+    of the held-out half was seen in calibration or training."""
+    side: dict[str, int] = {}
+    halves: tuple[list, list] = ([], [])
+    for line in text.splitlines():
+        if line not in side:
+            side[line] = len(side) % 2
+        halves[side[line]].append(line)
+    return "\n".join(halves[0]) + "\n", "\n".join(halves[1]) + "\n"
