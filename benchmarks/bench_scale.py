@@ -10,8 +10,8 @@ Sweep part (this file's sweep section):
 Simulation part (``--part simulate``): a captured ResNet-50 trace (zoo model, random init,
 ``random:3,224,224``, 64 samples; or ``--sim-trace``) simulated on ``sparten_like`` (output
 stationary, both skips: the AND + popcount path) with 1, 16 and 64 samples, each as a whole
-``accelsim simulate`` process (its default ``--threads``; start-up included; CPU time and max
-RSS from ``wait4``), 64 samples again with ``--threads`` 1 and 2 (wall time), and in
+``accelsim simulate`` process (its default ``--threads``; start-up included; CPU time from
+``wait4``, peak RSS the process's own VmHWM), 64 samples again with ``--threads`` 1 and 2 (wall time), and in
 process (CPU time; tracemalloc peak), against the kernel's own rate (AND + popcount alone on
 the same layers' packed operands) measured in the same run: mask-pair evaluations (dense
 MACs) per CPU second, and their ratio (the headline figure).
@@ -187,22 +187,41 @@ def kernel_rate(trace_path: Path) -> dict:
     return {"pairs_per_cpu_s": best, "pairs_per_pass": sum(p for _a, _b, p in packed)}
 
 
+#: Runs ``accelsim.cli.main`` and, at exit, writes the process's own peak resident size (Linux
+#: VmHWM, which ``exec`` resets) to the file named by $BENCH_PEAK_FILE. ``wait4``'s ru_maxrss
+#: keeps the size the process had before ``exec`` (the parent's, here the benchmark's own).
+_PEAK_WRAPPER = """
+import atexit, os, sys
+def _peak():
+    with open('/proc/self/status') as fh:
+        kib = next(int(l.split()[1]) for l in fh if l.startswith('VmHWM:'))
+    with open(os.environ['BENCH_PEAK_FILE'], 'w') as out:
+        out.write(str(kib))
+atexit.register(_peak)
+from accelsim.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def simulate_process(args: list[str], tree: Path = REPO) -> dict:
     """One whole ``accelsim simulate ARGS`` process of ``tree``'s accelsim (start-up included):
-    wall seconds, CPU seconds (user + sys) and max RSS from ``wait4``."""
-    command = [sys.executable, "-m", "accelsim.cli", "simulate", *args]
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = proc.stderr.read()
-    proc.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"{tree}: accelsim simulate failed ({code}): {stderr.strip()}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "maxrss_mb": usage.ru_maxrss / 1024.0}
+    wall seconds, CPU seconds (user + sys, from ``wait4``) and the process's own peak RSS."""
+    command = [sys.executable, "-c", _PEAK_WRAPPER, "simulate", *args]
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "PYTHONPATH": str(tree),
+                                                "BENCH_PEAK_FILE": str(peak_file)})
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        stderr = proc.stderr.read()
+        proc.stderr.close()
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise SystemExit(f"{tree}: accelsim simulate failed ({code}): {stderr.strip()}")
+        peak_kib = int(peak_file.read_text())
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_mb": peak_kib / 1024.0}
 
 
 def cli_simulate(trace_path: Path, samples: int, out: Path, threads: int | None = None) -> dict:
