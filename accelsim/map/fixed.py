@@ -11,7 +11,10 @@ Format (what ``accelsim map --save-mappings FILE`` writes for the mapper's choic
 
 Levels are listed outermost first and must be the design's (DRAM, then its
 ``memory_hierarchy``); temporal loops outer to inner; each dimension's factors must multiply to
-its bound; every tile must fit its level. A layer the file does not name is mapped by the mapper.
+its bound; spatial loops go at the level that spreads over the PE array (at most ``cols`` along
+X, ``rows`` along Y) and, over the MAC lanes, at the last per-PE level (at most the design's
+``macs_per_pe``); every tile must fit its level. A layer the file does not name is mapped by the
+mapper.
 """
 from __future__ import annotations
 
@@ -84,7 +87,7 @@ def parse_mappings(raw, source: str = "<mappings>") -> dict[str, Mapping]:
             parsed.append(LevelLoops(level["level"],
                                      _loops(level.get("temporal"), f"{where}.temporal", source, False),
                                      _loops(level.get("spatial"), f"{where}.spatial", source, True)))
-        out[name] = Mapping(tuple(parsed))
+        out[name] = Mapping(tuple(parsed), origin=(source, base))
     return out
 
 
@@ -104,44 +107,76 @@ def save_mappings(path: str | os.PathLike, mappings: dict[str, Mapping]) -> None
 
 
 def fixed_result(layer_name: str, mapping: Mapping, nest, arch):
-    """Check a fixed mapping against ``nest`` and ``arch`` and cost it (a MapResult).
+    """Check a fixed mapping against ``nest`` and every resource of ``arch``, and cost it (a
+    MapResult).
 
     A mapping without batch loops runs a batch of ``B`` as ``B`` passes (an outer ``N`` loop at
-    DRAM). Errors name the layer, and for capacity the level and the bytes its tiles need.
+    DRAM). Checked: the levels are the design's; each dimension's factors (positive integers)
+    multiply to its bound; spatial loops only at the fan-out level (at most the PE array's
+    ``cols`` along X and ``rows`` along Y) and at the last per-PE level (at most the design's
+    ``macs_per_pe`` MAC lanes); every level's tiles fit its capacity, by the mapper's own test
+    (:func:`accelsim.map.mapper._exact_fit`). One-line errors name the mapping file and field
+    (for a mapping read from a file), the layer, and for capacity the level and the bytes its
+    tiles need.
     """
     from accelsim.errors import MappingError
     from accelsim.map.access import analyse
     from accelsim.map.cost import mapping_cost
-    from accelsim.map.mapper import MapResult
+    from accelsim.map.mapper import MapResult, _exact_fit
+
+    def error(message: str, level: int | None = None, part: str | None = None) -> MappingError:
+        where = mapping.field_path(level, part)
+        return MappingError(f"{where + ': ' if where else ''}layer {layer_name!r}: fixed mapping: "
+                            f"{message}")
 
     batch, given = nest.bound("N"), mapping.factor_product("N")
     if given != batch:
-        if batch % given:
-            raise MappingError(f"layer {layer_name!r}: the fixed mapping's N factors multiply to "
-                               f"{given}, which does not divide the batch of {batch}")
+        if not isinstance(given, int) or given < 1 or batch % given:
+            raise error(f"the N factors multiply to {given}, which does not divide the batch of "
+                        f"{batch}")
         first = mapping.levels[0]
         mapping = Mapping((LevelLoops(first.level, (Loop("N", batch // given),) + first.temporal,
-                                      first.spatial),) + mapping.levels[1:])
+                                      first.spatial),) + mapping.levels[1:], origin=mapping.origin)
     try:
         mapping.check(nest, arch.names)
     except MappingError as exc:
-        raise MappingError(f"layer {layer_name!r}: fixed mapping: {exc}") from None
-    fan = arch.fanout_level
+        raise error(str(exc).replace(f"layer {nest.name!r}: ", "")) from None
+    fan, last = arch.fanout_level, len(mapping.levels) - 1
     for i, lv in enumerate(mapping.levels):
-        if lv.spatial and i not in (fan, len(mapping.levels) - 1):
-            raise MappingError(f"layer {layer_name!r}: fixed mapping: spatial loops at level "
-                               f"{lv.level!r}; the design spreads over its PEs at {arch.names[fan]!r} "
-                               "(and over MAC lanes at its last level)")
+        if lv.spatial and i not in (fan, last):
+            raise error(f"spatial loops at level {lv.level!r}; the design spreads over its PEs at "
+                        f"{arch.names[fan]!r} (and over MAC lanes at its last level)", i, "spatial")
         if i == fan and (lv.spatial_size("X") > arch.cols or lv.spatial_size("Y") > arch.rows):
-            raise MappingError(f"layer {layer_name!r}: fixed mapping: spatial loops at {lv.level!r} "
-                               f"need {lv.spatial_size('Y')}x{lv.spatial_size('X')} PEs, the array is "
-                               f"{arch.rows}x{arch.cols}")
+            raise error(f"spatial loops at {lv.level!r} need {lv.spatial_size('Y')}x"
+                        f"{lv.spatial_size('X')} PEs, the array is {arch.rows}x{arch.cols}",
+                        i, "spatial")
+        if i == last and i != fan and lv.spatial_size() > arch.lanes:
+            raise error(f"spatial loops at {lv.level!r} spread over {lv.spatial_size()} MAC lanes; "
+                        f"each PE has {arch.lanes} (pe_array.macs_per_pe)", i, "spatial")
     counts = analyse(nest, mapping, arch.keeps, arch.unicast)
-    bits = arch.tensor_bits
-    for i, lv in enumerate(arch.levels):
-        need = sum(counts.footprint[i, t] * bits[t] for t in range(3))
-        if lv.capacity_bits is not None and need > lv.capacity_bits:
-            raise MappingError(f"layer {layer_name!r}: fixed mapping: level {lv.name!r} holds "
-                               f"{lv.capacity_bits / 8:,.0f} bytes per instance but its tiles need "
-                               f"{need / 8:,.0f} bytes")
+    if not _exact_fit(counts, arch):
+        level = _overflowing_level(counts, arch)
+        if level is None:
+            raise error("its tiles do not fit the design's buffers")
+        lv = arch.levels[level]
+        need = float(sum(counts.footprint[level, t] * arch.tensor_bits[t] for t in range(3)))
+        raise error(f"level {lv.name!r} holds {lv.capacity_bits / 8:,.0f} bytes per instance but "
+                    f"its tiles need {need / 8:,.0f} bytes", level)
     return MapResult(mapping, counts, mapping_cost(counts, arch), 0)
+
+
+def _overflowing_level(counts, arch) -> int | None:
+    """The first level whose tiles overflow it, by the mapper's ``_exact_fit`` with only that
+    level's capacity kept (for the message; the decision is ``_exact_fit``'s on all levels)."""
+    import dataclasses
+
+    from accelsim.map.mapper import _exact_fit
+
+    for i, level in enumerate(arch.levels):
+        if level.capacity_bits is None:
+            continue
+        only = tuple(lv if j == i else dataclasses.replace(lv, capacity_bits=None)
+                     for j, lv in enumerate(arch.levels))
+        if not _exact_fit(counts, dataclasses.replace(arch, levels=only)):
+            return i
+    return None

@@ -7,7 +7,7 @@ units). For every dimension, the product of its factors over all levels equals i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from accelsim.errors import MappingError
@@ -61,6 +61,18 @@ class LevelLoops:
 @dataclass(frozen=True)
 class Mapping:
     levels: tuple[LevelLoops, ...]
+    #: a user's mapping: ``(file, field path of its list of levels)``, e.g.
+    #: ``("m.yaml", "layers.conv1")``, so errors name where it was written (not compared)
+    origin: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+
+    def field_path(self, level: int | None = None, part: str | None = None) -> str | None:
+        """``file: layers.NAME[level].part`` of a user's mapping (None for the mapper's)."""
+        if self.origin is None:
+            return None
+        source, path = self.origin
+        if level is not None:
+            path += f"[{level}]" + (f".{part}" if part else "")
+        return f"{source}: {path}"
 
     def flat(self) -> list[tuple[int, Loop]]:
         """All loops outer to inner as ``(level index, loop)``, factor-1 loops dropped."""
@@ -81,6 +93,12 @@ class Mapping:
             if tuple(lv.level for lv in self.levels) != names:
                 raise MappingError(f"mapping levels {[lv.level for lv in self.levels]} do not match "
                                    f"the hierarchy's {list(names)}")
+        for lv in self.levels:
+            for loop in lv.loops:
+                factor = loop.factor
+                if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+                    raise MappingError(f"level {lv.level!r}: loop {loop.dim}: factor: expected a "
+                                       f"positive integer, got {factor!r:.30}")
         for dim in DIMS:
             got = self.factor_product(dim)
             if got != nest.bound(dim):

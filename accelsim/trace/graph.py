@@ -93,6 +93,143 @@ LAYER_KIND = "layer"
 SOURCES = ("input", "op", "layer", "external")
 
 
+#: Kinds whose outputs take the broadcast shape of their activation inputs (elementwise maps).
+ELEMENTWISE_KINDS = ("add", "mul", "activation", "norm", "softmax", "elementwise")
+#: Functions of those kinds that change the shape (``glu`` halves a dimension).
+_RESHAPING_FUNCS = ("glu",)
+
+
+def _size(shape) -> int:
+    return math.prod(int(d) for d in shape)
+
+
+def _broadcast(shapes: list) -> tuple | None:
+    try:
+        return tuple(np.broadcast_shapes(*(tuple(s) for s in shapes)))
+    except ValueError:
+        return None
+
+
+def record_problem(tensors: list[dict], ops: list[dict], geometries: list, layer_names: list[str],
+                   ) -> str | None:
+    """Why the graph records (``to_metadata`` dicts, already checked field by field and for ids)
+    disagree with each other or with the traced layers' geometries, or None.
+
+    Checked, in one pass over the records (the masks are not needed): a tensor's ``source``
+    matches its producer (none: ``input``/``external``; a layer op: ``layer``; another op:
+    ``op``); an alias (``alias_of``) is written by an alias op from that tensor, with its
+    elements, and an alias op writes only aliases; ``inplace_of`` is an input of its producer; a
+    shared tensor has at most the elements of its shape; an op's ``kind`` is the kind of its
+    function (:func:`op_kind`; ``slice`` for a copying ``reshape``; ``attention`` only for the
+    opaque attention op); a layer op names its layer, reads ``C*H*W`` and writes ``K*P*Q``
+    elements per sample (the layer geometry); an elementwise op writes the broadcast of what
+    it reads (the largest input, or the broadcast shape; with constants, at most the largest
+    input times their elements); a concatenation writes the sum of its inputs (plus
+    constants); a reduction at most its largest input or their broadcast; a pooling window
+    (``attrs.kernel``) is at most its input's spatial extent.
+    """
+    for i, t in enumerate(tensors):
+        producer = None if t["producer"] is None else ops[t["producer"]]
+        if producer is None:
+            want = ("input", "external")
+        else:
+            want = ("layer",) if producer["kind"] == LAYER_KIND else ("op",)
+        if t["source"] not in want:
+            return (f"tensors[{i}]: source: expected {' or '.join(want)} (its producer is "
+                    f"{'none' if producer is None else 'op ' + str(t['producer'])}), got "
+                    f"{t['source']!r}")
+        if not t["per_sample"] and t["elements"] > _size(t["shape"]):
+            return (f"tensors[{i}]: elements: a shared tensor of shape {t['shape']} has at most "
+                    f"{_size(t['shape'])} elements per sample, got {t['elements']}")
+        source = t["alias_of"]
+        if source is not None:
+            if producer is None or not _is_alias_op(producer) or producer["inputs"][:1] != [source]:
+                return (f"tensors[{i}]: alias_of: expected only on the output of an alias op "
+                        f"(kind reshape, attrs.alias) whose first input is tensor {source}")
+            if t["elements"] != tensors[source]["elements"]:
+                return (f"tensors[{i}]: elements: an alias has its source's "
+                        f"{tensors[source]['elements']} elements, got {t['elements']}")
+        if t["inplace_of"] is not None and (producer is None
+                                            or t["inplace_of"] not in producer["inputs"]):
+            return (f"tensors[{i}]: inplace_of: expected an input of its producer, got tensor "
+                    f"{t['inplace_of']}")
+    for j, o in enumerate(ops):
+        problem = _op_problem(o, tensors, geometries, layer_names)
+        if problem:
+            return f"ops[{j}] ({o['op']!r:.60}): {problem}"
+    return None
+
+
+def _is_alias_op(o: dict) -> bool:
+    return o["kind"] in ALIAS_KINDS and bool(o["attrs"].get("alias"))
+
+
+def _op_problem(o: dict, tensors: list[dict], geometries: list,
+                layer_names: list[str]) -> str | None:
+    ins = [tensors[t] for t in o["inputs"]]
+    outs = [tensors[t] for t in o["outputs"]]
+    kind = o["kind"]
+    if kind == LAYER_KIND:
+        if o["layer"] is None:
+            return None
+        g, name = geometries[o["layer"]], layer_names[o["layer"]]
+        if o["op"] != name and o["op"].split("#")[0] != name:
+            return f"op: a layer op names its layer {name!r:.60} (layer {o['layer']})"
+        if ins and ins[0]["elements"] != g.C * g.H * g.W:
+            return (f"inputs: tensor {o['inputs'][0]} has {ins[0]['elements']} elements per "
+                    f"sample; layer {o['layer']} ({name!r:.60}) reads C*H*W = {g.C * g.H * g.W}")
+        if outs and outs[0]["elements"] != g.K * g.P * g.Q:
+            return (f"outputs: tensor {o['outputs'][0]} has {outs[0]['elements']} elements per "
+                    f"sample; layer {o['layer']} ({name!r:.60}) writes K*P*Q = {g.K * g.P * g.Q}")
+        return None
+    if o["layer"] is not None:
+        return "layer: only a layer op names a layer"
+    expected = op_kind(o["op"])
+    allowed = {expected} | ({"slice"} if expected == "reshape" else set())
+    if o["op"] == "multi_head_attention_forward":
+        allowed.add("attention")
+    if kind not in allowed:
+        return (f"kind: the function {o['op']!r:.60} is of kind {' or '.join(sorted(allowed))}, "
+                f"got {kind!r}")
+    if kind in ALIAS_KINDS and not _is_alias_op(o):
+        return "attrs.alias: a reshape op writes an alias (a copying one is kind slice)"
+    if _is_alias_op(o):
+        if not ins or any(t["alias_of"] != o["inputs"][0] for t in outs):
+            return "outputs: an alias op writes aliases of its first input"
+        return None
+    if bool(o["attrs"].get("alias")):
+        return "attrs.alias: only a reshape op writes an alias"
+    if not ins or not outs:
+        return None
+    biggest = max(t["elements"] for t in ins)
+    shape = _broadcast([t["shape"] for t in ins])
+    if kind in ELEMENTWISE_KINDS and o["op"] not in _RESHAPING_FUNCS:
+        for t, tid in zip(outs, o["outputs"]):
+            if not (t["elements"] == biggest or tuple(t["shape"]) == shape
+                    or (o["params"] and biggest <= t["elements"] <= biggest * o["params"])):
+                return (f"outputs: tensor {tid} has {t['elements']} elements per sample; an "
+                        f"elementwise op writes as many as its largest input ({biggest}) or "
+                        f"their broadcast shape")
+    elif kind == "concat":
+        total = sum(t["elements"] for t in ins)
+        if not total <= sum(t["elements"] for t in outs) <= total + o["params"]:
+            return (f"outputs: {sum(t['elements'] for t in outs)} elements per sample; a "
+                    f"concatenation writes the sum of its inputs ({total})")
+    elif kind == "reduce":
+        for t, tid in zip(outs, o["outputs"]):
+            if t["elements"] > biggest and tuple(t["shape"]) != shape:
+                return (f"outputs: tensor {tid} has {t['elements']} elements per sample; a "
+                        f"reduction writes at most its largest input ({biggest})")
+    elif kind == "pool" and "kernel" in o["attrs"]:
+        dims = int("".join(ch for ch in o["op"] if ch.isdigit()) or "2")
+        first = ins[0]["shape"]
+        extent = _size(first[-dims:]) if len(first) >= dims else ins[0]["elements"]
+        if o["attrs"]["kernel"] > max(extent, 1):
+            return (f"attrs.kernel: a pooling window of {o['attrs']['kernel']} elements is "
+                    f"larger than its input's spatial extent ({extent})")
+    return None
+
+
 def func_name(func) -> str:
     """The short name of a torch function or tensor method (``relu``, ``__add__``)."""
     name = getattr(func, "__name__", None)
@@ -206,7 +343,10 @@ class OpGraph:
     def nonzeros(self, tid: int, samples: int | None = None) -> np.ndarray | None:
         """int64 (rows,): tensor ``tid``'s non-zeros in each of its first ``samples`` samples as
         recorded by the trace writer, or None when not recorded (an older trace, a graph in
-        memory, a tensor without a mask): then count :meth:`packed_blocks`."""
+        memory, a tensor without a mask): then count :meth:`packed_blocks`. A trace file's
+        loader checks the recorded counts against the tensor's mask before their first use (in
+        the pass that verifies the mask member's checksum), so they never stand in for a mask
+        they disagree with."""
         counts = getattr(self._loader, "nonzeros", None)
         if counts is None or not self.tensors[tid].has_mask:
             return None

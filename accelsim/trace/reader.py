@@ -96,6 +96,95 @@ _HEADER_SLACK = 1 << 16  # bytes an .npy header may take beyond the data
 _STREAM_BYTES = 1 << 20  # piece size of streaming reads (hashing what is not kept)
 
 
+def row_popcounts(packed: np.ndarray, width: int) -> np.ndarray:
+    """int64 (rows,): set bits of each ``np.packbits`` row (uint8 (rows, ceil(width/8)), big bit
+    order) among its first ``width`` bits (pad bits are not mask bits)."""
+    rows, nbytes = packed.shape
+    if nbytes == 0:
+        return np.zeros(rows, dtype=np.int64)
+    if nbytes % 8 == 0 and packed.flags.c_contiguous:   # 8x fewer elements to count and sum
+        counts = np.bitwise_count(packed.view(np.uint64)).sum(axis=1, dtype=np.int64)
+    else:
+        counts = np.bitwise_count(packed).sum(axis=1, dtype=np.int64)
+    tail = width % 8
+    if tail:
+        counts -= np.bitwise_count(packed[:, -1] & np.uint8((1 << (8 - tail)) - 1))
+    return counts
+
+
+class _Check:
+    """Derived records of one member, checked against it in the pass that verifies its
+    SHA-256 (no pass of its own): ``rows`` is called with the member's per-row non-zero counts
+    (a rows member of ``width`` bits per row, counted as the pass streams the rows),
+    ``whole`` with the member's array when it is read whole (``read_array``). Either raises
+    :class:`TraceError`; the member then stays unverified, so every later read fails too."""
+
+    def __init__(self, width: int | None = None, rows=None, whole=None):
+        self.width, self._rows, self._whole = width, rows, whole
+
+    def counter(self) -> "_RowCounter | None":
+        return None if self._rows is None else _RowCounter(self.width, self._rows)
+
+    def whole(self, array: np.ndarray) -> None:
+        if self._whole is not None:
+            self._whole(array)
+        elif self._rows is not None:
+            self._rows(row_popcounts(array.reshape(array.shape[0], -1), self.width))
+
+
+class _RowCounter:
+    """Per-row non-zero counts gathered during one streaming pass over a rows member."""
+
+    def __init__(self, width: int, done):
+        self.width, self._done, self._parts = width, done, []
+
+    def add(self, rows: np.ndarray) -> None:
+        self._parts.append(row_popcounts(rows, self.width))
+
+    def finish(self) -> None:
+        self._done(np.concatenate(self._parts) if self._parts else np.zeros(0, np.int64))
+
+
+class _RowStream:
+    """Rows of an open rows member read in order; every row read goes to ``counter``."""
+
+    def __init__(self, fh: _HashingReader, shape: tuple[int, int], counter: _RowCounter | None):
+        self.fh, self.shape, self.counter = fh, shape, counter
+        self.done = 0   # rows consumed
+
+    def take(self, rows: int) -> np.ndarray:
+        want = rows * self.shape[1]
+        data = self.fh.read(want)
+        if len(data) != want:
+            raise EOFError(f"member ends after {self.fh.size} bytes, within its rows")
+        out = np.frombuffer(data, dtype=np.uint8).reshape(rows, self.shape[1])
+        self.done += rows
+        if self.counter is not None:
+            self.counter.add(out)
+        return out
+
+    def skip(self, rows: int) -> None:
+        """Read past ``rows`` rows (counted when there is a counter)."""
+        piece = max(1, _STREAM_BYTES // max(self.shape[1], 1))
+        if self.counter is not None:
+            while rows > 0:
+                rows -= self.take(min(piece, rows)).shape[0]
+            return
+        skip = rows * self.shape[1]
+        while skip > 0:
+            data = self.fh.read(min(skip, _STREAM_BYTES))
+            if not data:
+                raise EOFError(f"member ends after {self.fh.size} bytes, within its rows")
+            skip -= len(data)
+        self.done += rows
+
+    def drain(self) -> None:
+        """The remaining rows (counted), then anything after them (hashed, not kept)."""
+        if self.counter is not None:
+            self.skip(self.shape[0] - self.done)
+        self.fh.drain()
+
+
 class _Archive:
     """An open trace container; every failure becomes a TraceError naming the file.
 
@@ -105,10 +194,12 @@ class _Archive:
     header, size or ZIP checks).
     """
 
-    def __init__(self, path: Path, members: dict | None = None):
+    def __init__(self, path: Path, members: dict | None = None, check_for=None):
         self.path = path
         self._members = members or {}
         self._verified: set[str] = set()
+        # member name -> _Check or None: the derived records checked in the member's verifying pass
+        self._check_for = check_for or (lambda name: None)
         try:
             check_regular_file(path, "trace file")
         except AccelsimError as exc:
@@ -171,10 +262,24 @@ class _Archive:
         return data
 
     def read_array(self, name: str, shape: tuple, dtype) -> np.ndarray:
-        """A whole ``.npy`` member that must hold exactly ``shape`` of ``dtype``."""
+        """A whole ``.npy`` member that must hold exactly ``shape`` of ``dtype`` (on its first
+        read, the member's derived records are checked against it, see :class:`_Check`)."""
         dtype = np.dtype(dtype)
         want = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        data = self.read_bytes(name, want + _HEADER_SLACK)
+        verify = name not in self._verified
+        data = self.read_bytes(name, want + _HEADER_SLACK, checked=False)
+        if verify:
+            self._check_sha(name, hashlib.sha256(data).hexdigest())
+        array = self._parse_array(name, data, shape, dtype, want)
+        if verify:
+            check = self._check_for(name)
+            if check is not None:
+                check.whole(array)
+            self._verified.add(name)
+        return array
+
+    def _parse_array(self, name: str, data: bytes, shape: tuple, dtype: np.dtype,
+                     want: int) -> np.ndarray:
         try:
             fh = io.BytesIO(data)
             self._check_header(name, _npy_header(fh, shape, dtype), shape, dtype)
@@ -197,8 +302,9 @@ class _Archive:
     def _open_rows(self, name: str, shape: tuple[int, int], hashing: bool):
         """Open a uint8 ``.npy`` member of exactly ``shape``, positioned at its first row.
 
-        Returns ``(raw, reader, size)``: the open member (close it), a counting (and,
-        ``hashing``, hashing) reader over it, and the member's declared size.
+        Returns ``(raw, rows, size)``: the open member (close it), a :class:`_RowStream` over
+        it (``hashing``: hashing what it reads and feeding every row to the member's
+        :class:`_Check`, if it has one) and the member's declared size.
         """
         want = shape[0] * shape[1]
         size = self._size(name, want + _HEADER_SLACK)
@@ -215,32 +321,30 @@ class _Archive:
         except BaseException:
             raw.close()
             raise
-        return raw, fh, size
+        check = self._check_for(name) if hashing else None
+        return raw, _RowStream(fh, shape, None if check is None else check.counter()), size
 
-    @staticmethod
-    def _take(fh: _HashingReader, rows: int, row_bytes: int) -> np.ndarray:
-        data = fh.read(rows * row_bytes)
-        if len(data) != rows * row_bytes:
-            raise EOFError(f"member ends after {fh.size} bytes, within its rows")
-        return np.frombuffer(data, dtype=np.uint8).reshape(rows, row_bytes)
-
-    def _finish(self, name: str, fh: _HashingReader, size: int) -> None:
-        """Stream the rest of the member through the hash and check it (once per member)."""
-        fh.drain()
+    def _finish(self, name: str, rows: "_RowStream", size: int) -> None:
+        """Stream the rest of the member through the hash (and its check's row counts) and
+        check both (once per member and open archive)."""
+        rows.drain()
+        fh = rows.fh
         if fh.size != size:
             raise EOFError(f"member ends after {fh.size} of {size} bytes")
         self._check_sha(name, fh.sha.hexdigest())
+        if rows.counter is not None:
+            rows.counter.finish()
         self._verified.add(name)
 
-    def verify(self, name: str, shape: tuple[int, int]) -> None:
-        """Check a rows member's header, size and SHA-256 by streaming it once (not kept);
-        done once per member and open archive."""
-        if name in self._verified:
+    def verify(self, name: str, shape: tuple[int, int], again: bool = False) -> None:
+        """Check a rows member's header, size, SHA-256 and derived records by streaming it
+        once (not kept); done once per member and open archive (``again``: even if done)."""
+        if name in self._verified and not again:
             return
         with self._member(name):
-            raw, fh, size = self._open_rows(name, shape, True)
+            raw, rows, size = self._open_rows(name, shape, True)
             with raw:
-                self._finish(name, fh, size)
+                self._finish(name, rows, size)
 
     def read_rows(self, name: str, rows: int, shape: tuple[int, int]) -> np.ndarray:
         """The first ``rows`` rows of a uint8 member of exactly ``shape``.
@@ -259,17 +363,12 @@ class _Archive:
             raise ValueError(f"rows [{start}, {stop}) are outside the member's {shape[0]} rows")
         verify = name not in self._verified
         with self._member(name):
-            raw, fh, size = self._open_rows(name, shape, verify)
+            raw, stream, size = self._open_rows(name, shape, verify)
             with raw:
-                skip = start * shape[1]
-                while skip > 0:   # a ZIP member is a stream: read past the rows before
-                    piece = fh.read(min(skip, _STREAM_BYTES))
-                    if not piece:
-                        raise EOFError(f"member ends after {fh.size} bytes, within its rows")
-                    skip -= len(piece)
-                rows = self._take(fh, stop - start, shape[1])
+                stream.skip(start)   # a ZIP member is a stream: read past the rows before
+                rows = stream.take(stop - start)
                 if verify:
-                    self._finish(name, fh, size)
+                    self._finish(name, stream, size)
         return rows
 
     def row_blocks(self, name: str, shape: tuple[int, int], rows: int,
@@ -288,13 +387,12 @@ class _Archive:
             raise ValueError(f"row_blocks: {rows} rows of {shape[0]} in blocks of {size}")
         verify = name not in self._verified
         with self._member(name):
-            raw, fh, total = self._open_rows(name, shape, verify)
+            raw, stream, total = self._open_rows(name, shape, verify)
             with raw:
                 for start in range(0, rows, size):
-                    count = min(size, rows - start)
-                    yield start, self._take(fh, count, shape[1])
+                    yield start, stream.take(min(size, rows - start))
                 if verify:
-                    self._finish(name, fh, total)
+                    self._finish(name, stream, total)
 
 
 class Trace:
@@ -336,6 +434,19 @@ class Trace:
                 raise TraceError(f"{path}: layer {i} ({record.get('name')!r}): geometry: "
                                  f"{problem}")
             self._geometries.append(geometry)
+        _check_phases(path, metadata, self._geometries)
+        # Derived records checked in the pass that verifies the member they derive from
+        # (see _Check): member name -> (what, index).
+        self._checks: dict[str, tuple[str, int]] = {}
+        if not self.is_statistical:
+            for i in range(len(self._records)):
+                self._checks[layer_member(i, "act_mask")] = ("act", i)
+                self._checks[layer_member(i, "weight_mask")] = ("weight", i)
+        for t in (self._graph_meta or {}).get("tensors", []):
+            if t["has_mask"]:
+                self._checks[graph_member(t["id"])] = ("graph", t["id"])
+        self._layer_arrays: dict[int, dict] = {}       # layer -> its ARRAY_STATS, once read
+        self._graph_counts: dict[int, np.ndarray] = {}  # tensor -> non-zeros per sample, checked
 
     def close(self) -> None:
         """Close the file handle (reopened on the next read)."""
@@ -391,9 +502,14 @@ class Trace:
         if self._graph_meta is None:
             return None
         if self._graph is None:
-            from accelsim.trace.graph import GraphOp, GraphTensor, OpGraph
+            from accelsim.trace.graph import GraphOp, GraphTensor, OpGraph, record_problem
 
             meta = self._graph_meta
+            # the records against each other and the layer geometries (metadata only)
+            problem = record_problem(meta["tensors"], meta["ops"], self._geometries,
+                                     self.layer_names)
+            if problem:
+                raise TraceError(f"{self.path}: metadata.json graph.{problem}")
             tensors = [GraphTensor(t["id"], tuple(t["shape"]), t["elements"], t["per_sample"],
                                    t["source"], t["producer"], t["alias_of"], t["inplace_of"],
                                    t["density"], t["has_mask"]) for t in meta["tensors"]]
@@ -428,8 +544,29 @@ class Trace:
         return self._graph
 
     def _graph_nonzeros(self, tid: int, samples: int | None) -> np.ndarray:
-        """Tensor ``tid``'s recorded non-zeros of its first ``samples`` samples (read and
-        range-checked once per open trace)."""
+        """Tensor ``tid``'s recorded non-zeros (``graph/nonzeros.npy``) in each of its first
+        ``samples`` samples, checked against its mask before first use: the pass that
+        verifies the mask member's SHA-256 (run here at the tensor's first use unless a mask
+        read already did) counts its rows (:meth:`_graph_counted`)."""
+        counts = self._graph_counts.get(tid)
+        if counts is None:
+            tensor = self._graph_meta["tensors"][tid]
+            shape = (self.num_samples, (tensor["elements"] + 7) // 8)
+            archive = self._archive()
+            archive.verify(graph_member(tid), shape)
+            counts = self._graph_counts.get(tid)
+            if counts is None:   # verified before its counts were kept (not expected): recount
+                archive.verify(graph_member(tid), shape, again=True)
+                counts = self._graph_counts[tid]
+        rows = self.num_samples if samples is None else max(1, min(int(samples),
+                                                                    self.num_samples))
+        return counts[:rows]
+
+    def _recorded_nonzeros(self) -> np.ndarray | None:
+        """The writer's ``graph/nonzeros.npy`` (range-checked, once per open trace), or None
+        for a trace written before it existed."""
+        if GRAPH_NONZEROS_MEMBER not in self._meta.get("members", {}):
+            return None
         if self._graph_nnz is None:
             tensors = self._graph_meta["tensors"]
             shape = (len(tensors), self.num_samples)
@@ -443,9 +580,88 @@ class Trace:
                                  "expected a non-zero count from 0 to its elements per sample "
                                  "(-1 for a tensor without a mask); the trace is corrupt")
             self._graph_nnz = counts
-        rows = self.num_samples if samples is None else max(1, min(int(samples),
-                                                                    self.num_samples))
-        return self._graph_nnz[tid, :rows]
+        return self._graph_nnz
+
+    # -- derived records checked against the members they derive from ---------------------
+
+    def _member_check(self, name: str) -> _Check | None:
+        """The :class:`_Check` of member ``name`` (its derived records), or None."""
+        spec = self._checks.get(name)
+        if spec is None:
+            return None
+        what, index = spec
+        if what == "graph":
+            width = self._graph_meta["tensors"][index]["elements"]
+            return _Check(width, rows=functools.partial(self._graph_counted, index))
+        g = self._geometries[index]
+        if what == "act":
+            return _Check(g.C * g.H * g.W, rows=functools.partial(self._act_counted, index))
+        return _Check(whole=functools.partial(self._weights_checked, index))
+
+    def _graph_counted(self, tid: int, counts: np.ndarray) -> None:
+        tensor = self._graph_meta["tensors"][tid]
+        recorded = self._recorded_nonzeros()
+        if recorded is not None:
+            bad = np.flatnonzero(recorded[tid] != counts)
+            if bad.size:
+                s = int(bad[0])
+                raise TraceError(
+                    f"{self.path}: member {GRAPH_NONZEROS_MEMBER!r}: tensor {tid}, sample {s}: "
+                    f"records {int(recorded[tid, s])} non-zeros but its mask "
+                    f"{graph_member(tid)!r} has {int(counts[s])}; the trace is corrupt or was "
+                    "edited")
+        density = tensor["density"]
+        total = counts.size * tensor["elements"]
+        if density is not None and total and abs(density - counts.sum() / total) > _DENSITY_TOL:
+            raise TraceError(f"{self.path}: metadata.json graph.tensors[{tid}]: density: "
+                             f"records {density!r} but its mask {graph_member(tid)!r} has "
+                             f"{counts.sum() / total!r}; the trace is corrupt or was edited")
+        self._graph_counts[tid] = counts
+
+    def _layer_stat(self, index: int, key: str) -> np.ndarray:
+        arrays = self._layer_arrays.get(index)
+        if arrays is None or key not in arrays:
+            g = self._geometries[index]
+            length = dict(zip(ARRAY_STATS, (g.C, g.N, g.K)))[key]
+            return self._archive().read_array(layer_member(index, key), (length,), np.float64)
+        return arrays[key]
+
+    def _act_counted(self, index: int, counts: np.ndarray) -> None:
+        g = self._geometries[index]
+        recorded = self._layer_stat(index, "act_density_per_sample") * (g.C * g.H * g.W)
+        bad = np.flatnonzero(np.abs(recorded - counts) > _COUNT_TOL)
+        if bad.size:
+            s = int(bad[0])
+            raise TraceError(
+                f"{self.path}: layer {index} ({self.layer_names[index]!r}): member "
+                f"{layer_member(index, 'act_density_per_sample')!r}: sample {s} records "
+                f"{recorded[s]:.6g} non-zero activations but its mask "
+                f"{layer_member(index, 'act_mask')!r} has {int(counts[s])}; the trace is corrupt "
+                "or was edited")
+
+    def _weights_checked(self, index: int, packed: np.ndarray) -> None:
+        g = self._geometries[index]
+        length = g.c_per_group * g.R * g.S
+        copies = g.N if g.per_sample_weights else 1
+        if length % 8 == 0:   # each filter whole bytes: count the packed bits
+            counts = row_popcounts(packed.reshape(copies * g.K, length // 8), length)
+        elif g.per_sample_weights:
+            counts = unpack_rows(packed, g.weight_mask_shape).reshape(copies * g.K, length).sum(
+                axis=1, dtype=np.int64)
+        else:
+            counts = unpack_flat(packed, g.weight_shape).reshape(g.K, length).sum(
+                axis=1, dtype=np.int64)
+        counts = counts.reshape(copies, g.K).sum(axis=0)
+        recorded = self._layer_stat(index, "weight_density_per_filter") * (copies * length)
+        bad = np.flatnonzero(np.abs(recorded - counts) > _COUNT_TOL)
+        if bad.size:
+            k = int(bad[0])
+            raise TraceError(
+                f"{self.path}: layer {index} ({self.layer_names[index]!r}): member "
+                f"{layer_member(index, 'weight_density_per_filter')!r}: filter {k} records "
+                f"{recorded[k]:.6g} non-zero weights but the mask "
+                f"{layer_member(index, 'weight_mask')!r} has {int(counts[k])}; the trace is "
+                "corrupt or was edited")
 
     def geometry(self, key: int | str) -> LayerGeometry:
         """Geometry of one layer, from the metadata only."""
@@ -483,7 +699,7 @@ class Trace:
         """The container, opened once and kept (its directory is parsed only once)."""
         # A forked worker must not share the parent's file offset: reopen per process.
         if self._open is None or self._open_pid != os.getpid():
-            self._open = _Archive(self.path, self._meta.get("members"))
+            self._open = _Archive(self.path, self._meta.get("members"), self._member_check)
             self._open_pid = os.getpid()
         return self._open
 
@@ -495,6 +711,8 @@ class Trace:
             values = archive.read_array(layer_member(index, key), (length,), np.float64)
             _check_densities(self.path, index, record["name"], key, values)
             stats[key] = values
+        _check_stat_means(self.path, index, record, stats)
+        self._layer_arrays[index] = {key: stats[key] for key in ARRAY_STATS}
         weight_name = layer_member(index, "weight_mask")
         act_name = layer_member(index, "act_mask")
         weight_row = (g.K * g.c_per_group * g.R * g.S + 7) // 8
@@ -654,6 +872,116 @@ def _check_fields(path: Path, meta: dict) -> None:
             if value is not None and not _is_density(value):
                 raise TraceError(f"{where}: stats.{key}: expected a density in [0, 1] or null, "
                                  f"got {value!r}")
+
+
+#: Tolerances of recorded densities against the counts of their masks: densities are float64
+#: quotients of integer counts, exact to ~1e-16 relative, so a count off by one is far outside.
+_DENSITY_TOL = 1e-9
+_COUNT_TOL = 0.01
+
+
+def _check_stat_means(path: Path, index: int, record: dict, stats: dict) -> None:
+    """The scalar statistics of a captured layer against its per-channel, per-sample and
+    per-filter arrays (their means; the arrays are checked against the masks when read)."""
+    where = f"{path}: layer {index} ({record['name']!r})"
+    for key, array in (("act_density", "act_density_per_sample"),
+                       ("act_density", "act_density_per_channel"),
+                       ("weight_density", "weight_density_per_filter")):
+        value, values = stats.get(key), stats[array]
+        if value is not None and len(values) and abs(value - float(values.mean())) > _DENSITY_TOL:
+            raise TraceError(f"{where}: stats.{key}: records {value!r} but the mean of member "
+                             f"{layer_member(index, array)!r} is {float(values.mean())!r}; the "
+                             "trace is corrupt or was edited")
+    top, inner = record.get("output_density"), stats.get("output_density")
+    if top is not None and inner is not None and top != inner:
+        raise TraceError(f"{where}: output_density: records {top!r} but stats.output_density "
+                         f"{inner!r}; the trace is corrupt or was edited")
+
+
+#: Phase tags of decoder traces (:data:`accelsim.trace.llm.PHASES`, not imported: it needs torch).
+_PHASES = ("prefill", "decode")
+
+
+def _check_phases(path: Path, meta: dict, geometries: list) -> None:
+    """Phase tags (``stats.phase``, ``stats.step``; decoder traces, see
+    :mod:`accelsim.trace.llm`) well-formed and consistent with ``provenance.decoder``, the layer
+    names and geometries: every layer tagged or none; ``prefill`` step 0, ``decode`` steps 1..D
+    (``decode_tokens``), in execution order, each step present, named ``<phase name>/<layer>``
+    after ``provenance.decoder.phases``, every decode step the same layers; a decode step's
+    linear and matmul layers one token (``H = 1``), prefill's at most ``prompt_tokens``."""
+    tags = []
+    for i, record in enumerate(meta["layers"]):
+        stats = record.get("stats", {})
+        has = ("phase" in stats, "step" in stats)
+        if not any(has):
+            tags.append(None)
+            continue
+        where = f"{path}: layer {i} ({record['name']!r})"
+        if not all(has):
+            raise TraceError(f"{where}: stats.phase, stats.step: expected both (a decoder "
+                             "layer's phase and step) or neither")
+        phase, step = stats["phase"], stats["step"]
+        if phase not in _PHASES:
+            raise TraceError(f"{where}: stats.phase: expected 'prefill' or 'decode', got "
+                             f"{phase!r:.40}")
+        if not (_is_int(step) and step >= 0):
+            raise TraceError(f"{where}: stats.step: expected a non-negative integer, got "
+                             f"{step!r:.40}")
+        if (phase == "prefill") != (step == 0):
+            raise TraceError(f"{where}: stats.step: expected 0 for prefill and 1 or more for "
+                             f"decode, got {phase} step {step}")
+        tags.append((phase, step))
+    if all(tag is None for tag in tags):
+        return
+    if None in tags:
+        i = tags.index(None)
+        raise TraceError(f"{path}: layer {i} ({meta['layers'][i]['name']!r}): stats.phase: "
+                         "expected a phase tag (a decoder trace tags every layer)")
+    prov = meta.get("provenance")
+    decoder = prov.get("decoder") if isinstance(prov, dict) else None
+    where = f"{path}: metadata.json provenance.decoder"
+    if not isinstance(decoder, dict):
+        raise TraceError(f"{where}: expected a mapping with prompt_tokens, decode_tokens and "
+                         "phases (the layers carry phase tags)")
+    steps, prompt = decoder.get("decode_tokens"), decoder.get("prompt_tokens")
+    if not (_is_int(steps) and 0 <= steps <= MAX_SAMPLES):
+        raise TraceError(f"{where}.decode_tokens: expected a non-negative integer, got "
+                         f"{steps!r:.40}")
+    if not (_is_int(prompt) and prompt >= 1):
+        raise TraceError(f"{where}.prompt_tokens: expected a positive integer, got "
+                         f"{prompt!r:.40}")
+    names = ["prefill"] + [f"decode{t}" for t in range(1, steps + 1)]
+    if decoder.get("phases") != names:
+        raise TraceError(f"{where}.phases: expected {names if steps <= 3 else names[:3] + ['...']}"
+                         f" (decode_tokens = {steps}), got {decoder.get('phases')!r:.80}")
+    per_step: dict[int, list[str]] = {}
+    last = 0
+    for i, ((phase, step), record) in enumerate(zip(tags, meta["layers"])):
+        where = f"{path}: layer {i} ({record['name']!r})"
+        if step > steps:
+            raise TraceError(f"{where}: stats.step: expected at most provenance.decoder."
+                             f"decode_tokens = {steps}, got {step}")
+        if step < last:
+            raise TraceError(f"{where}: stats.step: step {step} after step {last}; a decoder "
+                             "trace holds its steps in execution order")
+        last = step
+        prefix = f"{names[step]}/"
+        if not record["name"].startswith(prefix):
+            raise TraceError(f"{where}: name: a {phase} step-{step} layer is named "
+                             f"{prefix}<layer>")
+        g = geometries[i]
+        if g.kind in ("linear", "matmul") and (g.H != 1 if step else g.H > prompt):
+            want = "1 (one token)" if step else f"at most prompt_tokens = {prompt}"
+            raise TraceError(f"{where}: geometry: H = {g.H} tokens; a {phase} layer has {want}")
+        per_step.setdefault(step, []).append(record["name"][len(prefix):])
+    missing = [t for t in range(steps + 1) if t not in per_step]
+    if missing:
+        raise TraceError(f"{path}: metadata.json layers: no layer of step {missing[0]} "
+                         f"({names[missing[0]]}); provenance.decoder.decode_tokens = {steps}")
+    for t in range(2, steps + 1):
+        if per_step[t] != per_step[1]:
+            raise TraceError(f"{path}: metadata.json layers: decode step {t} has other layers "
+                             "than decode step 1 (every step runs the same model)")
 
 
 def _untraced(path: Path, entries) -> list[dict]:
