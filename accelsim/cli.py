@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except AccelsimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_capped(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -64,13 +64,26 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except OSError as exc:  # permissions, disk full, a directory or device where a file goes
-        print(f"error: {_os_error_line(exc, args)}", file=sys.stderr)
+        print(f"error: {_capped(_os_error_line(exc, args))}", file=sys.stderr)
         return 1
     except (MemoryError, RecursionError) as exc:
         what = "out of memory" if isinstance(exc, MemoryError) else "input nested too deeply"
         print(f"error: accelsim {args.command}: {what}; the inputs are larger than this "
               "machine can process (try fewer samples or a smaller input)", file=sys.stderr)
         return 1
+
+
+#: Longest error line printed; a message quoting user data is cut here as a last guard.
+MAX_ERROR_LINE = 2000
+
+
+def _capped(text: str) -> str:
+    """``text`` on one line of at most :data:`MAX_ERROR_LINE` characters."""
+    text = " ".join(text.splitlines())
+    if len(text) > MAX_ERROR_LINE:
+        cut = len(text) - (MAX_ERROR_LINE - 40)
+        text = f"{text[:MAX_ERROR_LINE - 40]}... ({cut:,} more characters)"
+    return text
 
 
 def _os_error_line(exc: OSError, args: argparse.Namespace) -> str:

@@ -14,8 +14,9 @@
     folder PATH; 28x28 images are padded with zeros to 32x32.
 ``cifar10:PATH`` / ``cifar100:PATH``
     The CIFAR "python version" batches in PATH (or its ``cifar-10-batches-py`` /
-    ``cifar-100-python`` sub-folder). Those files are pickles; they are read with
-    :class:`SafeCifarUnpickler`, which executes no code from the file (see there).
+    ``cifar-100-python`` sub-folder). Those files are pickles; they are read by
+    :func:`parse_cifar_pickle`, a reader of just the pickle opcodes the batches use
+    that imports and calls nothing and bounds memory by the file's size (see there).
 ``imagenet:PATH[,crop=N][,resize=M][,seed=S]``
     An ImageFolder-style tree: ``PATH/train`` and ``PATH/val``, each with one
     sub-folder per class holding ``.jpg``/``.jpeg``/``.png`` files (the ImageNet
@@ -39,7 +40,6 @@ and what was expected.
 from __future__ import annotations
 
 import gzip
-import pickle
 import struct
 from pathlib import Path
 from typing import Sequence
@@ -283,123 +283,369 @@ def _load_mnist(folder: Path, train: bool, spec: str) -> ImageDataset:
 
 # --------------------------------------------------------------------------- CIFAR
 
+#: Largest CIFAR batch file read. The CIFAR-100 training file is 163 MB; a Python 3
+#: protocol-2 pickle of it, whose bytes travel as latin-1 text, can be twice that.
+MAX_CIFAR_FILE_BYTES = 448 << 20
+#: Largest array one batch may hold (CIFAR-100's 50,000 x 3,072 bytes are 153.6 MB).
+MAX_CIFAR_ARRAY_BYTES = 200_000_000
+_MAX_NESTING = 16            # containers inside containers (a batch has 2 levels)
 _SAFE_DTYPES = {"u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8"}
+_SHORT = 4096                # byte strings up to this size are copied at once, longer ones later
+# The globals a NumPy array needs, each mapped to the inert operation the reader does.
+_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): "reconstruct",
+    ("numpy._core.multiarray", "_reconstruct"): "reconstruct",
+    ("numpy", "ndarray"): "ndarray",
+    ("numpy", "dtype"): "dtype",
+    ("numpy.core.numeric", "_frombuffer"): "frombuffer",
+    ("numpy._core.numeric", "_frombuffer"): "frombuffer",
+    ("_codecs", "encode"): "encode",
+}
 
 
-class _Unset:
-    """Stands in for ``numpy.ndarray`` as the (ignored) first argument of ``_reconstruct``."""
+class CifarPickleError(ValueError):
+    """A CIFAR batch holds something :func:`parse_cifar_pickle` does not accept."""
 
 
-class _DtypeStub:
-    """Inert record of a pickled ``numpy.dtype``; only plain numeric types are accepted."""
+class _Global:
+    def __init__(self, op: str):
+        self.op = op
 
-    def __init__(self, kind, align=False, copy=True):
-        self.kind = kind.decode("ascii", "replace") if isinstance(kind, bytes) else str(kind)
+
+class _Dtype:
+    def __init__(self, kind):
+        self.kind = _text(kind, "dtype")
         self.byteorder = "|"
 
-    def __setstate__(self, state) -> None:
-        if isinstance(state, tuple) and len(state) > 1:
-            order = state[1]
-            self.byteorder = order.decode("ascii", "replace") if isinstance(order, bytes) else str(order)
-
-    def to_numpy(self) -> np.dtype:
+    def numpy(self) -> np.dtype:
         if self.kind not in _SAFE_DTYPES or self.byteorder not in ("|", "<", ">", "="):
-            raise pickle.UnpicklingError(f"array dtype {self.kind!r} is not a plain numeric type")
+            raise CifarPickleError(f"array dtype {self.kind[:20]!r} is not a plain numeric type")
         return np.dtype(self.kind).newbyteorder(self.byteorder if self.byteorder != "|" else "=")
 
 
-class _ArrayStub:
-    """Inert record of a pickled ``numpy.ndarray``; turned into an array after loading."""
+class _Array:
+    """``numpy.ndarray`` being rebuilt: ``_reconstruct`` makes it, ``BUILD`` fills it."""
 
-    def __init__(self, *args):
-        self.shape: tuple = (0,)
-        self.dtype: _DtypeStub | None = None
-        self.fortran = False
-        self.raw: bytes = b""
-
-    def __setstate__(self, state) -> None:
-        if not isinstance(state, tuple) or len(state) not in (4, 5):
-            raise pickle.UnpicklingError("unexpected ndarray state")
-        shape, dtype, fortran, raw = state[-4:]
-        if isinstance(raw, bytearray):
-            raw = bytes(raw)
-        if not isinstance(dtype, _DtypeStub) or not isinstance(raw, bytes):
-            raise pickle.UnpicklingError("only plain numeric arrays are accepted")
-        self.shape, self.dtype, self.fortran, self.raw = tuple(int(s) for s in shape), dtype, bool(fortran), raw
-
-    def to_numpy(self) -> np.ndarray:
-        if self.dtype is None:
-            raise pickle.UnpicklingError("ndarray without a dtype")
-        dtype = self.dtype.to_numpy()
-        count = int(np.prod(self.shape))
-        if len(self.raw) != count * dtype.itemsize:
-            raise pickle.UnpicklingError(f"array of shape {self.shape} has {len(self.raw)} bytes, "
-                                         f"expected {count * dtype.itemsize}")
-        return np.frombuffer(self.raw, dtype=dtype).reshape(
-            self.shape, order="F" if self.fortran else "C").copy()
+    def __init__(self):
+        self.array: np.ndarray | None = None
 
 
-def _frombuffer_stub(buf, dtype, shape, order) -> _ArrayStub:
-    stub = _ArrayStub()
-    stub.__setstate__((shape, dtype, order == "F", bytes(buf)))
-    return stub
+def _text(value, what: str) -> str:
+    if isinstance(value, memoryview):
+        value = bytes(value)
+    if isinstance(value, bytes):
+        return value.decode("latin1")
+    if isinstance(value, str):
+        return value
+    raise CifarPickleError(f"{what}: expected text, got {type(value).__name__}")
 
 
-def _latin1_encode(text, encoding="utf-8"):
-    if encoding != "latin1" or not isinstance(text, str):
-        raise pickle.UnpicklingError("only latin1 text-to-bytes encoding is accepted")
-    return text.encode("latin1")
+class _CifarPickle:
+    """A pickle machine for the opcodes CIFAR batches use, building only data.
 
+    Python 2's ``cPickle`` (the files as published) and Python 3's ``pickle`` at
+    protocols 2 to 5 write a batch with: PROTO, FRAME, STOP; MARK, EMPTY_DICT/LIST/TUPLE,
+    DICT, LIST, TUPLE, TUPLE1-3, APPEND(S), SETITEM(S); NONE, NEWTRUE/NEWFALSE, BININT,
+    BININT1, BININT2, LONG1; (SHORT_)BINSTRING, (SHORT_)BINBYTES, BINBYTES8, BYTEARRAY8,
+    (SHORT_)BINUNICODE, BINUNICODE8; BINPUT, LONG_BINPUT, MEMOIZE, BINGET, LONG_BINGET;
+    GLOBAL/STACK_GLOBAL (only :data:`_GLOBALS`), REDUCE and BUILD (only on the arrays
+    and dtypes those globals make). Nothing else is accepted and nothing is imported
+    or called: the result holds dicts, lists, tuples, bytes, str, ints, bools, None
+    and plain numeric arrays.
 
-class SafeCifarUnpickler(pickle.Unpickler):
-    """Unpickler for CIFAR batches that never runs code named by the file.
-
-    ``find_class`` refuses every global except the handful a NumPy array needs
-    (``_reconstruct``, ``ndarray``, ``dtype``, ``_frombuffer``, ``_codecs.encode``),
-    and even those resolve to inert local stand-ins (:class:`_ArrayStub`,
-    :class:`_DtypeStub`) that merely record shape, dtype and raw bytes; plain
-    numeric dtypes only. Everything else (dict, list, bytes, str, int) is built by
-    the pickle machine itself. Anything else raises ``pickle.UnpicklingError``.
+    Memory is bounded by the file: every opcode reads at least one byte, lengths are
+    checked against the bytes left before anything is sliced, an array must hold exactly
+    the raw bytes given (at most :data:`MAX_CIFAR_ARRAY_BYTES`), and every byte string,
+    text, encoded copy and array built counts against a budget of three times the file
+    size (so a memo reference repeated many times cannot multiply a large object).
     """
 
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"): _ArrayStub,
-        ("numpy._core.multiarray", "_reconstruct"): _ArrayStub,
-        ("numpy", "ndarray"): _Unset,
-        ("numpy", "dtype"): _DtypeStub,
-        ("numpy.core.numeric", "_frombuffer"): _frombuffer_stub,
-        ("numpy._core.numeric", "_frombuffer"): _frombuffer_stub,
-        ("_codecs", "encode"): _latin1_encode,
-    }
+    def __init__(self, data: bytes):
+        self.data = memoryview(data)
+        self.pos = 0
+        self.budget = 3 * len(data) + (1 << 20)
+        self.stack: list = []
+        self.marks: list[int] = []
+        self.memo: dict[int, object] = {}
 
-    def find_class(self, module: str, name: str):
-        try:
-            return self._ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}") from None
+    # -- reading --------------------------------------------------------------------
+
+    def take(self, n: int) -> memoryview:
+        if n < 0 or n > len(self.data) - self.pos:
+            raise CifarPickleError(f"truncated: {n:,} bytes declared at offset {self.pos:,}, "
+                                   f"{len(self.data) - self.pos:,} left")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def uint(self, n: int) -> int:
+        return int.from_bytes(self.take(n), "little")
+
+    def spend(self, n: int, what: str) -> None:
+        self.budget -= n
+        if self.budget < 0:
+            raise CifarPickleError(f"{what} takes more memory than 3x the file's size (a batch "
+                                   "repeats or inflates its data)")
+
+    def line(self) -> str:
+        end = bytes(self.data[self.pos:self.pos + 256]).find(b"\n")
+        if end < 0:
+            raise CifarPickleError(f"GLOBAL at offset {self.pos:,}: no end of line")
+        text = bytes(self.take(end + 1)[:-1])
+        return text.decode("ascii", "replace")
+
+    # -- the stack -------------------------------------------------------------------
+
+    def pop(self):
+        if len(self.stack) <= (self.marks[-1] if self.marks else 0):
+            raise CifarPickleError(f"stack underflow at offset {self.pos:,}")
+        return self.stack.pop()
+
+    def top(self):
+        if len(self.stack) <= (self.marks[-1] if self.marks else 0):
+            raise CifarPickleError(f"stack underflow at offset {self.pos:,}")
+        return self.stack[-1]
+
+    def pop_mark(self) -> list:
+        if not self.marks:
+            raise CifarPickleError(f"no MARK before offset {self.pos:,}")
+        start = self.marks.pop()
+        items = self.stack[start:]
+        del self.stack[start:]
+        return items
+
+    def push_bytes(self, n: int) -> None:
+        view = self.take(n)
+        if n <= _SHORT:
+            self.spend(n, "a byte string")
+            self.stack.append(bytes(view))
+        else:
+            self.stack.append(view)  # copied (and counted) when the result is built
+
+    def push_text(self, n: int) -> None:
+        view = self.take(n)
+        self.spend(n, "a text string")
+        self.stack.append(str(view, "utf-8", "surrogatepass"))
+
+    def put(self, index: int) -> None:
+        self.memo[index] = self.top()
+
+    def get(self, index: int) -> None:
+        if index not in self.memo:
+            raise CifarPickleError(f"memo entry {index} read before it is written")
+        self.stack.append(self.memo[index])
+
+    # -- objects ---------------------------------------------------------------------
+
+    def global_(self, module: str, name: str) -> None:
+        op = _GLOBALS.get((module, name))
+        if op is None:
+            raise CifarPickleError(f"refusing to load global {module[:60]}.{name[:60]}")
+        self.stack.append(_Global(op))
+
+    def reduce(self) -> None:
+        args = self.pop()
+        func = self.pop()
+        if not isinstance(func, _Global) or not isinstance(args, tuple):
+            raise CifarPickleError(f"REDUCE of {type(func).__name__} at offset {self.pos:,}: only "
+                                   "NumPy arrays are rebuilt")
+        if func.op == "reconstruct" and args and isinstance(args[0], _Global) \
+                and args[0].op == "ndarray":
+            self.stack.append(_Array())
+        elif func.op == "dtype" and 1 <= len(args) <= 3:
+            self.stack.append(_Dtype(args[0]))
+        elif func.op == "encode" and len(args) == 2 and isinstance(args[0], str) \
+                and _text(args[1], "encoding") in ("latin1", "latin-1"):
+            self.spend(len(args[0]), "an encoded byte string")
+            self.stack.append(args[0].encode("latin1"))
+        elif func.op == "frombuffer" and len(args) == 4:
+            buf, dtype, shape, order = args
+            self.stack.append(self.array(buf, dtype, shape, _text(order, "order") == "F"))
+        else:
+            raise CifarPickleError(f"unexpected call of {func.op} at offset {self.pos:,}")
+
+    def build(self) -> None:
+        state = self.pop()
+        obj = self.top()
+        if isinstance(obj, _Dtype) and isinstance(state, tuple) and len(state) >= 2:
+            obj.byteorder = _text(state[1], "dtype byte order")
+        elif isinstance(obj, _Array) and isinstance(state, tuple) and len(state) in (4, 5):
+            shape, dtype, fortran, raw = state[-4:]
+            obj.array = self.array(raw, dtype, shape, bool(fortran))
+        else:
+            raise CifarPickleError(f"BUILD of {type(obj).__name__} at offset {self.pos:,}: only "
+                                   "NumPy arrays are rebuilt")
+
+    def array(self, raw, dtype, shape, fortran: bool) -> np.ndarray:
+        if not isinstance(dtype, _Dtype):
+            raise CifarPickleError("an array without a plain numeric dtype")
+        np_dtype = dtype.numpy()
+        if (not isinstance(shape, tuple) or len(shape) > 32
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise CifarPickleError("an array shape must be a tuple of at most 32 non-negative integers")
+        if not isinstance(raw, (bytes, memoryview)):
+            raise CifarPickleError(f"array data must be bytes, got {type(raw).__name__}")
+        count = 1
+        for d in shape:
+            count *= d
+        nbytes = count * np_dtype.itemsize
+        if nbytes > MAX_CIFAR_ARRAY_BYTES:
+            raise CifarPickleError(f"an array of {nbytes:,} bytes is larger than the "
+                                   f"{MAX_CIFAR_ARRAY_BYTES:,}-byte limit of one batch")
+        if nbytes != len(raw):
+            raise CifarPickleError(f"array of shape {shape} has {len(raw):,} bytes, expected {nbytes:,}")
+        self.spend(nbytes, "an array")
+        if count == 0:
+            return np.empty(shape, np_dtype)
+        return np.frombuffer(raw, dtype=np_dtype, count=count).reshape(
+            shape, order="F" if fortran else "C").copy()
+
+    # -- the machine -----------------------------------------------------------------
+
+    def run(self):
+        s = self
+        ops = {
+            0x80: lambda: s.take(1),                                     # PROTO
+            0x95: lambda: s.take(8),                                     # FRAME (transparent)
+            ord("("): lambda: s.marks.append(len(s.stack)),              # MARK
+            ord("}"): lambda: s.stack.append({}),                        # EMPTY_DICT
+            ord("]"): lambda: s.stack.append([]),                        # EMPTY_LIST
+            ord(")"): lambda: s.stack.append(()),                        # EMPTY_TUPLE
+            ord("d"): lambda: s.stack.append(s.pairs({}, s.pop_mark())),  # DICT
+            ord("l"): lambda: s.stack.append(s.pop_mark()),              # LIST
+            ord("t"): lambda: s.stack.append(tuple(s.pop_mark())),       # TUPLE
+            0x85: lambda: s.stack.append((s.pop(),)),                    # TUPLE1
+            0x86: lambda: s.stack.append(s.tuple_of(2)),                 # TUPLE2
+            0x87: lambda: s.stack.append(s.tuple_of(3)),                 # TUPLE3
+            ord("a"): lambda: s.extend([s.pop()]),                       # APPEND
+            ord("e"): lambda: s.extend(s.pop_mark()),                    # APPENDS
+            ord("s"): lambda: s.setitems(s.tuple_of(2)),                 # SETITEM
+            ord("u"): lambda: s.setitems(s.pop_mark()),                  # SETITEMS
+            ord("N"): lambda: s.stack.append(None),                      # NONE
+            0x88: lambda: s.stack.append(True),                          # NEWTRUE
+            0x89: lambda: s.stack.append(False),                         # NEWFALSE
+            ord("K"): lambda: s.stack.append(s.uint(1)),                 # BININT1
+            ord("M"): lambda: s.stack.append(s.uint(2)),                 # BININT2
+            ord("J"): lambda: s.stack.append(int.from_bytes(s.take(4), "little", signed=True)),
+            0x8a: lambda: s.stack.append(int.from_bytes(s.take(s.uint(1)), "little", signed=True)),
+            ord("U"): lambda: s.push_bytes(s.uint(1)),                   # SHORT_BINSTRING
+            ord("T"): lambda: s.push_bytes(int.from_bytes(s.take(4), "little", signed=True)),
+            ord("C"): lambda: s.push_bytes(s.uint(1)),                   # SHORT_BINBYTES
+            ord("B"): lambda: s.push_bytes(s.uint(4)),                   # BINBYTES
+            0x8e: lambda: s.push_bytes(s.uint(8)),                       # BINBYTES8
+            0x96: lambda: s.push_bytes(s.uint(8)),                       # BYTEARRAY8
+            0x8c: lambda: s.push_text(s.uint(1)),                        # SHORT_BINUNICODE
+            ord("X"): lambda: s.push_text(s.uint(4)),                    # BINUNICODE
+            0x8d: lambda: s.push_text(s.uint(8)),                        # BINUNICODE8
+            ord("q"): lambda: s.put(s.uint(1)),                          # BINPUT
+            ord("r"): lambda: s.put(s.uint(4)),                          # LONG_BINPUT
+            0x94: lambda: s.put(len(s.memo)),                            # MEMOIZE
+            ord("h"): lambda: s.get(s.uint(1)),                          # BINGET
+            ord("j"): lambda: s.get(s.uint(4)),                          # LONG_BINGET
+            ord("c"): lambda: s.global_(s.line(), s.line()),             # GLOBAL
+            0x93: s.stack_global,                                        # STACK_GLOBAL
+            ord("R"): s.reduce,                                          # REDUCE
+            ord("b"): s.build,                                           # BUILD
+        }
+        while True:
+            at = s.pos
+            op = s.take(1)[0]
+            if op == ord("."):                                           # STOP
+                result = s.pop()
+                return s.finish(result, 0, {})
+            handler = ops.get(op)
+            if handler is None:
+                raise CifarPickleError(f"unsupported pickle opcode 0x{op:02x} at offset {at:,}")
+            handler()
+
+    def tuple_of(self, n: int) -> tuple:
+        items = [self.pop() for _ in range(n)]
+        return tuple(reversed(items))
+
+    def stack_global(self) -> None:
+        name = self.pop()
+        module = self.pop()
+        self.global_(_text(module, "module"), _text(name, "name"))
+
+    def extend(self, items: list) -> None:
+        target = self.top()
+        if not isinstance(target, list):
+            raise CifarPickleError(f"APPEND to {type(target).__name__} at offset {self.pos:,}")
+        target.extend(items)
+
+    def pairs(self, target: dict, items: list) -> dict:
+        if len(items) % 2:
+            raise CifarPickleError(f"odd number of dict items at offset {self.pos:,}")
+        for key, value in zip(items[::2], items[1::2]):
+            if isinstance(key, memoryview):
+                self.spend(len(key), "a dict key")
+                key = bytes(key)
+            if not isinstance(key, (str, bytes, int, type(None))):
+                raise CifarPickleError(f"dict key of type {type(key).__name__} at offset {self.pos:,}")
+            target[key] = value
+        return target
+
+    def setitems(self, items) -> None:
+        target = self.top()
+        if not isinstance(target, dict):
+            raise CifarPickleError(f"SETITEM on {type(target).__name__} at offset {self.pos:,}")
+        self.pairs(target, list(items))
+
+    def finish(self, obj, depth: int, done: dict):
+        """The result with arrays in place, byte strings copied out of the file and dict
+        keys as text; each container converted once (shared or cyclic references kept)."""
+        if depth > _MAX_NESTING:
+            raise CifarPickleError(f"containers nested deeper than {_MAX_NESTING} levels")
+        if isinstance(obj, _Array):
+            if obj.array is None:
+                raise CifarPickleError("an ndarray without its data")
+            return obj.array
+        if isinstance(obj, memoryview):
+            self.spend(len(obj), "a byte string")
+            return bytes(obj)
+        if isinstance(obj, (_Dtype, _Global)):
+            raise CifarPickleError("a dtype or a global where data was expected")
+        if isinstance(obj, (dict, list, tuple)):
+            if id(obj) in done:
+                return done[id(obj)]
+            if isinstance(obj, dict):
+                out: dict = {}
+                done[id(obj)] = out
+                for k, v in obj.items():
+                    out[k.decode("latin1") if isinstance(k, bytes) else k] = self.finish(v, depth + 1, done)
+                return out
+            if isinstance(obj, list):
+                out_list: list = []
+                done[id(obj)] = out_list
+                out_list.extend(self.finish(v, depth + 1, done) for v in obj)
+                return out_list
+            out_tuple = tuple(self.finish(v, depth + 1, done) for v in obj)
+            done[id(obj)] = out_tuple  # a tuple cannot contain itself: filled, then shared
+            return out_tuple
+        return obj
 
 
-def _materialise(obj):
-    if isinstance(obj, _ArrayStub):
-        return obj.to_numpy()
-    if isinstance(obj, dict):
-        return {(k.decode("latin1") if isinstance(k, bytes) else k): _materialise(v)
-                for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_materialise(v) for v in obj]
-    return obj
+def parse_cifar_pickle(data: bytes):
+    """The object a CIFAR batch pickle holds, read without running code and in memory
+    bounded by ``len(data)`` (see :class:`_CifarPickle`); :class:`CifarPickleError` otherwise."""
+    return _CifarPickle(data).run()
 
 
 def read_cifar_batch(path: Path) -> dict:
-    """Read one CIFAR python batch safely (see :class:`SafeCifarUnpickler`); str keys."""
+    """Read one CIFAR python batch (a regular file of at most :data:`MAX_CIFAR_FILE_BYTES`)
+    with :func:`parse_cifar_pickle`; str keys."""
+    from accelsim.errors import AccelsimError
+    from accelsim.inputs import read_limited
+
     try:
-        with open(path, "rb") as fh:
-            obj = SafeCifarUnpickler(fh, encoding="bytes").load()
-        obj = _materialise(obj)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read CIFAR batch ({exc})") from None
-    except Exception as exc:  # corrupt pickles raise many types
-        raise DataError(f"{path}: not a CIFAR python batch ({type(exc).__name__}: {exc})") from None
+        data = read_limited(path, MAX_CIFAR_FILE_BYTES, "CIFAR batch")
+    except AccelsimError as exc:
+        raise DataError(str(exc)) from None
+    try:
+        obj = parse_cifar_pickle(data)
+    except (CifarPickleError, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: not a CIFAR python batch ({type(exc).__name__}: "
+                        f"{str(exc)[:300]})") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a dict with 'data' and labels, got {type(obj).__name__}")
     return obj

@@ -36,14 +36,32 @@ def check_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
 
 
 def read_limited(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes (refused before reading otherwise)."""
+    """The bytes of a regular file of at most ``limit`` bytes (refused before reading otherwise).
+
+    Memory is what the file holds, not ``limit``: the size is taken from the open file
+    (opened without blocking, and checked to be regular again, so a file swapped for a
+    FIFO after the first check cannot block), and a file that grows while it is read is
+    still cut at ``limit + 1`` bytes.
+    """
     path = check_regular_file(path, what)
+
+    def too_large() -> ConfigError:
+        return ConfigError(str(path), None, f"the {what} is larger than the {limit:,}-byte limit; "
+                                              "is it the right file?")
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(limit + 1)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as fh:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(str(path), None, f"is no longer a regular {what} (it was "
+                                                   "replaced while being opened)")
+            if info.st_size > limit:
+                raise too_large()
+            data = fh.read(info.st_size + 1)
+            if len(data) > info.st_size:  # it grew since: read on, never past the limit
+                data += fh.read(limit + 1 - len(data))
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read the {what} ({exc.strerror})") from None
     if len(data) > limit:
-        raise ConfigError(str(path), None, f"the {what} is larger than the {limit:,}-byte limit; "
-                            "is it the right file?")
+        raise too_large()
     return data

@@ -7,6 +7,8 @@ file (and the line where there is one):
 - duplicate keys in a mapping (YAML says keys are unique; PyYAML keeps the last);
 - nesting deeper than :data:`MAX_DEPTH`; documents whose aliases expand to more than
   :data:`MAX_NODES` nodes (an "alias bomb") or refer to themselves;
+- non-finite numbers: ``.nan``, ``.inf``, ``-.inf`` and literals beyond the float range
+  such as ``1e999`` (no field takes one);
 - plain scalars that YAML 1.1 and YAML 1.2 read differently: ``yes/no/on/off``
   (1.1 booleans), ``020`` and ``0b101`` (1.1 octal / binary), ``1:30`` (1.1 base 60),
   ``1_000`` (1.1 ignores the underscore) and ``<<`` merge keys. Either reading would
@@ -14,11 +16,12 @@ file (and the line where there is one):
   ``20``, ``0o20``).
 
 Every other scalar is resolved by the YAML 1.2 core schema: ``true/false``, ``null``/``~``,
-decimal, ``0o`` octal and ``0x`` hex integers, floats including ``1e3`` and ``.inf``;
+decimal, ``0o`` octal and ``0x`` hex integers, finite floats such as ``1e3``;
 dates and everything else stay strings.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -32,7 +35,7 @@ from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
-from accelsim.errors import ConfigError
+from accelsim.errors import ConfigError, brief
 from accelsim.inputs import read_limited
 
 MAX_BYTES = 1 << 20        # 1 MiB: shipped files are a few KiB
@@ -82,7 +85,7 @@ class _StrictConstructor(SafeConstructor):
                                            f"got {type(key).__name__}", key_node.start_mark) from None
                 if first is not key_node:
                     raise ConstructorError(
-                        None, None, f"duplicate key {key!r} (first given at line "
+                        None, None, f"duplicate key {brief(key)} (first given at line "
                         f"{first.start_mark.line + 1}); each key may appear once",
                         key_node.start_mark)
         return super().construct_mapping(node, deep)
@@ -102,12 +105,13 @@ class _StrictConstructor(SafeConstructor):
                                    node.start_mark) from None
 
     def construct_core_float(self, node) -> float:
-        text = self.construct_scalar(node).lower()
-        if text.lstrip("+-") == ".inf":
-            return float("-inf") if text.startswith("-") else float("inf")
-        if text == ".nan":
-            return float("nan")
-        return float(text)
+        text = self.construct_scalar(node)
+        value = float(text.lower().replace(".inf", "inf").replace(".nan", "nan"))
+        if not math.isfinite(value):  # no field takes one: refuse it here, once for every file
+            raise ConstructorError(None, None, f"{brief(text, 40)} is not a finite number; every "
+                                   "number in accelsim files must be finite (quote it for a "
+                                   "string)", node.start_mark)
+        return value
 
     def construct_ambiguous(self, node):
         text = self.construct_scalar(node)
@@ -116,13 +120,13 @@ class _StrictConstructor(SafeConstructor):
         elif text == "<<":
             fix = "merge keys are not supported; write the fields out"
         elif ":" in text:
-            fix = f"YAML 1.1 reads it as a base-60 number; quote it ('{text}') for a string"
+            fix = f"YAML 1.1 reads it as a base-60 number; quote it ({brief(text)}) for a string"
         elif "_" in text:
-            fix = f"write {text.replace('_', '')!r} without underscores, or quote it"
+            fix = f"write {brief(text.replace('_', ''))} without underscores, or quote it"
         else:
             fix = "YAML 1.1 reads a leading 0 as octal: write a plain decimal, 0o.. for octal, " \
                   "or quote it for a string"
-        raise ConstructorError(None, None, f"{text!r} means different things in YAML 1.1 and "
+        raise ConstructorError(None, None, f"{brief(text)} means different things in YAML 1.1 and "
                                f"1.2; {fix}", node.start_mark)
 
 

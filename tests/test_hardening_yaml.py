@@ -63,9 +63,9 @@ def test_second_section_no_longer_replaces_the_first(tmp_path):
 
 
 def test_yaml_12_core_scalars():
-    data = load_yaml_text("a: 0o20\nb: 0x1F\nc: 1e3\nd: -.inf\ne: 2024-01-01\nf: ~\ng: True\n"
+    data = load_yaml_text("a: 0o20\nb: 0x1F\nc: 1e3\nd: -1.5e-3\ne: 2024-01-01\nf: ~\ng: True\n"
                           "h: '020'\ni: 20\nj: 0\nk: 0.5\nl: n\n")
-    assert data == {"a": 16, "b": 31, "c": 1000.0, "d": float("-inf"), "e": "2024-01-01",
+    assert data == {"a": 16, "b": 31, "c": 1000.0, "d": -0.0015, "e": "2024-01-01",
                     "f": None, "g": True, "h": "020", "i": 20, "j": 0, "k": 0.5, "l": "n"}
     assert type(data["c"]) is float and type(data["i"]) is int
 

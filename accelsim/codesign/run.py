@@ -32,7 +32,7 @@ from accelsim.codesign.spec import (MAXIMIZED, TRAINING_AXES, TRAINING_METRICS, 
                                     objective_tuples)
 from accelsim.errors import AccelsimError
 from accelsim.sweep.cache import ResultCache, point_identity, point_key, write_json_atomic
-from accelsim.sweep.evaluate import PointTask, evaluate_chunk, usable_cores
+from accelsim.sweep.evaluate import PointTask, check_local_workers, evaluate_chunk, usable_cores
 from accelsim.sweep.lock import FolderLock
 from accelsim.sweep.pareto import pareto_mask
 from accelsim.sweep.progress import Progress
@@ -178,8 +178,8 @@ def run_codesign(spec: CodesignSpec, out_dir: str | os.PathLike, *, workers: int
     cores; 1 runs in this process). Refused while another run holds ``out_dir``.
     """
     for name, value in (("--workers", workers), ("--train-jobs", train_jobs), ("--threads", threads)):
-        if value is not None and value < 1:
-            raise AccelsimError(f"{name}: expected a positive integer, got {value}")
+        if value is not None:
+            check_local_workers(value, name, "threads" if name == "--threads" else "local workers")
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

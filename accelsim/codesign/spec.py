@@ -26,23 +26,26 @@ results table marks::
 
 Errors name the file, the field path and what was expected. Every training point's
 recipe and every hardware point are built when the spec loads, so a typo fails before
-anything trains.
+anything trains; the number of models x hardware points is counted (the product of the
+axes' lengths) and refused above ``--max-points`` before any of them is built.
 """
 from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from accelsim.errors import ConfigError
+from accelsim.errors import ConfigError, brief
 from accelsim.hw import rules
 from accelsim.hw.load import read_yaml_mapping
 from accelsim.sweep.expand import SweepPoint, expand
 from accelsim.sweep.spec import (ENERGY_COMPONENTS, FIDELITIES, HW_METRICS, MAXIMIZED as SIM_MAXIMIZED,
-                                 SIM_METRICS, SweepSpec, _axis, _check_axes, check_point_count)
+                                 SIM_METRICS, SweepSpec, _axis, _check_axes, check_point_count,
+                                 point_count)
 
 SPEC_VERSION = 1
 # Training axes and the order their columns take in the results table.
@@ -62,7 +65,7 @@ def _values(value: Any, path: str) -> tuple:
         value = value["values"]
     if not isinstance(value, list) or not value:
         raise rules.RuleError(path, f"expected a non-empty list of values (or {{values: [...]}}), "
-                                    f"got {value!r}")
+                                    f"got {brief(value)}")
     if len(value) > 1000:
         raise rules.RuleError(path, f"expected at most 1000 values, got {len(value)}")
     return tuple(value)
@@ -76,20 +79,25 @@ def _checked(rule):
 
 def _fraction(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise rules.RuleError(path, f"expected a number in [0, 1), got {value!r}")
+        raise rules.RuleError(path, f"expected a number in [0, 1), got {brief(value)}")
     return float(value)
 
 
 def _lambda(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
-        raise rules.RuleError(path, f"expected a number in [0, 1e6), got {value!r}")
+        raise rules.RuleError(path, f"expected a number in [0, 1e6), got {brief(value)}")
     return float(value)
 
 
 def _positive(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
-        raise rules.RuleError(path, f"expected a number in (0, 1e6), got {value!r}")
+        raise rules.RuleError(path, f"expected a number in (0, 1e6), got {brief(value)}")
     return float(value)
+
+
+def _seed(value: Any, path: str) -> int:
+    from accelsim.train.recipe import MAX_SEED
+    return rules.int_range(0, MAX_SEED)(value, path)
 
 
 def _penalty_kind(value: Any, path: str) -> str:
@@ -109,7 +117,7 @@ def _zoo_model(value: Any, path: str) -> str:
     if not isinstance(value, str) or value not in names:
         close = difflib.get_close_matches(str(value), list(names), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise rules.RuleError(path, f"expected a zoo model{hint}: {', '.join(names)}; got {value!r}")
+        raise rules.RuleError(path, f"expected a zoo model{hint}: {', '.join(names)}; got {brief(value)}")
     return value
 
 
@@ -130,7 +138,7 @@ class TrainingAxes:
     model: tuple | None = field(default=None, metadata={
         "rule": rules.optional(_checked(_zoo_model)), "doc": "zoo model names"})
     seed: tuple | None = field(default=None, metadata={
-        "rule": rules.optional(_checked(rules.non_negative_int)), "doc": "training seeds"})
+        "rule": rules.optional(_checked(_seed)), "doc": "training seeds"})
 
     def given(self) -> dict[str, tuple]:
         """Axis name (as in the YAML) -> its values, for the axes the spec lists."""
@@ -309,7 +317,7 @@ def _training_points(spec: CodesignSpec, recipe_path: Path) -> tuple[TrainingPoi
         try:
             recipe = parse_recipe(raw, str(recipe_path))
         except ConfigError as exc:
-            where = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            where = ", ".join(f"{k}={brief(v)}" for k, v in params.items())
             raise ConfigError(spec.source, "training", f"the recipe for ({where}) is invalid: "
                                                        f"{exc}") from None
         if recipe.sha256 in seen:
@@ -317,6 +325,29 @@ def _training_points(spec: CodesignSpec, recipe_path: Path) -> tuple[TrainingPoi
         seen.add(recipe.sha256)
         points.append(TrainingPoint({k: params.get(k) for k in axes}, recipe))
     return tuple(points)
+
+
+def check_codesign_count(spec: CodesignSpec, max_points: int) -> int:
+    """Refuse a spec whose models x hardware points exceed ``max_points``, before listing any.
+
+    Counts the product of the training axes' lengths and, per design, the product of the
+    hardware axes' lengths (both before de-duplication and constraints, so an upper bound);
+    returns the count.
+    """
+    sweep = SweepSpec(base="-", axes=dict(spec.hardware.axes), traces=(spec.source,),
+                      source=spec.source, max_points=max_points)
+    try:
+        check_point_count(sweep, max_points)  # one axis alone (or a range without end)
+    except rules.RuleError as exc:
+        raise ConfigError(spec.source, f"hardware.{exc.path}", exc.message) from None
+    models = math.prod(len(values) for values in spec.training.given().values())
+    hardware = len(spec.hardware.designs) * point_count(sweep)
+    total = models * hardware
+    if total > max_points:
+        raise ConfigError(spec.source, "training", f"{models:,} training points x {hardware:,} "
+                          f"hardware points is {total:,}, more than the limit of {max_points:,}; "
+                          f"pass --max-points {total} to run it anyway, or narrow the axes")
+    return total
 
 
 def _design_points(spec: CodesignSpec, root: Path, max_points: int) -> tuple[DesignPoint, ...]:
@@ -366,6 +397,7 @@ def load_codesign_dict(data: dict, source: str = "<dict>", root: str | os.PathLi
         _objective_names(spec)
     except rules.RuleError as exc:
         raise ConfigError(source, exc.path, exc.message) from None
+    check_codesign_count(spec, max_points)  # before any recipe or design is built
     root = Path(root)
     recipe_path = root / spec.recipe
     if not recipe_path.is_file():

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from accelsim.errors import ConfigError
+from accelsim.errors import ConfigError, brief
 from accelsim.hw import rules
 from accelsim.hw.schema import HardwareConfig
 from accelsim.yamlio import read_yaml
@@ -67,7 +67,7 @@ def resolve_extends(path: str | os.PathLike) -> dict:
             break
         if not isinstance(parent, str) or not parent.strip():
             raise ConfigError(str(path), "extends",
-                              f"expected a path to another hardware file, got {parent!r}")
+                              f"expected a path to another hardware file, got {brief(parent)}")
         parent_path = path.parent / parent
         if not parent_path.is_file():
             raise ConfigError(str(path), "extends", f"parent file {str(parent_path)!r} not found")

@@ -10,6 +10,8 @@ import difflib
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any, Callable, Iterable
 
+from accelsim.errors import brief
+
 REQUIRED = object()
 
 Rule = Callable[[Any, str], Any]
@@ -25,7 +27,7 @@ class RuleError(ValueError):
 
 
 def _got(value: Any) -> str:
-    return f"got {value!r} ({type(value).__name__})"
+    return f"got {brief(value)} ({type(value).__name__})"
 
 
 # Ceilings of the plain numeric rules: far above any real design, low enough that products
@@ -118,7 +120,7 @@ def one_of(choices: Iterable[Any]) -> Rule:
                 close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise RuleError(path, f"expected one of {', '.join(map(repr, choices))}, "
-                                  f"got {value!r}{hint}")
+                                  f"got {brief(value)}{hint}")
         return value
     return check
 

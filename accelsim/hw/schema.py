@@ -220,14 +220,20 @@ class StorageLevel:
         "a compressed tensor moves its exact compressed size, metadata included", {})
 
 
+# Largest mapping.search_size: 16 x 256 = 4,096 candidates, measured at 0.75-3.9 s CPU per
+# layer on Timeloop's exercises (tests/test_map_mapper.py CASES); 100,000 took minutes.
+MAX_SEARCH_SIZE = 256
+
+
 @dataclass(frozen=True)
 class MappingOptions:
     """How the loop-nest model maps layers (used with a ``memory_hierarchy``)."""
 
     objective: str = spec(rules.one_of(MAPPING_OBJECTIVES),
                           "what the mapper minimises per layer", "energy")
-    search_size: int = spec(rules.int_range(1, 100000),
-                            "mapper budget: about 16 x this many candidate mappings are costed per layer", 16)
+    search_size: int = spec(rules.int_range(1, MAX_SEARCH_SIZE),
+                            "mapper budget: about 16 x this many candidate mappings are costed per "
+                            "layer (0.5-1 ms each: at most about 4 s per layer)", 16)
 
 
 VECTOR_OP_KINDS = ("add", "mul", "activation", "norm", "pool", "softmax", "concat", "slice",

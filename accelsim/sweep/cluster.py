@@ -16,14 +16,16 @@ import re
 from typing import Callable
 
 from accelsim.errors import AccelsimError
-from accelsim.sweep.evaluate import PointTask, evaluate_chunk, set_kernel_threads, usable_cores
+from accelsim.sweep.evaluate import (PointTask, check_local_workers, evaluate_chunk,
+                                     set_kernel_threads, usable_cores)
 from accelsim.sweep.pool import TraceQueues, die_with_parent
 
 _LOCAL = re.compile(r"local(?::(\d+))?")
 
 
 def parse_scheduler(value: str) -> int | None:
-    """N for ``local:N`` (``local``: the usable cores), None for an address; bad N is an error."""
+    """N for ``local:N`` (``local``: the usable cores), None for an address; bad N is an error,
+    and so is an N above :data:`~accelsim.sweep.evaluate.WORKERS_PER_CORE` per usable core."""
     text = value.strip()
     if not text.startswith("local"):
         return None
@@ -31,7 +33,9 @@ def parse_scheduler(value: str) -> int | None:
     if match is None or (match.group(1) is not None and int(match.group(1)) < 1):
         raise AccelsimError(f"--scheduler: expected local:N with N a positive integer, or a "
                             f"scheduler address (tcp://host:8786), got {value!r}")
-    return int(match.group(1)) if match.group(1) else usable_cores()
+    if match.group(1) is None:
+        return usable_cores()
+    return check_local_workers(int(match.group(1)), "--scheduler local:N")
 
 
 def _worker_setup(parent_pid: int, threads: int) -> None:

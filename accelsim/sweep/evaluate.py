@@ -169,6 +169,26 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: Local worker processes (or threads) allowed per usable core: more only thrash the
+#: machine, and a typo such as ``local:100000`` would otherwise start that many processes.
+WORKERS_PER_CORE = 4
+
+
+def check_local_workers(count: int, flag: str, what: str = "local workers") -> int:
+    """``count`` if it is a positive number of local workers of at most
+    :data:`WORKERS_PER_CORE` per usable core; one clean error naming ``flag`` otherwise."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise AccelsimError(f"{flag}: expected a positive integer, got {count!r}")
+    cores = usable_cores()
+    limit = WORKERS_PER_CORE * cores
+    if count > limit:
+        shown = f"{count:,}" if count < 10 ** 30 else "more"
+        raise AccelsimError(f"{flag}: {shown} {what} is more than the limit of {limit} "
+                            f"({WORKERS_PER_CORE} per usable CPU core, {cores} here); use fewer, or "
+                            "a Dask scheduler address (tcp://host:8786) for other machines")
+    return count
+
+
 def set_kernel_threads(threads: int) -> int:
     """Limit the simulator's parallel Numba kernels to ``threads``; returns the previous limit.
 

@@ -25,7 +25,8 @@ import accelsim
 from accelsim.atomic import remove_stale_temps
 from accelsim.errors import AccelsimError
 from accelsim.sweep.cache import ResultCache, point_identity, point_key, write_json_atomic
-from accelsim.sweep.evaluate import PointTask, evaluate_chunk, set_kernel_threads, usable_cores
+from accelsim.sweep.evaluate import (PointTask, check_local_workers, evaluate_chunk, set_kernel_threads,
+                                     usable_cores)
 from accelsim.sweep.expand import Expansion, describe, expand
 from accelsim.sweep.lock import FolderLock
 from accelsim.sweep.pareto import mark_fronts
@@ -233,8 +234,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, workers: int | None =
     if result_format not in RESULT_FORMATS:
         raise AccelsimError(f"results format: expected one of {', '.join(RESULT_FORMATS)}, "
                             f"got {result_format!r}")
-    if workers is not None and workers < 1:
-        raise AccelsimError(f"--workers: expected a positive integer, got {workers}")
+    if workers is not None:
+        check_local_workers(workers, "--workers")
     if scheduler:
         from accelsim.sweep.cluster import parse_scheduler
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, get_origin, get_type_hints
 
-from accelsim.errors import ConfigError
+from accelsim.errors import ConfigError, brief
 from accelsim.hw import rules
 from accelsim.hw.load import read_yaml_mapping
 from accelsim.hw.schema import HardwareConfig
@@ -83,7 +83,7 @@ def _field(rule, doc: str, default: Any = rules.REQUIRED):
 def _number(value: Any, path: str) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
             or value in (float("inf"), float("-inf")):
-        raise rules.RuleError(path, f"expected a finite number, got {value!r} "
+        raise rules.RuleError(path, f"expected a finite number, got {brief(value)} "
                                     f"({type(value).__name__})")
     return value
 
@@ -92,7 +92,7 @@ def _list_of(rule, what: str, min_len: int = 1):
     def check(value: Any, path: str) -> tuple:
         if not isinstance(value, list) or len(value) < min_len:
             raise rules.RuleError(path, f"expected a list of {what} (at least {min_len}), "
-                                        f"got {value!r} ({type(value).__name__})")
+                                        f"got {brief(value)} ({type(value).__name__})")
         return tuple(rule(v, f"{path}[{i}]") for i, v in enumerate(value))
     return check
 
@@ -100,7 +100,7 @@ def _list_of(rule, what: str, min_len: int = 1):
 def _any_scalar(value: Any, path: str) -> Any:
     if isinstance(value, (dict, list)) or value is None:
         raise rules.RuleError(path, f"expected a scalar value (number, string or boolean), "
-                                    f"got {value!r}")
+                                    f"got {brief(value)}")
     return value
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -40,13 +41,25 @@ MAX_POSITIONS = 8192
 
 
 def layer_phase(layer) -> tuple[str, int | None]:
-    """(phase, step) of a layer (``LayerTrace`` or ``CapturedLayer``); ``("all", None)`` if untagged."""
+    """(phase, step) of a layer (``LayerTrace`` or ``CapturedLayer``); ``("all", None)`` if untagged.
+
+    A step that is not a non-negative integer (NaN, infinity, 1.5, -3, text: a damaged or
+    hand-edited trace) raises :class:`~accelsim.errors.TraceError` naming the layer.
+    """
     stats = getattr(layer, "stats", None) or {}
     phase = stats.get("phase")
     if phase not in PHASES:
         return "all", None
     step = stats.get("step")
-    return phase, (int(step) if isinstance(step, (int, float)) else None)
+    if step is None:
+        return phase, None
+    if (isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step)
+            or step < 0 or step != int(step) or step > MAX_POSITIONS):
+        from accelsim.errors import TraceError, brief
+
+        raise TraceError(f"layer {getattr(layer, 'name', '?')!r}: stats.step: expected the "
+                         f"{phase} step as an integer from 0 to {MAX_POSITIONS:,}, got {brief(step)}")
+    return phase, int(step)
 
 
 # -- models and text ------------------------------------------------------------------
@@ -172,13 +185,25 @@ def prompts_from_ids(path: str | os.PathLike, samples: int, prompt_len: int | No
     return _equal_prompts(encoded, samples, prompt_len, str(path))
 
 
-def _read_lines(path, what: str) -> list[str]:
+#: Largest prompt or token-id file read (a FIFO or /dev/zero is refused before reading).
+MAX_PROMPT_BYTES = 16 << 20
+
+
+def read_prompt_text(path, what: str = "prompt file") -> str:
+    """The UTF-8 text of a regular file of at most :data:`MAX_PROMPT_BYTES`; one clean error
+    (naming the file) for a FIFO, a device, a folder, a missing or larger file, or bad UTF-8."""
+    from accelsim.inputs import read_limited
+
+    data = read_limited(path, MAX_PROMPT_BYTES, what)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the {what}: {exc}") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at "
+                        f"offset {exc.start})") from None
+
+
+def _read_lines(path, what: str) -> list[str]:
+    text = read_prompt_text(path, what)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise DataError(f"{path}: the {what} has no non-empty line")
@@ -335,7 +360,7 @@ def cli_capture(args) -> int:
     if args.teal is not None:
         from accelsim.sparsify.teal import ThresholdHooks, calibrate_thresholds
 
-        text = Path(args.prompt_file).read_text(encoding="utf-8")
+        text = read_prompt_text(args.prompt_file)
         ids = torch.tensor(encode_text(text, tokenizer, vocab), dtype=torch.long)
         length = min(64, max(2, ids.numel() // 4))
         thresholds = calibrate_thresholds(model, ids, args.teal, length)

@@ -45,8 +45,11 @@ def _train(args: argparse.Namespace) -> int:
     threads, why = pick_threads(args.threads)
     if threads is not None:
         torch.set_num_threads(threads)
-    if args.seed is not None and args.seed < 0:
-        raise AccelsimError(f"--seed: expected a non-negative integer, got {args.seed}")
+    from accelsim.train.recipe import MAX_SEED
+
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise AccelsimError(f"--seed: expected an integer from 0 to {MAX_SEED:,}, "
+                            f"got {args.seed if abs(args.seed) < 10 ** 30 else 'a larger one'}")
     from accelsim.device import resolve_device
 
     device = resolve_device(args.device)  # one line if this build or machine cannot use it

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from accelsim.errors import AccelsimError, ConfigError
+from accelsim.errors import AccelsimError, ConfigError, brief
 from accelsim.train.penalties import PENALTY_KINDS
 from accelsim.yamlio import read_yaml
 
@@ -46,6 +46,17 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 PRUNE_SCOPES = ("layerwise", "global")
 PRUNE_SCHEDULES = ("oneshot", "cubic")
 LAYER_SELECTORS = ("all", "all_but_first")
+
+# Ceilings of recipe numbers: far above any real training, low enough that nothing
+# downstream overflows (torch's float32 optimizer arithmetic, numpy's legacy seeding).
+MAX_SEED = 2 ** 32 - 1          # every generator (torch, numpy, numpy's legacy) accepts it
+MAX_LR = 1e3                    # learning rates (and min_lr); float32 holds lr * gradient
+MAX_COEFFICIENT = 1e6           # penalty lambdas, tl1 b, weight_l1, weight_decay
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
+MAX_CROP_PADDING = 1024
+# Integer model_kwargs that size a zoo model: at least 1, at most this.
+MODEL_SIZE_KWARGS = {"num_classes": 100_000, "in_channels": 4096}
 
 
 @dataclass(frozen=True)
@@ -243,6 +254,9 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
             check_model_from_data(model, dict(model_kwargs), source)
         except AccelsimError as exc:
             raise ConfigError(None, None, str(exc)) from None
+    for key, high in MODEL_SIZE_KWARGS.items():  # sizes of the model: a layer of -5 outputs fails
+        if key in model_kwargs:                   # deep inside torch, one of 10**9 fills memory
+            r.integer(model_kwargs[key], f"model_kwargs.{key}", minimum=1, maximum=high)
     stages_raw = top["stages"]
     if not isinstance(stages_raw, list) or not stages_raw:
         raise ConfigError(source, "stages", "expected a non-empty list of stages")
@@ -253,7 +267,7 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
             raise ConfigError(source, f"stages[{i}].name", f"stage name {name!r} is used twice")
     return Recipe(
         name=r.string(top.get("name", Path(source).stem), "name"),
-        seed=r.integer(top.get("seed", 0), "seed", minimum=0),
+        seed=r.integer(top.get("seed", 0), "seed", minimum=0, maximum=MAX_SEED),
         model=model,
         data=_data(r, top["data"], "data"),
         stages=stages,
@@ -273,23 +287,24 @@ def _data(r: "_Reader", raw: Any, path: str) -> DataSpec:
     if "augment" in d:
         a = r.mapping(d["augment"], f"{path}.augment", optional=("crop_padding", "hflip"))
         augment = AugmentSpec(crop_padding=r.integer(a.get("crop_padding", 0), f"{path}.augment.crop_padding",
-                                                     minimum=0),
+                                                     minimum=0, maximum=MAX_CROP_PADDING),
                               hflip=r.boolean(a.get("hflip", False), f"{path}.augment.hflip"))
     return DataSpec(dataset=r.string(d["dataset"], f"{path}.dataset"),
-                    batch_size=r.integer(d.get("batch_size", 64), f"{path}.batch_size", minimum=1),
+                    batch_size=r.integer(d.get("batch_size", 64), f"{path}.batch_size", minimum=1,
+                                         maximum=MAX_BATCH),
                     eval_batch_size=r.integer(d.get("eval_batch_size", 512), f"{path}.eval_batch_size",
-                                              minimum=1),
+                                              minimum=1, maximum=MAX_BATCH),
                     augment=augment,
                     validation_fraction=r.number(d.get("validation_fraction", 0.1),
                                                  f"{path}.validation_fraction", minimum=0.0, below=1.0),
                     validation_seed=r.integer(d.get("validation_seed", 0), f"{path}.validation_seed",
-                                              minimum=0))
+                                              minimum=0, maximum=MAX_SEED))
 
 
 def _stage(r: "_Reader", raw: Any, path: str) -> StageSpec:
     s = r.mapping(raw, path, required=("name", "epochs"),
                   optional=("optimizer", "lr_schedule", "activation_penalty", "weight_l1", "prune"))
-    epochs = r.integer(s["epochs"], f"{path}.epochs", minimum=1)
+    epochs = r.integer(s["epochs"], f"{path}.epochs", minimum=1, maximum=MAX_EPOCHS)
     name = r.string(s["name"], f"{path}.name")
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(r.source, f"{path}.name", f"expected letters, digits, '_' or '-', got {name!r}")
@@ -300,7 +315,8 @@ def _stage(r: "_Reader", raw: Any, path: str) -> StageSpec:
         lr_schedule=_lr_schedule(r, s.get("lr_schedule", "constant"), f"{path}.lr_schedule"),
         activation_penalty=(_penalty(r, s["activation_penalty"], f"{path}.activation_penalty")
                             if s.get("activation_penalty") is not None else None),
-        weight_l1=r.number(s.get("weight_l1", 0.0), f"{path}.weight_l1", minimum=0.0),
+        weight_l1=r.number(s.get("weight_l1", 0.0), f"{path}.weight_l1", minimum=0.0,
+                           maximum=MAX_COEFFICIENT),
         prune=_prune(r, s["prune"], f"{path}.prune", epochs) if s.get("prune") is not None else None,
     )
 
@@ -315,11 +331,12 @@ def _optimizer(r: "_Reader", raw: Any, path: str) -> OptimizerSpec:
         betas = tuple(r.number(v, f"{path}.betas[{i}]", minimum=0.0, below=1.0)
                       for i, v in enumerate(o["betas"]))
     spec = OptimizerSpec(type=kind,
-                         lr=r.number(o.get("lr", 0.01), f"{path}.lr", minimum=0.0, positive=True),
+                         lr=r.number(o.get("lr", 0.01), f"{path}.lr", minimum=0.0, positive=True,
+                                     maximum=MAX_LR),
                          momentum=r.number(o.get("momentum", 0.9 if kind == "sgd" else 0.0),
                                            f"{path}.momentum", minimum=0.0, below=1.0),
                          weight_decay=r.number(o.get("weight_decay", 0.0), f"{path}.weight_decay",
-                                               minimum=0.0),
+                                               minimum=0.0, maximum=MAX_COEFFICIENT),
                          nesterov=r.boolean(o.get("nesterov", False), f"{path}.nesterov"),
                          betas=betas)
     if kind != "sgd" and ("momentum" in o or "nesterov" in o):
@@ -335,9 +352,12 @@ def _lr_schedule(r: "_Reader", raw: Any, path: str) -> LRScheduleSpec:
         raw = {"type": raw}
     s = r.mapping(raw, path, required=("type",), optional=("step_epochs", "gamma", "min_lr"))
     return LRScheduleSpec(type=r.choice(s["type"], f"{path}.type", LR_SCHEDULES),
-                          step_epochs=r.integer(s.get("step_epochs", 10), f"{path}.step_epochs", minimum=1),
-                          gamma=r.number(s.get("gamma", 0.1), f"{path}.gamma", minimum=0.0, positive=True),
-                          min_lr=r.number(s.get("min_lr", 0.0), f"{path}.min_lr", minimum=0.0))
+                          step_epochs=r.integer(s.get("step_epochs", 10), f"{path}.step_epochs", minimum=1,
+                                                maximum=MAX_EPOCHS),
+                          gamma=r.number(s.get("gamma", 0.1), f"{path}.gamma", minimum=0.0, positive=True,
+                                         maximum=1.0),
+                          min_lr=r.number(s.get("min_lr", 0.0), f"{path}.min_lr", minimum=0.0,
+                                          maximum=MAX_LR))
 
 
 def _layer_list(r: "_Reader", raw: Any, path: str) -> str | tuple[str, ...]:
@@ -360,13 +380,14 @@ def _per_layer(r: "_Reader", raw: Any, path: str, **bounds) -> float | dict[str,
 def _penalty(r: "_Reader", raw: Any, path: str) -> PenaltySpec:
     p = r.mapping(raw, path, required=("type", "lambda"), optional=("b", "layers"))
     kind = r.choice(p["type"], f"{path}.type", PENALTY_KINDS)
-    coefficients = _per_layer(r, p["lambda"], f"{path}.lambda", minimum=0.0)
+    coefficients = _per_layer(r, p["lambda"], f"{path}.lambda", minimum=0.0, maximum=MAX_COEFFICIENT)
     if isinstance(coefficients, dict) and "layers" in p:
         raise ConfigError(r.source, f"{path}.layers", "give either per-layer lambdas or 'layers', not both")
     if "b" in p and kind != "tl1":
         raise ConfigError(r.source, f"{path}.b", f"only the tl1 penalty takes b, not {kind!r}")
     return PenaltySpec(type=kind, coefficients=coefficients,
-                       b=r.number(p.get("b", 1.0), f"{path}.b", minimum=0.0, positive=True),
+                       b=r.number(p.get("b", 1.0), f"{path}.b", minimum=0.0, positive=True,
+                                  maximum=MAX_COEFFICIENT),
                        layers=_layer_list(r, p.get("layers", "all_but_first"), f"{path}.layers"))
 
 
@@ -440,15 +461,19 @@ class _Reader:
             raise self.fail(path, f"expected true or false, got {_describe(raw)}")
         return raw
 
-    def integer(self, raw: Any, path: str, minimum: int | None = None) -> int:
+    def integer(self, raw: Any, path: str, minimum: int | None = None,
+                maximum: int | None = None) -> int:
         if not isinstance(raw, int) or isinstance(raw, bool):
             raise self.fail(path, f"expected an integer, got {_describe(raw)}")
+        if maximum is not None and not (minimum or 0) <= raw <= maximum:
+            raise self.fail(path, f"expected an integer from {minimum or 0} to {maximum:,}, "
+                                  f"got {brief(raw)}")
         if minimum is not None and raw < minimum:
-            raise self.fail(path, f"expected an integer >= {minimum}, got {raw}")
+            raise self.fail(path, f"expected an integer >= {minimum}, got {brief(raw)}")
         return raw
 
     def number(self, raw: Any, path: str, minimum: float | None = None, below: float | None = None,
-               positive: bool = False) -> float:
+               positive: bool = False, maximum: float | None = None) -> float:
         value = raw
         if isinstance(raw, str):  # YAML 1.1 reads '1e-3' (no dot) as a string
             try:
@@ -465,13 +490,13 @@ class _Reader:
             raise self.fail(path, f"expected a number >= {minimum:g}, got {value:g}")
         if below is not None and value >= below:
             raise self.fail(path, f"expected a number below {below:g}, got {value:g}")
+        if maximum is not None and value > maximum:
+            raise self.fail(path, f"expected a number <= {maximum:g} (a sane upper bound), "
+                                  f"got {value:g}")
         return value
 
 
 def _describe(raw: Any) -> str:
     if raw is None:
         return "nothing"
-    text = repr(raw)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(raw).__name__})"
+    return f"{brief(raw, 60)} ({type(raw).__name__})"
