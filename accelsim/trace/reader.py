@@ -629,15 +629,8 @@ class Trace:
     def _act_counted(self, index: int, counts: np.ndarray) -> None:
         g = self._geometries[index]
         recorded = self._layer_stat(index, "act_density_per_sample") * (g.C * g.H * g.W)
-        bad = np.flatnonzero(np.abs(recorded - counts) > _COUNT_TOL)
-        if bad.size:
-            s = int(bad[0])
-            raise TraceError(
-                f"{self.path}: layer {index} ({self.layer_names[index]!r}): member "
-                f"{layer_member(index, 'act_density_per_sample')!r}: sample {s} records "
-                f"{recorded[s]:.6g} non-zero activations but its mask "
-                f"{layer_member(index, 'act_mask')!r} has {int(counts[s])}; the trace is corrupt "
-                "or was edited")
+        self._counts_agree(index, "act_density_per_sample", "act_mask", recorded, counts,
+                           "sample", "activations")
 
     def _weights_checked(self, index: int, packed: np.ndarray) -> None:
         g = self._geometries[index]
@@ -653,15 +646,20 @@ class Trace:
                 axis=1, dtype=np.int64)
         counts = counts.reshape(copies, g.K).sum(axis=0)
         recorded = self._layer_stat(index, "weight_density_per_filter") * (copies * length)
+        self._counts_agree(index, "weight_density_per_filter", "weight_mask", recorded, counts,
+                           "filter", "weights")
+
+    def _counts_agree(self, index: int, stat: str, mask: str, recorded: np.ndarray,
+                      counts: np.ndarray, unit: str, what: str) -> None:
+        """One line naming both members when a recorded count is not the mask's popcount."""
         bad = np.flatnonzero(np.abs(recorded - counts) > _COUNT_TOL)
         if bad.size:
-            k = int(bad[0])
+            i = int(bad[0])
             raise TraceError(
                 f"{self.path}: layer {index} ({self.layer_names[index]!r}): member "
-                f"{layer_member(index, 'weight_density_per_filter')!r}: filter {k} records "
-                f"{recorded[k]:.6g} non-zero weights but the mask "
-                f"{layer_member(index, 'weight_mask')!r} has {int(counts[k])}; the trace is "
-                "corrupt or was edited")
+                f"{layer_member(index, stat)!r}: {unit} {i} records {recorded[i]:.6g} non-zero "
+                f"{what} but the mask {layer_member(index, mask)!r} has {int(counts[i])}; the "
+                "trace is corrupt or was edited")
 
     def geometry(self, key: int | str) -> LayerGeometry:
         """Geometry of one layer, from the metadata only."""
