@@ -469,8 +469,6 @@ def test_non_finite_numbers_are_refused_by_the_yaml_loader(tmp_path, minimal_hw,
             load(tmp_path / name)
 
 
-@pytest.mark.xfail(strict=True, reason="the check belongs in accelsim/trace/reader.py "
-                                       "(_check_metadata), owned by another change")
 @pytest.mark.parametrize("argv", [["trace", "info"], ["trace", "from-trace", "-o", "x.trace"]])
 def test_trace_provenance_that_is_not_a_mapping_is_one_line(tmp_path, capsys, monkeypatch, argv):
     from trace_helpers import rewrite
@@ -485,8 +483,6 @@ def test_trace_provenance_that_is_not_a_mapping_is_one_line(tmp_path, capsys, mo
     assert err.startswith(f"error: {path}: ") and "provenance" in err and err.count("\n") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="the check belongs in accelsim/trace/reader.py "
-                                       "(_statistical_layer), owned by another change")
 def test_statistical_density_model_that_is_not_a_mapping_is_one_line(tmp_path, capsys):
     from trace_helpers import rewrite
 
@@ -647,3 +643,15 @@ def test_simulate_from_a_read_only_install(tmp_path):
     done = _read_only_run(tmp_path, home, tmpdir, "import")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == [str(home / ".cache" / "accelsim" / "numba")] * 2 + ["False"]
+
+
+def test_trace_metadata_with_nan_is_one_line(tmp_path, capsys):
+    from trace_helpers import rewrite
+
+    def edit(meta):
+        meta["layers"][0]["output_density"] = float("nan")
+
+    path = rewrite(BASELINE_TRACE, tmp_path / "n.trace", meta=edit)
+    assert main(["trace", "info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: ") and "NaN" in err and err.count("\n") == 1

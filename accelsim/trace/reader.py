@@ -767,6 +767,10 @@ class Trace:
         densities = {}
         for tensor in ("act", "weight"):
             spec = model.get(tensor, {})
+            if not isinstance(spec, dict):
+                raise TraceError(f"{self.path}: layer {index} ({record['name']!r}): "
+                                 f"density_model.{tensor}: expected a mapping with 'model', got "
+                                 f"{type(spec).__name__}")
             kind = spec.get("model")
             if kind == "uniform":
                 densities[tensor] = spec.get("density")
@@ -803,6 +807,9 @@ def _check_metadata(path: Path, meta) -> None:
         if not isinstance(meta.get(key), kind):
             raise TraceError(f"{path}: metadata.json field {key!r} is missing or not a "
                              f"{kind.__name__}")
+    if not isinstance(meta.get("provenance", {}), dict):
+        raise TraceError(f"{path}: metadata.json field 'provenance': expected a mapping, got "
+                         f"{type(meta['provenance']).__name__}")
     if not meta["layers"]:
         raise TraceError(f"{path}: the trace has no layers")
     for i, record in enumerate(meta["layers"]):
@@ -1093,6 +1100,10 @@ def _prod(values) -> int:
     return out
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number a trace may record")
+
+
 def open_trace(path: str | os.PathLike) -> Trace:
     """Open a trace file lazily; raises ``TraceError`` for any problem with it."""
     path = Path(path)
@@ -1102,7 +1113,7 @@ def open_trace(path: str | os.PathLike) -> Trace:
     finally:
         archive.close()
     try:
-        meta = json.loads(raw)
+        meta = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise TraceError(f"{path}: metadata.json is not valid JSON ({exc})") from None
     _check_metadata(path, meta)
