@@ -655,3 +655,18 @@ def test_trace_metadata_with_nan_is_one_line(tmp_path, capsys):
     assert main(["trace", "info", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: ") and "NaN" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"num_classes": -5}, {"num_classes": 10 ** 9},
+                                    {"in_channels": 0}])
+def test_checkpoint_model_kwargs_are_range_checked(tmp_path, capsys, kwargs):
+    from accelsim.train.checkpoint import load_checkpoint, save_checkpoint
+
+    state, masks, meta = load_checkpoint("models/lenet5_digits_baseline.pt")
+    path = tmp_path / "k.pt"
+    save_checkpoint(path, state, dict(meta, model_kwargs=kwargs), masks)
+    assert main(["trace", "capture", "--checkpoint", str(path), "--samples", "1",
+                 "--data", "random:1,28,28", "-o", str(tmp_path / "t.trace")]) == 2
+    err = capsys.readouterr().err
+    key = next(iter(kwargs))
+    assert f"model_kwargs.{key}: expected an integer from" in err and err.count("\n") == 1

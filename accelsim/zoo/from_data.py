@@ -31,11 +31,20 @@ def _declared_types(factory) -> dict[str, type]:
     return declared
 
 
-def _check_value(value, expected: type) -> bool:
+#: Integer arguments of zoo factories read from a file: (lowest, highest). A size of -5 fails
+#: deep inside torch and one of 10**9 fills memory; unnamed integers are sizes up to 2**20.
+INT_LIMITS = {"num_classes": (1, 100_000), "in_channels": (1, 4096), "dim": (1, 1 << 16),
+              "depth": (1, 1024), "heads": (1, 1024), "hidden": (1, 1 << 20),
+              "seed": (0, 2 ** 32 - 1)}
+_DEFAULT_INT = (1, 1 << 20)
+
+
+def _check_value(value, expected: type, name: str = "") -> bool:
     if expected is bool:
         return isinstance(value, bool)
     if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2 ** 31
+        low, high = INT_LIMITS.get(name, _DEFAULT_INT)
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
     if expected is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, str) and len(value) <= _MAX_STRING
@@ -74,8 +83,11 @@ def check_model_from_data(spec, kwargs, source: str) -> tuple[str, dict]:
         if key not in declared:
             raise AccelsimError(f"{source}: model_kwargs.{key}: model {spec!r} takes no such "
                                 f"argument (it takes: {', '.join(declared) or 'none'}); {hint}")
-        if not _check_value(value, declared[key]):
-            raise AccelsimError(f"{source}: model_kwargs.{key}: expected {declared[key].__name__}, "
+        if not _check_value(value, declared[key], key):
+            expected = declared[key].__name__
+            if declared[key] is int:
+                expected = "an integer from {} to {:,}".format(*INT_LIMITS.get(key, _DEFAULT_INT))
+            raise AccelsimError(f"{source}: model_kwargs.{key}: expected {expected}, "
                                 f"got {value!r:.60}; {hint}")
     return spec, dict(kwargs)
 
