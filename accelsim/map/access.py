@@ -1,14 +1,27 @@
 """Per-level, per-tensor access counts of a mapping (dense), by exact delta analysis.
 
-Conventions are Timeloop's (checked equal on its exercises, ``tests/test_map_timeloop.py``;
-the brute-force walk in ``tests/naive_nest.py`` defines the same from first principles):
+Conventions are Timeloop's, read from its source (nest-analysis.cpp ``ComputeDeltas``,
+``ComputeAccurateMulticastedAccesses``; operation-space.cpp ``SaveAndSubtractIfSameStride``;
+tiling.cpp ``MaskTiles``: tests/test_map_conventions.py lists what was read), checked equal
+on its exercises (``tests/test_map_timeloop.py``) and against a walk of every step over
+explicit element sets (``tests/naive_nest.py``):
 
 - a level instance holds the tile of each tensor it keeps that the loops at its level and below
-  touch; when the innermost temporal loop above it advances it is *filled* with the elements it
-  does not hold (sliding windows reuse their overlap); when an outer loop advances (inner ones
-  wrap) the whole tile is reloaded unless it is unchanged. Bypassed levels are skipped;
-- a parent is *read* once per group of children that differ only in spatial loops of dimensions
-  that do not index the tensor (multicast); outputs of such a group are reduced to one *update*;
+  touch. Each step of a temporal loop above it translates the tile. With ``k`` the innermost
+  such loop, a step of ``k`` moves it by ``t_k``; a step of an outer loop ``j`` (the loops
+  inside wrap) by ``t_j - sum_{i>j} (n_i - 1) t_i``. The tile is *filled* with the elements it
+  does not hold when that is ``t_k`` (a sliding window keeps its overlap, also across the wrap
+  of a window loop split in two), with nothing when it is zero, and with the whole tile
+  otherwise (Timeloop resets on a change of stride; as in the version that produced the
+  fixtures, a zero ``t_k`` counts as the stride, so an irrelevant innermost loop makes every
+  move reload). Bypassed levels are skipped;
+- a parent is *read* once per group of children that need the same data (multicast); outputs
+  of such a group are reduced to one *update*. Groups are formed per level of spatial loops:
+  a child's tile is child 0's translated by its offset, so children of one instance share
+  exactly when their offsets agree on every coordinate, e.g. row-stationary PEs ``(p, r)``
+  with equal ``p*stride + r*dilation`` need the same input row. Across levels that bypass the
+  tensor the groups of each level multiply (Timeloop's ``MaskTiles``), and tiles that merely
+  overlap (halos) are not shared;
 - the MAC units hold nothing: every step reads each operand from the innermost level keeping it;
 - psums: every MAC step updates the innermost output level and reads the running sum except on
   an element's first update; a child refills a psum it held before (a parent read, unless the
@@ -21,7 +34,10 @@ the brute-force walk in ``tests/naive_nest.py`` defines the same from first prin
 Each coordinate of a tensor is an interval or a window ``o*stride + i*dilation``; the tile
 after a step is a translate of the tile before, so ``|new \\ old| = prod|A_t| - prod|A_t & C_t|``
 per coordinate, and every step of a given loop costs the same (padding is not an index), so
-the work is per loop, not per iteration.
+the work is per loop, not per iteration. Timeloop's default run extrapolates a loop from its
+iterations 0 and 1 (it sees the wrap as ``t_j - sum_{i>j} t_i``); that can differ from walking
+every step only when a loop inside the advancing one moves the tile and has more than 2
+iterations.
 """
 from __future__ import annotations
 
@@ -123,52 +139,121 @@ def _delta(tds, after: dict, before: dict | None, ext: dict) -> int:
     return new - (kept if before is not None else 0)
 
 
-def _fanout(flat: _Flat, tensor: str, lo: int, hi: int, multicast: bool = True) -> int:
-    """Siblings that need different data: spatial factors at levels [lo, hi) of dims indexing
-    ``tensor`` (siblings that differ only in other dims share one read: multicast, or one update:
-    spatial reduction). Without multicast every sibling costs its own read / update."""
-    relevant = flat.nest.relevant(tensor)
+def _shifts(flat: _Flat, tds, idx: int) -> tuple[int, ...]:
+    """How far the tile moves along each tensor coordinate when loop ``idx`` advances by one."""
+    dim, step = flat.loops[idx][1].dim, flat.stride[idx]
+    return tuple(step * td.stride if dim == td.outer else step * td.dilation if dim == td.inner
+                 else 0 for td in tds)
+
+
+def _moved(tds, shift: tuple[int, ...], ext: dict) -> int:
+    """|tile \\ (tile - shift)|: elements a tile translated by ``shift`` does not share with the
+    untranslated one (the same number leave it)."""
+    new, kept = 1, 1
+    for td, sh in zip(tds, shift):
+        if td.inner is None:
+            e = ext[td.outer]
+            new, kept = new * e, kept * max(0, e - abs(sh))
+        else:
+            size, common = _overlap(ext[td.outer], ext[td.inner], td.stride, td.dilation, sh)
+            new, kept = new * size, kept * common
+    return new - kept
+
+
+@lru_cache(maxsize=65536)
+def _sumset(a: tuple[int, ...], b: tuple[int, ...], stride: int, dilation: int) -> int:
+    """|{x*stride + y*dilation : x in a, y in b}|."""
+    return len({x * stride + y * dilation for x in a for y in b})
+
+
+def _offsets(factors_strides) -> tuple[int, ...]:
+    """Index offsets that spatial loops ``(factor, radix stride)`` of one dimension give."""
+    out = [0]
+    for factor, step in factors_strides:
+        out = [o + i * step for o in out for i in range(factor)]
+    return tuple(sorted(out))
+
+
+def _distinct_children(flat: _Flat, tds, level: int) -> int:
+    """Children of one instance of ``level`` (its spatial loops) whose tiles differ.
+
+    A child's tile is child 0's translated along each coordinate by that child's offset, so
+    two children need the same data exactly when their offsets agree on every coordinate.
+    An ``h = p*stride + r*dilation`` coordinate takes one value per distinct sum: children that
+    differ in ``p`` and ``r`` but not in ``p*stride + r*dilation`` (row stationary's diagonal)
+    need the same input rows.
+    """
+    per_dim: dict = {}
+    for idx, (lv, loop) in enumerate(flat.loops):
+        if lv == level and loop.spatial:
+            per_dim.setdefault(loop.dim, []).append((loop.factor, flat.stride[idx]))
+    if not per_dim:
+        return 1
     out = 1
-    for (lv, loop) in flat.loops:
-        if loop.spatial and lo <= lv < hi and (loop.dim in relevant or not multicast):
-            out *= loop.factor
+    for td in tds:
+        outer = per_dim.get(td.outer)
+        inner = per_dim.get(td.inner) if td.inner is not None else None
+        if inner is None:
+            for factor, _ in outer or ():
+                out *= factor
+        elif outer is None:
+            for factor, _ in inner:
+                out *= factor
+        else:
+            out *= _sumset(_offsets(outer), _offsets(inner), td.stride, td.dilation)
     return out
 
 
-def _transfers(flat: _Flat, tensor: str, child: int, ext: dict, evictions: bool = False) -> int:
-    """Elements one instance of ``child`` receives (or evicts) over the whole run."""
+def _fanout(flat: _Flat, tensor: str, lo: int, hi: int, multicast: bool = True) -> int:
+    """Reads (or updates) one parent instance makes per element one child instance receives
+    (or sends): per level of spatial loops in ``[lo, hi)``, its children whose tiles differ
+    (Timeloop compares the deltas of a level's children and multicasts to those that are
+    equal; through levels that bypass the tensor the factors of the levels multiply). Without
+    multicast every sibling costs its own read / update."""
+    out = 1
+    if not multicast:
+        for (lv, loop) in flat.loops:
+            if loop.spatial and lo <= lv < hi:
+                out *= loop.factor
+        return out
     tds = flat.nest.tensor_dims(tensor)
-    zero = {d: 0 for d in ext}
-    above = [(idx, loop) for idx, (lv, loop) in enumerate(flat.loops)
-             if lv < child and not loop.spatial]
-    full = _delta(tds, zero, None, ext)      # first tile (or the last, evicted)
+    for lv in range(lo, hi):
+        out *= _distinct_children(flat, tds, lv)
+    return out
+
+
+def _transfers(flat: _Flat, tensor: str, child: int, ext: dict) -> int:
+    """Elements one instance of ``child`` receives over the whole run (as many leave it).
+
+    Each step of a temporal loop above the child translates its tile. With ``k`` the innermost
+    such loop, a step of ``k`` moves it by ``t_k`` and a step of an outer loop ``j`` (the loops
+    inside it wrap) by ``t_j - sum_{i>j} (n_i - 1) t_i``: nothing is moved in for a zero
+    translation, the new elements for ``t_k`` (a sliding window split over two loops keeps its
+    overlap), and the whole tile for any other translation (Timeloop's reset on a change of
+    stride: see the module docstring).
+    """
+    tds = flat.nest.tensor_dims(tensor)
+    above = [idx for idx, (lv, loop) in enumerate(flat.loops) if lv < child and not loop.spatial]
+    full = _delta(tds, {d: 0 for d in ext}, None, ext)      # the first tile
+    if not above:
+        return full
+    zero = (0,) * len(tds)
+    inner = _shifts(flat, tds, above[-1])
+    step = _moved(tds, inner, ext)
+    jumps, wrapped = [], zero        # wrapped: sum over the loops inside of (n_i - 1) t_i
+    for idx in reversed(above):
+        shift = _shifts(flat, tds, idx)
+        jumps.append(tuple(a - b for a, b in zip(shift, wrapped)))
+        factor = flat.loops[idx][1].factor
+        wrapped = tuple(w + (factor - 1) * s for w, s in zip(wrapped, shift))
     total = full
     outer_iters = 1
-    for pos, (idx, loop) in enumerate(above):
-        before = dict(zero)
-        for idx2, loop2 in above[pos + 1:]:
-            before[loop2.dim] += (loop2.factor - 1) * flat.stride[idx2]
-        after = dict(zero)
-        after[loop.dim] += flat.stride[idx]
-        if pos < len(above) - 1:
-            # an outer loop advanced and the inner ones wrapped: the whole tile is reloaded
-            # unless it did not change (Timeloop's convention: no reuse across a wrap)
-            changed = any(_shift(td, after, before) for td in tds)
-            delta = full if changed else 0
-        elif evictions:
-            delta = _delta(tds, before, after, ext)
-        else:
-            delta = _delta(tds, after, before, ext)
-        total += (loop.factor - 1) * outer_iters * delta
-        outer_iters *= loop.factor
+    for idx, jump in zip(above, reversed(jumps)):
+        delta = 0 if jump == zero else step if jump == inner else full
+        factor = flat.loops[idx][1].factor
+        total += (factor - 1) * outer_iters * delta
+        outer_iters *= factor
     return total
-
-
-def _shift(td: TensorDim, after: dict, before: dict) -> int:
-    if td.inner is None:
-        return after[td.outer] - before[td.outer]
-    return ((after[td.outer] - before[td.outer]) * td.stride
-            + (after[td.inner] - before[td.inner]) * td.dilation)
 
 
 def _distinct(flat: _Flat, tensor: str, below: int) -> int:
@@ -212,16 +297,15 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...],
             p_inst = instances[parent]
             ext = flat.inner_extents(child)
             spread = _fanout(flat, tensor, parent, child, parent not in unicast)
-            if child == nl:   # the MAC units: every step is new, no reuse in time
-                arrivals = spread * mapping.steps
-            else:
-                arrivals = spread * _transfers(flat, tensor, child, ext)
+            # per child instance over the run: elements received (as many are sent back)
+            moved = mapping.steps if child == nl else _transfers(flat, tensor, child, ext)
+            arrivals = spread * moved       # the MAC units hold nothing: every step is new
             if tensor != "O":
                 counts[parent, ti, READS] += p_inst * arrivals
                 if child == nl:
                     macs_reads[ti] = p_inst * arrivals
                 else:
-                    counts[child, ti, FILLS] += instances[child] * _transfers(flat, tensor, child, ext)
+                    counts[child, ti, FILLS] += instances[child] * moved
                 continue
             # a parent instance holds one copy of each output: only its first update initialises
             # it, every later one needs the running sum read (a child refill or, for a sibling
@@ -230,12 +314,9 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...],
             # copy, so they do not each start it from zero: reads = arrivals - distinct.
             refetch = arrivals - _distinct(flat, tensor, parent)
             counts[parent, ti, READS] += p_inst * refetch
+            counts[parent, ti, UPDATES] += p_inst * arrivals
             if child == nl:
-                counts[parent, ti, UPDATES] += p_inst * arrivals
                 macs_reads[ti] = p_inst * refetch
             else:
-                own = _transfers(flat, tensor, child, ext) - _distinct(flat, tensor, child)
-                counts[child, ti, FILLS] += instances[child] * own
-                up = spread * _transfers(flat, tensor, child, ext, evictions=True)
-                counts[parent, ti, UPDATES] += p_inst * up
+                counts[child, ti, FILLS] += instances[child] * (moved - _distinct(flat, tensor, child))
     return AccessCounts(counts, footprint, instances, nest.macs, mapping.steps, macs_reads)
