@@ -118,7 +118,7 @@ def _reference_spad_and_psum(act, weight, geo, dataflow, skip_a, skip_w, a, w, a
     full = gated_bits = issued = gated = 0
     for _, _, _, _, code, w_nz in _pairs(act, weight, geo):
         a_nz = code == 1
-        if (skip_a and not a_nz) or (skip_w and not w_nz):
+        if (skip_a and code == 0) or (skip_w and not w_nz):   # padding issued (skip_padding false)
             continue
         issued += 1
         lead_nz, lead_bits, follow_nz, follow_bits = \

@@ -63,7 +63,10 @@ def test_dense_twin_issues_every_mac():
     sparse = simulate(net(), hw).layers
     assert (dense["macs_issued"] == dense["macs_dense"]).all()
     assert (dense["macs_skipped"] == 0).all()
-    assert (sparse["macs_issued"] == sparse["macs_effectual"]).all()
+    assert (sparse["macs_issued"] >= sparse["macs_effectual"]).all()   # padding slots issued
+    exact = simulate(net(), make_hw(**{**SPARSE, "sparsity": {**SPARSE["sparsity"],
+                                                              "skip_padding": True}})).layers
+    assert (exact["macs_issued"] == exact["macs_effectual"]).all()
     assert (sparse["compute_cycles"] < dense["compute_cycles"]).all()
     assert (sparse["dram_bytes"] < dense["dram_bytes"]).all()
     table = compare(simulate(net(), hw), simulate(net(), hw.dense_twin()))

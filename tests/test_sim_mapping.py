@@ -99,7 +99,8 @@ def test_dense_ideal_cycles_equal_scalesim(dataflow, rows, cols, sync):
 ])
 def test_single_pe_both_skips_counts_effectual_macs(dataflow, geometry):
     hw = make_hw(pe_array={"rows": 1, "cols": 1, "dataflow": dataflow},
-                 sparsity={"skip_zero_activations": True, "skip_zero_weights": True})
+                 sparsity={"skip_zero_activations": True, "skip_zero_weights": True,
+                           "skip_padding": True})
     layer = random_layer(density_a=0.45, density_w=0.35, seed=9, N=2, **geometry)
     res = simulate([layer], hw)
     row = res.layers.iloc[0]

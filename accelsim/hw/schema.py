@@ -92,6 +92,11 @@ class Sparsity:
                                    "a linear layer's zero inputs skip fetching their weights from DRAM "
                                    "(and holding them in the buffer), at the granularity of "
                                    "dram.weight_layout and dram.burst_bytes (accelsim.sim.fetch)", False)
+    skip_padding: bool = spec(rules.boolean,
+                              "with skip_zero_activations, also skip the MAC slots whose "
+                              "activation is a padding position (false: they are issued, as the "
+                              "hardware studied and Timeloop do; a padding MAC is never effectual, "
+                              "and gate_zero_operands gates it)", False)
 
 
 @dataclass(frozen=True)

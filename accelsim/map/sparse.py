@@ -7,15 +7,16 @@ range, the loops below the fan-out being the lowest digits of every index). For 
 those with a non-zero activation, a non-zero weight, or both non-zero.
 
 Masks are packed once per batch into 64-bit words: for every output pixel the im2col row of its
-receptive field (padding as zeros) and for every filter its weights, both with the (C, R, S) bits
-in the order that makes the block's reduction range contiguous (dimensions the block spans fully
-innermost, those it fixes outermost). A block's work is then, for each (sample, group, filter,
-pixel) of the block, a popcount of ``row & filter`` over its bit segments: one when the block's
-reduction box is contiguous in that order, one per value of the outer partial ranges otherwise.
-When a block has many output rows and a small reduction box (row-stationary PEs, say), the same
-count is cheaper factored: the sum over its (c, r, s) box of (non-zero activations over its pixels,
-from 2-D prefix sums) x (non-zero weights over its filters, from prefix sums); the cheaper of the
-two is used per layer.
+receptive field (padding as zeros, or as present elements when the design issues the MAC slots
+of padding positions: ``sparsity.skip_padding`` false) and for every filter its weights, both
+with the (C, R, S) bits in the order that makes the block's reduction range contiguous
+(dimensions the block spans fully innermost, those it fixes outermost). A block's work is then,
+for each (sample, group, filter, pixel) of the block, a popcount of ``row & filter`` over its bit
+segments: one when the block's reduction box is contiguous in that order, one per value of the
+outer partial ranges otherwise. When a block has many output rows and a small reduction box
+(row-stationary PEs, say), the same count is cheaper factored: the sum over its (c, r, s) box of
+(non-zero activations over its pixels, from 2-D prefix sums) x (non-zero weights over its
+filters, from prefix sums); the cheaper of the two is used per layer.
 """
 from __future__ import annotations
 
@@ -184,11 +185,14 @@ def _words(bits: int) -> int:
     return (bits + 63) // 64
 
 
-def im2col(act: np.ndarray, nest: LoopNest, pads: tuple[int, int]) -> np.ndarray:
-    """``(N, G, P, Q, C, R, S)`` booleans: each output pixel's receptive field (padding: 0)."""
+def im2col(act: np.ndarray, nest: LoopNest, pads: tuple[int, int],
+           pad_value: bool = False) -> np.ndarray:
+    """``(N, G, P, Q, C, R, S)`` booleans: each output pixel's receptive field (padding:
+    ``pad_value``)."""
     _, g, _, cg, p, q, r, s = nest.bounds
     act = np.asarray(act, dtype=bool)
-    padded = np.pad(act, ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])))
+    padded = np.pad(act, ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])),
+                    constant_values=pad_value)
     hh = (p - 1) * nest.stride_h + 1
     ww = (q - 1) * nest.stride_w + 1
     cols = np.zeros((act.shape[0], act.shape[1], r, s, p, q), dtype=bool)
@@ -201,19 +205,20 @@ def im2col(act: np.ndarray, nest: LoopNest, pads: tuple[int, int]) -> np.ndarray
 
 
 def pack_im2col(act: np.ndarray, nest: LoopNest, pads: tuple[int, int],
-                order: tuple[int, int, int] = (_C, _R, _S)) -> np.ndarray:
+                order: tuple[int, int, int] = (_C, _R, _S), pad_value: bool = False) -> np.ndarray:
     """``(N, G, P, Q, words)``: each output pixel's receptive field, its (C, R, S) bits
-    packed in ``order`` (outermost first; padding positions are zeros)."""
+    packed in ``order`` (outermost first; padding positions are ``pad_value``)."""
     n_, g, _, cg, p, q, r, s = nest.bounds
-    cols = im2col(act, nest, pads)
+    cols = im2col(act, nest, pads, pad_value)
     axes = [4 + _CRS[d] for d in order]            # C, R, S are axes 4, 5, 6
     cols = cols.transpose(0, 1, 2, 3, *axes)
     return _pack(cols.reshape(cols.shape[0], g, p, q, cg * r * s))
 
 
-def act_prefix(act: np.ndarray, nest: LoopNest, pads: tuple[int, int]) -> np.ndarray:
+def act_prefix(act: np.ndarray, nest: LoopNest, pads: tuple[int, int],
+               pad_value: bool = False) -> np.ndarray:
     """``(N, G, C, R, S, P+1, Q+1)`` 2-D prefix sums over the pixels of the im2col booleans."""
-    cols = im2col(act, nest, pads).transpose(0, 1, 4, 5, 6, 2, 3)
+    cols = im2col(act, nest, pads, pad_value).transpose(0, 1, 4, 5, 6, 2, 3)
     out = np.zeros(cols.shape[:5] + (cols.shape[5] + 1, cols.shape[6] + 1), dtype=np.int64)
     out[..., 1:, 1:] = cols.cumsum(axis=5, dtype=np.int64).cumsum(axis=6)
     return out
@@ -247,13 +252,15 @@ def _pack(bits: np.ndarray) -> np.ndarray:
 
 def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarray,
               wmask: np.ndarray, pads: tuple[int, int], mode: int,
-              method: str = "auto") -> np.ndarray:
+              method: str = "auto", pad_issued: bool = False) -> np.ndarray:
     """Issued MAC slots ``(steps, Y, X)`` of one batch of ``act`` ``(N, C, H, W)`` masks.
 
     ``fanout_level``: the innermost level whose spatial loops spread over the PE array (spatial
     loops at it and above index PEs); temporal loops at it and above are steps, loops at levels
     below it (and the MAC lanes) are PE blocks. ``method``: ``packed`` (popcounts over packed
     segments), ``factored`` (prefix sums over the reduction box) or ``auto`` (the cheaper).
+    ``pad_issued``: activation skipping issues the slots of padding positions (they count as
+    present activations; ``sparsity.skip_padding`` false); otherwise padding is a skipped zero.
     """
     if method not in ("auto", "packed", "factored"):
         raise ValueError(f"method: expected auto, packed or factored, got {method!r}")
@@ -296,14 +303,16 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
         segment_ops = rows * _segments(ext, order, nest)
         box_ops = int(ext[_G] * ext[_C] * ext[_R] * ext[_S]) * (int(ext[_N]) if use_a else 1)
         if method == "factored" or (method == "auto" and box_ops < segment_ops):
-            aint = act_prefix(act, nest, pads) if use_a else np.zeros((1,) * 7, np.int64)
+            aint = (act_prefix(act, nest, pads, pad_issued) if use_a
+                    else np.zeros((1,) * 7, np.int64))
             wcum = weight_prefix(wmask, nest) if use_w else np.zeros((1,) * 5, np.int64)
             return _blocks_factored(*arrays, coord_size[0], coord_size[1], coord_size[2], ext,
                                     aint, wcum, use_a, use_w)
     order = reduction_order(ext, nest)
     sizes = np.array([nest.bound(DIMS[d]) for d in order], dtype=np.int64)
     # an operand the mode ignores is never read: a one-word placeholder row per index
-    apack = pack_im2col(act, nest, pads, order) if use_a else np.zeros((n, g, p, q, 1), np.uint64)
+    apack = (pack_im2col(act, nest, pads, order, pad_issued) if use_a
+             else np.zeros((n, g, p, q, 1), np.uint64))
     wpack = pack_weights(wmask, nest, order) if use_w else np.zeros((g, k, 1), np.uint64)
     return _blocks(*arrays, coord_size[0], coord_size[1], coord_size[2], ext, apack, wpack,
                    np.array(order, dtype=np.int64), sizes, use_a, use_w)
@@ -312,8 +321,9 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
 def effectual_pairs(nest: LoopNest, act: np.ndarray, wmask: np.ndarray,
                     pads: tuple[int, int]) -> int:
     """MAC slots with both operands non-zero over the whole layer (any mapping gives the same
-    total): per group and reduction index (c, r, s), non-zero activations over all pixels x
-    non-zero weights over all filters."""
+    total; a padding position is a zero, so its slots are never effectual): per group and
+    reduction index (c, r, s), non-zero activations over all pixels x non-zero weights over all
+    filters."""
     _, g, k, cg, p, q, r, s = nest.bounds
     act = np.asarray(act, dtype=bool)
     padded = np.pad(act, ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])))

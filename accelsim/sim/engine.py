@@ -27,8 +27,8 @@ from accelsim.sim.map import DATAFLOW_CODES, SCALESIM_LAYER_OFFSET, Mapping, map
 from accelsim.sim.memory import dram_bytes_per_cycle, per_inference, plan_memory, total_cycles
 from accelsim.hw.schema import LevelFormat
 from accelsim.sim.residency import LayerContext, written_density
-from accelsim.sim.traffic import (array_operand_bits, gated_pairs, layer_traffic, operand_bits,
-                                   spad_bits)
+from accelsim.sim.traffic import (GatedPairs, array_operand_bits, gated_pairs, layer_traffic,
+                                   operand_bits, spad_bits)
 from accelsim.sim.work import packed_counts, weight_counts, work_matrix
 
 RAW = LevelFormat()   # dense: the network's input as the host writes it
@@ -58,6 +58,7 @@ class HwParams:
     acc_bits: int
     skip_a: bool
     skip_w: bool
+    pad_issued: bool          # activation skipping issues padding slots (not skip_padding)
     gate: bool
     power_gating: bool
     gate_threshold: int
@@ -84,6 +85,7 @@ class HwParams:
             a_bits=hw.precision.activation_bits, w_bits=hw.precision.weight_bits,
             acc_bits=hw.precision.accumulator_bits,
             skip_a=hw.sparsity.skip_zero_activations, skip_w=hw.sparsity.skip_zero_weights,
+            pad_issued=hw.sparsity.skip_zero_activations and not hw.sparsity.skip_padding,
             gate=hw.sparsity.gate_zero_operands, power_gating=lp.power_gating,
             gate_threshold=max(1, lp.min_idle_cycles, lp.wakeup_cycles),
             clock_gating=lp.clock_gating)
@@ -165,23 +167,34 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
     act_dram_bits = memoised(
         layer, ("act_cost", act_dram_fmt, p.a_bits) + sample_key,
         lambda: _element_costs(act, act_dram_fmt, p.a_bits, act_nnz))[0]
+    # what survives skipping: with padding issued (sparsity.skip_padding false) a padding
+    # position is a present activation; effectual pairs, gating and port bits stay the real ones
+    pad_issued = p.pad_issued and bool(pad_col.any())
+    if pad_issued:
+        issue_acts, issue_counts = memoised(
+            layer, ("padding_issued",) + sample_key,
+            lambda: _padding_issued(acodes, wcodes, wcounts))
+    else:
+        issue_acts, issue_counts = acodes, counts
     shared = layer_work if (not p.skip_a and not geo.per_sample_weights) else None
     if shared is not None and "stats" in shared:   # the same work as the layer's first sample
         work, stats = shared["work"], shared["stats"]
     else:
         if m.dataflow == "output_stationary" and p.skip_a and p.skip_w and m.chunks == 1:
             # the AND + popcount matrix depends on the masks only
-            work = memoised(layer, ("os_work",) + sample_key,
-                            lambda: work_matrix(acodes, wcodes, counts, m, p.skip_a, p.skip_w))
+            work = memoised(layer, ("os_work", pad_issued) + sample_key,
+                            lambda: work_matrix(issue_acts, wcodes, issue_counts, m, p.skip_a,
+                                                p.skip_w))
         else:
-            work = work_matrix(acodes, wcodes, counts, m, p.skip_a, p.skip_w)
+            work = work_matrix(issue_acts, wcodes, issue_counts, m, p.skip_a, p.skip_w)
         stats = sch.fold_schedule(work, p.rows, p.cols, p.lanes, m.overhead, p.sync, p.depth,
                                   p.power_gating, p.gate_threshold)
         if shared is not None:
             shared.update(work=work, stats=stats)
     compute = stats[sch.ST_CYCLES] + SCALESIM_LAYER_OFFSET
-    act_port, weight_port = operand_bits(acodes, wcodes, counts, m, p.skip_a, p.skip_w, a_cost,
-                                         w_cost)
+    # the port's bits: the real operands' costs (padding free), followers read for issued pairs
+    act_port, weight_port = operand_bits(issue_acts, wcodes, counts, m, p.skip_a, p.skip_w,
+                                         a_cost, w_cost)
     issued = float(stats[sch.ST_ISSUED])
     tr = layer_traffic(gemm, m, act_port, weight_port, p.a_bits, p.w_bits, p.acc_bits,
                        stats[sch.ST_MAPPED_PE_FOLDS], issued=issued,
@@ -194,10 +207,12 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
                     if p.glb_bits_per_cycle > 0 else 0)
         onchip = max(compute, float(glb_time))
     else:
-        cy = cyk.cycle_simulate(acodes.codes(), wcodes.codes, work, m.code, m.chunk_steps, p.skip_a, p.skip_w,
-                                p.rows, p.cols, p.lanes, m.fill, m.drain, p.sync, p.depth,
-                                p.qdepth, p.glb_bits_per_cycle, a_cost, w_cost,
-                                float(p.acc_bits), float(p.a_bits))
+        args = (acodes.codes(), wcodes.codes, work, m.code, m.chunk_steps, p.skip_a, p.skip_w,
+                p.rows, p.cols, p.lanes, m.fill, m.drain, p.sync, p.depth,
+                p.qdepth, p.glb_bits_per_cycle, a_cost, w_cost,
+                float(p.acc_bits), float(p.a_bits))
+        # padding issued: the kernel's receivers and followers count padding as present
+        cy = cyk.cycle_simulate(*args, True) if pad_issued else cyk.cycle_simulate(*args)
         onchip = cy[cyk.CY_CYCLES] + SCALESIM_LAYER_OFFSET
         extra = {"starved_pe_cycles": cy[cyk.CY_STARVED],
                  "output_stall_cycles": cy[cyk.CY_WRITE_STALL],
@@ -231,8 +246,9 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
     effectual = float(counts.effectual)
     gated = issued - effectual if p.gate else 0.0
     # gating: the read that finds the zero is full, what it conditions is gated (traffic.py)
-    spad_full, spad_gated = spad_bits(tr, issued, gated_pairs(
-        counts, acodes.shape[1], wcodes.shape[1], p.skip_a, p.skip_w) if p.gate else None)
+    spad_full, spad_gated = spad_bits(tr, issued, _gated_pairs(
+        counts, pad_col, acodes.shape[1], wcodes.shape[1], p.skip_a, p.skip_w, pad_issued)
+        if p.gate else None)
     glb_bits = array_bits + 8.0 * plan.fill_bytes
     activity = energy_mod.Activity(
         macs_full=issued - gated, macs_gated=gated,
@@ -303,6 +319,32 @@ def _lowered(act: np.ndarray, weights: PackedWeights, wcounts: tuple, layer,
     """One sample's activations lowered straight to packed words, and the operand counts."""
     acts = pack_acts(act, layer.geometry, pad_col)
     return acts, packed_counts(acts, weights.codes, wcounts)
+
+
+def _padding_issued(acts, weights: PackedWeights, wcounts: tuple) -> tuple:
+    """(activations with padding present, their counts): what survives activation skipping
+    when padding is issued (:meth:`~accelsim.sim.lower.PackedActs.with_padding_issued`)."""
+    view = acts.with_padding_issued()
+    return view, packed_counts(view, weights.codes, wcounts)
+
+
+def _gated_pairs(counts, pad_col: np.ndarray, m_dim: int, n_dim: int, skip_a: bool,
+                 skip_w: bool, pad_issued: bool) -> GatedPairs:
+    """:func:`~accelsim.sim.traffic.gated_pairs`, with the issued padding pairs when activation
+    skipping issues padding: a padding position is a zero operand, so its pairs are gated
+    (``issued - effectual`` in all). Both skips: the PE checks the activation (padding) first,
+    so the weight read is gated too; activation skipping alone: it checks the weight first
+    (as for the other issued pairs), so a padding pair with a zero weight is gated at the
+    weight, one with a non-zero weight at the partial-sum update only."""
+    if not (pad_issued and skip_a):
+        return gated_pairs(counts, m_dim, n_dim, skip_a, skip_w)
+    pad = pad_col.astype(np.float64)[None, :]
+    a_nz = counts.col_a.astype(np.float64)
+    w_nz = counts.row_w.astype(np.float64)
+    if skip_w:
+        return GatedPairs(False, float((pad * w_nz).sum()), 0.0)
+    return GatedPairs(True, float(((a_nz + pad) * (n_dim - w_nz)).sum()),
+                      float((pad * w_nz).sum()))
 
 
 def _lower_weights(mask: np.ndarray, geo) -> tuple:

@@ -9,7 +9,8 @@
 4. sparsity scales the accesses: compressed formats move the exact compressed size of the
    tensor (from its mask; outputs from the density after the activation that follows, as
    the output path writes them; the network's input raw in DRAM), skipping removes the MAC-driven
-   accesses of skipped slots, gating keeps them at the gated energy (the leader read that
+   accesses of skipped slots (a padding position's slots are issued, as zeros, unless
+   ``sparsity.skip_padding``), gating keeps them at the gated energy (the leader read that
    finds the zero is charged in full);
 5. each level's traffic against its ports gives the latency and names the bottleneck.
 """
@@ -279,6 +280,10 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     p = hw.precision
     dense_macs = float(counts.macs)
     pads = (geo.pad_h, geo.pad_w)
+    # activation skipping issues the slots of padding positions unless sparsity.skip_padding:
+    # they are zeros (never effectual, gated by gate_zero_operands) that still take their slot
+    pad_issued = (mode in (MODE_ACT, MODE_BOTH) and not hw.sparsity.skip_padding
+                  and (geo.pad_h > 0 or geo.pad_w > 0))
     outer, ys, xs = _block_size(mapping, fan)
     block = counts.macs // max(outer * ys * xs, 1)
     lp = hw.low_power
@@ -288,11 +293,11 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     if mode == MODE_DENSE:   # every PE the same work each step: no work array (closed form)
         stats = sch.uniform_fold_stats(outer, ys, xs, block, arch.rows, arch.cols, *schedule)
     else:
-        work = step_work(nest, mapping, fan, act, wmask, pads, mode)
+        work = step_work(nest, mapping, fan, act, wmask, pads, mode, pad_issued=pad_issued)
         stats = sch.fold_schedule(work, arch.rows, arch.cols, *schedule)
     issued = float(stats[sch.ST_ISSUED])
     gating = hw.sparsity.gate_zero_operands
-    if mode == MODE_BOTH:
+    if mode == MODE_BOTH and not pad_issued:
         effectual = issued
     elif gating or mode != MODE_DENSE:
         effectual = float(effectual_pairs(nest, act, wmask, pads))

@@ -99,6 +99,42 @@ class PackedActs:
 
         return unpack_bits(or_row_blocks(self.bits, size), self.shape[2])
 
+    def with_padding_issued(self) -> "PackedActs":
+        """The activations as a design that skips zero activations but not padding sees them
+        (``sparsity.skip_padding: false``): every padding position is a *present* element
+        (its bit set, counted in ``row_a`` / ``col_a``, code 1), so the pairs it takes part in
+        are issued. Only for what survives skipping (work, issued slots, the weights those
+        slots need): effectual pairs, gating and the bits the port moves come from the real
+        activations (a padding position is a zero that is never stored or fetched).
+        ``self`` when the layer has no padding."""
+        if not self.pad_col.any():
+            return self
+        from accelsim.sim.kernels.packed import pad_bits
+
+        pbits, prow = pad_bits(self.geometry)
+        view = _PaddingIssued.__new__(_PaddingIssued)
+        view.act = self.act
+        view.geometry = self.geometry
+        view.bits = self.bits | pbits[None]   # disjoint: a padding position has no non-zero bit
+        view.row_a = self.row_a + prow[None]
+        view.col_a = self.col_a + self.pad_col[None]
+        view.pad_col = np.zeros_like(self.pad_col)
+        view._codes = None
+        return view
+
+
+class _PaddingIssued(PackedActs):
+    """:meth:`PackedActs.with_padding_issued`: padding positions present (code 1)."""
+
+    def codes(self) -> np.ndarray:
+        if self._codes is None:
+            from accelsim.sim.kernels.im2col import PAD
+
+            base = lower_acts(self.act, self.geometry)
+            base[base == PAD] = 1
+            self._codes = base
+        return self._codes
+
 
 class PackedWeights:
     """A weight mask lowered once per layer: codes (G, N, Kred) ``uint8`` 0/1 and their

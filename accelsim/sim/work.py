@@ -2,9 +2,11 @@
 
 A pair ``(activation, weight)`` survives when neither operand is a skipped zero:
 with ``skip_zero_activations`` a zero (or padding) activation removes it, with
-``skip_zero_weights`` a zero weight does. The work matrix holds, for every element
-``(x, y)`` of the mapped GEMM (see :mod:`accelsim.sim.map`), the surviving pairs of
-its stream:
+``skip_zero_weights`` a zero weight does. A design that issues the slots of padding
+positions (``sparsity.skip_padding`` false, the default) passes its activations with the
+padding present (:meth:`accelsim.sim.lower.PackedActs.with_padding_issued`, im2col
+code 1). The work matrix holds, for every element ``(x, y)`` of the mapped GEMM (see
+:mod:`accelsim.sim.map`), the surviving pairs of its stream:
 
 - output stationary ``work[m, n] = sum_r s(A[m, r], W[r, n])``: with both skips this
   is ``popcount(A[m, :] & W[:, n])`` over bit-packed rows (the AND + popcount kernel);

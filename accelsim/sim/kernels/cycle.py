@@ -90,8 +90,15 @@ def _survives(a_code, w_code, skip_a, skip_w):
 
 
 @njit(inline="always", **JIT)
+def _a_on(code, pad_code):
+    """An activation that survives activation skipping: non-zero (code 1), or a padding
+    position when padding is issued (``pad_code`` 2; 1: padding is skipped as a zero)."""
+    return code == 1 or code == pad_code
+
+
+@njit(inline="always", **JIT)
 def _step_cost(acodes, wcodes, work, dataflow, gi, g, x0, y0, ru, cu, fr, t, skip_a, skip_w,
-               a_cost, w_cost, psum_bits):
+               a_cost, w_cost, psum_bits, pad_code):
     """Bits the port moves for stream step ``t`` (``t < 0``: the stationary load) of a fold.
 
     Leader / follower: a skipped operand is read whole; the other only where a
@@ -116,6 +123,9 @@ def _step_cost(acodes, wcodes, work, dataflow, gi, g, x0, y0, ru, cu, fr, t, ski
             code = acodes[g, x0 + i, t]
             a_sum += a_cost[code]
             any_a = any_a or code == 1
+        if follow_w and not any_a and pad_code != 1:   # issued padding pairs need weights too
+            for i in range(ru):
+                any_a = any_a or acodes[g, x0 + i, t] == pad_code
         w_sum = 0.0
         any_w = False
         for j in range(cu):
@@ -142,7 +152,7 @@ def _step_cost(acodes, wcodes, work, dataflow, gi, g, x0, y0, ru, cu, fr, t, ski
             for j in range(cu):
                 if needed:
                     break
-                needed = acodes[g, y0 + j, x] == 1
+                needed = _a_on(acodes[g, y0 + j, x], pad_code)
             if needed:
                 cost += w_cost[wcodes[g, t, x]]
     return cost + cu * psum_bits * (2.0 if fr > 0 else 1.0)
@@ -229,7 +239,7 @@ def _consume_at(p, d, lanes, cur, used, dist):
 
 @njit(inline="always", **JIT)
 def _receivers(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a, skip_w, cols, statmask,
-               colbuf, out):
+               colbuf, out, pad_code):
     """PEs that receive a pair of stream step ``t`` (row by row), into ``out``; their count."""
     n = 0
     if dataflow == DF_OS:
@@ -241,7 +251,7 @@ def _receivers(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a, skip_w, c
         if nc == 0:
             return 0
         for i in range(ru):
-            if skip_a and acodes[g, x0 + i, t] != 1:
+            if skip_a and not _a_on(acodes[g, x0 + i, t], pad_code):
                 continue
             base = i * cols
             for k in range(nc):
@@ -251,7 +261,7 @@ def _receivers(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a, skip_w, c
     for i in range(ru):
         x = x0 + i
         if dataflow == DF_WS:
-            if skip_a and acodes[g, t, x] != 1:
+            if skip_a and not _a_on(acodes[g, t, x], pad_code):
                 continue
         elif skip_w and wcodes[g, t, x] != 1:
             continue
@@ -275,14 +285,18 @@ def _pe_delivered(s, undel, finish, box, cols, need, cur, start, heap, pos, due)
 
 @njit(**JIT)
 def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, cols, lanes,
-                   fill, drain, sync, depth, qdepth, bw, a_cost, w_cost, psum_bits, out_bits):
+                   fill, drain, sync, depth, qdepth, bw, a_cost, w_cost, psum_bits, out_bits,
+                   pad_issued=False):
     """Simulate one sample (event-driven, cycle-exact); returns the statistics vector.
 
     ``acodes`` (G, M, Kred) im2col codes (0 zero, 1 non-zero, 2 padding);
     ``wcodes`` (G, N, Kred) weight codes (0/1); ``work`` (G * chunks, Sr, Sc) surviving
     pairs per PE element (as for ``fold_schedule``); ``chunk`` stream steps per chunk
     (the stream is split into ``ceil(T / chunk)`` chunks, each with its own folds);
-    ``a_cost[code]`` / ``w_cost[code]`` bits the port moves per element; ``psum_bits``
+    ``a_cost[code]`` / ``w_cost[code]`` bits the port moves per element (padding: ``a_cost[2]``,
+    whether or not its pairs are issued); ``pad_issued``: activation skipping issues the
+    pairs of padding positions (``sparsity.skip_padding: false``; ``work`` must count them
+    too, as :meth:`accelsim.sim.lower.PackedActs.with_padding_issued`); ``psum_bits``
     per partial sum moved (WS/IS, each stream step, read back too after the first row
     fold); ``out_bits`` per output written at the end of an OS fold.
     """
@@ -297,6 +311,7 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
     else:
         t_len = n_dim
     first_step = 0 if dataflow == DF_OS else -1
+    pad_code = 2 if pad_issued else 1
     if chunk <= 0 or chunk > t_len:
         chunk = t_len
     n_chunks = (t_len + chunk - 1) // chunk
@@ -509,7 +524,7 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
                 t = ft0 + d_step if d_step >= 0 else -1
                 cost = _step_cost(acodes, wcodes, work, dataflow, fgi, fgi // n_chunks, fx0, fy0,
                                   min(rows, sr - fx0), min(cols, sc - fy0), ffr, t, skip_a,
-                                  skip_w, a_cost, w_cost, psum_bits)
+                                  skip_w, a_cost, w_cost, psum_bits, pad_code)
                 if cost - paid > 0.0 and not unbounded_bw:
                     break
                 stats[CY_GLB_BITS] += cost
@@ -561,12 +576,12 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
                             if dataflow == DF_WS:
                                 ok = not skip_w or wcodes[g, y0 + j, x0 + i] == 1
                             else:
-                                ok = not skip_a or acodes[g, y0 + j, x0 + i] == 1
+                                ok = not skip_a or _a_on(acodes[g, y0 + j, x0 + i], pad_code)
                             statmask[i * cols + j] = 1 if ok else 0
             t = t0 + d_step if d_step >= 0 else -1
             if not head_known:
                 head_cost = _step_cost(acodes, wcodes, work, dataflow, gi, g, x0, y0, ru, cu, fr,
-                                       t, skip_a, skip_w, a_cost, w_cost, psum_bits)
+                                       t, skip_a, skip_w, a_cost, w_cost, psum_bits, pad_code)
                 head_known = True
             cost = head_cost
             if not unbounded_bw and cost - paid > credit:
@@ -576,7 +591,7 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
                 break
             if t >= 0 and head_n < 0 and not fast_path:
                 head_n = _receivers(acodes, wcodes, dataflow, g, x0, y0, ru, cu, t, skip_a,
-                                    skip_w, cols, statmask, colbuf, recv)
+                                    skip_w, cols, statmask, colbuf, recv, pad_code)
             if t >= 0 and not unbounded_q:
                 latest = -1
                 for k in range(head_n):
@@ -606,10 +621,10 @@ def cycle_simulate(acodes, wcodes, work, dataflow, chunk, skip_a, skip_w, rows, 
                     row_step = cols
                 for i in range(ru):
                     if dataflow == DF_OS:
-                        if skip_a and acodes[g, x0 + i, t] != 1:
+                        if skip_a and not _a_on(acodes[g, x0 + i, t], pad_code):
                             continue
                     elif dataflow == DF_WS:
-                        if skip_a and acodes[g, t, x0 + i] != 1:
+                        if skip_a and not _a_on(acodes[g, t, x0 + i], pad_code):
                             continue
                     elif skip_w and wcodes[g, t, x0 + i] != 1:
                         continue

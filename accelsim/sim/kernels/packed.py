@@ -10,6 +10,8 @@ on the geometry only (:func:`pad_columns`).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -180,3 +182,28 @@ def pad_columns(geometry) -> np.ndarray:
     valid = rows_in[:, None] * cols_in[None, :]                          # (R, S)
     pads = g.P * g.Q - valid
     return np.ascontiguousarray(np.broadcast_to(pads[None], (g.c_per_group, g.R, g.S)).reshape(-1))
+
+
+@functools.lru_cache(maxsize=64)
+def pad_bits(geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Padding positions of one conv group's im2col matrix, packed as :func:`pack_im2col`'s
+    bits: ``(bits (P*Q, ceil(Kred/64)) uint64, per-pixel counts (P*Q,) int64)`` (every group
+    alike; the geometry's only, so cached per geometry; read-only)."""
+    g = geometry
+    ys = np.arange(g.P)[:, None] * g.stride_h - g.pad_h + np.arange(g.R)[None, :] * g.dil_h
+    xs = np.arange(g.Q)[:, None] * g.stride_w - g.pad_w + np.arange(g.S)[None, :] * g.dil_w
+    y_in = (ys >= 0) & (ys < g.H)                                         # (P, R)
+    x_in = (xs >= 0) & (xs < g.W)                                         # (Q, S)
+    pad = ~(y_in[:, None, :, None] & x_in[None, :, None, :])              # (P, Q, R, S)
+    pad = np.broadcast_to(pad[:, :, None], (g.P, g.Q, g.c_per_group, g.R, g.S))
+    kred = g.c_per_group * g.R * g.S
+    flat = pad.reshape(g.P * g.Q, kred)
+    words = (kred + 63) // 64
+    full = np.zeros((g.P * g.Q, words * 64), dtype=bool)
+    full[:, :kred] = flat
+    bits = np.ascontiguousarray(np.packbits(full, axis=-1, bitorder="little")).view(np.uint64)
+    bits = bits.reshape(g.P * g.Q, words)
+    counts = flat.sum(axis=1, dtype=np.int64)
+    bits.flags.writeable = False
+    counts.flags.writeable = False
+    return bits, counts
