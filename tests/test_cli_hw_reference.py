@@ -131,3 +131,19 @@ def test_hw_show_names_the_defaulted_sections(tmp_path, capsys, minimal_hw):
     assert main(["hw", "show", "--json", str(path)]) == 0
     defaulted = json.loads(capsys.readouterr().out)["defaulted"]
     assert "precision" not in defaulted["sections"] and "sparsity" in defaulted["sections"]
+
+
+def test_schema_text_shows_every_allowed_value(capsys):
+    """`accelsim hw schema` wraps a long cell instead of cutting it: every choice is printed."""
+    from accelsim.hw.schema import STORAGE_FORMATS
+
+    assert main(["hw", "schema"]) == 0
+    out = capsys.readouterr().out
+    for value in (*DATAFLOWS, *STORAGE_FORMATS):
+        assert repr(value) in out, value
+    assert "'row_stationary'" in out and "'coo'" in out
+    import re
+
+    for row in docs.field_docs():
+        for choice in re.findall(r"'[^']+'", row.allowed):
+            assert choice in out, (row.path, choice)

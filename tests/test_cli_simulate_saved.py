@@ -28,19 +28,23 @@ def test_twin_path_convention():
     assert twin_path("r.parquet") == Path("r.dense_twin.parquet")
 
 
-def test_baseline_output_writes_twin_and_percent_savings(tmp_path, capsys):
+def test_baseline_output_writes_twin_and_fraction_savings(tmp_path, capsys):
     out = _simulate(tmp_path / "sparten.csv", "sparten_like", capsys)
     table, twin = pd.read_csv(out), pd.read_csv(twin_path(out))
     assert twin["hw_name"].iloc[0] == table["hw_name"].iloc[0] + "-dense"
     assert list(twin["layer"]) == list(table["layer"])
-    # one convention: percent, named *_saved_percent; no fraction columns
-    assert not {"energy_saving", "dram_saving"} & set(table.columns)
-    expected = 100.0 * (1.0 - table["energy_pj"] / twin["energy_pj"])
-    assert table["energy_saved_percent"].to_numpy() == pytest.approx(expected.to_numpy())
+    # one convention (accelsim.sim.headline): fractions named as sim.compare names them
+    assert not {"energy_saved_percent", "dram_saved_percent"} & set(table.columns)
+    expected = 1.0 - table["energy_pj"] / twin["energy_pj"]
+    assert table["energy_saving"].to_numpy() == pytest.approx(expected.to_numpy())
+    assert table["dram_saving"].to_numpy() == pytest.approx(
+        (1.0 - table["dram_bytes"] / twin["dram_bytes"]).to_numpy(), nan_ok=True)
     assert table["speedup"].to_numpy() == pytest.approx((twin["cycles"] / table["cycles"]).to_numpy())
     totals = json.loads(Path(str(out) + ".json").read_text())["totals"]
-    assert totals["energy_saved_percent"] == pytest.approx(
-        100.0 * (1.0 - table["energy_pj"].sum() / twin["energy_pj"].sum()))
+    twin_totals = json.loads(Path(str(twin_path(out)) + ".json").read_text())["totals"]
+    assert "energy_saved_percent" not in totals
+    assert totals["energy_saving"] == pytest.approx(
+        1.0 - totals["energy_pj"] / twin_totals["energy_pj"])
     assert json.loads(Path(str(twin_path(out)) + ".json").read_text())["meta"]["trace_path"] == TRACE
 
 

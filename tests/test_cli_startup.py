@@ -16,9 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "numba", "pandas", "matplotlib")
 
 
-def _loaded_after(code: str) -> list[str]:
+def _loaded_after(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
     probe = (code + "\nimport json, sys\n"
-             f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))")
+             f"print(json.dumps([m for m in {list(heavy)!r} if m in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -39,6 +39,23 @@ def test_light_verbs_load_no_heavy_library(argv):
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             f"    assert main({argv!r}) == 0\n")
     assert _loaded_after(code) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"],
+    ["hw", "validate", "hw_configs/sparten_like.yaml"],
+], ids=lambda a: " ".join(a[:2]))
+def test_help_and_hw_validate_load_no_numpy(argv):
+    """Nothing `--help` or `hw validate` runs needs NumPy (about 0.1 s of start-up): the stage
+    packages (accelsim.trace, accelsim.hw, ...) import their names on first use."""
+    code = ("import contextlib, io\nfrom accelsim.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n"
+            f"        code = main({argv!r})\n"
+            "    except SystemExit as exc:   # --help exits 0 after printing\n"
+            "        code = exc.code\n"
+            "assert code == 0, code\n")
+    assert _loaded_after(code, HEAVY + ("numpy",)) == []
 
 
 def test_help_lists_every_stage_verb():

@@ -207,10 +207,12 @@ def test_context_subtitle_and_table_defaults():
 def test_savings_labels():
     result = plot_savings(layer_table(seed=1), layer_table(seed=1, scale=2.0), context=CTX)
     title = title_of(result.figure)
-    assert title.splitlines()[0].startswith("Per-layer energy savings vs the dense twin (network: ")
+    # no network totals given: the sum of the layers, and the title says so (headline.py)
+    assert title.splitlines()[0] == ("Per-layer energy savings vs the dense twin (network energy "
+                                     "saving 50.0% (sum of layers))")
     assert title.splitlines()[1] == SUBTITLE
     top, bottom = result.figure.axes
-    assert top.get_ylabel() == "energy saved (%)"
+    assert top.get_ylabel() == "energy saving (%)"
     assert bottom.get_ylabel() == f"energy per inference ({result.units['dense_energy']})"
     assert [t.get_text() for t in bottom.get_legend().get_texts()] == ["dense twin", "sparse design"]
 
@@ -299,7 +301,7 @@ def test_compare_plot_side_by_side():
         "design-a": 4, "design-b": 4}
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[0].startswith("design-a (network ") and legend[1].startswith("design-b (network ")
-    assert ax.get_ylabel() == "energy saved vs own dense twin (%)"
+    assert ax.get_ylabel() == "energy saving vs own dense twin (%)"
     assert title_of(result.figure) == ("Per-layer energy savings of 2 designs\n"
                                        "lenet5_digits_dual · per inference (mean of 359 samples)")
     with pytest.raises(AccelsimError, match="other layers"):

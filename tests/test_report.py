@@ -155,7 +155,7 @@ def test_demo_writes_report_and_savings_plot(tmp_path, capsys, monkeypatch):
     designs = len(list((REPO / "hw_configs").glob("*.yaml")))
     assert summary["trace"].nunique() == 2 and len(summary) == 2 * designs
     dense_rows = summary[summary["design"] == "dense-ws-tpu-like"]
-    assert dense_rows["energy_saved_percent"].abs().max() < 1e-9  # a dense design is its own twin
+    assert dense_rows["energy_saving"].abs().max() < 1e-9  # a dense design is its own twin
     page = paths["report"].read_text()
     assert len(images(page)) == 5 and "All shipped designs and traces" in page
     assert paths["savings_plot"].read_bytes().startswith(b"\x89PNG")
@@ -205,7 +205,7 @@ def test_report_says_basis_and_dominant_component(trace_path):
     assert shares["share of design energy (%)"].sum() == pytest.approx(100.0)
     assert shares.iloc[0]["component"] == name
     # plots name the design, the trace and the basis
-    assert "energy_saved_percent" in page
+    assert "energy saving (%)" in page
 
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome",

@@ -31,6 +31,7 @@ from accelsim.codesign import models
 from accelsim.codesign.spec import (MAXIMIZED, TRAINING_AXES, TRAINING_METRICS, CodesignSpec,
                                     objective_tuples)
 from accelsim.errors import AccelsimError
+from accelsim.sim.headline import headline_figures
 from accelsim.sweep.cache import ResultCache, point_identity, point_key, write_json_atomic
 from accelsim.sweep.evaluate import PointTask, check_local_workers, evaluate_chunk, usable_cores
 from accelsim.sweep.lock import FolderLock
@@ -144,8 +145,8 @@ def build_rows(spec: CodesignSpec, val: dict[str, dict], seconds: dict[str, floa
                 d_energy, d_cycles = _number(dense["totals"].get("energy_pj")), \
                     _number(dense["totals"].get("cycles"))
                 row["dense_energy_pj"], row["dense_cycles"] = d_energy, d_cycles
-                row["energy_saving"] = 1 - _number(row.get("energy_pj")) / d_energy if d_energy else math.nan
-                row["speedup"] = d_cycles / cycles if cycles else math.nan
+                head = headline_figures(row, dense["totals"])   # as simulate prints them
+                row["energy_saving"], row["speedup"] = head["energy_saving"], head["speedup"]
             row["hw_hash"] = dp.point.hw.hash
             rows.append(row)
     return pd.DataFrame(rows)

@@ -1,11 +1,35 @@
-"""Hardware description: strict YAML schema, loader and energy model."""
-from accelsim.hw.energy import EnergyModel, available_tables, energy_model, load_table
-from accelsim.hw.load import apply_overrides, dump_hw, load_hw, load_hw_dict, resolve_extends
-from accelsim.hw.schema import (DATAFLOWS, STORAGE_FORMATS, SYNC_GROUPS, HardwareConfig,
-                                SCHEMA_VERSION)
+"""Hardware description: strict YAML schema, loader and energy model.
 
-__all__ = [
-    "EnergyModel", "available_tables", "energy_model", "load_table", "apply_overrides", "dump_hw",
-    "load_hw", "load_hw_dict", "resolve_extends", "DATAFLOWS", "STORAGE_FORMATS", "SYNC_GROUPS",
-    "HardwareConfig", "SCHEMA_VERSION",
-]
+Names are imported on first use, so `import accelsim.hw.cli` (the CLI's verb registration,
+`accelsim --help`) loads neither PyYAML nor the energy tables.
+"""
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "EnergyModel": "accelsim.hw.energy",
+    "available_tables": "accelsim.hw.energy",
+    "energy_model": "accelsim.hw.energy",
+    "load_table": "accelsim.hw.energy",
+    "apply_overrides": "accelsim.hw.load",
+    "dump_hw": "accelsim.hw.load",
+    "load_hw": "accelsim.hw.load",
+    "load_hw_dict": "accelsim.hw.load",
+    "resolve_extends": "accelsim.hw.load",
+    "DATAFLOWS": "accelsim.hw.schema",
+    "STORAGE_FORMATS": "accelsim.hw.schema",
+    "SYNC_GROUPS": "accelsim.hw.schema",
+    "HardwareConfig": "accelsim.hw.schema",
+    "SCHEMA_VERSION": "accelsim.hw.schema",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'accelsim.hw' has no attribute {name!r}")

@@ -237,17 +237,37 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ") or " "
 
 
+#: Widest a column of ``text_table`` gets before its cells wrap onto continuation lines.
+TEXT_COLUMN_WIDTH = 44
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken after commas and spaces (a
+    word longer than the column is split); nothing is dropped."""
+    import textwrap
+
+    return textwrap.wrap(str(text), width, break_on_hyphens=False) or [""]
+
+
 def text_table(rows: list[FieldDoc] | None = None) -> str:
-    """The reference as aligned plain text (``accelsim hw schema``)."""
+    """The reference as aligned plain text (``accelsim hw schema``).
+
+    Columns are at most :data:`TEXT_COLUMN_WIDTH` wide; a longer cell (the allowed values of a
+    field with many choices) continues on the next lines of its column, so every value is shown.
+    """
     rows = field_docs() if rows is None else rows
     head = ("path", "type", "unit", "default", "allowed", "meaning")
     cells = [(r.path, r.type, r.unit, r.default, r.allowed, r.meaning) for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head[:-1])]
-    widths = [min(w, 44) for w in widths]
+    widths = [min(w, TEXT_COLUMN_WIDTH) for w in widths]
     lines = []
     for row in [head, *cells]:
-        parts = [str(v)[:w].ljust(w) for v, w in zip(row[:-1], widths)]
-        lines.append("  ".join(parts + [str(row[-1])]).rstrip())
+        wrapped = [_wrap(v, w) for v, w in zip(row[:-1], widths)] + [[str(row[-1])]]
+        for k in range(max(len(col) for col in wrapped)):
+            parts = [(col[k] if k < len(col) else "").ljust(w)
+                     for col, w in zip(wrapped[:-1], widths)]
+            last = wrapped[-1][k] if k < len(wrapped[-1]) else ""
+            lines.append("  ".join(parts + [last]).rstrip())
     lines.insert(1, "-" * min(160, len(lines[0]) + 20))
     return "\n".join(lines)
 

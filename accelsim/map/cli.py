@@ -78,6 +78,8 @@ def _map(args: argparse.Namespace) -> int:
         from accelsim.map.fixed import save_mappings
 
         save_mappings(args.save_mappings, chosen)
+        print(f"saved mappings of {len(chosen)} layer(s) to {args.save_mappings}",
+              file=sys.stderr if args.json else sys.stdout)
     if args.json:
         json.dump({"hw": hw.name, "objective": hw.mapping.objective, "layers": reports},
                   sys.stdout, indent=2)

@@ -132,20 +132,32 @@ def _context_of(result, trace_path: str | None):
                                 clock_mhz=result.meta.get("clock_mhz"))
 
 
-def _saved_context(path: str, table):
-    """Title context of a saved table: its columns, and the ``FILE.json`` sidecar's meta."""
+def _sidecar(path: str | Path, key: str) -> dict:
+    """``meta`` or ``totals`` of a saved table's ``FILE.json`` sidecar ({} when unreadable)."""
     import json
 
+    side = Path(path).with_name(Path(path).name + ".json")
+    if not side.is_file():
+        return {}
+    try:
+        loaded = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return {}
+    value = loaded.get(key, {}) if isinstance(loaded, dict) else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _saved_totals(path: str | Path, twin: str | Path) -> tuple[dict, dict] | None:
+    """Network totals of a saved table and of its dense twin's (both sidecars), or None."""
+    mine, theirs = _sidecar(path, "totals"), _sidecar(twin, "totals")
+    return (mine, theirs) if mine and theirs else None
+
+
+def _saved_context(path: str, table):
+    """Title context of a saved table: its columns, and the ``FILE.json`` sidecar's meta."""
     from accelsim.plot.common import PlotContext
 
-    meta: dict = {}
-    side = Path(path).with_name(Path(path).name + ".json")
-    if side.is_file():
-        try:
-            loaded = json.loads(side.read_text())
-            meta = loaded.get("meta", {}) if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            meta = {}
+    meta = _sidecar(path, "meta")
     trace = meta.get("trace_path")
     clock = meta.get("clock_mhz")
     return PlotContext.of_table(table, design=meta.get("hw_name") if isinstance(
@@ -153,12 +165,16 @@ def _saved_context(path: str, table):
         clock_mhz=float(clock) if isinstance(clock, (int, float)) and clock > 0 else None)
 
 
-def _twin_table(results_path: str, given: str | None):
+def _twin_of(results_path: str, given: str | None) -> Path:
     from accelsim.sim.result import twin_path
 
+    return Path(given) if given else twin_path(results_path)
+
+
+def _twin_table(results_path: str, given: str | None):
     if given:
         return read_table(given)
-    twin = twin_path(results_path)
+    twin = _twin_of(results_path, None)
     if not twin.is_file():
         raise AccelsimError(f"{results_path}: no dense-twin table {twin.name} next to it; save "
                             "results with `accelsim simulate --baseline dense -o FILE`, or give "
@@ -167,7 +183,8 @@ def _twin_table(results_path: str, given: str | None):
 
 
 def _tables(args: argparse.Namespace):
-    """The main table, the dense twin's (savings only) and the title context."""
+    """The main table, the dense twin's (savings only), the title context and the network totals
+    of both (savings only; None when unknown)."""
     kind = args.plot_kind
     if args.samples is not None and args.samples < 1:
         raise AccelsimError(f"--samples: expected a positive integer, got {args.samples}")
@@ -176,20 +193,25 @@ def _tables(args: argparse.Namespace):
             raise AccelsimError("give either --results (saved tables) or --trace and --hw "
                                 "(simulate now), not both")
         main = read_table(args.results)
-        base = _twin_table(args.results, args.baseline_results) if kind == "savings" else None
-        return main, base, _saved_context(args.results, main)
+        if kind != "savings":
+            return main, None, _saved_context(args.results, main), None
+        base = _twin_table(args.results, args.baseline_results)
+        totals = _saved_totals(args.results, _twin_of(args.results, args.baseline_results))
+        return main, base, _saved_context(args.results, main), totals
     if not (args.trace and args.hw):
         raise AccelsimError(f"plot {kind}: give --trace and --hw to simulate, or --results with a "
                             "saved per-layer table")
     result = _simulated(args, args.hw)
-    base = _simulated(args, args.hw, dense=True).layers if kind == "savings" else None
-    return result.layers, base, _context_of(result, args.trace)
+    if kind != "savings":
+        return result.layers, None, _context_of(result, args.trace), None
+    base = _simulated(args, args.hw, dense=True)
+    return result.layers, base.layers, _context_of(result, args.trace), (result.totals, base.totals)
 
 
 def _compare_runs(args: argparse.Namespace):
     if args.samples is not None and args.samples < 1:
         raise AccelsimError(f"--samples: expected a positive integer, got {args.samples}")
-    runs = []
+    runs, totals = [], []
     if args.results:
         if args.trace or args.hw:
             raise AccelsimError("give either --results (saved tables) or --trace and --hw "
@@ -200,17 +222,19 @@ def _compare_runs(args: argparse.Namespace):
             ctx = _saved_context(path, table)
             context = context or ctx
             runs.append((ctx.design or Path(path).stem, table, _twin_table(path, None)))
-        return runs, context
+            totals.append(_saved_totals(path, _twin_of(path, None)))
+        return runs, context, totals
     if not (args.trace and args.hw):
         raise AccelsimError("plot compare: give --trace and one --hw per design, or one --results "
                             "per design")
     context = None
     for hw_path in args.hw:
         result = _simulated(args, hw_path)
+        dense = _simulated(args, hw_path, dense=True)
         context = context or _context_of(result, args.trace)
-        runs.append((result.meta["hw_name"], result.layers,
-                     _simulated(args, hw_path, dense=True).layers))
-    return runs, context
+        runs.append((result.meta["hw_name"], result.layers, dense.layers))
+        totals.append((result.totals, dense.totals))
+    return runs, context, totals
 
 
 def _glb_bytes(args: argparse.Namespace) -> float:
@@ -249,12 +273,13 @@ def _plot(args: argparse.Namespace) -> int:
             context=common.PlotContext(trace=label, samples=None if trace.is_statistical
                                        else trace.num_samples))
     elif kind == "compare":
-        runs, context = _compare_runs(args)
-        result = layers.plot_compare(runs, title=args.title, context=context)
+        runs, context, totals = _compare_runs(args)
+        result = layers.plot_compare(runs, title=args.title, context=context, totals=totals)
     else:
-        main, base, context = _tables(args)
+        main, base, context, totals = _tables(args)
         if kind == "savings":
-            result = layers.plot_savings(main, base, title=args.title, context=context)
+            result = layers.plot_savings(main, base, title=args.title, context=context,
+                                         totals=totals)
         elif kind == "breakdown":
             result = layers.plot_breakdown(main, title=args.title, context=context)
         elif kind == "latency":

@@ -2,7 +2,10 @@
 
 Each function takes per-layer result tables (pandas, one row per layer, the simulator's
 columns) and returns a :class:`~accelsim.plot.common.PlotResult` whose ``data`` holds
-exactly the bar heights drawn, in the units named by ``units``.
+exactly the bar heights drawn, in the units named by ``units``. A network figure in a title
+or legend (the energy saving) is :mod:`accelsim.sim.headline`'s, from the network totals when
+they are given (``totals=(design totals, dense-twin totals)``: they include the ops between
+layers), else from the sum of the layers (then the title says so).
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from accelsim.errors import AccelsimError
+from accelsim.sim.headline import energy_saving_text, headline_figures, layer_sums, saving
 from accelsim.plot.common import (BYTE_UNITS, CYCLE_UNITS, ENERGY_UNITS, TIME_UNITS, PlotContext,
                                   PlotResult, component_columns, component_name, label_layers,
                                   new_figure, pick_unit, require_columns, set_title, titled)
@@ -42,15 +46,29 @@ def savings_table(sparse: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
                         "dense_energy_pj": merged["energy_pj_dense"].astype(float),
                         "sparse_energy_pj": merged["energy_pj_sparse"].astype(float)})
     out["saved_pj"] = out["dense_energy_pj"] - out["sparse_energy_pj"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["saved_percent"] = np.where(out["dense_energy_pj"] > 0,
-                                        100.0 * out["saved_pj"] / out["dense_energy_pj"], 0.0)
+    # headline.saving, in percent; a layer without dense energy draws as 0
+    out["saved_percent"] = np.nan_to_num(100.0 * saving(out["sparse_energy_pj"].to_numpy(),
+                                                        out["dense_energy_pj"].to_numpy()))
     return out
 
 
+def network_saving_text(sparse: pd.DataFrame, dense: pd.DataFrame,
+                        totals: tuple[dict, dict] | None = None) -> str:
+    """``network energy saving 65.5%`` from the network totals (``(design, dense twin)``), or
+    ``... (sum of layers)`` from the tables when the totals are not known."""
+    if totals is not None:
+        return "network " + energy_saving_text(headline_figures(*totals))
+    return ("network " + energy_saving_text(headline_figures(layer_sums(sparse), layer_sums(dense)))
+            + " (sum of layers)")
+
+
 def plot_savings(sparse: pd.DataFrame, dense: pd.DataFrame, title: str | None = None,
-                 context: PlotContext | None = None) -> PlotResult:
-    """Two panels: saved energy per layer in percent, and dense vs sparse energy (absolute)."""
+                 context: PlotContext | None = None,
+                 totals: tuple[dict, dict] | None = None) -> PlotResult:
+    """Two panels: saved energy per layer in percent, and dense vs sparse energy (absolute).
+
+    ``totals``: the design's and the dense twin's network totals, for the title's network
+    energy saving (the same figure ``accelsim simulate`` prints)."""
     context = context or PlotContext.of_table(sparse)
     table = savings_table(sparse, dense)
     names = table["layer"].astype(str).tolist()
@@ -66,7 +84,7 @@ def plot_savings(sparse: pd.DataFrame, dense: pd.DataFrame, title: str | None = 
     bars = top.bar(x, data["saved_percent"], color=colors, width=0.7)
     top.bar_label(bars, labels=[f"{v:.0f}%" for v in data["saved_percent"]], fontsize=7, padding=2)
     top.axhline(0, color="black", linewidth=0.8)
-    top.set_ylabel("energy saved (%)")
+    top.set_ylabel("energy saving (%)")
     top.set_ylim(min(0.0, float(data["saved_percent"].min()) * 1.15 - 5),
                  max(100.0, float(data["saved_percent"].max()) * 1.1))
     top.grid(axis="y", alpha=0.3)
@@ -77,10 +95,8 @@ def plot_savings(sparse: pd.DataFrame, dense: pd.DataFrame, title: str | None = 
     bottom.legend(fontsize=8)
     bottom.grid(axis="y", alpha=0.3)
     label_layers(bottom, names)
-    total_dense, total_sparse = table["dense_energy_pj"].sum(), table["sparse_energy_pj"].sum()
-    overall = 100.0 * (total_dense - total_sparse) / total_dense if total_dense else 0.0
     set_title(fig, titled(f"{title or 'Per-layer energy savings vs the dense twin'} "
-                        f"(network: {overall:.1f}% saved)", context))
+                        f"({network_saving_text(sparse, dense, totals)})", context))
     units = {"saved_percent": "%", "dense_energy": unit, "sparse_energy": unit, "saved_energy": unit}
     return PlotResult(fig, data, units)
 
@@ -229,10 +245,12 @@ def plot_memory(results: pd.DataFrame, glb_bytes: float, title: str | None = Non
 
 
 def plot_compare(runs: list[tuple[str, pd.DataFrame, pd.DataFrame]], title: str | None = None,
-                 context: PlotContext | None = None) -> PlotResult:
+                 context: PlotContext | None = None,
+                 totals: list[tuple[dict, dict] | None] | None = None) -> PlotResult:
     """Energy saved per layer by several designs, each against its own dense twin, side by side.
 
     ``runs``: ``(design name, per-layer results, dense-twin results)``, all of one trace.
+    ``totals``: per run, its and its twin's network totals (for the legend's network saving).
     ``data`` is long-form: ``layer, design, saved_percent``.
     """
     if len(runs) < 1:
@@ -253,18 +271,20 @@ def plot_compare(runs: list[tuple[str, pd.DataFrame, pd.DataFrame]], title: str 
     x = np.arange(len(names))
     colors = _palette(len(tables))
     parts = []
+    totals = list(totals) if totals is not None else [None] * len(runs)
+    if len(totals) != len(runs):
+        raise AccelsimError(f"plot compare: {len(totals)} network totals for {len(runs)} designs")
     for i, ((name, table), color) in enumerate(zip(tables, colors)):
-        dense, sparse = table["dense_energy_pj"].sum(), table["sparse_energy_pj"].sum()
-        overall = 100.0 * (dense - sparse) / dense if dense else 0.0
+        network = network_saving_text(runs[i][1], runs[i][2], totals[i])
         ax.bar(x - 0.4 + width * (i + 0.5), table["saved_percent"], width=width * 0.95,
-               color=color, label=f"{name} (network {overall:.1f}%)")
+               color=color, label=f"{name} ({network})")
         parts.append(pd.DataFrame({"layer": names, "design": name,
                                    "saved_percent": table["saved_percent"].to_numpy()}))
     data = pd.concat(parts, ignore_index=True)
     ax.axhline(0, color="black", linewidth=0.8)
     low = float(data["saved_percent"].min())
     ax.set_ylim(min(0.0, low * 1.15 - 5), max(100.0, float(data["saved_percent"].max()) * 1.1))
-    ax.set_ylabel("energy saved vs own dense twin (%)")
+    ax.set_ylabel("energy saving vs own dense twin (%)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title="design", fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
     label_layers(ax, names)

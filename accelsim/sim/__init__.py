@@ -24,10 +24,12 @@ _LAZY = {
     "simulate_layer": "accelsim.sim.engine",
     "SimResult": "accelsim.sim.result",
     "compare": "accelsim.sim.result",
+    "headline_figures": "accelsim.sim.headline",
     "simulate": "accelsim.sim.simulate",
 }
 
-__all__ = ["simulate", "simulate_layer", "SimResult", "compare", "FIDELITIES"]
+__all__ = ["simulate", "simulate_layer", "SimResult", "compare", "headline_figures",
+           "FIDELITIES"]
 
 
 def __getattr__(name: str):

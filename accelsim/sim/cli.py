@@ -44,9 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from accelsim.hw import load_hw
     from accelsim.sim import compare, simulate
+    from accelsim.sim.headline import headline_figures
     from accelsim.sim.result import twin_path
     from accelsim.trace import open_trace
 
+    if args.threads is not None:   # refused before any work: more only thrash the machine
+        from accelsim.sweep.evaluate import check_local_workers
+
+        check_local_workers(args.threads, "--threads", "threads")
     hw = load_hw(args.hw)
     if args.output and not args.output.lower().endswith((".csv", ".parquet")):
         raise AccelsimError(f"-o {args.output}: expected a .csv or .parquet file name")
@@ -72,21 +77,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             baseline = simulate(trace, hw.dense_twin(), fidelity=args.fidelity,
                                 samples=args.samples, progress=args.progress, batch=args.batch,
                                 threads=threads)
+        phases = _phases(trace, hw, args, baseline is not None)
     for res in (result, baseline):
         if res is not None:
             res.meta["trace_path"] = str(args.trace)
             res.meta["hw_path"] = str(args.hw)
     if baseline is not None:
+        # One definition, one name, one unit (fractions; accelsim.sim.headline), per layer here
+        # and for the network below: the terminal, the -o table + FILE.json and --json agree.
         savings = compare(result, baseline)
-        # Saved tables give savings in percent, named *_saved_percent (speedup is a ratio).
-        result.layers["speedup"] = savings["speedup"].to_numpy()
-        result.layers["energy_saved_percent"] = 100.0 * savings["energy_saving"].to_numpy()
-        result.layers["dram_saved_percent"] = 100.0 * savings["dram_saving"].to_numpy()
+        for key in ("speedup", "energy_saving", "dram_saving"):
+            result.layers[key] = savings[key].to_numpy()
         result.totals["baseline"] = {k: baseline.totals[k] for k in
                                      ("cycles", "energy_pj", "dram_bytes", "utilization")}
-        result.totals["speedup"] = _ratio(baseline.totals["cycles"], result.totals["cycles"])
-        result.totals["energy_saved_percent"] = 100.0 * (1.0 - _ratio(
-            result.totals["energy_pj"], baseline.totals["energy_pj"]))
+    result.totals.update(headline_figures(result, baseline))
+    if phases:
+        result.totals["phases"] = phases
     twin = None
     if args.output:
         result.save(args.output)
@@ -106,8 +112,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else float("nan")
+def _phases(trace, hw, args: argparse.Namespace, with_baseline: bool) -> dict | None:
+    """Prefill (per prompt) and per-decode-token figures of a decoder trace, as
+    ``accelsim.sim.decode`` gives them to the API (each step simulated as its own pass); None
+    for a trace without phases."""
+    from accelsim.sim.decode import has_phases, phase_summary, simulate_phases
+
+    layers = list(trace)
+    if not has_phases(layers):
+        return None
+    options = {"fidelity": args.fidelity, "samples": args.samples, "batch": args.batch,
+               "threads": args.threads}
+    rows = simulate_phases(layers, hw, **options)
+    base = simulate_phases(layers, hw.dense_twin(), **options) if with_baseline else None
+    return phase_summary(rows, base)
 
 
 def _plain(value):
@@ -118,6 +136,8 @@ def _plain(value):
 
 def print_report(result, with_baseline: bool = False, file=None) -> None:
     """Per-layer table and totals, for a terminal."""
+    from accelsim.sim.headline import headline_text, percent, times
+
     file = file or sys.stdout
     meta = result.meta
     print(f"hardware {meta['hw_name']} ({meta['hw_hash'][:12]})  trace "
@@ -136,7 +156,7 @@ def print_report(result, with_baseline: bool = False, file=None) -> None:
                f"{r['energy_pj'] / 1e3:,.1f}", f"{r['dram_bytes'] / 1024:,.1f}",
                "yes" if r["spill"] else ""]
         if with_baseline:
-            row += [f"{r['speedup']:.2f}x", f"{r['energy_saved_percent']:.1f}%"]
+            row += [times(r["speedup"]), percent(r["energy_saving"])]
         rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) if i == 0 else h.rjust(w)
@@ -169,5 +189,25 @@ def print_report(result, with_baseline: bool = False, file=None) -> None:
           f"{t['peak_offchip_bytes'] / 1024:,.1f} KiB); layers spilling to DRAM: "
           f"{', '.join(spilled) if spilled else 'none'}", file=file)
     if with_baseline:
-        print(f"vs dense twin: speedup {t['speedup']:.2f}x, energy saving "
-              f"{t['energy_saved_percent']:.1f}%", file=file)
+        print(f"vs dense twin: {headline_text(t)}", file=file)
+    else:
+        print(f"network: {headline_text(t)}", file=file)
+    if t.get("phases"):
+        print_phases(t["phases"], file=file)
+
+
+def print_phases(phases: dict, file=None) -> None:
+    """The prefill and per-decode-token lines of a decoder trace (``accelsim.sim.decode``)."""
+    from accelsim.sim.headline import headline_text
+
+    file = file or sys.stdout
+    titles = {"prefill": "prefill, per prompt", "decode_per_token": "decode, per token"}
+    for name, f in phases.items():
+        steps = f" (mean of {f['steps']} steps)" if name == "decode_per_token" else ""
+        line = (f"{titles.get(name, name)}{steps}: {f['cycles']:,.0f} cycles "
+                f"({f['latency_s'] * 1e3:.3f} ms), {f['energy_uj']:.3f} uJ, DRAM "
+                f"{f['dram_bytes'] / 1024:,.1f} KiB")
+        if "speedup" in f:
+            print(f"{line}\n  vs dense twin: {headline_text(f)}", file=file)
+        else:
+            print(f"{line}; {headline_text(f)}", file=file)

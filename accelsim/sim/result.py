@@ -180,10 +180,13 @@ def compare(result: SimResult, baseline: SimResult):
     """Per-layer savings of ``result`` over ``baseline`` (same layers, e.g. the dense twin).
 
     ``speedup`` = baseline cycles / cycles; ``energy_saving`` and ``dram_saving`` are
-    fractions, ``1 - value / baseline value`` (saved tables, e.g. ``simulate --baseline dense
-    -o``, give them in percent as ``energy_saved_percent`` / ``dram_saved_percent``).
+    fractions, ``1 - value / baseline value`` (:mod:`accelsim.sim.headline`, which also gives
+    the network figures: ``headline_figures(result, baseline)``). ``simulate --baseline dense
+    -o`` saves these same columns.
     """
     import pandas as pd
+
+    from accelsim.sim.headline import saving, speedup
 
     a = result.layers.set_index("layer")
     b = baseline.layers.set_index("layer")
@@ -192,11 +195,11 @@ def compare(result: SimResult, baseline: SimResult):
     out = pd.DataFrame(index=a.index)
     out["cycles"] = a["cycles"]
     out["baseline_cycles"] = b["cycles"]
-    out["speedup"] = b["cycles"] / a["cycles"].where(a["cycles"] > 0)
+    out["speedup"] = speedup(a["cycles"].to_numpy(), b["cycles"].to_numpy())
     out["energy_pj"] = a["energy_pj"]
     out["baseline_energy_pj"] = b["energy_pj"]
-    out["energy_saving"] = 1.0 - a["energy_pj"] / b["energy_pj"].where(b["energy_pj"] > 0)
-    out["dram_saving"] = 1.0 - a["dram_bytes"] / b["dram_bytes"].where(b["dram_bytes"] > 0)
+    out["energy_saving"] = saving(a["energy_pj"].to_numpy(), b["energy_pj"].to_numpy())
+    out["dram_saving"] = saving(a["dram_bytes"].to_numpy(), b["dram_bytes"].to_numpy())
     return out.reset_index()
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from accelsim.sim import headline
 from accelsim.sim.decode import simulate_phases
 from accelsim.sparsify.common import perplexity, sparsified_layers
 from accelsim.sparsify.teal import ThresholdHooks, calibrate_thresholds
@@ -86,9 +87,9 @@ def simulate_point(captured: dict, hw) -> DecodePoint:
         r["dram_bytes"] / bpc > r["compute_cycles"] for r in sparse_rows if r["phase"] == "decode")
     return DecodePoint(
         target=captured["target"], reached=reached, f=f,
-        speedup=dn["latency_s"] / sp["latency_s"],
-        energy_saving=1.0 - sp["energy_uj"] / dn["energy_uj"],
-        dram_ratio=sp["dram_bytes"] / dn["dram_bytes"],
+        speedup=headline.speedup(sp["latency_s"], dn["latency_s"]),
+        energy_saving=headline.saving(sp["energy_uj"], dn["energy_uj"]),
+        dram_ratio=headline.share(sp["dram_bytes"], dn["dram_bytes"]),
         bound=1.0 / (1.0 - reached * f), dram_bound=dram_bound,
         latency_s=sp["latency_s"], energy_uj=sp["energy_uj"], dram_bytes=sp["dram_bytes"],
         dense_latency_s=dn["latency_s"], dense_energy_uj=dn["energy_uj"],

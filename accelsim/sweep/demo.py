@@ -23,6 +23,7 @@ from accelsim.hw.load import load_hw
 from accelsim.plot.common import PlotContext
 from accelsim.plot.density import density_table
 from accelsim.plot.layers import plot_savings
+from accelsim.sim.headline import headline_figures, percent
 from accelsim.sweep.report import (ReportInputs, build_report, dominant_component, table_html,
                                    trace_meta, write_text_atomic)
 
@@ -91,13 +92,12 @@ def shipped_designs(root: Path) -> list[Path]:
 
 def _summary_row(run: DemoRun) -> dict:
     t, d = run.results.totals, run.dense.totals
-    energy, dense_energy = float(t["energy_pj"]), float(d["energy_pj"])
-    cycles, dense_cycles = float(t["cycles"]), float(d["cycles"])
-    row = {"trace": run.trace_label, "design": run.hw.name, "energy_pj": energy,
-           "dense_twin_energy_pj": dense_energy,
-           "energy_saved_percent": 100.0 * (dense_energy - energy) / dense_energy if dense_energy else 0.0,
-           "cycles": cycles, "dense_twin_cycles": dense_cycles,
-           "speedup": dense_cycles / cycles if cycles else float("nan")}
+    head = headline_figures(t, d)
+    row = {"trace": run.trace_label, "design": run.hw.name, "energy_pj": float(t["energy_pj"]),
+           "dense_twin_energy_pj": float(d["energy_pj"]),
+           "energy_saving": head["energy_saving"],
+           "cycles": float(t["cycles"]), "dense_twin_cycles": float(d["cycles"]),
+           "speedup": head["speedup"], "dram_share": head["dram_share"]}
     name, share = dominant_component(t)
     row["dominant_energy_component"] = name
     row["dominant_energy_share_percent"] = share
@@ -147,7 +147,8 @@ def run_demo(out_dir: str | Path = "demo_out", samples: int | None = None,
     main = _pick_main(runs)
 
     savings = plot_savings(main.results.layers, main.dense.layers, context=PlotContext.of_table(
-        main.results.layers, design=main.hw.name, trace=main.trace_label))
+        main.results.layers, design=main.hw.name, trace=main.trace_label),
+        totals=(main.results.totals, main.dense.totals))
     savings_path = savings.save(out / "energy_savings.png")
     summary_path = out / "demo_summary.csv"
     write_text_atomic(summary_path, summary.to_csv(index=False))
@@ -174,12 +175,14 @@ def run_demo(out_dir: str | Path = "demo_out", samples: int | None = None,
 
 def summary_text(summary: pd.DataFrame) -> str:
     """A short plain-text view of the demo summary for the terminal."""
-    cols = ["trace", "design", "energy_saved_percent", "speedup", "dominant_energy_component",
+    cols = ["trace", "design", "energy_saving", "speedup", "dominant_energy_component",
             "dominant_energy_share_percent"]
-    view = summary[cols].rename(columns={"energy_saved_percent": "energy saved %",
-                                         "speedup": "speedup x",
-                                         "dominant_energy_component": "dominant energy",
-                                         "dominant_energy_share_percent": "its share %"})
+    view = summary[cols].copy()
+    view["energy_saving"] = view["energy_saving"].map(percent)   # as simulate prints it
+    view = view.rename(columns={"energy_saving": "energy saving",
+                                "speedup": "speedup x",
+                                "dominant_energy_component": "dominant energy",
+                                "dominant_energy_share_percent": "its share %"})
     return view.to_string(index=False, float_format=lambda v: f"{v:.2f}")
 
 

@@ -183,9 +183,10 @@ def check_local_workers(count: int, flag: str, what: str = "local workers") -> i
     limit = WORKERS_PER_CORE * cores
     if count > limit:
         shown = f"{count:,}" if count < 10 ** 30 else "more"
+        hint = ("use fewer, or a Dask scheduler address (tcp://host:8786) for other machines"
+                if what == "local workers" else "use fewer")
         raise AccelsimError(f"{flag}: {shown} {what} is more than the limit of {limit} "
-                            f"({WORKERS_PER_CORE} per usable CPU core, {cores} here); use fewer, or "
-                            "a Dask scheduler address (tcp://host:8786) for other machines")
+                            f"({WORKERS_PER_CORE} per usable CPU core, {cores} here); {hint}")
     return count
 
 

@@ -26,6 +26,7 @@ from accelsim.atomic import atomic_write_text
 from accelsim.plot.density import density_table, plot_density
 from accelsim.plot.layers import (plot_breakdown, plot_latency, plot_memory, plot_savings,
                                   savings_table)
+from accelsim.sim.headline import energy_saving_text, headline_figures, percent, times
 
 # Per-layer columns shown in the main table (all columns are in the collapsible full table).
 LAYER_COLUMNS = ("layer", "cycles", "compute_cycles", "stall_cycles", "utilization",
@@ -264,17 +265,15 @@ def build_report(inputs: ReportInputs, title: str | None = None) -> str:
         twin_name, twin_share = dominant_component(baseline.totals)
         dominant += f" (dense twin: {html.escape(twin_name)}, {twin_share:.1f}%)"
     parts.append(dominant + ".</p>")
-    if baseline is not None:
-        energy = savings_table(layers, baseline.layers)
-        dense, sparse = energy["dense_energy_pj"].sum(), energy["sparse_energy_pj"].sum()
-        share = 100.0 * (dense - sparse) / dense if dense else 0.0
-        cyc_d = float(baseline.totals.get("cycles", np.nan))
-        cyc_s = float(results.totals.get("cycles", np.nan))
-        speedup = cyc_d / cyc_s if cyc_s else np.nan
-        cls = "good" if share >= 0 else "bad"
-        parts.append(f"<p>Against its dense twin, <b>{html.escape(hw.name)}</b> saves "
-                     f"<b class='{cls}'>{share:.1f}%</b> of the energy and runs "
-                     f"<b>{speedup:.2f}×</b> faster.</p>")
+    if baseline is not None:   # the network figures accelsim simulate prints (headline.py)
+        head = headline_figures(results, baseline)
+        cls = "good" if not head["energy_saving"] < 0 else "bad"
+        parts.append(f"<p>Against its dense twin, <b>{html.escape(hw.name)}</b>: "
+                     f"<b class='{cls}'>{energy_saving_text(head)}</b>, "
+                     f"speedup <b>{times(head['speedup'])}</b>, DRAM "
+                     f"{percent(head['dram_share'])} of energy (dense twin "
+                     f"{percent(head['baseline_dram_share'])}); network totals, with the ops "
+                     "between layers.</p>")
     parts.append(_metric_rows_html(totals_table(results, baseline)))
     parts.append("<h3>Energy by component</h3>" + table_html(energy_shares(results, baseline)))
     parts.append("<details><summary>All network totals (raw units: pJ, cycles, bytes, s)"
@@ -286,7 +285,8 @@ def build_report(inputs: ReportInputs, title: str | None = None) -> str:
                           float(hw.technology.clock_mhz))
     if baseline is not None:
         plots.append(("Per-layer energy savings vs the dense twin",
-                      plot_savings(layers, baseline.layers, context=context)))
+                      plot_savings(layers, baseline.layers, context=context,
+                                   totals=(results.totals, baseline.totals))))
     plots.append(("Per-layer energy by component", plot_breakdown(layers, context=context)))
     plots.append(("Per-layer latency", plot_latency(layers, context=context)))
     if inputs.density is not None:
@@ -305,7 +305,7 @@ def build_report(inputs: ReportInputs, title: str | None = None) -> str:
     parts.append("<h2>Per-layer results</h2>")
     shown = layers[[c for c in LAYER_COLUMNS if c in layers.columns]].copy()
     if baseline is not None:
-        shown["energy_saved_percent"] = savings_table(layers, baseline.layers)["saved_percent"].to_numpy()
+        shown["energy saving (%)"] = savings_table(layers, baseline.layers)["saved_percent"].to_numpy()
     parts.append(table_html(shown))
     parts.append("<details><summary>All per-layer columns</summary>"
                  f"{table_html(layers)}</details>")

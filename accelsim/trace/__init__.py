@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import importlib
 
-from accelsim.trace.geometry import LAYER_KINDS, LayerGeometry
-from accelsim.trace.layer import LayerTrace
-from accelsim.trace.reader import Trace, open_trace
-from accelsim.trace.records import CapturedLayer, StatisticalLayer, TraceData
-from accelsim.trace.writer import write_trace
-
+# Every name is imported on first use, so `import accelsim.trace.cli` (the CLI's verb
+# registration, `accelsim --help`) loads neither NumPy nor the reader.
 _LAZY = {
+    "LAYER_KINDS": "accelsim.trace.geometry",
+    "LayerGeometry": "accelsim.trace.geometry",
+    "LayerTrace": "accelsim.trace.layer",
+    "Trace": "accelsim.trace.reader",
+    "open_trace": "accelsim.trace.reader",
+    "CapturedLayer": "accelsim.trace.records",
+    "StatisticalLayer": "accelsim.trace.records",
+    "TraceData": "accelsim.trace.records",
+    "write_trace": "accelsim.trace.writer",
     "capture_trace": "accelsim.trace.capture",
     "CaptureOptions": "accelsim.trace.capture",
     "MaskRecorder": "accelsim.trace.capture",
@@ -39,11 +44,12 @@ _LAZY = {
     "summarize_layer": "accelsim.trace.analysis",
 }
 
-__all__ = ["LAYER_KINDS", "LayerGeometry", "LayerTrace", "Trace", "open_trace", "TraceData",
-           "CapturedLayer", "StatisticalLayer", "write_trace", *_LAZY]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'accelsim.trace' has no attribute {name!r}")

@@ -25,6 +25,8 @@ import inspect
 import json
 import math
 import os
+import re
+import stat
 import warnings
 from pathlib import Path
 import numpy as np
@@ -87,20 +89,138 @@ def _load_folder(path: Path) -> tuple[nn.Module, object | None]:
                             "(save one with model.save_pretrained(folder))")
     check_folder_configs(path)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:  # never the folder's own Python: transformers refuses custom code, and never prompts
-        model = tf.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
-                                                        trust_remote_code=False)
-    except Exception as exc:  # noqa: BLE001 - transformers raises many types; one line
-        raise AccelsimError(f"{path}: cannot load the checkpoint: {_first_line(exc)}") from None
-    tokenizer = None
-    if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
-                                         "tokenizer.model")):
-        try:
-            tokenizer = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True,
-                                                         trust_remote_code=False)
-        except Exception as exc:  # noqa: BLE001
-            raise AccelsimError(f"{path}: cannot load its tokenizer: {_first_line(exc)}") from None
+    with _quiet_transformers(tf):
+        check_against_weights(tf, path)
+        try:  # never the folder's own Python: transformers refuses custom code, never prompts
+            model, info = tf.AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=True, trust_remote_code=False, output_loading_info=True)
+        except Exception as exc:  # noqa: BLE001 - transformers raises many types; one line
+            text = _first_line(exc)
+            if "ignore_mismatched_sizes" in text:   # its report (quieted) said which
+                text = "a weight has another shape than config.json gives"
+            raise AccelsimError(f"{path}: cannot load the checkpoint: {text}") from None
+        check_loading_info(path, info)
+        tokenizer = None
+        if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
+                                             "tokenizer.model")):
+            try:
+                tokenizer = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True,
+                                                             trust_remote_code=False)
+            except Exception as exc:  # noqa: BLE001
+                raise AccelsimError(f"{path}: cannot load its tokenizer: {_first_line(exc)}") from None
     return model.eval(), tokenizer
+
+
+#: Largest safetensors header read by :func:`stored_shapes` (names, dtypes and shapes only).
+_HEADER_LIMIT = 64 << 20
+#: A transformer block's index in a weight name (model.layers.3., transformer.h.3., ...).
+_BLOCK_KEY = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)\.")
+
+
+def stored_shapes(path: Path) -> dict[str, tuple] | None:
+    """Weight name -> shape from the folder's safetensors header(s), reading no tensor data;
+    None when there are no safetensors weights or a header is unreadable (transformers then
+    reports what is wrong when it loads them)."""
+    index = path / "model.safetensors.index.json"
+    try:
+        if os.path.isfile(path / "model.safetensors"):
+            files = [path / "model.safetensors"]
+        elif os.path.isfile(index):
+            from accelsim.inputs import read_limited
+
+            weight_map = json.loads(read_limited(index, _CONFIG_LIMIT, "weight index"))["weight_map"]
+            files = sorted({path / str(name) for name in weight_map.values()})
+        else:
+            return None
+        shapes: dict[str, tuple] = {}
+        for file in files:
+            fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            with open(fd, "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return None
+                size = int.from_bytes(fh.read(8), "little")
+                if not 0 < size <= _HEADER_LIMIT:
+                    return None
+                header = json.loads(fh.read(size))
+            for name, entry in header.items():
+                if name != "__metadata__":
+                    shapes[name] = tuple(int(d) for d in entry["shape"])
+        return shapes
+    except Exception:  # noqa: BLE001 - any damage: transformers' own load says what it is
+        return None
+
+
+def check_against_weights(tf, path: Path) -> None:
+    """Refuse, before transformers builds the model, a config.json that does not describe the
+    stored weights: another number of blocks (a hostile count would make transformers build
+    millions of layers) or another shape of a stored weight (it would first allocate the
+    model config.json describes, whatever its size). Only the safetensors headers are read;
+    the model is laid out on the meta device, which allocates nothing."""
+    shapes = stored_shapes(path)
+    if not shapes:
+        return
+    try:
+        config = tf.AutoConfig.from_pretrained(str(path), local_files_only=True,
+                                               trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001
+        raise AccelsimError(f"{path}: cannot load the checkpoint: {_first_line(exc)}") from None
+    layers = getattr(config, "num_hidden_layers", None)
+    blocks = {int(m.group(1)) for name in shapes for m in [_BLOCK_KEY.search(name)] if m}
+    if blocks and isinstance(layers, int) and not isinstance(layers, bool) and layers != len(blocks):
+        raise AccelsimError(f"{path / 'config.json'}: num_hidden_layers: {layers:,} blocks, but "
+                            f"the checkpoint holds the weights of {len(blocks):,}")
+    try:
+        with torch.device("meta"):
+            model = tf.AutoModelForCausalLM.from_config(config, trust_remote_code=False)
+        expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    except Exception:  # noqa: BLE001 - transformers' own load reports it
+        return
+    for name, shape in shapes.items():
+        if name in expected and expected[name] != shape:
+            raise AccelsimError(f"{path}: the checkpoint does not match its config.json: weight "
+                                f"{name[:120]!r} is stored as {list(shape)}, config.json makes "
+                                f"it {list(expected[name])}")
+
+
+class _quiet_transformers:
+    """transformers' loading report and progress bars off while a folder loads: what goes
+    wrong becomes one error line (the previous verbosity and bar setting come back after)."""
+
+    def __init__(self, tf):
+        self.logging = getattr(getattr(tf, "utils", None), "logging", None)
+
+    def __enter__(self):
+        if self.logging is not None:
+            self.verbosity = self.logging.get_verbosity()
+            self.bars = self.logging.is_progress_bar_enabled()
+            self.logging.set_verbosity_error()
+            self.logging.disable_progress_bar()
+        return self
+
+    def __exit__(self, *exc):
+        if self.logging is not None:
+            self.logging.set_verbosity(self.verbosity)
+            if self.bars:
+                self.logging.enable_progress_bar()
+        return False
+
+
+def check_loading_info(path: Path, info: dict) -> None:
+    """Refuse, in one line, a folder whose weights do not all load as stored: weights its
+    config.json needs but the checkpoint lacks (transformers would initialise them at random,
+    silently), checkpoint weights the model has no place for, or weights of another shape."""
+    for key, what in (("missing_keys", "missing from the checkpoint (they would be initialised "
+                                       "at random)"),
+                      ("unexpected_keys", "in the checkpoint but not in the model its "
+                                          "config.json describes"),
+                      ("mismatched_keys", "of another shape than config.json gives"),
+                      ("error_msgs", "not loadable")):
+        found = sorted(str(k if not isinstance(k, (tuple, list)) else k[0])
+                       for k in (info.get(key) or ()))
+        if found:
+            more = f" and {len(found) - 1:,} more" if len(found) > 1 else ""
+            raise AccelsimError(f"{path}: the checkpoint does not match its config.json: weight "
+                                f"{found[0][:120]!r}{more} {what}")
 
 
 #: JSON files of a checkpoint folder that transformers reads as configuration (any of them
@@ -132,6 +252,8 @@ def check_folder_configs(path: Path) -> None:
             data = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise AccelsimError(f"{file}: not valid JSON ({_first_line(exc)})") from None
+        except RecursionError:
+            raise AccelsimError(f"{file}: not a configuration: nested too deeply") from None
         if not isinstance(data, dict):
             raise AccelsimError(f"{file}: expected a JSON object, got {type(data).__name__}")
         for key in _CODE_KEYS:
@@ -149,7 +271,12 @@ def _first_line(exc: BaseException) -> str:
 def encode_text(text: str, tokenizer=None, vocab_size: int | None = None) -> list[int]:
     """Token ids of ``text``: the tokenizer's, else its UTF-8 bytes (needs a vocabulary >= 256)."""
     if tokenizer is not None:
-        return [int(t) for t in tokenizer(text)["input_ids"]]
+        try:
+            return [int(t) for t in tokenizer(text)["input_ids"]]
+        except Exception as exc:  # noqa: BLE001 - a tokenizer configured badly fails inside
+            where = getattr(tokenizer, "name_or_path", "") or "the checkpoint folder"
+            raise AccelsimError(f"{where}: its tokenizer cannot encode the prompt text "
+                                f"({type(exc).__name__}: {_first_line(exc)})") from None
     if vocab_size is not None and vocab_size < 256:
         raise AccelsimError(f"byte-level tokens need a vocabulary of at least 256; the model "
                             f"has {vocab_size} (give a checkpoint folder with a tokenizer)")
@@ -289,6 +416,8 @@ def capture_decoder(model: nn.Module, prompts: torch.Tensor, decode_tokens: int,
                     for i in range(n):
                         rec.start_batch(1, single=True)
                         logits, caches[i] = _step(model, ids[i], caches[i], keyword)
+                        if not bool(torch.isfinite(logits).all()):
+                            raise AccelsimError(_non_finite(model, name, i))
                         ids[i] = logits[:, -1].argmax(-1, keepdim=True)
                         if step < decode_tokens:
                             generated[i, step] = int(ids[i])
@@ -314,6 +443,14 @@ def capture_decoder(model: nn.Module, prompts: torch.Tensor, decode_tokens: int,
         warnings.warn(f"capture: {total / n:,.0f} MACs per sample ran in ops that are not "
                       "traced; the trace lists them (`accelsim trace info`)", stacklevel=2)
     return TraceData(layers=layers, provenance=prov, untraced=untraced, graph=None)
+
+
+def _non_finite(model: nn.Module, phase: str, prompt: int) -> str:
+    """One line: the model computed NaN or infinity (its masks would count them as non-zeros)."""
+    where = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+    return (f"{where}: the model computes non-finite values (NaN or infinity) in the {phase} "
+            f"step of prompt {prompt}, so its masks would count them as non-zeros; check the "
+            "checkpoint's weights and config.json (e.g. a negative rms_norm_eps)")
 
 
 # -- command line (accelsim trace capture) ------------------------------------------------

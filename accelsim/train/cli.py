@@ -82,9 +82,10 @@ def pick_threads(requested: int | None) -> tuple[int | None, str]:
     """Torch thread count for training and why: ``--threads``, else ``OMP_NUM_THREADS`` (left to
     torch, returns None), else half the usable cores, between 1 and 4."""
     if requested is not None:
-        if requested < 1:
-            raise AccelsimError(f"--threads: expected a positive integer, got {requested}")
-        return requested, "--threads"
+        from accelsim.sweep.evaluate import check_local_workers
+
+        # a positive count of at most 4 per usable core (a typo must not start 100,000 threads)
+        return check_local_workers(requested, "--threads", "threads"), "--threads"
     if os.environ.get("OMP_NUM_THREADS"):
         return None, "from OMP_NUM_THREADS"
     cores = usable_cores()
