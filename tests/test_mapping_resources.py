@@ -135,3 +135,14 @@ def test_good_mapping_from_a_file_still_runs(tmp_path):
     path = _file(tmp_path, GOOD)
     assert main(["map", "--trace", TRACE, "--hw", HW, "--mappings", str(path), "--layer", "conv2",
                  "--json"]) == 0
+
+
+@pytest.mark.parametrize("version", ["true", "1.0"])
+def test_mapping_file_version_is_the_integer_one(tmp_path, version):
+    from accelsim.errors import ConfigError
+    from accelsim.map.fixed import load_mappings
+
+    path = tmp_path / "m.yaml"
+    path.write_text(f"version: {version}\nlayers: {{}}\n")
+    with pytest.raises(ConfigError, match="version: expected 1"):
+        load_mappings(path)

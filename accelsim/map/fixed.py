@@ -66,7 +66,8 @@ def parse_mappings(raw, source: str = "<mappings>") -> dict[str, Mapping]:
     if not isinstance(raw, dict):
         raise ConfigError(source, None, "expected a mapping with version and layers")
     _keys(raw, ["version", "layers"], "", source)
-    if raw.get("version") != VERSION:
+    version = raw.get("version")
+    if type(version) is not int or version != VERSION:   # true and 1.0 equal 1 in Python
         raise ConfigError(source, "version", f"expected {VERSION}, got {raw.get('version')!r:.30}")
     layers = raw.get("layers")
     if not isinstance(layers, dict) or not layers:
