@@ -64,3 +64,13 @@ def test_help_lists_every_stage_verb():
     assert done.returncode == 0
     for verb in ("hw", "zoo", "trace", "train", "simulate", "sweep", "report", "demo", "plot"):
         assert f"    {verb}" in done.stdout
+
+
+def test_simulate_of_a_cnn_trace_loads_no_torch():
+    """Only decoder traces need the per-phase figures; a CNN trace's simulate imports no PyTorch
+    (about 1.8 s of a whole-process simulate)."""
+    code = ("import contextlib, io\nfrom accelsim.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['simulate', '--trace', 'traces/lenet5_digits_dual.trace', '--hw', "
+            "'hw_configs/sparten_like.yaml', '--samples', '2']) == 0\n")
+    assert _loaded_after(code, ("torch",)) == []

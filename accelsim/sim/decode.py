@@ -17,7 +17,7 @@ import numpy as np
 from accelsim.errors import TraceError
 from accelsim.sim import headline
 from accelsim.sim.simulate import simulate
-from accelsim.trace.llm import layer_phase
+from accelsim.trace.phases import layer_phase
 
 STEP_FIGURES = ("latency_s", "energy_uj", "dram_bytes", "dram_weight_read_bytes", "cycles",
                 "compute_cycles", "macs_issued", "macs_dense", "energy_pj", "energy_dram_pj")

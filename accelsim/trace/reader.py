@@ -32,6 +32,7 @@ from accelsim.trace.file_format import (FORMAT_NAME, GRAPH_NONZEROS_MEMBER, MAX_
 from accelsim.trace.bits import unpack_flat, unpack_rows
 from accelsim.trace.geometry import LayerGeometry
 from accelsim.trace.layer import LayerTrace
+from accelsim.trace.phases import PHASES
 from accelsim.trace.records import ARRAY_STATS, StatisticalLayer, statistical_layer_trace
 from accelsim.trace.writer import METADATA_SHA_KEY
 from accelsim.trace.writer import content_hash as _content_hash
@@ -903,8 +904,6 @@ def _check_stat_means(path: Path, index: int, record: dict, stats: dict) -> None
                          f"{inner!r}; the trace is corrupt or was edited")
 
 
-#: Phase tags of decoder traces (:data:`accelsim.trace.llm.PHASES`, not imported: it needs torch).
-_PHASES = ("prefill", "decode")
 
 
 def _check_phases(path: Path, meta: dict, geometries: list) -> None:
@@ -926,7 +925,7 @@ def _check_phases(path: Path, meta: dict, geometries: list) -> None:
             raise TraceError(f"{where}: stats.phase, stats.step: expected both (a decoder "
                              "layer's phase and step) or neither")
         phase, step = stats["phase"], stats["step"]
-        if phase not in _PHASES:
+        if phase not in PHASES:
             raise TraceError(f"{where}: stats.phase: expected 'prefill' or 'decode', got "
                              f"{phase!r:.40}")
         if not (_is_int(step) and step >= 0):
