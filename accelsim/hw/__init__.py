@@ -5,7 +5,7 @@ Names are imported on first use, so `import accelsim.hw.cli` (the CLI's verb reg
 """
 from __future__ import annotations
 
-import importlib
+from accelsim.lazy import lazy_getattr
 
 _LAZY = {
     "EnergyModel": "accelsim.hw.energy",
@@ -27,9 +27,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'accelsim.hw' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -13,9 +13,10 @@ per PE from AND + popcount) -> ``kernels.schedule`` (fast) or ``kernels.cycle``
 """
 from __future__ import annotations
 
-import importlib
 import sys
 import types
+
+from accelsim.lazy import lazy_getattr
 
 # Imported on first use, so `import accelsim.sim.cli` (the CLI's verb registration) does not
 # load Numba and pandas.
@@ -32,12 +33,7 @@ __all__ = ["simulate", "simulate_layer", "SimResult", "compare", "headline_figur
            "FIDELITIES"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'accelsim.sim' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 class _Package(types.ModuleType):

@@ -20,7 +20,7 @@ traces), ``density`` + ``statistical`` + ``topology`` (statistical traces),
 """
 from __future__ import annotations
 
-import importlib
+from accelsim.lazy import lazy_getattr
 
 # Every name is imported on first use, so `import accelsim.trace.cli` (the CLI's verb
 # registration, `accelsim --help`) loads neither NumPy nor the reader.
@@ -47,9 +47,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'accelsim.trace' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

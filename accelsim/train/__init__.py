@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-import importlib
+from accelsim.lazy import lazy_getattr
 
 # Imported on first use (they need PyTorch), so registering the `train` verb stays cheap.
 _LAZY = {
@@ -25,7 +25,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'accelsim.train' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
