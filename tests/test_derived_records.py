@@ -398,3 +398,16 @@ def test_genuine_decoder_trace_reads(decoder):
     trace = open_trace(decoder)
     figures = decode_per_token(list(trace), load_hw(HW), samples=1)
     assert figures["sparse"].steps == 2
+
+
+def test_norm_reading_another_tensor_than_it_writes_is_refused(tmp_path):
+    """A batch_norm re-pointed at the 3x8x8 network input while writing 8x8x8 (checksums
+    recomputed) changed the vector energy silently; a norm writes its input's size exactly."""
+    torch.manual_seed(0)
+    x = torch.relu(torch.randn(4, 3, 8, 8))
+    good = write_trace(tmp_path / "net.trace", capture_trace(Net().eval(), [x],
+                                                             CaptureOptions(samples=4)))
+    bad = rewrite(good, tmp_path / "bad.trace",
+                  meta=lambda m: m["graph"]["ops"][1].update(inputs=[0]))
+    with pytest.raises(TraceError, match="writes as many as the tensor it maps"):
+        simulate(open_trace(bad), load_hw(HW))

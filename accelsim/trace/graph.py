@@ -95,6 +95,9 @@ SOURCES = ("input", "op", "layer", "external")
 
 #: Kinds whose outputs take the broadcast shape of their activation inputs (elementwise maps).
 ELEMENTWISE_KINDS = ("add", "mul", "activation", "norm", "softmax", "elementwise")
+#: Of those, kinds that map one tensor onto a tensor of its own shape (their other inputs, if
+#: any, are parameters: a norm's statistics, prelu's slopes), never broadcast to a larger one.
+_SAME_SHAPE_KINDS = ("activation", "norm", "softmax")
 #: Functions of those kinds that change the shape (``glu`` halves a dimension).
 _RESHAPING_FUNCS = ("glu",)
 
@@ -203,7 +206,13 @@ def _op_problem(o: dict, tensors: list[dict], geometries: list,
         return None
     biggest = max(t["elements"] for t in ins)
     shape = _broadcast([t["shape"] for t in ins])
-    if kind in ELEMENTWISE_KINDS and o["op"] not in _RESHAPING_FUNCS:
+    if kind in _SAME_SHAPE_KINDS and o["op"] not in _RESHAPING_FUNCS:
+        for t, tid in zip(outs, o["outputs"]):   # a map of its first input: its size exactly
+            if t["elements"] != ins[0]["elements"]:
+                return (f"outputs: tensor {tid} has {t['elements']} elements per sample; an "
+                        f"elementwise op of kind {kind} writes as many as the tensor it maps "
+                        f"({ins[0]['elements']})")
+    elif kind in ELEMENTWISE_KINDS and o["op"] not in _RESHAPING_FUNCS:
         for t, tid in zip(outs, o["outputs"]):
             if not (t["elements"] == biggest or tuple(t["shape"]) == shape
                     or (o["params"] and biggest <= t["elements"] <= biggest * o["params"])):
