@@ -30,6 +30,10 @@ def make_hw(**overrides):
     the section, other values replace the field.
     """
     data = copy.deepcopy(BASE_HW)
+    if overrides.get("memory_hierarchy") is not None:   # sizes come from the levels alone
+        for shorthand in ("scratchpad", "global_buffer"):
+            if not any(k.split("__")[0] == shorthand for k in overrides):
+                del data[shorthand]
     for key, value in overrides.items():
         path = key.split("__")
         node = data

@@ -119,6 +119,8 @@ class EnergyModel:
 
 def energy_model(hw) -> EnergyModel:
     """Derive the energy model of a :class:`~accelsim.hw.schema.HardwareConfig`."""
+    from accelsim.hw.hierarchy import sram_bank_kib, shared_bytes
+
     t = load_table(hw.technology.energy_table)
     v_nom = float(t["nominal_voltage_v"])
     volts = hw.technology.voltage_v or v_nom
@@ -128,11 +130,11 @@ def energy_model(hw) -> EnergyModel:
     mac16 = int_mult_pj(t, 16, 16) + int_add_pj(t, 32)
     mac = (int_mult_pj(t, p.activation_bits, p.weight_bits) + int_add_pj(t, p.accumulator_bits)) * dyn
     gated = float(t["gated_fraction"])
-    bank_kib = hw.global_buffer.size_kib / hw.global_buffer.banks
+    bank_kib = sram_bank_kib(hw)
     cycle_ns = 1e3 / hw.technology.clock_mhz
     # uW * ns = 1e-6 W * 1e-9 s = 1e-15 J = 1e-3 pJ
     pe_leak = float(t["pe_leakage_uw"]) * leak * cycle_ns * 1e-3
-    glb_leak = float(t["sram_leakage_uw_per_kib"]) * hw.global_buffer.size_kib * leak * cycle_ns * 1e-3
+    glb_leak = float(t["sram_leakage_uw_per_kib"]) * (shared_bytes(hw) / 1024.0) * leak * cycle_ns * 1e-3
     values = dict(
         mac_pj=mac,
         gated_mac_pj=mac * gated,

@@ -18,6 +18,7 @@ import yaml
 
 from accelsim.errors import ConfigError, brief
 from accelsim.hw import rules
+from accelsim.hw.hierarchy import reconcile_shorthand
 from accelsim.hw.schema import HardwareConfig
 from accelsim.yamlio import read_yaml
 
@@ -85,11 +86,27 @@ def apply_overrides(data: Mapping, overrides: Mapping[str, Any]) -> dict:
         node = result
         parts = dotted.split(".")
         for part in parts[:-1]:
+            if isinstance(node, list):      # memory_hierarchy.<level name>.<field>
+                node = _level_named(node, part, dotted)
+                continue
             node = node.setdefault(part, {})
-            if not isinstance(node, dict):
+            if not isinstance(node, (dict, list)):
                 raise ConfigError(None, dotted, f"cannot set a field inside non-mapping {part!r}")
+        if isinstance(node, list):
+            raise ConfigError(None, dotted, "name a field of the level, e.g. "
+                                            f"{dotted}.size_bytes")
         node[parts[-1]] = copy.deepcopy(value)
     return result
+
+
+def _level_named(levels: list, name: str, dotted: str) -> dict:
+    """The entry of a list of named levels called ``name`` (sweeps address levels by name)."""
+    for entry in levels:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return entry
+    names = [e.get("name") for e in levels if isinstance(e, dict)]
+    raise ConfigError(None, dotted, f"the design has no level named {name!r}; its levels: "
+                                    f"{', '.join(map(str, names)) or 'none'}")
 
 
 def load_hw_dict(data: Mapping, source: str = "<dict>") -> HardwareConfig:
@@ -97,6 +114,7 @@ def load_hw_dict(data: Mapping, source: str = "<dict>") -> HardwareConfig:
     data = dict(data)
     data.pop("extends", None)
     try:
+        data = reconcile_shorthand(data, source)
         config = rules.build(HardwareConfig, data)
     except rules.RuleError as exc:
         raise ConfigError(source, exc.path, exc.message) from None
@@ -129,6 +147,11 @@ def _check_memory_hierarchy(config: HardwareConfig, source: str) -> None:
             raise ConfigError(source, "pe_array.dataflow",
                               f"{config.pe_array.dataflow} needs a memory_hierarchy (the loop-nest "
                               "model); the systolic model knows output/weight/input_stationary")
+        for section, what in (("global_buffer", "the shared buffer the systolic model tiles in"),
+                              ("scratchpad", "per-PE scratchpad sizes")):
+            if getattr(config, section) is None:
+                raise ConfigError(source, section, f"required without a memory_hierarchy ({what}); "
+                                                   "or describe the storage as memory_hierarchy levels")
         return
     names = [lv.name for lv in levels]
     for i, name in enumerate(names):
@@ -159,7 +182,7 @@ def _check_cross_fields(config: HardwareConfig, source: str) -> None:
                           "wake-up costs are set but power_gating is false; enable power_gating or drop them")
     spad = config.scratchpad
     need = config.precision.weight_bits if config.pe_array.dataflow == "weight_stationary" else 0
-    if need and spad.weight_bytes * 8 < need * config.pe_array.macs_per_pe:
+    if need and spad is not None and spad.weight_bytes * 8 < need * config.pe_array.macs_per_pe:
         raise ConfigError(source, "scratchpad.weight_bytes",
                           f"weight_stationary needs room for {config.pe_array.macs_per_pe} weight(s) of "
                           f"{config.precision.weight_bits} bits per PE, got {spad.weight_bytes} bytes")

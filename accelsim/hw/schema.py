@@ -205,7 +205,9 @@ class StorageLevel:
                           "one shared instance, or one per PE (spatial fan-out = the PE array)", "one")
     size_bytes: int | None = spec(rules.optional(rules.bounded(rules.positive_int, 2 ** 40)),
                                   "capacity per instance in bytes (null = unbounded)", None)
-    word_bits: int = spec(rules.int_range(1, 1024), "bits per word (capacity and port width)", 16)
+    word_bits: int = spec(rules.int_range(1, 4096), "bits per word (capacity and port width)", 16)
+    banks: int = spec(rules.bounded(rules.positive_int, 65536),
+                      "SRAM banks (the energy per access of a table-priced level uses the bank size)", 1)
     read_words_per_cycle: float | None = spec(rules.optional(rules.bounded(rules.positive_float, 1e9)),
                                               "read port words per cycle per instance (null = unbounded)",
                                               None)
@@ -269,9 +271,15 @@ class HardwareConfig:
     name: str = spec(rules.non_empty_str, "design name")
     technology: Technology = spec(rules.section(Technology), "technology, clock and voltage")
     pe_array: PEArray = spec(rules.section(PEArray), "processing-element array")
-    scratchpad: Scratchpad = spec(rules.section(Scratchpad), "per-PE scratchpads")
-    global_buffer: GlobalBuffer = spec(rules.section(GlobalBuffer), "shared global buffer")
     dram: DRAM = spec(rules.section(DRAM), "off-chip memory")
+    scratchpad: Scratchpad | None = spec(
+        rules.optional(rules.section(Scratchpad)),
+        "per-PE scratchpads: shorthand for per-PE levels (required without memory_hierarchy; with "
+        "one, each size must equal its level's)", None)
+    global_buffer: GlobalBuffer | None = spec(
+        rules.optional(rules.section(GlobalBuffer)),
+        "shared global buffer: shorthand for one shared level (required without memory_hierarchy; "
+        "with one, it must equal the hierarchy's single shared level)", None)
     version: int = spec(rules.one_of((SCHEMA_VERSION,)), "schema version", SCHEMA_VERSION)
     description: str = spec(rules.string, "what this design approximates", "")
     precision: Precision = spec(rules.section(Precision), "operand precisions", Precision())
@@ -315,8 +323,13 @@ class HardwareConfig:
                 or s.skip_weight_fetch)
 
     def dense_twin(self) -> "HardwareConfig":
-        """The same hardware with every sparsity feature off and dense storage."""
-        return replace(self, name=f"{self.name}-dense", sparsity=Sparsity(), storage=Storage())
+        """The same hardware, mapping policy included, with every sparsity feature off and
+        dense storage at every level (no per-level formats, no gating or skipping)."""
+        levels = self.memory_hierarchy
+        if levels is not None:
+            levels = tuple(replace(lv, formats={}) for lv in levels)
+        return replace(self, name=f"{self.name}-dense", sparsity=Sparsity(), storage=Storage(),
+                       memory_hierarchy=levels)
 
 
 def _to_plain(value: Any) -> Any:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from accelsim.hw.energy import energy_model, load_table
+from accelsim.hw.hierarchy import levels_of, onchip_sram_bytes, per_pe_bytes, shared_bytes, shared_port
 from accelsim.hw.schema import HardwareConfig
 
 
@@ -17,16 +18,16 @@ def derived_figures(hw: HardwareConfig) -> dict:
     p = hw.precision
     operand_bits = p.activation_bits + p.weight_bits
     peak_macs = hw.num_pes * hw.pe_array.macs_per_pe
-    spad_bytes_per_pe = hw.scratchpad.input_bytes + hw.scratchpad.weight_bytes + hw.scratchpad.psum_bytes
-    glb_bytes = int(round(hw.global_buffer.size_kib * 1024))
+    spad_bytes_per_pe = per_pe_bytes(hw)
+    glb_bytes = int(round(shared_bytes(hw)))
     mac = e.mac_pj
     spad = mac + (operand_bits + 2 * p.accumulator_bits) * e.spad_pj_per_bit
     noc = spad + operand_bits * e.noc_pj_per_bit_hop
     glb = noc + operand_bits * e.glb_pj_per_bit
     dram = glb + operand_bits * e.dram_pj_per_bit
     table = load_table(hw.technology.energy_table)
-    words = hw.global_buffer.words_per_cycle
-    glb_bw = None if words is None else words * hw.global_buffer.word_bits / 8
+    words, word_bits = shared_port(hw)
+    glb_bw = None if words is None else words * word_bits / 8
     return {
         "pes": hw.num_pes,
         "peak_macs_per_cycle": peak_macs,
@@ -36,7 +37,7 @@ def derived_figures(hw: HardwareConfig) -> dict:
         "technology_node_nm": table["node_nm"],
         "scratchpad_bytes_per_pe": spad_bytes_per_pe,
         "global_buffer_bytes": glb_bytes,
-        "onchip_sram_bytes": glb_bytes + spad_bytes_per_pe * hw.num_pes,
+        "onchip_sram_bytes": int(round(onchip_sram_bytes(hw))),
         "global_buffer_bytes_per_cycle": glb_bw,
         "dram_bytes_per_cycle": (None if hw.dram.ideal else
                                  hw.dram.bandwidth_gb_per_s * 1e3 / hw.technology.clock_mhz),
@@ -50,25 +51,19 @@ def derived_figures(hw: HardwareConfig) -> dict:
 
 
 def hierarchy_lines(hw: HardwareConfig) -> list[str]:
-    """The storage levels a design's model uses, outermost first (for a systolic design, the
-    hierarchy its global buffer and scratchpads are equivalent to)."""
+    """The storage levels of a design, outermost first (:func:`accelsim.hw.hierarchy.levels_of`:
+    for a design without ``memory_hierarchy``, the levels its shorthand expands to)."""
     short = {"weights": "W", "inputs": "I", "outputs": "O"}
     lines = ["DRAM: keeps W, I, O" + ("" if hw.dram.ideal else f", {hw.dram.bandwidth_gb_per_s:g} GB/s")]
-    if hw.memory_hierarchy is not None:
-        for lv in hw.memory_hierarchy:
-            size = "unbounded" if lv.size_bytes is None else f"{lv.size_bytes:,} B"
-            port = ("unbounded port" if lv.read_words_per_cycle is None
-                    else f"{lv.read_words_per_cycle:g} x {lv.word_bits}-bit words/cycle")
-            where = "per PE" if lv.instances == "per_pe" else "shared"
-            lines.append(f"{lv.name}: {where}, {size}, keeps {', '.join(short[t] for t in lv.keeps) or '-'}, "
-                         f"{port}, {lv.network}")
-        return lines
-    gb, sp = hw.global_buffer, hw.scratchpad
-    port = ("unbounded port" if gb.words_per_cycle is None
-            else f"{gb.words_per_cycle} x {gb.word_bits}-bit words/cycle")
-    lines.append(f"global_buffer: shared, {gb.size_kib:g} KiB, keeps W, I, O, {port}")
-    lines.append(f"scratchpads: per PE, inputs {sp.input_bytes} B, weights {sp.weight_bytes} B, "
-                 f"psums {sp.psum_bytes} B")
+    for lv in levels_of(hw):
+        size = "unbounded" if lv.size_bytes is None else f"{lv.size_bytes:,} B"
+        if lv.banks > 1:
+            size += f" in {lv.banks} banks"
+        port = ("unbounded port" if lv.read_words_per_cycle is None
+                else f"{lv.read_words_per_cycle:g} x {lv.word_bits}-bit words/cycle")
+        where = "per PE" if lv.instances == "per_pe" else "shared"
+        lines.append(f"{lv.name}: {where}, {size}, keeps {', '.join(short[t] for t in lv.keeps) or '-'}, "
+                     f"{port}, {lv.network}")
     return lines
 
 

@@ -85,7 +85,7 @@ def arch_of(hw) -> Arch:
         elif per_pe:
             read = em.spad_pj_per_bit
         else:
-            size_kib = (spec.size_bytes / 1024.0) if spec.size_bytes else 1024.0
+            size_kib = (spec.size_bytes / 1024.0 / spec.banks) if spec.size_bytes else 1024.0
             read = sram_pj_per_bit(table, size_kib) * dyn
         write = spec.write_pj * dyn / spec.word_bits if spec.write_pj is not None else read
         rbw = spec.read_words_per_cycle * spec.word_bits if spec.read_words_per_cycle else None

@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from accelsim.cli_types import positive_int
 from accelsim.errors import AccelsimError
 
 
@@ -26,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--save-mappings", metavar="FILE", default=None,
                         help="write the layers' mappings to FILE (YAML), to edit and pass back with "
                              "--mappings here or to `accelsim simulate`")
+    parser.add_argument("--samples", type=positive_int, default=None, metavar="N",
+                        help="simulate at most N captured samples per layer for the figures "
+                             "'as simulated' (default: all, as `accelsim simulate`)")
+    parser.add_argument("--batch", type=positive_int, default=None, metavar="B",
+                        help="samples run together (default: the design's residency.batch, as "
+                             "`accelsim simulate`)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(handler=_map)
 
@@ -59,21 +66,36 @@ def _map(args: argparse.Namespace) -> int:
         if unknown:
             raise AccelsimError(f"{args.mappings}: layers: no layer named {', '.join(unknown[:5])} "
                                 f"in {args.trace}")
-    reports, chosen = [], {}
-    for layer in trace:
-        if wanted and layer.name not in wanted:
-            continue
-        if layer.name in fixed:
-            from accelsim.map.fixed import fixed_result
-            from accelsim.map.nest import LoopNest
-            from accelsim.sim.loopnest import _design
+    from accelsim.map.fixed import fixed_result
+    from accelsim.sim.simulate import simulate
 
-            result = fixed_result(layer.name, fixed[layer.name], LoopNest.of_geometry(layer.geometry),
-                                  _design(hw).arch)
+    # the network as `simulate` runs it: the same residency plan, contexts and mappings, so
+    # each layer's figures "as simulated" are simulate's row for that layer
+    layers = [layer for layer in trace if not wanted or layer.name in wanted]
+    result = simulate(trace, hw, samples=args.samples, batch=args.batch, mappings=fixed or None)
+    rows = {row["layer"]: row for row in result.rows}
+    contexts = network_contexts(trace, hw, args.samples, args.batch, result.meta["weights_resident"])
+    reports, chosen = [], {}
+    for layer in layers:
+        ctx = contexts[layer.name]
+        batch = min(ctx.batch, rows[layer.name]["samples"])
+        if layer.name in fixed:
+            from accelsim.map.nest import LoopNest
+            from accelsim.sim.loopnest import _design, _reserve
+
+            arch = _design(hw).arch
+            if ctx.reserved_bytes:
+                arch = _reserve(arch, ctx.reserved_bytes * 8.0)
+            mapped = fixed_result(layer.name, fixed[layer.name],
+                                  LoopNest.of_geometry(layer.geometry, batch=batch), arch)
         else:
-            result = map_layer(layer, hw)
-        chosen[layer.name] = result.mapping
-        reports.append(layer_report(layer.name, result, hw))
+            mapped = map_layer(layer, hw, batch, ctx.reserved_bytes)
+        chosen[layer.name] = mapped.mapping
+        report = layer_report(layer.name, mapped, hw)
+        report["network"] = network_place(ctx, hw)
+        report["simulated"] = {key: rows[layer.name][key] for key in SIMULATED
+                               if key in rows[layer.name]}
+        reports.append(report)
     if args.save_mappings:
         from accelsim.map.fixed import save_mappings
 
@@ -87,3 +109,39 @@ def _map(args: argparse.Namespace) -> int:
     else:
         print(render_report(hw, reports))
     return 0
+
+
+#: simulate's row columns that `map` shows per layer "as simulated"
+SIMULATED = ("samples", "cycles", "energy_pj", "dram_bytes", "bottleneck", "utilization",
+             "mapping")
+
+
+def network_contexts(trace, hw, samples, batch, weights_resident: bool) -> dict:
+    """Each layer's :class:`~accelsim.sim.residency.LayerContext` as ``simulate`` plans it
+    (``weights_resident``: what the run settled on, after an ``auto`` fallback)."""
+    from accelsim.sim.residency import plan_network, streamed
+
+    items = list(trace)
+    plan = plan_network(items, hw, hw.residency.batch if batch is None else batch,
+                        samples=samples, graph=getattr(trace, "graph", None))
+    if plan.weights_resident and not weights_resident:
+        plan = streamed(plan, items, hw)
+    return {layer.name: ctx for layer, ctx in zip(items, plan.contexts)}
+
+
+def network_place(ctx, hw) -> dict:
+    """Where a layer's tensors come from and go to in the network run."""
+    from accelsim.sim.residency import buffer_capacity
+
+    def level(tensor: str) -> str:
+        for lv in hw.memory_hierarchy:
+            if lv.instances == "one" and tensor in lv.keeps:
+                return lv.name
+        return "on chip"
+    return {"batch": int(ctx.batch),
+            "inputs_from": f"on chip ({level('inputs')})" if ctx.input_on_chip else "DRAM",
+            "outputs_to": f"on chip ({level('outputs')})" if ctx.output_on_chip else "DRAM",
+            "weights": (f"resident on chip ({level('weights')})" if ctx.weights_resident
+                        else "streamed from DRAM"),
+            "reserved_bytes": float(ctx.reserved_bytes),
+            "buffer_bytes": buffer_capacity(hw, "inputs")}

@@ -64,6 +64,7 @@ def render_report(hw, reports: list[dict]) -> str:
         lines.append(f"== {r['layer']}: {r['macs']:,} MACs, {r['cycles']:,.0f} cycles "
                      f"(compute {r['compute_cycles']:,.0f}, bound by {r['bottleneck']}), "
                      f"{r['energy_pj'] / 1e6:,.3f} uJ, PEs used {100 * r['spatial_utilization']:.0f}%")
+        lines.extend(_network_lines(r))
         lines.extend("   " + line for line in r["loop_nest"].splitlines())
         lines.append(f"   {'level':<14}{'inst':>6}{'cap used':>10}{'port cyc':>12}  tensor: tile words, "
                      "reads / fills / updates, reuse")
@@ -74,3 +75,18 @@ def render_report(hw, reports: list[dict]) -> str:
                      f"{v['updates']:,.0f}, x{v['reuse']:,.1f}" for t, v in lv["tensors"].items()]
             lines.append(head + "  " + ("; ".join(parts) if parts else "(bypassed)"))
     return "\n".join(lines)
+
+
+def _network_lines(r: dict) -> list[str]:
+    """The layer's place in the network run and its figures as ``simulate`` reports them."""
+    out = []
+    place = r.get("network")
+    if place:
+        out.append(f"   in the network (batch {place['batch']}): inputs from {place['inputs_from']}, "
+                   f"outputs to {place['outputs_to']}, weights {place['weights']}")
+    sim = r.get("simulated")
+    if sim:
+        out.append(f"   as simulated (per inference, mean of {sim['samples']:.0f} samples, real masks): "
+                   f"{sim['cycles']:,.0f} cycles, {sim['energy_pj'] / 1e6:,.3f} uJ, DRAM "
+                   f"{sim['dram_bytes']:,.0f} B, bound by {sim['bottleneck']}")
+    return out

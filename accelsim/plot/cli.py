@@ -245,9 +245,10 @@ def _glb_bytes(args: argparse.Namespace) -> float:
     if not args.hw:
         raise AccelsimError("plot memory --results needs --hw or --glb-kib for the global-buffer "
                             "size")
+    from accelsim.hw.hierarchy import shared_bytes
     from accelsim.hw.load import load_hw
 
-    return load_hw(args.hw).global_buffer.size_kib * 1024
+    return shared_bytes(load_hw(args.hw))
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -293,6 +294,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 def _plot_timeline(args: argparse.Namespace) -> int:
     """``plot memory --timeline``: live tensors per op, from the trace's graph."""
+    from accelsim.hw.hierarchy import shared_bytes
     from accelsim.hw.load import load_hw
     from accelsim.plot import common, timeline
     from accelsim.sim.liveness import liveness
@@ -313,7 +315,7 @@ def _plot_timeline(args: argparse.Namespace) -> int:
                       weights=args.weights)
         samples = lv.per_sample.shape[1]
     context = common.PlotContext(design=hw.name, trace=Path(args.trace).stem, samples=samples)
-    result = timeline.plot_timeline(lv, by=args.by, glb_bytes=hw.global_buffer.size_kib * 1024,
+    result = timeline.plot_timeline(lv, by=args.by, glb_bytes=shared_bytes(hw),
                                     title=args.title, context=context)
     path = result.save(args.output)
     print(f"memory timeline plot: {path} (peak {lv.peak_bytes:,.0f} bytes at op {lv.peak_step})")

@@ -66,7 +66,9 @@ class HwParams:
 
     @classmethod
     def of(cls, hw) -> "HwParams":
-        pe, gb, lp = hw.pe_array, hw.global_buffer, hw.low_power
+        from accelsim.hw.hierarchy import shared_bytes, shared_port
+
+        pe, lp = hw.pe_array, hw.low_power
         if pe.dataflow not in DATAFLOW_CODES and hw.memory_hierarchy is None:
             raise ConfigError(hw.name, "pe_array.dataflow",
                               f"the simulator models {', '.join(DATAFLOW_CODES)}; got "
@@ -74,13 +76,13 @@ class HwParams:
         if pe.sync not in SYNC_CODES:
             raise ConfigError(hw.name, "pe_array.sync",
                               f"the simulator models {', '.join(SYNC_CODES)}; got {pe.sync!r}")
-        words = getattr(gb, "words_per_cycle", None)
+        words, word_bits = shared_port(hw)
         return cls(
             hw=hw, em=energy_model(hw), rows=pe.rows, cols=pe.cols, lanes=pe.macs_per_pe,
             dataflow=pe.dataflow, sync=SYNC_CODES[pe.sync], depth=max(1, int(pe.work_queue_depth)),
             qdepth=int(pe.operand_queue_depth or 0),
-            glb_bits_per_cycle=float(words * gb.word_bits) if words else 0.0,
-            glb_bytes=float(gb.size_kib) * 1024.0,
+            glb_bits_per_cycle=float(words * word_bits) if words else 0.0,
+            glb_bytes=shared_bytes(hw),
             dram_bytes_per_cycle=dram_bytes_per_cycle(hw),
             a_bits=hw.precision.activation_bits, w_bits=hw.precision.weight_bits,
             acc_bits=hw.precision.accumulator_bits,

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim.hw.energy import energy_model, int_add_pj, load_table
+from accelsim.hw.hierarchy import shared_port
 from accelsim.hw.schema import VectorUnit
 from accelsim.sim.graph_sizes import tensor_bits
 
@@ -128,8 +129,8 @@ def vector_op_costs(graph, hw, samples: int | None = None, level: str = "on_chip
     n = bits.shape[1]
     e_op = _energy_per_op(hw, unit)
     glb = energy_model(hw).glb_pj_per_bit
-    port = hw.global_buffer
-    port_bits = None if port.words_per_cycle is None else port.words_per_cycle * port.word_bits
+    words, word_bits = shared_port(hw)
+    port_bits = None if words is None else words * word_bits
     ops = graph.between_layer_ops
     out = {k: np.zeros((len(ops), n)) for k in COLUMNS[4:]}
     for row, op in enumerate(ops):

@@ -31,12 +31,13 @@ import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from accelsim.errors import ConfigError, brief
 from accelsim.hw import rules
 from accelsim.hw.load import read_yaml_mapping
-from accelsim.hw.schema import HardwareConfig
+from accelsim.hw.schema import HardwareConfig, StorageLevel
 
 SPEC_VERSION = 1
 DEFAULT_MAX_POINTS = 100_000  # design points a spec may expand to without --max-points
@@ -48,9 +49,9 @@ CONSTRAINT_FIGURES = {
     "pes": "PE count",
     "peak_macs_per_cycle": "peak MACs per cycle",
     "peak_gops": "peak GOPS (2 ops per MAC)",
-    "onchip_sram_kib": "global buffer + all scratchpads, KiB",
-    "global_buffer_kib": "global-buffer capacity, KiB",
-    "scratchpad_bytes_per_pe": "scratchpad bytes per PE",
+    "onchip_sram_kib": "all on-chip storage levels (shared + per-PE x PEs), KiB",
+    "global_buffer_kib": "shared on-chip levels (the global buffer), KiB",
+    "scratchpad_bytes_per_pe": "per-PE storage levels, bytes per PE",
     "clock_mhz": "clock frequency, MHz",
 }
 CONSTRAINT_NAMES = tuple(f"{bound}_{name}" for name in CONSTRAINT_FIGURES for bound in ("max", "min"))
@@ -225,8 +226,10 @@ def _leaf_rule(path: str, where: str):
             raise rules.RuleError(where, f"{path!r} is not a hardware field{hint}; fields of "
                                          f"{prefix}: {', '.join(known)}")
         f = known[part]
-        hint_type = get_type_hints(cls)[part]
+        hint_type = _unwrap_optional(get_type_hints(cls)[part])
         rest = parts[depth + 1:]
+        if cls is HardwareConfig and part == "memory_hierarchy":
+            return _level_field_rule(path, rest, where)
         if is_dataclass(hint_type):
             if not rest:
                 names = ", ".join(g.name for g in fields(hint_type))
@@ -241,6 +244,32 @@ def _leaf_rule(path: str, where: str):
                                          f"it has no field {rest[0]!r}")
         return f.metadata["rule"]
     raise rules.RuleError(where, f"{path!r} is not a hardware field")  # pragma: no cover
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    """``X | None`` -> ``X`` (other hints unchanged)."""
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if get_origin(hint) in (Union, UnionType) and len(args) == 1:
+        return args[0]
+    return hint
+
+
+def _level_field_rule(path: str, rest: list[str], where: str):
+    """Rule of ``memory_hierarchy.<level name>.<field>`` (the level is found by name when each
+    design is loaded; a design without it is refused then)."""
+    names = [g.name for g in fields(StorageLevel)]
+    if len(rest) != 2:
+        raise rules.RuleError(where, f"{path!r}: levels are swept by name, as "
+                                     f"memory_hierarchy.<level name>.<field> (fields: {', '.join(names)})")
+    level_fields = {g.name: g for g in fields(StorageLevel)}
+    if rest[1] not in level_fields:
+        close = difflib.get_close_matches(rest[1], names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise rules.RuleError(where, f"{path!r}: a level has no field {rest[1]!r}{hint}; fields: "
+                                     f"{', '.join(names)}")
+    if rest[1] == "name":
+        raise rules.RuleError(where, f"{path!r}: a level's name cannot be swept")
+    return level_fields[rest[1]].metadata["rule"]
 
 
 def _mapping_entry_rule(mapping_rule, key: str, where: str):
