@@ -15,6 +15,11 @@ per-access energies the simulator charges, in pJ, at the design's voltage:
 * ``technology.energy_overrides`` are given at the table's nominal voltage and scale the
   same way (:func:`scale_overrides`); figures derived from an overridden ``mac_pj`` (gated
   MAC, clock) follow the scaled value. DRAM energy per bit is never voltage-scaled.
+
+Technology nodes (``technology_nodes.yaml``): ``technology.node_nm`` selects a node's table
+(:func:`resolve_energy_table`); node tables are derived from ``horowitz_45nm`` with
+``scaling: stillmaker_baas_2017`` (energy x E_node(V_nom) / E_45(0.9 V), :func:`sb17_energy_scale`)
+plus an optional ``extra:`` block of figures published at the node.
 """
 from __future__ import annotations
 
@@ -30,11 +35,85 @@ from accelsim.errors import ConfigError
 _DATA_PACKAGE = "accelsim.hw.data"
 
 
+#: Package-data YAML files that are not energy tables.
+_NOT_TABLES = ("technology_nodes",)
+#: Derived tables with ``scaling: stillmaker_baas_2017`` scale by the [SB17] energy ratio.
+SB17 = "stillmaker_baas_2017"
+
+
 @functools.lru_cache(maxsize=None)
 def available_tables() -> tuple[str, ...]:
     """Names of the packaged energy tables."""
-    names = [p.name[:-5] for p in resources.files(_DATA_PACKAGE).iterdir() if p.name.endswith(".yaml")]
+    names = [p.name[:-5] for p in resources.files(_DATA_PACKAGE).iterdir()
+             if p.name.endswith(".yaml") and p.name[:-5] not in _NOT_TABLES]
     return tuple(sorted(names))
+
+
+@functools.lru_cache(maxsize=None)
+def technology_data() -> dict:
+    """``technology_nodes.yaml``: node -> energy table, Stillmaker-Baas data, area primitives."""
+    return yaml.safe_load(resources.files(_DATA_PACKAGE).joinpath("technology_nodes.yaml").read_text())
+
+
+def technology_nodes() -> tuple[int, ...]:
+    """The nodes ``technology.node_nm`` may name, largest first."""
+    return tuple(sorted((int(n) for n in technology_data()["nodes"]), reverse=True))
+
+
+def _interp_log_node(points: dict, node_nm: float, value) -> float:
+    """``value(points[n])`` at ``node_nm``, linear in log(node) between the tabulated nodes."""
+    nodes = sorted(float(n) for n in points)
+    if not nodes[0] <= node_nm <= nodes[-1]:
+        raise ValueError(f"node {node_nm:g} nm is outside the tabulated {nodes[0]:g}-{nodes[-1]:g} nm")
+    by = {float(n): v for n, v in points.items()}
+    if node_nm in by:
+        return value(by[node_nm])
+    lo = max(n for n in nodes if n < node_nm)
+    hi = min(n for n in nodes if n > node_nm)
+    t = math.log(node_nm / lo) / math.log(hi / lo)
+    return value(by[lo]) + t * (value(by[hi]) - value(by[lo]))
+
+
+def sb17_energy(node_nm: float, volts: float) -> float:
+    """Stillmaker-Baas energy factor ``a V^2 + b V + c`` of a node (arbitrary unit; use ratios)."""
+    coeffs = technology_data()["stillmaker_baas_energy"]
+    return _interp_log_node(coeffs, float(node_nm), lambda c: c[0] * volts ** 2 + c[1] * volts + c[2])
+
+
+def sb17_energy_scale(to_nm: float, to_v: float, from_nm: float, from_v: float) -> float:
+    """Energy per operation at ``to_nm``/``to_v`` over that at ``from_nm``/``from_v`` [SB17]."""
+    return sb17_energy(to_nm, to_v) / sb17_energy(from_nm, from_v)
+
+
+def table_for_node(node_nm: int) -> str:
+    """The energy table ``technology.node_nm`` selects."""
+    return str(technology_data()["nodes"][node_nm]["energy_table"])
+
+
+def resolve_energy_table(energy_table: str, node_nm: int | None) -> str:
+    """The energy table a ``technology`` section uses.
+
+    Without ``node_nm``: ``energy_table``. With it: the node's table (``technology_nodes.yaml``),
+    unless ``energy_table`` names another table of that same node. The default table
+    (``horowitz_45nm``) yields to ``node_nm``; any other table of a different node is refused
+    with a :class:`~accelsim.hw.rules.RuleError` naming both.
+    """
+    if node_nm is None:
+        return energy_table
+    from accelsim.hw.rules import RuleError
+
+    if int(load_table(energy_table)["node_nm"]) == node_nm:
+        return energy_table
+    if energy_table == DEFAULT_TABLE:
+        return table_for_node(node_nm)
+    raise RuleError("technology.node_nm",
+                    f"{node_nm} nm, but energy_table {energy_table!r} is a "
+                    f"{load_table(energy_table)['node_nm']} nm table; drop energy_table (node_nm "
+                    f"then selects {table_for_node(node_nm)!r}) or node_nm")
+
+
+#: The table of a design that names neither a table nor a node.
+DEFAULT_TABLE = "horowitz_45nm"
 
 
 @functools.lru_cache(maxsize=None)
@@ -47,7 +126,11 @@ def load_table(name: str) -> dict:
     if "derived_from" not in raw:
         return raw
     base = dict(load_table(raw["derived_from"]))
-    dyn, leak = float(raw["dynamic_scale"]), float(raw["leakage_scale"])
+    if raw.get("scaling") == SB17:  # [SB17]: dynamic and leakage energy by the node's E(V) ratio
+        dyn = leak = sb17_energy_scale(raw["node_nm"], raw["nominal_voltage_v"],
+                                       base["node_nm"], base["nominal_voltage_v"])
+    else:
+        dyn, leak = float(raw["dynamic_scale"]), float(raw["leakage_scale"])
     table = {
         "name": raw["name"], "node_nm": raw["node_nm"], "nominal_voltage_v": raw["nominal_voltage_v"],
         "derived_from": raw["derived_from"],
@@ -63,6 +146,11 @@ def load_table(name: str) -> dict:
             table[key] = value * leak
         else:
             table[key] = value  # ratios and fractions are node-independent
+    for key, value in (raw.get("extra") or {}).items():  # figures published at this node, unscaled
+        if isinstance(value, dict):
+            table[key] = dict(sorted({**table.get(key, {}), **value}.items(), key=lambda kv: float(kv[0])))
+        else:
+            table[key] = value
     return table
 
 

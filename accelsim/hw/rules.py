@@ -137,6 +137,16 @@ def energy_table_name(value: Any, path: str) -> str:
     return one_of(available_tables())(value, path)
 
 
+def technology_node(value: Any, path: str) -> int:
+    """A technology node with packaged tables (``accelsim.hw.energy.technology_nodes``), in nm."""
+    from accelsim.hw.energy import technology_nodes
+
+    nodes = technology_nodes()
+    if isinstance(value, bool) or not isinstance(value, int) or value not in nodes:
+        raise RuleError(path, f"expected one of {', '.join(map(str, nodes))} (nm), {_got(value)}")
+    return value
+
+
 def mapping_of(key_rule: Rule, value_rule: Rule) -> Rule:
     def check(value: Any, path: str) -> dict:
         if not isinstance(value, dict):

@@ -58,6 +58,15 @@ class Technology:
         "nominal voltage and scaled to voltage_v like table values (dynamic x (V/V_nominal)^2, "
         "leakage x V/V_nominal, dram_pj_per_bit unscaled) (keys: "
         + ", ".join(ENERGY_ACTIONS) + ")", {})
+    node_nm: int | None = spec(rules.optional(rules.technology_node),
+                               "technology node: selects the node's energy table (unless energy_table "
+                               "names another table of that node) and its area data (accelsim.hw.area); "
+                               "null: the energy table's node", None)
+
+    def __post_init__(self) -> None:
+        from accelsim.hw.energy import resolve_energy_table
+
+        object.__setattr__(self, "energy_table", resolve_energy_table(self.energy_table, self.node_nm))
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,27 @@ def derived_figures(hw: HardwareConfig) -> dict:
         "energy_model": e.as_dict(),
         "model": "loop_nest" if hw.memory_hierarchy is not None else "systolic",
         "hierarchy": hierarchy_lines(hw),
+        "area": area_figures(hw),
     }
+
+
+def area_figures(hw: HardwareConfig) -> dict:
+    """Area per component and total in mm^2 (:func:`accelsim.hw.area.area_of`, core estimate)."""
+    from accelsim.hw.area import area_of
+
+    return area_of(hw).as_dict()
+
+
+def area_lines(area: dict) -> list[str]:
+    """``hw show`` lines of :func:`area_figures`: each component's mm^2 and share, the total."""
+    total = area["total_mm2"] or 1.0
+    lines = [f"area at {area['node_nm']} nm, core estimate (cells and macros x "
+             f"{area['layout_overhead']:g} layout overhead; pads/I-O ring not included):"]
+    for c in area["components"]:
+        lines.append(f"  {c['name']:<22}  {c['mm2']:9.4f} mm2  {100 * c['mm2'] / total:5.1f} %  {c['detail']}")
+    lines.append(f"  {'total':<22}  {area['total_mm2']:9.4f} mm2  (cells and macros "
+                 f"{area['cells_mm2']:.4f} mm2, logic {area['logic_gates'] / 1e3:,.0f} kGE)")
+    return lines
 
 
 def hierarchy_lines(hw: HardwareConfig) -> list[str]:
@@ -88,6 +108,8 @@ def format_figures(figures: dict) -> str:
         else:
             lines.append("model                     loop nest over the memory_hierarchy (mapper per layer):")
         lines.extend(f"  {line}" for line in figures["hierarchy"])
+    if "area" in figures:
+        lines.extend(area_lines(figures["area"]))
     lines.append("energy per dense MAC, operands fetched from:")
     for level, value in figures["energy_per_mac_pj"].items():
         lines.append(f"  {level:<22}  {value:9.3f} pJ")

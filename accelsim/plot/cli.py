@@ -18,6 +18,7 @@ KINDS = {
     "density": "per-layer activation and weight density of a trace",
     "pareto": "sweep scatter with the Pareto front",
     "memory": "runtime memory per layer against the global-buffer size",
+    "area": "core area per component (accelsim.hw.area), one stacked bar per design",
 }
 
 
@@ -48,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                help="per-layer results of one design, as `accelsim simulate "
                                     "--baseline dense -o FILE` writes (its dense twin's table "
                                     "next to it); repeat for each design")
+        elif kind == "area":
+            sub.add_argument("--hw", required=True, metavar="FILE", action="append",
+                             help="a hardware file (repeat for each design)")
+            sub.add_argument("--node", type=int, metavar="NM", action="append",
+                             help="draw each design at this technology.node_nm (repeat to "
+                                  "compare nodes; default: the design's own)")
         elif kind == "density":
             sub.add_argument("--trace", required=True, metavar="FILE")
             sub.add_argument("--samples", type=int, default=None, metavar="N",
@@ -258,7 +265,12 @@ def _plot(args: argparse.Namespace) -> int:
     kind = args.plot_kind
     if kind == "memory" and getattr(args, "timeline", False):
         return _plot_timeline(args)
-    if kind == "pareto":
+    if kind == "area":
+        from accelsim.plot import area
+
+        result = area.plot_area(area.area_table(area.designs_area(args.hw, args.node)),
+                                title=args.title)
+    elif kind == "pareto":
         result = pareto.plot_pareto(read_table(args.results), x=args.x, y=args.y,
                                     trace=args.trace, log=args.log, title=args.title)
     elif kind == "density":

@@ -68,6 +68,12 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     totals = totals_of(rows, meta)
     totals["batch"] = int(batch)
     totals["weight_load_bytes"] = plan.weight_load_bytes
+    # Silicon area of the design (accelsim.hw.area: core estimate at its node; not simulated).
+    from accelsim.hw.area import area_of
+
+    area = area_of(hw)
+    totals["area_mm2"] = area.total_mm2
+    totals["area_by_component_mm2"] = area.by_name()
     graph = getattr(layers, "graph", None)
     _add_vector_ops(totals, meta, graph, hw, samples)
     _add_between_ops_dram(totals, plan, hw)

@@ -127,6 +127,7 @@ def figures_row(hw: HardwareConfig) -> dict:
         "global_buffer_kib": f["global_buffer_bytes"] / 1024,
         "scratchpad_bytes_per_pe": f["scratchpad_bytes_per_pe"],
         "clock_mhz": f["clock_mhz"],
+        "area_mm2": f["area"]["total_mm2"],
     }
 
 

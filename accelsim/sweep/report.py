@@ -169,6 +169,7 @@ TOTALS_SHOWN = (
     ("macs_gated", "MACs gated", "MACs", 1.0), ("dram_bytes", "DRAM traffic", "KiB", 1 / 1024),
     ("peak_onchip_bytes", "peak on-chip memory", "KiB", 1 / 1024),
     ("peak_offchip_bytes", "peak off-chip memory", "KiB", 1 / 1024),
+    ("area_mm2", "core area (estimate, accelsim.hw.area)", "mm²", 1.0),
 )
 
 

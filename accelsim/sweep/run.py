@@ -153,6 +153,8 @@ def _derive(row: dict) -> None:
     energy, latency = _number(row.get("energy_pj")), _number(row.get("latency_s"))
     if "energy_pj" in row:
         row["edp_pj_s"] = energy * latency if energy is not None and latency is not None else None
+        area = _number(row.get("area_mm2"))   # energy-delay-area product
+        row["edap_pj_s_mm2"] = row["edp_pj_s"] * area if row["edp_pj_s"] is not None and area else None
 
 
 def tabulate(spec: SweepSpec, expansion: Expansion, traces: list[_TraceInfo],
@@ -175,6 +177,8 @@ def tabulate(spec: SweepSpec, expansion: Expansion, traces: list[_TraceInfo],
         table["latency_s"] = table["latency_s"].fillna(latency) if "latency_s" in table else latency
         if "energy_pj" in table:
             table["edp_pj_s"] = pd.to_numeric(table["energy_pj"], errors="coerce") * table["latency_s"]
+            if "area_mm2" in table:   # energy-delay-area product
+                table["edap_pj_s_mm2"] = table["edp_pj_s"] * pd.to_numeric(table["area_mm2"], errors="coerce")
     table = table[_column_order(list(table.columns), point_columns=len(spec.axes) + 2)] \
         if len(table) else table
     return mark_fronts(table, spec.objective_pairs, group_by="trace")
@@ -184,8 +188,8 @@ def tabulate(spec: SweepSpec, expansion: Expansion, traces: list[_TraceInfo],
 # tested equal), repeated here so a sweep does not import matplotlib.
 COMPONENT_ORDER = ("mac", "spad", "noc", "glb", "dram", "leakage", "clock", "wakeup")
 # Leading metric columns of the results table, in this order; other metrics follow by name.
-LEAD_METRICS = ("cycles", "latency_s", "energy_pj", "energy_uj", "edp_pj_s", "utilization",
-                "load_imbalance", *(f"energy_{c}_pj" for c in COMPONENT_ORDER), "dram_bytes",
+LEAD_METRICS = ("cycles", "latency_s", "energy_pj", "energy_uj", "edp_pj_s", "edap_pj_s_mm2",
+                "utilization", "load_imbalance", *(f"energy_{c}_pj" for c in COMPONENT_ORDER), "dram_bytes",
                 "dram_read_bytes", "dram_write_bytes", "peak_live_bytes", "peak_onchip_bytes",
                 "peak_offchip_bytes", "compute_cycles", "stall_cycles", "glb_stall_cycles",
                 "dram_stall_cycles", "fill_drain_cycles", "macs_dense", "macs_issued",

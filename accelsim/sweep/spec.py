@@ -53,6 +53,7 @@ CONSTRAINT_FIGURES = {
     "global_buffer_kib": "shared on-chip levels (the global buffer), KiB",
     "scratchpad_bytes_per_pe": "per-PE storage levels, bytes per PE",
     "clock_mhz": "clock frequency, MHz",
+    "area_mm2": "core area estimate, mm^2 (accelsim.hw.area, at the design's technology node)",
 }
 CONSTRAINT_NAMES = tuple(f"{bound}_{name}" for name in CONSTRAINT_FIGURES for bound in ("max", "min"))
 
@@ -63,7 +64,7 @@ SIM_METRICS = (
     "load_imbalance", "macs_issued", "macs_skipped", "macs_gated", "macs_effectual",
     "dram_bytes", "dram_read_bytes", "dram_write_bytes", "psum_spill_bytes", "glb_bits",
     "spad_bits", "noc_bit_hops", "peak_live_bytes", "peak_onchip_bytes", "peak_offchip_bytes",
-    "wakeups",
+    "wakeups", "edap_pj_s_mm2",
 )
 # Energy components of the simulator (``energy_<component>_pj`` columns).
 ENERGY_COMPONENTS = ("mac", "spad", "glb", "noc", "dram", "leakage", "clock")
