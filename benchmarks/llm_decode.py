@@ -7,8 +7,12 @@ prompt prefilled and ``--decode-tokens`` tokens decoded with the KV cache, simul
 ``--fast-dram`` times the bandwidth, each against its dense twin. The plot draws the ideal
 bound 1/(1 - s*f) beside the curves (f: dense per-token DRAM share of sparsified weights).
 
-    python benchmarks/llm_decode.py                         # docs/llm_decode.png + table
+    python benchmarks/llm_decode.py                 # runs/llm_decode/: llm_decode.png + .md table
     python benchmarks/llm_decode.py --targets 0 0.5 --out /tmp/x.png
+    python benchmarks/llm_decode.py --out docs/llm_decode.png   # the shipped figure, when asked
+
+Progress goes to stderr: a line as each phase of each target starts and ends, with the time
+elapsed and an estimate of the time left (plain lines, also in a redirected log).
 """
 from __future__ import annotations
 
@@ -21,8 +25,56 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+#: Where the figure and its table go unless ``--out`` says otherwise (a run folder, never docs/).
+DEFAULT_OUT = Path("runs") / "llm_decode" / "llm_decode.png"
 
-def main(argv=None) -> int:
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class Progress:
+    """Plain progress lines on stderr: what starts, what finished in how long, the time elapsed
+    and, once one target is done, an estimate of the time left (mean time per target so far)."""
+
+    def __init__(self, targets: int, stream=None):
+        self.start = time.monotonic()
+        self.targets = targets
+        self.done = 0
+        self.loop_start: float | None = None
+        self.stream = stream if stream is not None else sys.stderr
+
+    def say(self, text: str) -> None:
+        print(f"[{_clock(time.monotonic() - self.start)}] {text}", file=self.stream, flush=True)
+
+    def left(self) -> str:
+        """``about 12:30 left`` (targets still to run x mean time per finished target)."""
+        if not self.done or self.loop_start is None:
+            return "time left: known after the first target"
+        per = (time.monotonic() - self.loop_start) / self.done
+        return f"about {_clock(per * (self.targets - self.done))} left"
+
+    def phase(self, text: str):
+        """Context manager: a line when ``text`` starts and one with its duration when it ends."""
+        progress = self
+
+        class _Phase:
+            def __enter__(self):
+                self.began = time.monotonic()
+                progress.say(f"{text} ...")
+                return self
+
+            def __exit__(self, *exc):
+                if exc[0] is None:
+                    progress.say(f"{text}: {time.monotonic() - self.began:.0f} s")
+                return False
+
+        return _Phase()
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", type=float, nargs="+",
                     default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
@@ -32,36 +84,63 @@ def main(argv=None) -> int:
     ap.add_argument("--fast-dram", type=float, default=4.0,
                     help="bandwidth multiple of the second design (default 4: 34 GB/s)")
     ap.add_argument("--hw", default=str(REPO / "hw_configs" / "edge_npu_lpddr.yaml"))
-    ap.add_argument("--out", default=str(REPO / "docs" / "llm_decode.png"))
-    args = ap.parse_args(argv)
+    ap.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="torch threads (default: as `accelsim train`, half the usable cores, "
+                         "1 to 4, or OMP_NUM_THREADS); more threads than free cores thrash")
+    ap.add_argument("--out", default=str(DEFAULT_OUT),
+                    help=f"figure file; the table goes next to it as .md (default {DEFAULT_OUT}, "
+                         "under the current folder; docs/llm_decode.png only when asked)")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
 
     import torch
 
-    from accelsim.atomic import atomic_write
+    from accelsim.atomic import atomic_write, atomic_write_text
     from accelsim.hw import load_hw
     from accelsim.sparsify.common import train_lm
     from accelsim.sparsify.study import capture_point, simulate_point
     from accelsim.sparsify.text import disjoint_halves, synthetic_text
     from accelsim.trace.llm import encode_text, load_decoder
 
+    from accelsim.train.cli import pick_threads
+
+    threads, why = pick_threads(args.threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
     start = time.time()
+    out = Path(args.out)
+    progress = Progress(len(args.targets))
+    progress.say(f"llm_decode: {len(args.targets)} target sparsities x 2 designs, "
+                 f"{args.decode_tokens} decode tokens; torch threads {torch.get_num_threads()} "
+                 f"({why}); writing {out}")
     # calibration/training and held-out text disjoint by content (no sentence in both)
     calibration, held_out = disjoint_halves(synthetic_text(400, seed=0))
     train = torch.tensor(encode_text(calibration))
     held = torch.tensor(encode_text(held_out))
     model, _ = load_decoder("llama_tiny", seed=0)
-    train_lm(model, train, args.train_steps, 64, 3e-3, seed=0)
+    with progress.phase(f"fine-tuning llama_tiny ({args.train_steps} steps)"):
+        train_lm(model, train, args.train_steps, 64, 3e-3, seed=0)
     prompts = held[: args.prompt_tokens].reshape(1, -1)
     hw = load_hw(args.hw)
     fast = dataclasses.replace(hw, name=f"{hw.name}-x{args.fast_dram:g}", dram=dataclasses.replace(
         hw.dram, bandwidth_gb_per_s=hw.dram.bandwidth_gb_per_s * args.fast_dram))
     rows = []
-    for target in args.targets:
-        captured = capture_point(model, prompts, args.decode_tokens, target, train, held)
-        rows.append((simulate_point(captured, hw), simulate_point(captured, fast)))
-        print(f"  s={target:.2f} done ({time.time() - start:.0f} s)", file=sys.stderr)
+    progress.loop_start = time.monotonic()
+    for i, target in enumerate(args.targets):
+        tag = f"s={target:.2f} [{i + 1}/{len(args.targets)}]"
+        with progress.phase(f"{tag} calibrate TEAL, capture, perplexity"):
+            captured = capture_point(model, prompts, args.decode_tokens, target, train, held)
+        with progress.phase(f"{tag} simulate on {hw.name} and its dense twin"):
+            point = simulate_point(captured, hw)
+        with progress.phase(f"{tag} simulate on {fast.name} and its dense twin"):
+            rows.append((point, simulate_point(captured, fast)))
+        progress.done += 1
+        progress.say(f"{tag} done; {progress.left()}")
 
     head = ("| target s | reached s | ppl | f | bound 1/(1-sf) | speed-up "
             f"({hw.dram.bandwidth_gb_per_s:g} GB/s) | energy saved | DRAM bound | speed-up "
@@ -78,6 +157,8 @@ def main(argv=None) -> int:
                  f"{p0.dense_energy_uj:.1f} uJ, {p0.dense_dram_bytes / 1024:.1f} KiB DRAM; "
                  f"{time.time() - start:.0f} s on this machine.")
     print("\n".join(lines))
+    table = out.with_suffix(".md")
+    atomic_write_text(table, "\n".join(lines) + "\n")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -107,9 +188,8 @@ def main(argv=None) -> int:
     ax2.grid(alpha=0.3)
     fig.suptitle("llama_tiny decode on an edge NPU with LPDDR: TEAL sparsity vs weight traffic")
     fig.tight_layout()
-    out = Path(args.out)
     atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".")))
-    print(f"wrote {out}", file=sys.stderr)
+    progress.say(f"wrote {out} and {table} ({time.time() - start:.0f} s)")
     return 0
 
 

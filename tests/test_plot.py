@@ -302,7 +302,8 @@ def test_compare_plot_side_by_side():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[0].startswith("design-a (network ") and legend[1].startswith("design-b (network ")
     assert ax.get_ylabel() == "energy saving vs own dense twin (%)"
-    assert title_of(result.figure) == ("Per-layer energy savings of 2 designs\n"
+    assert title_of(result.figure) == ("Per-layer energy savings of 2 designs, network energy "
+                                       "and latency\n"
                                        "lenet5_digits_dual · per inference (mean of 359 samples)")
     with pytest.raises(AccelsimError, match="other layers"):
         plot_compare([runs[0], ("design-c", layer_table(3), layer_table(3))])

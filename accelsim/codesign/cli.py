@@ -13,7 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "trace it on its validation split, simulate it on every hardware point, and "
                     "write DIR/results.csv (validation accuracy, sparsity, simulator totals, "
                     "savings, Pareto fronts; test accuracy of the selected models), "
-                    "DIR/codesign_pareto.png and DIR/report.html. Re-running resumes from the cache.")
+                    "DIR/codesign_pareto.png and DIR/report.html. Models below the spec's "
+                    "validation-accuracy floor (min_val_accuracy, max_accuracy_drop) are never "
+                    "selected. Re-running resumes from the cache; progress lines with the time "
+                    "left go to stderr.")
     parser.add_argument("spec", metavar="SPEC.yaml")
     parser.add_argument("-o", "--output", default=None, metavar="DIR",
                         help="output folder (default: runs/codesign/<spec name>)")
@@ -27,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-points", type=int, default=100_000, metavar="N",
                         help="largest models x hardware points allowed (default 100,000)")
     parser.add_argument("--plot", default=None, metavar="FILE",
-                        help="also save the accuracy-vs-energy-saving plot to FILE (png, svg, pdf)")
+                        help="also save the accuracy-vs-energy-saving plot to FILE (png, svg, pdf), "
+                             "e.g. a shipped figure under docs/; without it figures stay in DIR")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     parser.set_defaults(handler=_codesign)
 

@@ -14,7 +14,6 @@ from accelsim.atomic import atomic_write_text
 from accelsim.plot.common import figure_bytes, save_figure
 from accelsim.sweep.pareto import pareto_mask
 
-COLLAPSE_POINTS = 10  # accuracy points below the best beyond which a model is not drawn
 MARKERS = {"l1": "s", "hoyer_square": "^", "tl1": "o"}
 
 
@@ -23,15 +22,23 @@ def plot_accuracy_saving(table: pd.DataFrame, spec):
 
     One colour per hardware point, one marker per penalty; each design's front over
     (accuracy, saving) is drawn as a step line; selected models are outlined in black.
+    Models below the spec's accuracy floor (never selected; e.g. collapsed ones, which would
+    squash the axis) are left out and counted under the plot; the legend sits beside the axes,
+    outside the data.
     """
     from matplotlib.figure import Figure
 
+    from accelsim.codesign.spec import accuracy_floor
+
     ok = table[table["status"] == "ok"]
-    # Collapsed models (far below the best) would squash the axis: left out and counted.
-    floor = 100 * ok["val_accuracy"].max() - COLLAPSE_POINTS if len(ok) else 0.0
-    hidden = ok[100 * ok["val_accuracy"] < floor]
-    ok = ok[100 * ok["val_accuracy"] >= floor]
-    figure = Figure(figsize=(8.5, 5.6))
+    floor = accuracy_floor(spec, float(ok["val_accuracy"].max()) if len(ok) else 0.0)
+    if "above_floor" in ok:
+        above = ok["above_floor"].astype(bool)
+    else:
+        above = ok["val_accuracy"] >= floor - 1e-12
+    hidden = ok[~above]
+    ok = ok[above]
+    figure = Figure(figsize=(10.5, 5.6))
     ax = figure.add_subplot(1, 1, 1)
     import matplotlib
 
@@ -55,22 +62,22 @@ def plot_accuracy_saving(table: pd.DataFrame, spec):
         for kind in sorted(set(ok["penalty"].dropna())):
             ax.scatter([], [], color="grey", marker=MARKERS.get(kind, "o"), label=f"penalty: {kind}")
     ax.scatter([], [], facecolors="none", edgecolors="black", label="selected (test set evaluated)")
-    if len(hidden):
-        ax.text(0.99, 0.01, f"not shown: {hidden['train_id'].nunique()} model(s) more than "
-                f"{COLLAPSE_POINTS} points below the best validation accuracy "
-                f"(min {100 * hidden['val_accuracy'].min():.1f}%)", transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=7, color="#555")
     ax.set_xlabel("energy saving vs the design's dense twin (%)")
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    if len(hidden):
+        figure.text(0.01, 0.01, f"not shown: {hidden['train_id'].nunique()} model(s) below the "
+                    f"validation-accuracy floor of {100 * floor:.1f}% (never selected; lowest "
+                    f"{100 * hidden['val_accuracy'].min():.1f}%)", ha="left", va="bottom",
+                    fontsize=7, color="#555")
     models = ", ".join(sorted({tp.recipe.model for tp in spec.points}))
     datasets = ", ".join(sorted({tp.recipe.data.dataset for tp in spec.points}))
     figure.suptitle(f"Co-design {spec.name}: validation accuracy vs energy saving per design\n"
                     f"{models} on {datasets} (validation split, {spec.samples} samples per model), "
                     f"{table['train_id'].nunique()} models x {table['design_label'].nunique()} "
                     "hardware points", fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.03 if len(hidden) else 0, 1, 1))
     return figure
 
 
@@ -97,7 +104,11 @@ def write_report(table: pd.DataFrame, spec, path: str | os.PathLike,
              f"{table['design_label'].nunique()} hardware points, simulated at {spec.fidelity} "
              f"fidelity on {spec.samples} validation samples per model. Energy saving and speedup are "
              "against each design's dense twin on the same trace. The test split is evaluated once, "
-             "for the selected models only.</p>",
+             "for the selected models only. Models below the validation-accuracy floor "
+             f"(min_val_accuracy {spec.min_val_accuracy}, max_accuracy_drop "
+             f"{spec.max_accuracy_drop:g} below the best) are on no front and never selected"
+             + (f": {table.loc[~table['above_floor'], 'train_id'].nunique()} here"
+                if "above_floor" in table else "") + ".</p>",
              f"<img alt='validation accuracy vs energy saving' src='data:image/png;base64,{image}'>",
              "<h2>Selected models (validation-selected; test accuracy measured once)</h2>",
              table_html(sel)]

@@ -11,7 +11,9 @@ nothing; a finished one re-runs from the cache in seconds.
 
 Selection: a model is *selected* when one of its rows lies on the front of an
 objective set that includes ``val_accuracy`` (and the model with the best validation
-accuracy always is). Only selected models are evaluated on the test split.
+accuracy always is). Only selected models are evaluated on the test split. A model
+below the spec's accuracy floor (:func:`accelsim.codesign.spec.accuracy_floor`: e.g. one
+whose training collapsed) is on no front and never selected (``above_floor`` column).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import accelsim
 from accelsim.atomic import atomic_write, remove_stale_temps
 from accelsim.codesign import models
 from accelsim.codesign.spec import (MAXIMIZED, TRAINING_AXES, TRAINING_METRICS, CodesignSpec,
-                                    objective_tuples)
+                                    accuracy_floor, objective_tuples)
 from accelsim.errors import AccelsimError
 from accelsim.sim.headline import headline_figures
 from accelsim.sweep.cache import ResultCache, point_identity, point_key, write_json_atomic
@@ -54,13 +56,22 @@ class CodesignOutcome:
     selected: list[str]
     elapsed_s: float
     files: dict = field(default_factory=dict)
+    floor: float = math.nan
+
+    def floor_text(self) -> str:
+        """``accuracy floor 0.871: 1 model below it, never selected``."""
+        below = self.table.loc[~self.table["above_floor"], "train_id"].nunique() \
+            if "above_floor" in self.table else 0
+        return (f"accuracy floor {self.floor:.3f}: {below} model{'s' if below != 1 else ''} "
+                "below it, never selected")
 
     def summary(self) -> str:
         return (f"{self.table['train_id'].nunique()} models x {self.table['design_label'].nunique()} "
                 f"hardware points = {len(self.table)} rows ({int((self.table['status'] == 'ok').sum())} "
                 f"ok); trained {self.trained} ({self.trained_cached} cached), traced {self.traced}, "
                 f"simulated {self.simulated} ({self.simulated_cached} cached); "
-                f"{len(self.selected)} selected models; {self.elapsed_s:.1f} s")
+                f"{len(self.selected)} selected models ({self.floor_text()}); "
+                f"{self.elapsed_s:.1f} s")
 
 
 def _say(progress: bool, text: str) -> None:
@@ -81,9 +92,23 @@ def oriented(table: pd.DataFrame, names) -> np.ndarray:
     return np.column_stack(cols)
 
 
+def apply_floor(table: pd.DataFrame, spec: CodesignSpec) -> float:
+    """Add the ``above_floor`` column (validation accuracy at or above the spec's floor, set
+    from the best model that simulated) and return the floor (NaN when no row is ok)."""
+    acc = pd.to_numeric(table["val_accuracy"], errors="coerce")
+    ok = table["status"] == "ok"
+    best = float(acc[ok].max()) if ok.any() else math.nan
+    floor = accuracy_floor(spec, best) if not math.isnan(best) else math.nan
+    table["above_floor"] = (acc >= floor - 1e-12).to_numpy(bool)   # NaN floor: none
+    return floor
+
+
 def mark_fronts(table: pd.DataFrame, objectives) -> pd.DataFrame:
-    """One boolean column per objective set: the joint front over every model and design."""
-    ok = (table["status"] == "ok").to_numpy()
+    """One boolean column per objective set: the joint front over every model and design
+    (rows below the accuracy floor, ``above_floor`` False, are on none)."""
+    ok = (table["status"] == "ok").to_numpy().copy()
+    if "above_floor" in table:
+        ok &= table["above_floor"].to_numpy(bool)
     for names in objectives:
         values = oriented(table, names)
         values[~ok] = np.nan
@@ -92,12 +117,16 @@ def mark_fronts(table: pd.DataFrame, objectives) -> pd.DataFrame:
 
 
 def select_models(table: pd.DataFrame, objectives) -> list[str]:
-    """Training ids on a front whose objectives include val_accuracy, plus the most accurate."""
+    """Training ids on a front whose objectives include val_accuracy, plus the most accurate;
+    never one below the accuracy floor (``above_floor``)."""
     chosen: set[str] = set()
     for names in objectives:
         if "val_accuracy" in names:
             chosen |= set(table.loc[table[front_column(names)], "train_id"])
     ok = table[table["status"] == "ok"]
+    if "above_floor" in table:
+        ok = ok[ok["above_floor"]]
+        chosen &= set(ok["train_id"])
     if len(ok):
         best = ok.sort_values(["val_accuracy", "train_id"], ascending=[False, True]).iloc[0]
         chosen.add(best["train_id"])
@@ -152,7 +181,7 @@ def build_rows(spec: CodesignSpec, val: dict[str, dict], seconds: dict[str, floa
     return pd.DataFrame(rows)
 
 
-LEAD = ("val_accuracy", "test_accuracy", "selected", "val_mean_act_sparsity", "weight_sparsity",
+LEAD = ("val_accuracy", "test_accuracy", "selected", "above_floor", "val_mean_act_sparsity", "weight_sparsity",
         "val_mult_reduction", "energy_saving", "speedup", "energy_pj", "cycles", "latency_s",
         "edp_pj_s", "dense_energy_pj", "dense_cycles", "utilization", "dram_bytes",
         "peak_live_bytes")
@@ -205,29 +234,37 @@ def _run(spec, out, workers, train_jobs, threads, device, progress, report, star
     cached_train = len(val)
     _say(progress, f"co-design {spec.name}: {len(spec.points)} models x {len(spec.designs)} hardware "
                    f"points; {cached_train} models trained before, {len(pending)} to train")
-    bar = Progress(total=len(spec.points), initial=cached_train, desc="train", enabled=progress)
+    # one line per finished model, with the time elapsed and an estimate of the time left
+    bar = Progress(total=len(spec.points), initial=cached_train, desc="train", enabled=False)
+    jobs = train_jobs or usable_cores()
+    if pending:
+        _say(progress, f"training {len(pending)} models, {min(jobs, len(pending))} at a time "
+                       f"({threads} torch thread{'s' if threads != 1 else ''} each); a line as "
+                       "each one finishes")
 
     def trained(tp, metrics: dict, took: float) -> None:
         val[tp.id] = metrics
         bar.update(1)
         _say(progress, f"  trained {tp.recipe.name}: validation accuracy "
-                       f"{metrics.get('val_accuracy', float('nan')):.4f} ({took:.1f} s)")
+                       f"{metrics.get('val_accuracy', float('nan')):.4f} ({took:.1f} s); "
+                       f"{bar.line(time.monotonic())}")
 
-    try:
-        jobs = train_jobs or usable_cores()
-        models.train_points(pending, out, jobs, threads, device, trained)
-    finally:
-        bar.close()
+    models.train_points(pending, out, jobs, threads, device, trained)
 
     seconds = {tp.id: models.train_seconds(out, tp) for tp in spec.points}
 
     # 2. traces on the validation split
     traced = 0
     hashes: dict[str, tuple[str, str]] = {}
-    for tp in spec.points:
-        path, captured = models.ensure_trace(out, tp, spec.samples, val[tp.id])
-        traced += captured
-        hashes[tp.id] = (str(path), open_trace(path).content_hash)
+    trace_bar = Progress(total=len(spec.points), desc="trace", enabled=progress)
+    try:
+        for tp in spec.points:
+            path, captured = models.ensure_trace(out, tp, spec.samples, val[tp.id])
+            traced += captured
+            hashes[tp.id] = (str(path), open_trace(path).content_hash)
+            trace_bar.update(1)
+    finally:
+        trace_bar.close()
 
     # 3. simulations: every hardware point and its dense twin, on every trace (sweep cache)
     cache = ResultCache(out / "cache")
@@ -276,6 +313,7 @@ def _run(spec, out, workers, train_jobs, threads, device, progress, report, star
     # 4. table, fronts, selection, test figures of the selected models (once each)
     objectives = objective_tuples(spec)
     table = build_rows(spec, val, seconds, keys, records)
+    floor = apply_floor(table, spec)
     table = mark_fronts(table, objectives)
     selected = select_models(table, objectives)
     by_id = {tp.id: tp for tp in spec.points}
@@ -294,13 +332,17 @@ def _run(spec, out, workers, train_jobs, threads, device, progress, report, star
         files["report"] = str(write_report(table, spec, out / "report.html", out / "codesign_pareto.png"))
     outcome = CodesignOutcome(results_path, table, trained=len(pending), trained_cached=cached_train,
                               traced=traced, simulated=len(tasks), simulated_cached=cached_sim,
-                              selected=selected, elapsed_s=time.perf_counter() - start, files=files)
+                              selected=selected, elapsed_s=time.perf_counter() - start, files=files,
+                              floor=floor)
+    _say(progress, outcome.floor_text())
     write_json_atomic(out / "codesign.json", {
         "spec": spec.source, "name": spec.name, "accelsim_version": accelsim.__version__,
         "models": [{"id": tp.id, "recipe": tp.recipe.name, "params": tp.params} for tp in spec.points],
         "designs": [{"index": dp.index, "label": dp.label, "hw_hash": dp.point.hw.hash}
                     for dp in spec.designs],
         "objectives": [list(o) for o in objectives], "selected": selected,
+        "accuracy_floor": None if floor != floor else round(floor, 6),
+        "min_val_accuracy": spec.min_val_accuracy, "max_accuracy_drop": spec.max_accuracy_drop,
         "test": {i: {k: v for k, v in test[i].items() if not isinstance(v, dict)} for i in selected},
         "trained": outcome.trained, "simulated": outcome.simulated, "elapsed_s": round(outcome.elapsed_s, 3),
         "files": files})

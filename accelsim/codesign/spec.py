@@ -23,6 +23,12 @@ results table marks::
     fidelity: fast
     samples: 64                        # validation samples traced per model and simulated
     objectives: [[val_accuracy, energy_pj], [val_accuracy, energy_saving, cycles]]
+    min_val_accuracy: 0.9              # floor: a model below it is never selected (default: none)
+    max_accuracy_drop: 0.1             # nor one more than this below the best (default 0.1)
+
+The accuracy floor is ``max(min_val_accuracy, best validation accuracy - max_accuracy_drop)``:
+a model below it (e.g. one whose training collapsed to chance) is on no Pareto front, is
+never selected and never evaluated on the test split, however much energy it saves.
 
 Errors name the file, the field path and what was expected. Every training point's
 recipe and every hardware point are built when the spec loads, so a typo fails before
@@ -56,6 +62,8 @@ TRAINING_METRICS = ("val_accuracy", "val_mean_act_sparsity", "val_mult_reduction
 SAVING_METRICS = ("energy_saving", "speedup")
 MAXIMIZED = frozenset(SIM_MAXIMIZED | set(TRAINING_METRICS) | set(SAVING_METRICS)
                       | {"test_accuracy"})
+# The default accuracy floor: models more than this below the best are never selected.
+DEFAULT_ACCURACY_DROP = 0.1
 DEFAULT_OBJECTIVES = (("val_accuracy", "energy_pj"), ("val_accuracy", "energy_saving"),
                       ("val_accuracy", "cycles"))
 
@@ -92,6 +100,13 @@ def _lambda(value: Any, path: str) -> float:
 def _positive(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
         raise rules.RuleError(path, f"expected a number in (0, 1e6), got {brief(value)}")
+    return float(value)
+
+
+def _accuracy(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise rules.RuleError(path, f"expected a validation accuracy as a fraction in [0, 1], got "
+                                    f"{brief(value)}")
     return float(value)
 
 
@@ -191,6 +206,14 @@ class CodesignSpec:
     objectives: tuple = field(default=tuple(list(p) for p in DEFAULT_OBJECTIVES), metadata={
         "rule": rules.list_of(rules.list_of(rules.non_empty_str, 8), 32),
         "doc": "lists of 2+ metrics whose joint Pareto front is marked"})
+    min_val_accuracy: float | None = field(default=None, metadata={
+        "rule": rules.optional(_accuracy),
+        "doc": "accuracy floor: models with a lower validation accuracy (fraction) are never "
+               "selected (default: none)"})
+    max_accuracy_drop: float = field(default=DEFAULT_ACCURACY_DROP, metadata={
+        "rule": _accuracy,
+        "doc": "nor models more than this below the best validation accuracy (fraction; "
+               f"default {DEFAULT_ACCURACY_DROP:g})"})
     # Filled by the loader.
     source: str = field(default="<dict>", metadata={"rule": rules.string, "doc": "spec file"})
     points: tuple = field(default=(), metadata={"rule": lambda v, p: v, "doc": "training points"})
@@ -428,6 +451,14 @@ def load_codesign_spec(path: str | os.PathLike, max_points: int = 100_000) -> Co
     return load_codesign_dict(data, source=str(path), root=path.parent, max_points=max_points)
 
 
+def accuracy_floor(spec: CodesignSpec, best: float) -> float:
+    """The validation accuracy below which a model is never selected, given the best one."""
+    floor = best - spec.max_accuracy_drop
+    if spec.min_val_accuracy is not None:
+        floor = max(floor, spec.min_val_accuracy)
+    return float(floor)
+
+
 def objective_tuples(spec: CodesignSpec) -> tuple[tuple[str, ...], ...]:
     out: list[tuple[str, ...]] = []
     for names in spec.objectives:
@@ -436,5 +467,5 @@ def objective_tuples(spec: CodesignSpec) -> tuple[tuple[str, ...], ...]:
     return tuple(out)
 
 
-__all__ = ["CodesignSpec", "DesignPoint", "TrainingPoint", "apply_training", "load_codesign_dict",
-           "load_codesign_spec", "objective_tuples"]
+__all__ = ["CodesignSpec", "DesignPoint", "TrainingPoint", "accuracy_floor", "apply_training",
+           "load_codesign_dict", "load_codesign_spec", "objective_tuples"]

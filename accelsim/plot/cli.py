@@ -12,7 +12,8 @@ if TYPE_CHECKING:  # pandas and matplotlib load only when a plot is made
 
 KINDS = {
     "savings": "per-layer energy savings of a sparse design vs its dense twin (percent and absolute)",
-    "compare": "per-layer energy savings of several designs (each vs its dense twin) side by side",
+    "compare": "several designs side by side: per-layer energy savings (each vs its dense twin), "
+               "network energy by component and latency per inference (absolute)",
     "breakdown": "per-layer energy, stacked by component",
     "latency": "per-layer cycles: useful compute, load-imbalance loss, fill/drain, memory stalls",
     "density": "per-layer activation and weight density of a trace",
@@ -49,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                help="per-layer results of one design, as `accelsim simulate "
                                     "--baseline dense -o FILE` writes (its dense twin's table "
                                     "next to it); repeat for each design")
+            sub.add_argument("--log", action="store_true",
+                             help="absolute energy and latency panels on a log scale")
         elif kind == "area":
             sub.add_argument("--hw", required=True, metavar="FILE", action="append",
                              help="a hardware file (repeat for each design)")
@@ -287,7 +290,8 @@ def _plot(args: argparse.Namespace) -> int:
                                        else trace.num_samples))
     elif kind == "compare":
         runs, context, totals = _compare_runs(args)
-        result = layers.plot_compare(runs, title=args.title, context=context, totals=totals)
+        result = layers.plot_compare(runs, title=args.title, context=context, totals=totals,
+                                     log=args.log)
     else:
         main, base, context, totals = _tables(args)
         if kind == "savings":

@@ -9,8 +9,12 @@ layers), else from the sum of the layers (then the title says so).
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from accelsim.errors import AccelsimError
 from accelsim.sim.headline import energy_saving_text, headline_figures, layer_sums, saving
@@ -244,14 +248,57 @@ def plot_memory(results: pd.DataFrame, glb_bytes: float, title: str | None = Non
     return PlotResult(fig, data, {"onchip": unit, "offchip": unit, "glb": unit})
 
 
+_COMPONENT_KEY = re.compile(r"^energy_.+_pj$")
+
+
+@dataclass
+class CompareResult(PlotResult):
+    """:func:`plot_compare`'s figure and numbers: ``data`` the per-layer savings (long form),
+    ``network`` one row per design with the absolute figures drawn in the lower panels."""
+
+    network: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def network_figures(sparse: pd.DataFrame, dense: pd.DataFrame,
+                    totals: tuple[dict, dict] | None = None) -> tuple[dict, dict, bool]:
+    """A design's and its dense twin's network energy (``energy_pj`` and its
+    ``energy_<component>_pj``), ``cycles`` and ``latency_s`` (when known): the network totals
+    when given (what ``simulate`` prints and ``FILE.json`` holds, ops between layers
+    included), else the sums of the layers. The flag says which."""
+    def summed(table: pd.DataFrame) -> dict:
+        keys = ["energy_pj", "cycles", *component_columns(table)]
+        return {k: float(table[k].astype(float).sum()) for k in keys if k in table}
+
+    if totals is not None:
+        picked = []
+        for figures in totals:
+            keep = {k: float(v) for k, v in figures.items()
+                    if (k in ("energy_pj", "cycles", "latency_s") or _COMPONENT_KEY.match(k))
+                    and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            picked.append(keep)
+        return picked[0], picked[1], True
+    return summed(sparse), summed(dense), False
+
+
 def plot_compare(runs: list[tuple[str, pd.DataFrame, pd.DataFrame]], title: str | None = None,
                  context: PlotContext | None = None,
-                 totals: list[tuple[dict, dict] | None] | None = None) -> PlotResult:
-    """Energy saved per layer by several designs, each against its own dense twin, side by side.
+                 totals: list[tuple[dict, dict] | None] | None = None,
+                 log: bool = False) -> CompareResult:
+    """Several designs on one trace: relative and absolute figures side by side.
+
+    Top: energy saved per layer by each design against its own dense twin (percent). Bottom
+    left: each design's network energy per inference, stacked by component (DRAM included),
+    beside its dense twin's; bottom right: network latency per inference of each design and its
+    twin (time when every design's clock is known, else cycles). Savings alone cannot show that
+    one design uses 14x less energy than another; the lower panels do.
 
     ``runs``: ``(design name, per-layer results, dense-twin results)``, all of one trace.
-    ``totals``: per run, its and its twin's network totals (for the legend's network saving).
-    ``data`` is long-form: ``layer, design, saved_percent``.
+    ``totals``: per run, its and its twin's network totals (the legend's network saving and the
+    absolute bars; without them the sums of the layers, and the panels say so). ``log``: the
+    absolute panels on a log scale (designs orders of magnitude apart).
+    ``data`` is long-form: ``layer, design, saved_percent``; ``network``: per design
+    ``energy``, ``dense_energy``, ``energy_<component>``, ``latency``, ``dense_latency`` in
+    ``units``.
     """
     if len(runs) < 1:
         raise AccelsimError("plot compare: give at least one design")
@@ -265,15 +312,18 @@ def plot_compare(runs: list[tuple[str, pd.DataFrame, pd.DataFrame]], title: str 
     if len(set(designs)) != len(designs):
         raise AccelsimError(f"plot compare: design names repeat ({', '.join(designs)}); "
                             "each design needs its own name")
-    width = 0.8 / len(tables)
-    fig = new_figure(len(names) * max(1, len(tables) // 2), height=4.8)
-    ax = fig.subplots()
-    x = np.arange(len(names))
-    colors = _palette(len(tables))
-    parts = []
     totals = list(totals) if totals is not None else [None] * len(runs)
     if len(totals) != len(runs):
         raise AccelsimError(f"plot compare: {len(totals)} network totals for {len(runs)} designs")
+    width = 0.8 / len(tables)
+    base = new_figure(len(names) * max(1, len(tables) // 2))
+    fig = Figure(figsize=(max(11.0, base.get_figwidth()), 9.0), layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=(1.15, 1.0))
+    ax = fig.add_subplot(grid[0, :])
+    ax_energy, ax_latency = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    x = np.arange(len(names))
+    colors = _palette(len(tables))
+    parts = []
     for i, ((name, table), color) in enumerate(zip(tables, colors)):
         network = network_saving_text(runs[i][1], runs[i][2], totals[i])
         ax.bar(x - 0.4 + width * (i + 0.5), table["saved_percent"], width=width * 0.95,
@@ -288,10 +338,132 @@ def plot_compare(runs: list[tuple[str, pd.DataFrame, pd.DataFrame]], title: str 
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title="design", fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
     label_layers(ax, names)
+
+    network, units = _compare_network(runs, totals, designs)
+    _draw_network_energy(ax_energy, network, units["energy"], designs, log)
+    _draw_network_latency(ax_latency, network, units["latency"], designs, log)
+    sources = set(network["source"])
+    note = "" if sources == {"network totals"} else " (sum of layers: ops between layers left out)"
+    ax_energy.set_title(f"network energy per inference{note}", fontsize=9)
+    ax_latency.set_title(f"network latency per inference{note}", fontsize=9)
+
     context = context or PlotContext.of_table(runs[0][1])
     context = PlotContext(None, context.trace, context.samples, context.clock_mhz)
-    set_title(fig, titled(title or f"Per-layer energy savings of {len(tables)} designs", context))
-    return PlotResult(fig, data, {"saved_percent": "%"})
+    set_title(fig, titled(title or f"Per-layer energy savings of {len(tables)} designs, "
+                          "network energy and latency", context))
+    units = {"saved_percent": "%", **{k: v for k, v in units.items()}}
+    return CompareResult(fig, data, units, network.drop(columns=["source"]))
+
+
+def _compare_network(runs, totals, designs) -> tuple[pd.DataFrame, dict]:
+    """Per design, the absolute network figures in display units (see :func:`plot_compare`)."""
+    rows = []
+    for (name, sparse, dense), given in zip(runs, totals):
+        mine, twin, from_totals = network_figures(sparse, dense, given)
+        row = {"design": name, "source": "network totals" if from_totals else "sum of layers",
+               "energy_pj": mine.get("energy_pj", np.nan),
+               "dense_energy_pj": twin.get("energy_pj", np.nan),
+               "latency_s": mine.get("latency_s", np.nan),
+               "dense_latency_s": twin.get("latency_s", np.nan),
+               "cycles": mine.get("cycles", np.nan), "dense_cycles": twin.get("cycles", np.nan)}
+        for key, value in mine.items():
+            if _COMPONENT_KEY.match(key) and key != "energy_pj":
+                row[key] = value
+        rows.append(row)
+    raw = pd.DataFrame(rows)
+    components = component_columns(raw)
+    raw[components] = raw[components].fillna(0.0)
+    e_unit, e_scale = pick_unit(raw[["energy_pj", "dense_energy_pj"]].to_numpy(), ENERGY_UNITS)
+    timed = raw[["latency_s", "dense_latency_s"]].notna().all().all()
+    if timed:
+        t_unit, t_scale = pick_unit(raw[["latency_s", "dense_latency_s"]].to_numpy(), TIME_UNITS)
+        latency, dense_latency = raw["latency_s"] * t_scale, raw["dense_latency_s"] * t_scale
+    else:
+        t_unit, t_scale = pick_unit(raw[["cycles", "dense_cycles"]].to_numpy(), CYCLE_UNITS)
+        latency, dense_latency = raw["cycles"] * t_scale, raw["dense_cycles"] * t_scale
+    network = pd.DataFrame({"design": designs, "source": raw["source"],
+                            "energy": raw["energy_pj"] * e_scale,
+                            "dense_energy": raw["dense_energy_pj"] * e_scale})
+    for column in components:
+        network[f"energy_{component_name(column)}"] = raw[column] * e_scale
+    network["latency"], network["dense_latency"] = latency, dense_latency
+    units = {"energy": e_unit, "dense_energy": e_unit, "latency": t_unit, "dense_latency": t_unit,
+             **{f"energy_{component_name(c)}": e_unit for c in components}}
+    return network, units
+
+
+def _design_axis(ax, designs: list[str]) -> None:
+    ax.set_xticks(np.arange(len(designs)))
+    rotate = len(designs) > 3 or max(len(d) for d in designs) > 14
+    ax.set_xticklabels(designs, rotation=30 if rotate else 0, ha="right" if rotate else "center",
+                       rotation_mode="anchor", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _value_axis(ax, values: np.ndarray, log: bool) -> None:
+    """Room above the tallest bar for its label; on a log scale, from below the smallest."""
+    values = values[np.isfinite(values) & (values > 0)]
+    if not len(values):
+        return
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(float(values.min()) / 3.0, float(values.max()) * 3.0)
+    else:
+        ax.set_ylim(0, float(values.max()) * 1.15)
+
+
+def _ratio_labels(values: np.ndarray) -> list[str]:
+    """``1.23 (14.0x)``: the value and its multiple of the smallest (left out for the smallest)."""
+    low = float(np.nanmin(values)) if len(values) else 0.0
+    out = []
+    for v in values:
+        ratio = v / low if low > 0 else np.nan
+        out.append(f"{v:.3g}" + (f" ({ratio:.1f}x)" if ratio == ratio and ratio >= 1.05 else ""))
+    return out
+
+
+def _draw_network_energy(ax, network: pd.DataFrame, unit: str, designs: list[str],
+                         log: bool = False) -> None:
+    x = np.arange(len(designs))
+    components = [c for c in network.columns if c.startswith("energy_")]
+    from matplotlib import colormaps
+
+    colors = [colormaps["Set2"](i % 8) for i in range(len(components))]   # not the designs' colours
+    bottom = np.zeros(len(designs))
+    for color, column in zip(colors, components):
+        name = column[len("energy_"):]
+        values = network[column].to_numpy(float)
+        ax.bar(x - 0.19, values, bottom=bottom, width=0.36, color=color,
+               label=COMPONENT_LABELS.get(name, name))
+        bottom += values
+    if not components:   # no split known: the total alone
+        ax.bar(x - 0.19, network["energy"], width=0.36, color=COLORS["sparse"], label="design")
+        bottom = network["energy"].to_numpy(float)
+    ax.bar(x + 0.19, network["dense_energy"], width=0.36, color="none", edgecolor="#555",
+           hatch="//", label="dense twin")
+    for xi, top, text in zip(x, bottom, _ratio_labels(network["energy"].to_numpy(float))):
+        ax.text(xi - 0.19, top, text, ha="center", va="bottom", fontsize=7)
+    _value_axis(ax, np.concatenate([bottom, network["dense_energy"].to_numpy(float)]), log)
+    ax.set_ylabel(f"energy per inference ({unit})")
+    _design_axis(ax, designs)
+    ax.legend(title="component", fontsize=7, title_fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.005, 1.0))
+
+
+def _draw_network_latency(ax, network: pd.DataFrame, unit: str, designs: list[str],
+                          log: bool = False) -> None:
+    x = np.arange(len(designs))
+    colors = _palette(len(designs))
+    ax.bar(x - 0.19, network["latency"], width=0.36, color=colors)   # colours: the top legend
+    ax.bar(x + 0.19, network["dense_latency"], width=0.36, color="none", edgecolor="#555",
+           hatch="//", label="dense twin")
+    values = network["latency"].to_numpy(float)
+    for xi, top, text in zip(x, values, _ratio_labels(values)):
+        ax.text(xi - 0.19, top, text, ha="center", va="bottom", fontsize=7)
+    _value_axis(ax, np.concatenate([values, network["dense_latency"].to_numpy(float)]), log)
+    ax.set_ylabel(f"latency per inference ({unit})")
+    _design_axis(ax, designs)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0))
 
 
 def _palette(n: int) -> list:

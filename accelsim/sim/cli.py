@@ -78,10 +78,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                                 samples=args.samples, progress=args.progress, batch=args.batch,
                                 threads=threads)
         phases = _phases(trace, hw, args, baseline is not None)
-    for res in (result, baseline):
+    for res, design in ((result, hw), (baseline, hw.dense_twin())):
         if res is not None:
             res.meta["trace_path"] = str(args.trace)
             res.meta["hw_path"] = str(args.hw)
+            res.meta["dram"] = dram_price(design)
     if baseline is not None:
         # One definition, one name, one unit (fractions; accelsim.sim.headline), per layer here
         # and for the network below: the terminal, the -o table + FILE.json and --json agree.
@@ -128,6 +129,56 @@ def _phases(trace, hw, args: argparse.Namespace, with_baseline: bool) -> dict | 
     return phase_summary(rows, base)
 
 
+def dram_price(hw) -> dict:
+    """What a DRAM bit costs on ``hw`` and where that figure comes from (printed with the totals:
+    it sets the DRAM share of the energy)."""
+    from accelsim.hw.energy import energy_model
+
+    overridden = "dram_pj_per_bit" in hw.technology.energy_overrides
+    source = ("technology.energy_overrides.dram_pj_per_bit" if overridden
+              else f"energy table {hw.technology.energy_table}")
+    return {"pj_per_bit": float(energy_model(hw).dram_pj_per_bit), "source": source,
+            "bandwidth_gb_per_s": None if hw.dram.ideal else hw.dram.bandwidth_gb_per_s}
+
+
+def dram_line(totals: dict, dram: dict) -> str:
+    """``DRAM: 30.5 pJ/bit (energy table horowitz_45nm), 1.6 GB/s; 30.503 uJ = 95.1% of the
+    energy``."""
+    bandwidth = (f"{dram['bandwidth_gb_per_s']:g} GB/s" if dram.get("bandwidth_gb_per_s")
+                 else "ideal bandwidth")
+    energy = totals.get("energy_dram_pj", 0.0)
+    share = energy / totals["energy_pj"] if totals.get("energy_pj") else 0.0
+    hint = ("" if dram["source"].startswith("technology.") else
+            "; override: technology.energy_overrides.dram_pj_per_bit")
+    return (f"DRAM: {dram['pj_per_bit']:g} pJ/bit ({dram['source']}{hint}), {bandwidth}; "
+            f"{energy / 1e6:.3f} uJ = {100 * share:.1f}% of the energy")
+
+
+def memory_line(result) -> str:
+    """The runtime-memory line. Its parts add up: a layer's footprint is its on-chip part plus
+    what spills off chip, given for the layer with the largest footprint; with a recorded graph
+    the network's peak of live tensors (lifetimes across layers) is a separate figure."""
+    t = result.totals
+    rows = result.rows
+    spilled = t.get("spilled_layers") or []
+    spill = (f"{', '.join(spilled)} (largest spill {t.get('peak_offchip_bytes', 0.0) / 1024:,.1f} "
+             "KiB)" if spilled else "none")
+    if not rows:
+        return f"peak runtime memory: 0.0 KiB; layers spilling to DRAM: {spill}"
+    big = max(rows, key=lambda r: r["live_bytes"])
+    layer = (f"{big['live_bytes'] / 1024:,.1f} KiB in layer {big['layer']} = on chip "
+             f"{big['onchip_peak_bytes'] / 1024:,.1f} + off chip "
+             f"{big['offchip_peak_bytes'] / 1024:,.1f} KiB")
+    if "peak_layer_live_bytes" in t:   # tensor lifetimes from the trace's graph
+        weights = ("all resident weights" if result.meta.get("weights_resident")
+                   else "the running layer's weights")
+        return (f"peak runtime memory: {t['peak_live_bytes'] / 1024:,.1f} KiB of live tensors "
+                f"at op {t.get('peak_live_step', '-')} (tensor lifetimes from the trace's graph, "
+                f"with {weights}); largest layer footprint: {layer}; layers spilling to DRAM: "
+                f"{spill}")
+    return f"peak runtime memory: {layer}; layers spilling to DRAM: {spill}"
+
+
 def _plain(value):
     if hasattr(value, "item"):
         return value.item()
@@ -171,6 +222,8 @@ def print_report(result, with_baseline: bool = False, file=None) -> None:
     resident = "weights resident on chip" if meta.get("weights_resident") else "weights streamed"
     print(f"per inference (mean of {n} samples, batch {batch}; {resident}; per batch: x{batch})",
           file=file)
+    for note in meta.get("residency_notes") or ():
+        print(f"residency: {note}", file=file)
     print(f"total: {t['cycles']:,.0f} cycles ({t.get('latency_s', 0) * 1e3:.3f} ms), "
           f"{t['energy_uj']:.3f} uJ, utilisation {100 * t['utilization']:.1f}%, "
           f"load imbalance {t['load_imbalance']:.2f}, DRAM {t['dram_bytes'] / 1024:,.1f} KiB",
@@ -183,11 +236,9 @@ def print_report(result, with_baseline: bool = False, file=None) -> None:
     parts = ", ".join(f"{c} {t[f'energy_{c}_pj'] / 1e6:.3f}" for c in
                       ("mac", "spad", "glb", "noc", "dram", "leakage", "clock"))
     print(f"energy uJ: {parts}", file=file)
-    spilled = t.get("spilled_layers") or []
-    print(f"peak runtime memory: {t['peak_live_bytes'] / 1024:,.1f} KiB (on chip "
-          f"{t['peak_onchip_bytes'] / 1024:,.1f} KiB, off chip "
-          f"{t['peak_offchip_bytes'] / 1024:,.1f} KiB); layers spilling to DRAM: "
-          f"{', '.join(spilled) if spilled else 'none'}", file=file)
+    if meta.get("dram"):
+        print(dram_line(t, meta["dram"]), file=file)
+    print(memory_line(result), file=file)
     if with_baseline:
         print(f"vs dense twin: {headline_text(t)}", file=file)
     else:

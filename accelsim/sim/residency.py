@@ -78,6 +78,22 @@ def buffer_capacity(hw, tensor: str) -> float | None:
     return 0.0
 
 
+def streamed_reason(hw, weight_bytes: float, capacity: float | None) -> str:
+    """Why the weights are streamed: no shared level keeps them (they bypass it), or they do
+    not fit the level that would keep them (its capacity)."""
+    if capacity == 0:
+        shared = [lv for lv in hw.memory_hierarchy or () if lv.instances == "one"]
+        keeps = "; ".join(f"{lv.name} keeps {', '.join(lv.keeps) or 'nothing'}" for lv in shared)
+        return (f"weights streamed (bypass): no shared on-chip level keeps weights ({keeps}), so "
+                f"their {weight_bytes:,.0f} bytes come from DRAM every inference")
+    level = next((lv for lv in hw.memory_hierarchy or ()
+                  if lv.instances == "one" and "weights" in lv.keeps), None)
+    where = (("global buffer's", "global_buffer.size_kib") if level is None
+             else (f"{level.name} level's", "memory_hierarchy size_bytes"))
+    return (f"weights streamed (capacity): {weight_bytes:,.0f} bytes of weights exceed the "
+            f"{where[0]} {capacity:,.0f} bytes ({where[1]})")
+
+
 def _format_bytes(elements: int, density: float, fmt, bits: int) -> float:
     """Bytes of a tensor with ``density`` non-zeros in ``fmt``: exact for dense and bitmap
     (they depend on the count only), the expected size for position-dependent formats."""
@@ -150,7 +166,7 @@ def plan_network(layers: list, hw, batch: int = 1, weights: str | None = None,
                               f"resident weights need {total_w:,.0f} bytes but {where}; use "
                               "streamed or auto")
         else:
-            notes.append(f"weights streamed: {total_w:,.0f} bytes do not fit the on-chip buffer")
+            notes.append(streamed_reason(hw, total_w, w_cap))
     a_cap = buffer_capacity(hw, "outputs")
     keep = [False] * n
     i_cap = buffer_capacity(hw, "inputs")
