@@ -156,6 +156,14 @@ def test_fronts_and_selection_follow_their_definitions(finished):
     assert t.loc[~t["selected"], "test_accuracy"].isna().all()
 
 
+def test_energy_delay_area_product_is_in_the_table(finished):
+    t = finished[2].table
+    ok = t[t["status"] == "ok"]
+    assert (ok["area_mm2"] > 0).all()
+    assert ok["edap_pj_s_mm2"].to_numpy() == pytest.approx(
+        (ok["energy_pj"] * ok["latency_s"] * ok["area_mm2"]).to_numpy(), rel=1e-12)
+
+
 def test_rerun_is_from_cache_and_identical(finished):
     folder, spec, outcome = finished
     again = run_codesign(spec, folder / "out", workers=1, train_jobs=1, progress=False)

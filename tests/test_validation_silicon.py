@@ -147,15 +147,15 @@ def test_glb_accesses(mapper_rows, layer):
     assert abs(_ratio(mapper_rows, layer, "glb") - 1) <= GLB
 
 
-_TABLE = "45 nm table at 0.9 V against 65 nm silicon"
+_TABLE = "65 nm table (Horowitz 45 nm scaled by Stillmaker-Baas) at 1.0 V against 65 nm silicon"
 
 
 @pytest.mark.parametrize("layer", [
     pytest.param("conv1", marks=_out("0.44", _TABLE)),
     pytest.param("conv2", marks=_out("0.49", _TABLE)),
     pytest.param("conv3", marks=_out("0.31", _TABLE)),
-    pytest.param("conv4", marks=_out("0.54", _TABLE)),
-    pytest.param("conv5", marks=_out("0.43", _TABLE))])
+    "conv4",
+    pytest.param("conv5", marks=_out("0.58", _TABLE))])
 def test_onchip_power(mapper_rows, layer):
     assert abs(_ratio(mapper_rows, layer, "power") - 1) <= POWER
 

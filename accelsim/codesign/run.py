@@ -171,6 +171,7 @@ def build_rows(spec: CodesignSpec, val: dict[str, dict], seconds: dict[str, floa
                 if math.isnan(_number(row.get("latency_s"))):
                     row["latency_s"] = cycles / (clock * 1e6)
                 row["edp_pj_s"] = _number(row.get("energy_pj")) * _number(row["latency_s"])
+                row["edap_pj_s_mm2"] = row["edp_pj_s"] * _number(row.get("area_mm2"))
                 d_energy, d_cycles = _number(dense["totals"].get("energy_pj")), \
                     _number(dense["totals"].get("cycles"))
                 row["dense_energy_pj"], row["dense_cycles"] = d_energy, d_cycles
