@@ -143,6 +143,10 @@ def _check_memory_hierarchy(config: HardwareConfig, source: str) -> None:
 
     levels = config.memory_hierarchy
     if levels is None:
+        if tuple(config.sparsity.gate_on) != ("inputs", "weights"):
+            raise ConfigError(source, "sparsity.gate_on", "gating on one operand is modelled by the "
+                              "loop-nest model only (a design with a memory_hierarchy); the "
+                              "systolic model gates on either zero operand")
         if config.pe_array.dataflow in LOOP_NEST_ONLY_DATAFLOWS:
             raise ConfigError(source, "pe_array.dataflow",
                               f"{config.pe_array.dataflow} needs a memory_hierarchy (the loop-nest "
@@ -166,6 +170,33 @@ def _check_memory_hierarchy(config: HardwareConfig, source: str) -> None:
             raise ConfigError(source, f"memory_hierarchy[{i}].instances",
                               "a shared (one) level cannot sit inside per-PE levels; list levels "
                               "outermost first")
+    _check_actions(levels, source)
+
+
+def _check_actions(levels: tuple, source: str) -> None:
+    """Gate/skip actions act on MAC-driven accesses: at the innermost level keeping the target,
+    conditioned on at least one operand, one action per (level, target)."""
+    for i, lv in enumerate(levels):
+        targets = set()
+        for j, action in enumerate(lv.actions):
+            where = f"memory_hierarchy[{i}].actions[{j}]"
+            if action.target not in lv.keeps:
+                raise ConfigError(source, f"{where}.target", f"level {lv.name!r} does not keep "
+                                  f"{action.target} (it keeps {', '.join(lv.keeps) or 'nothing'})")
+            inner = max(k for k, other in enumerate(levels) if action.target in other.keeps)
+            if inner != i:
+                raise ConfigError(source, f"{where}.target",
+                                  f"gating/skipping {action.target} is modelled on the MAC-driven "
+                                  f"accesses, at the innermost level keeping them "
+                                  f"({levels[inner].name!r}), not at {lv.name!r} (tile-level "
+                                  "conditions at outer levels are not modelled)")
+            if not action.condition_on:
+                raise ConfigError(source, f"{where}.condition_on",
+                                  "expected at least one operand (inputs, weights)")
+            if action.target in targets:
+                raise ConfigError(source, f"{where}.target",
+                                  f"{action.target} already has an action at this level")
+            targets.add(action.target)
 
 
 def _check_cross_fields(config: HardwareConfig, source: str) -> None:
@@ -173,6 +204,9 @@ def _check_cross_fields(config: HardwareConfig, source: str) -> None:
     if config.num_pes > MAX_PES:
         raise ConfigError(source, "pe_array", f"rows x cols = {config.num_pes:,} PEs; expected at "
                                               f"most {MAX_PES:,} (a sane upper bound)")
+    if config.sparsity.gate_zero_operands and not config.sparsity.gate_on:
+        raise ConfigError(source, "sparsity.gate_on", "gate_zero_operands needs at least one operand "
+                                                      "to gate on (inputs, weights)")
     if not config.dram.ideal and config.dram.bandwidth_gb_per_s is None:
         raise ConfigError(source, "dram.bandwidth_gb_per_s",
                           "required unless dram.ideal is true (give GB/s, e.g. 25.6)")

@@ -197,11 +197,12 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def list_of(rule: Rule, max_items: int = 64) -> Rule:
-    """A non-empty list whose items each pass ``rule`` (at most ``max_items``)."""
+def list_of(rule: Rule, max_items: int = 64, allow_empty: bool = False) -> Rule:
+    """A non-empty list (or any list, ``allow_empty``) whose items each pass ``rule`` (at most
+    ``max_items``)."""
     def check(value: Any, path: str) -> tuple:
-        if not isinstance(value, list) or not value:
-            raise RuleError(path, f"expected a non-empty list, {_got(value)}")
+        if not isinstance(value, list) or not (value or allow_empty):
+            raise RuleError(path, f"expected a {'' if allow_empty else 'non-empty '}list, {_got(value)}")
         if len(value) > max_items:
             raise RuleError(path, f"expected at most {max_items} items, got {len(value)}")
         return tuple(rule(v, f"{path}[{i}]") for i, v in enumerate(value))

@@ -27,6 +27,8 @@ ACTIVATION_RESIDENCY = ("streamed", "auto")
 SYNC_GROUPS = ("array", "row", "column", "decoupled")
 WEIGHT_LAYOUTS = ("input_major", "output_major")   # accelsim.sim.fetch.LAYOUTS
 STORAGE_FORMATS = ("dense", "bitmap", "run_length", "csr", "coo")
+GATE_OPERANDS = ("inputs", "weights")
+ACTION_KINDS = ("gate", "skip")
 ENERGY_ACTIONS = (
     "mac_pj", "gated_mac_pj", "spad_pj_per_bit", "glb_pj_per_bit", "noc_pj_per_bit_hop",
     "dram_pj_per_bit", "pe_leakage_pj_per_cycle", "glb_leakage_pj_per_cycle",
@@ -106,6 +108,10 @@ class Sparsity:
                               "activation is a padding position (false: they are issued, as the "
                               "hardware studied and Timeloop do; a padding MAC is never effectual, "
                               "and gate_zero_operands gates it)", False)
+    gate_on: tuple = spec(rules.subset_of(GATE_OPERANDS),
+                          "with gate_zero_operands, the operands whose zero gates a MAC slot (its MAC, "
+                          "weight read and psum update): Eyeriss gates on zero inputs only; "
+                          "memory_hierarchy designs only", ("inputs", "weights"))
 
 
 @dataclass(frozen=True)
@@ -204,6 +210,19 @@ class LowPower:
 
 
 @dataclass(frozen=True)
+class LevelAction:
+    """A Sparseloop-style action optimisation at one level: the MAC-driven accesses of
+    ``target`` there are gated (the access keeps its slot at the gated energy) or skipped
+    (nothing moves, no energy, no port time) on the slots where any ``condition_on`` operand is
+    zero."""
+
+    kind: str = spec(rules.one_of(ACTION_KINDS), "gate or skip")
+    target: str = spec(rules.one_of(MEMORY_TENSORS), "the tensor whose accesses are gated/skipped")
+    condition_on: tuple = spec(rules.subset_of(GATE_OPERANDS),
+                               "operands whose zero triggers it (inputs, weights)")
+
+
+@dataclass(frozen=True)
 class StorageLevel:
     """One on-chip storage level of a ``memory_hierarchy`` (DRAM is always the outermost)."""
 
@@ -234,6 +253,13 @@ class StorageLevel:
         rules.mapping_of(rules.one_of(MEMORY_TENSORS), rules.section(LevelFormat)),
         "storage format of a tensor at this level (default: storage.<tensor>'s on-chip format); "
         "a compressed tensor moves its exact compressed size, metadata included", {})
+    actions: tuple = spec(rules.list_of(rules.section(LevelAction), 6, allow_empty=True),
+                          "gate/skip actions on this level's MAC-driven accesses (the innermost level "
+                          "keeping the target), replacing sparsity.gate_zero_operands' default for "
+                          "that tensor", ())
+    gated_read_pj: float | None = spec(rules.optional(rules.bounded(rules.non_negative_float, 1e6)),
+                                       "energy per gated word access (null: the read energy x the "
+                                       "table's gated fraction)", None)
 
 
 # Largest mapping.search_size: 16 x 256 = 4,096 candidates, measured at 0.75-3.9 s CPU per

@@ -28,6 +28,7 @@ class Level:
     read_pj_per_bit: float
     write_pj_per_bit: float
     multicast: bool
+    gated_pj_per_bit: float | None = None   # a gated access (None: read x the gated fraction)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ def arch_of(hw) -> Arch:
         levels.append(Level(
             spec.name, frozenset(TENSOR_OF[t] for t in spec.keeps), per_pe,
             float(spec.size_bytes) * 8 if spec.size_bytes else None, spec.word_bits, rbw, wbw,
-            spec.write_words_per_cycle is None, read, write, spec.network == "multicast"))
+            spec.write_words_per_cycle is None, read, write, spec.network == "multicast",
+            None if spec.gated_read_pj is None else spec.gated_read_pj * dyn / spec.word_bits))
     return Arch(tuple(levels), hw.pe_array.rows, hw.pe_array.cols, hw.pe_array.macs_per_pe,
                 (p.weight_bits, p.activation_bits, p.accumulator_bits), em.mac_pj, em.gated_mac_pj,
                 em.noc_pj_per_bit_hop, em.gated_fraction, dram_bytes_per_cycle(hw))

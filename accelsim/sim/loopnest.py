@@ -31,6 +31,7 @@ from accelsim.map.nest import LoopNest
 from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs,
                                   step_work)
 from accelsim.sim import fetch, storage
+from accelsim.sim.conditions import LiveSlots, live_slots
 from accelsim.sim.energy import COMPONENTS
 from accelsim.sim.kernels import schedule as sch
 from accelsim.sim.residency import LayerContext, written_density
@@ -273,6 +274,22 @@ def network_bits(c: np.ndarray, arch: Arch, fan: int, mac_reads: np.ndarray,
     return total
 
 
+def _tensor_actions(hw, arch: Arch) -> tuple:
+    """Per operand (W, I, O): ``(kind, condition_on)`` acting on its MAC-driven accesses at the
+    innermost level keeping it, or None: the level's own action, else gate_zero_operands'
+    default (weights and psums gated on ``sparsity.gate_on``; inputs, the leader, read)."""
+    default = ("gate", tuple(hw.sparsity.gate_on)) if hw.sparsity.gate_zero_operands else None
+    out = []
+    for t, name in zip("WIO", ("weights", "inputs", "outputs")):
+        inner = max(i for i, lv in enumerate(arch.levels) if t in lv.keeps)
+        own = None
+        if inner > 0:
+            own = next(((a.kind, tuple(a.condition_on)) for a in hw.memory_hierarchy[inner - 1].actions
+                        if a.target == name), None)
+        out.append(own if own is not None else (None if t == "I" else default))
+    return tuple(out)
+
+
 def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, em, hw, mode,
             w_ratios, ctx: LayerContext) -> dict:
     geo = layer.geometry
@@ -303,6 +320,11 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         effectual = float(effectual_pairs(nest, act, wmask, pads))
     else:
         effectual = issued
+    actions = _tensor_actions(hw, arch)
+    if gating or any(a is not None for a in actions):
+        live = live_slots(nest, act, wmask, pads, mode, pad_issued, issued, effectual)
+    else:
+        live = LiveSlots(issued, issued, issued, effectual)
     compute = float(stats[sch.ST_CYCLES])
 
     # accesses: dense counts, scaled by compressed sizes and by skipped / gated MAC slots
@@ -319,8 +341,17 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     o_off = storage.expected_bits((o_elems,), out_density, o_fmt.format, p.activation_bits,
                                   o_fmt.run_bits, o_fmt.index_bits) / (o_elems * p.activation_bits)
     issue_frac = issued / dense_macs if dense_macs else 0.0
-    gated_frac = (issued - effectual) / dense_macs if (gating and dense_macs) else 0.0
-    full_frac = issue_frac - gated_frac
+    # per operand (W, I, psum): the fraction of dense slots whose MAC-driven access at its
+    # innermost level happens in full, is gated, or is skipped (its level's action, else
+    # gate_zero_operands' default: weight read and psum gated on sparsity.gate_on; the input,
+    # the leader, read in full)
+    full, gated, skipped = np.full(3, issue_frac), np.zeros(3), np.zeros(3)
+    for ti, action in enumerate(actions):
+        if action is None or not dense_macs:
+            continue
+        kind, condition = action
+        full[ti] = live.live(condition) / dense_macs
+        (gated if kind == "gate" else skipped)[ti] = issue_frac - full[ti]
     bits = np.asarray(arch.tensor_bits, dtype=np.float64)
     inner = [max(i for i, lv in enumerate(arch.levels) if t in lv.keeps) for t in "WIO"]
     mac_reads = counts.macs_reads
@@ -340,13 +371,13 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         c[i] *= np.array([w_r, a_r, 1.0])[:, None]
     # the leader (activations) is read for every issued slot; the follower (weights), the
     # psum read and update happen in full for effectual slots and gated for the others
-    c[inner[0], 0, READS] += mac_reads[0] * full_frac
-    c[inner[1], 1, READS] += mac_reads[1] * issue_frac
-    c[inner[2], 2, READS] += mac_reads[2] * full_frac
-    c[inner[2], 2, UPDATES] += mac_part[inner[2], 2, UPDATES] * full_frac
+    for ti in range(3):
+        c[inner[ti], ti, READS] += mac_reads[ti] * full[ti]
+    c[inner[2], 2, UPDATES] += mac_part[inner[2], 2, UPDATES] * full[2]
     gated_bits = np.zeros(len(arch.levels))
-    gated_bits[inner[0]] += mac_reads[0] * gated_frac * bits[0]
-    gated_bits[inner[2]] += (mac_reads[2] + mac_part[inner[2], 2, UPDATES]) * gated_frac * bits[2]
+    for ti in range(3):
+        gated_bits[inner[ti]] += mac_reads[ti] * gated[ti] * bits[ti]
+    gated_bits[inner[2]] += mac_part[inner[2], 2, UPDATES] * gated[2] * bits[2]
     c[0, 2, UPDATES] = counts.counts[0, 2, UPDATES] * o_off * p.activation_bits / bits[2]
     # network-level memory: tensors already on chip move nothing between DRAM and their holder
     for tensor, on_chip, action in (("W", ctx.weights_resident, READS), ("I", ctx.input_on_chip, READS),
@@ -363,15 +394,16 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     times = []
     for i, lv in enumerate(arch.levels):
         e = reads[i] * lv.read_pj_per_bit + writes[i] * lv.write_pj_per_bit
-        e += gated_bits[i] * lv.read_pj_per_bit * arch.gated_fraction
+        e += gated_bits[i] * (lv.gated_pj_per_bit if lv.gated_pj_per_bit is not None
+                              else lv.read_pj_per_bit * arch.gated_fraction)
         energy["dram" if i == 0 else "spad" if lv.per_pe else "glb"] += e
         times.append(level_time(reads[i], writes[i], lv, counts.instances[i],
                                 arch.dram_bytes_per_cycle, i == 0))
-    delivered = network_bits(c, arch, fan, mac_reads * np.array([full_frac, issue_frac, full_frac]),
-                             mac_part[inner[2], 2, UPDATES] * full_frac,
+    delivered = network_bits(c, arch, fan, mac_reads * full,
+                             mac_part[inner[2], 2, UPDATES] * full[2],
                              _reduction_fanin(mapping, arch, fan))
     energy["noc"] = delivered * em.noc_pj_per_bit_hop
-    macs_gated = issued - effectual if gating else 0.0
+    macs_gated = issued - live.live(hw.sparsity.gate_on) if gating else 0.0
     energy["mac"] = (issued - macs_gated) * em.mac_pj + macs_gated * em.gated_mac_pj
     cycles = max([compute] + times)
     names = ["compute"] + [lv.name for lv in arch.levels]
