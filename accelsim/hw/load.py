@@ -173,6 +173,25 @@ def _check_memory_hierarchy(config: HardwareConfig, source: str) -> None:
     _check_actions(levels, source)
 
 
+def _check_formats(config: HardwareConfig, source: str) -> None:
+    """``ranked`` needs its ranks, and ranks need ``ranked``."""
+    places = []
+    for tensor in ("activations", "weights", "outputs"):
+        fmt = getattr(config.storage, tensor)
+        places.append((f"storage.{tensor}", fmt))
+        if fmt.dram is not None:
+            places.append((f"storage.{tensor}.dram", fmt.dram))
+    for i, lv in enumerate(config.memory_hierarchy or ()):
+        places.extend((f"memory_hierarchy[{i}].formats.{t}", f) for t, f in lv.formats.items())
+    for where, fmt in places:
+        if fmt.format == "ranked" and not fmt.ranks:
+            raise ConfigError(source, f"{where}.ranks", "format ranked needs its per-rank formats, "
+                              "outer to inner, e.g. [UOP, CP] (CSR) or [B] (a bitmask)")
+        if fmt.format != "ranked" and fmt.ranks:
+            raise ConfigError(source, f"{where}.format", f"ranks are given, so expected format: "
+                              f"ranked, got {fmt.format!r}")
+
+
 def _check_actions(levels: tuple, source: str) -> None:
     """Gate/skip actions act on MAC-driven accesses: at the innermost level keeping the target,
     conditioned on at least one operand, one action per (level, target)."""
@@ -204,6 +223,7 @@ def _check_cross_fields(config: HardwareConfig, source: str) -> None:
     if config.num_pes > MAX_PES:
         raise ConfigError(source, "pe_array", f"rows x cols = {config.num_pes:,} PEs; expected at "
                                               f"most {MAX_PES:,} (a sane upper bound)")
+    _check_formats(config, source)
     if config.sparsity.gate_zero_operands and not config.sparsity.gate_on:
         raise ConfigError(source, "sparsity.gate_on", "gate_zero_operands needs at least one operand "
                                                       "to gate on (inputs, weights)")

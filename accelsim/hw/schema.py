@@ -26,7 +26,8 @@ WEIGHT_RESIDENCY = ("streamed", "resident", "auto")
 ACTIVATION_RESIDENCY = ("streamed", "auto")
 SYNC_GROUPS = ("array", "row", "column", "decoupled")
 WEIGHT_LAYOUTS = ("input_major", "output_major")   # accelsim.sim.fetch.LAYOUTS
-STORAGE_FORMATS = ("dense", "bitmap", "run_length", "csr", "coo")
+STORAGE_FORMATS = ("dense", "bitmap", "run_length", "csr", "coo", "ranked")
+RANK_FORMATS = ("U", "UOP", "CP", "B", "RLE")     # accelsim.sim.fibertree
 GATE_OPERANDS = ("inputs", "weights")
 ACTION_KINDS = ("gate", "skip")
 ENERGY_ACTIONS = (
@@ -150,6 +151,14 @@ class LevelFormat:
     format: str = spec(rules.one_of(STORAGE_FORMATS), "storage format", "dense")
     run_bits: int = spec(rules.int_range(1, 32), "run_length: bits of the zero-run field", 4)
     index_bits: int = spec(rules.int_range(1, 32), "csr/coo: bits per coordinate index", 16)
+    ranks: tuple = spec(rules.list_of(rules.one_of(RANK_FORMATS), 3, allow_empty=True),
+                        "ranked: per-rank formats outer to inner (U, UOP, CP, B, RLE); rank j "
+                        "indexes the per-sample tensor's dimension j, the last rank the rest "
+                        "(accelsim.sim.fibertree)", ())
+    coord_bits: int | None = spec(rules.optional(rules.int_range(1, 32)),
+                                  "ranked CP: bits per coordinate (null: enough for the rank)", None)
+    offset_bits: int | None = spec(rules.optional(rules.int_range(1, 64)),
+                                   "ranked UOP: bits per offset (null: enough for the next rank)", None)
 
 
 @dataclass(frozen=True)
@@ -159,13 +168,22 @@ class TensorFormat:
     format: str = spec(rules.one_of(STORAGE_FORMATS), "storage format on chip", "dense")
     run_bits: int = spec(rules.int_range(1, 32), "run_length: bits of the zero-run field", 4)
     index_bits: int = spec(rules.int_range(1, 32), "csr/coo: bits per coordinate index", 16)
+    ranks: tuple = spec(rules.list_of(rules.one_of(RANK_FORMATS), 3, allow_empty=True),
+                        "ranked: per-rank formats outer to inner (U, UOP, CP, B, RLE); rank j "
+                        "indexes the per-sample tensor's dimension j, the last rank the rest "
+                        "(accelsim.sim.fibertree)", ())
+    coord_bits: int | None = spec(rules.optional(rules.int_range(1, 32)),
+                                  "ranked CP: bits per coordinate (null: enough for the rank)", None)
+    offset_bits: int | None = spec(rules.optional(rules.int_range(1, 64)),
+                                   "ranked UOP: bits per offset (null: enough for the next rank)", None)
     dram: LevelFormat | None = spec(rules.optional(rules.section(LevelFormat)),
                                     "format in DRAM (e.g. Eyeriss' off-chip run-length coding); "
                                     "null = the on-chip format", None)
 
     @property
     def on_chip(self) -> LevelFormat:
-        return LevelFormat(self.format, self.run_bits, self.index_bits)
+        return LevelFormat(self.format, self.run_bits, self.index_bits, self.ranks,
+                           self.coord_bits, self.offset_bits)
 
     @property
     def off_chip(self) -> LevelFormat:

@@ -160,10 +160,10 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
     geo = layer.geometry
     out_density = written_density(layer, ctx)
     out_fmt, out_dram_fmt = hw.storage.outputs, hw.storage.outputs.off_chip
-    out_bits_total = storage.expected_bits((geo.K, geo.P, geo.Q), out_density, out_fmt.format,
-                                           p.a_bits, out_fmt.run_bits, out_fmt.index_bits)
-    out_dram_bits = storage.expected_bits((geo.K, geo.P, geo.Q), out_density, out_dram_fmt.format,
-                                          p.a_bits, out_dram_fmt.run_bits, out_dram_fmt.index_bits)
+    out_bits_total = storage.expected_tensor_bits((geo.K, geo.P, geo.Q), 1, out_density,
+                                                  out_fmt, p.a_bits, flat=False)
+    out_dram_bits = storage.expected_tensor_bits((geo.K, geo.P, geo.Q), 1, out_density,
+                                                 out_dram_fmt, p.a_bits, flat=False)
     act_dram_fmt = (RAW if ctx.network_input and hw.storage.raw_network_input
                     else hw.storage.activations.off_chip)
     act_dram_bits = memoised(

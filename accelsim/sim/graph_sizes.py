@@ -19,7 +19,8 @@ from collections import OrderedDict
 import numpy as np
 
 from accelsim.sim.kernels.bitops import count_packed_rows
-from accelsim.sim.storage import COUNT_FORMATS, count_bits, expected_bits, format_bits
+from accelsim.sim.storage import COUNT_FORMATS, count_bits, expected_tensor_bits
+from accelsim.sim.storage import tensor_bits as storage_bits
 
 LEVELS = ("on_chip", "off_chip")
 
@@ -34,7 +35,8 @@ def tensor_format(graph, tid: int, hw, level: str = "on_chip"):
 
 
 def _spec(fmt) -> tuple:
-    return (fmt.format, fmt.run_bits, fmt.index_bits)
+    return (fmt.format, fmt.run_bits, fmt.index_bits, tuple(fmt.ranks), fmt.coord_bits,
+            fmt.offset_bits)
 
 
 #: {graph: {(level formats, value bits, samples): bits}}: a simulation asks for the same sizes
@@ -81,8 +83,8 @@ def _tensor_bits(graph, hw, n: int, value_bits: int, levels: list[str]) -> dict:
         else:
             density = 1.0 if tensor.density is None else tensor.density
             for lv, fmt in fmts.items():
-                out[lv][tensor.id] = expected_bits((tensor.elements,), density, fmt.format,
-                                                   value_bits, fmt.run_bits, fmt.index_bits)
+                out[lv][tensor.id] = expected_tensor_bits(sample_shape(tensor), 1, density, fmt,
+                                                          value_bits)
     for bits in out.values():
         for tensor in graph.tensors:
             if tensor.alias_of is not None:
@@ -118,5 +120,5 @@ def _mask_sizes(graph, tensor, n: int, fmts: list, value_bits: int):
     for start, mask in graph.mask_blocks(tensor.id, n):
         masks = mask.reshape((mask.shape[0],) + shape)
         yield slice(start, start + mask.shape[0]), [
-            [format_bits(m, fmt.format, value_bits, fmt.run_bits, fmt.index_bits) for m in masks]
+            [storage_bits(m, fmt, value_bits) for m in masks]
             for fmt in fmts]

@@ -29,7 +29,7 @@ import numpy as np
 
 from accelsim.errors import TraceError
 from accelsim.sim.graph_sizes import tensor_bits
-from accelsim.sim.storage import format_bits
+from accelsim.sim.storage import tensor_bits as storage_bits
 
 ROLES = ("inputs", "weights", "outputs", "kept-alive")
 WEIGHT_MODES = ("current", "resident", "none")
@@ -117,8 +117,8 @@ def _weight_bytes(layers, hw) -> dict[int, float]:
     for layer in layers:
         if layer.geometry.per_sample_weights:  # a matmul's second operand is an activation
             continue
-        bits = format_bits(layer.weight_mask(), fmt.format, hw.precision.weight_bits,
-                           fmt.run_bits, fmt.index_bits)
+        bits = storage_bits(np.asarray(layer.weight_mask(), dtype=bool), fmt,
+                            hw.precision.weight_bits)
         out[layer.index] = bits / 8.0
     return out
 

@@ -118,10 +118,11 @@ def _mode(hw) -> int:
     return MODE_DENSE
 
 
-def _compressed_ratio(mask: np.ndarray, fmt, bits: int) -> float:
-    """Bits of the tensor in ``fmt`` per bit of its dense form (exact, from the mask)."""
+def _compressed_ratio(mask: np.ndarray, fmt, bits: int, batched: bool = False) -> float:
+    """Bits of the tensor in ``fmt`` per bit of its dense form (exact, from the mask;
+    ``batched``: the first axis is the sample)."""
     dense = mask.size * bits
-    return float(storage.tensor_bits(mask, fmt, bits)) / dense if dense else 1.0
+    return float(storage.tensor_bits(mask, fmt, bits, batched)) / dense if dense else 1.0
 
 
 _RATIOS = ("utilization", "load_imbalance", "act_density")
@@ -329,17 +330,17 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
 
     # accesses: dense counts, scaled by compressed sizes and by skipped / gated MAC slots
     a_mask = act
-    a_on = _compressed_ratio(a_mask, hw.storage.activations.on_chip, p.activation_bits)
+    a_on = _compressed_ratio(a_mask, hw.storage.activations.on_chip, p.activation_bits, True)
     a_off = (1.0 if ctx.network_input and hw.storage.raw_network_input else
-             _compressed_ratio(a_mask, hw.storage.activations.off_chip, p.activation_bits))
+             _compressed_ratio(a_mask, hw.storage.activations.off_chip, p.activation_bits, True))
     out_density = written_density(layer, ctx)
     o_elems = geo.K * geo.P * geo.Q * act.shape[0]
-    o_on = storage.expected_bits((o_elems,), out_density, hw.storage.outputs.format, p.activation_bits,
-                                 hw.storage.outputs.run_bits, hw.storage.outputs.index_bits) / (
-        o_elems * p.activation_bits)
-    o_fmt = hw.storage.outputs.off_chip
-    o_off = storage.expected_bits((o_elems,), out_density, o_fmt.format, p.activation_bits,
-                                  o_fmt.run_bits, o_fmt.index_bits) / (o_elems * p.activation_bits)
+    o_shape = (geo.K, geo.P, geo.Q)
+    o_on = storage.expected_tensor_bits(o_shape, act.shape[0], out_density, hw.storage.outputs.on_chip,
+                                        p.activation_bits) / (o_elems * p.activation_bits)
+    o_off = storage.expected_tensor_bits(o_shape, act.shape[0], out_density,
+                                         hw.storage.outputs.off_chip,
+                                         p.activation_bits) / (o_elems * p.activation_bits)
     issue_frac = issued / dense_macs if dense_macs else 0.0
     # per operand (W, I, psum): the fraction of dense slots whose MAC-driven access at its
     # innermost level happens in full, is gated, or is skipped (its level's action, else
@@ -366,7 +367,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         spec = hw.memory_hierarchy[i - 1]
         w_r = (_compressed_ratio(wmask, spec.formats["weights"], p.weight_bits)
                if "weights" in spec.formats else w_ratios[0])
-        a_r = (_compressed_ratio(a_mask, spec.formats["inputs"], p.activation_bits)
+        a_r = (_compressed_ratio(a_mask, spec.formats["inputs"], p.activation_bits, True)
                if "inputs" in spec.formats else a_on)
         c[i] *= np.array([w_r, a_r, 1.0])[:, None]
     # the leader (activations) is read for every issued slot; the follower (weights), the

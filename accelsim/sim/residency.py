@@ -94,9 +94,12 @@ def streamed_reason(hw, weight_bytes: float, capacity: float | None) -> str:
             f"{where[0]} {capacity:,.0f} bytes ({where[1]})")
 
 
-def _format_bytes(elements: int, density: float, fmt, bits: int) -> float:
-    """Bytes of a tensor with ``density`` non-zeros in ``fmt``: exact for dense and bitmap
-    (they depend on the count only), the expected size for position-dependent formats."""
+def _format_bytes(shape: tuple[int, ...], density: float, fmt, bits: int) -> float:
+    """Bytes of a tensor of ``shape`` with ``density`` non-zeros in ``fmt``: exact for dense and
+    bitmap (they depend on the count only), the expected size for position-dependent formats."""
+    elements = int(np.prod(shape))
+    if fmt.format == "ranked":
+        return storage.expected_tensor_bits(tuple(shape), 1, density, fmt, bits) / 8.0
     nnz = int(round(density * elements))
     if fmt.format == "dense":
         return storage.bits_to_bytes(elements * bits)
@@ -110,24 +113,23 @@ def _weight_bytes(layer, hw, fmt) -> float:
     """A layer's weights in ``fmt`` (from the trace's recorded density when it has one)."""
     if layer.geometry.per_sample_weights:   # matmul: the second operand is an activation
         return 0.0
-    elements = int(np.prod(layer.geometry.weight_shape))
     density = layer.stats.get("weight_density") if isinstance(layer.stats, dict) else None
     if density is None:
         wmask = np.asarray(layer.weight_mask(), dtype=bool)
         return storage.bits_to_bytes(storage.tensor_bits(wmask, fmt, hw.precision.weight_bits))
-    return _format_bytes(elements, float(density), fmt, hw.precision.weight_bits)
+    return _format_bytes(tuple(layer.geometry.weight_shape), float(density), fmt,
+                         hw.precision.weight_bits)
 
 
 def _input_bytes(layer, hw, batch: int, samples: int | None) -> float:
     """The largest on-chip size of one batch of the layer's input: from the per-sample
     densities the trace records (no mask is read), else from its masks."""
     g = layer.geometry
-    elements = g.C * g.H * g.W
     fmt = hw.storage.activations.on_chip
     per_sample = layer.stats.get("act_density_per_sample") if isinstance(layer.stats, dict) else None
     if per_sample is not None and len(per_sample):
         used = per_sample[:samples] if samples else per_sample
-        return batch * max(_format_bytes(elements, float(d), fmt, hw.precision.activation_bits)
+        return batch * max(_format_bytes((g.C, g.H, g.W), float(d), fmt, hw.precision.activation_bits)
                            for d in used)
     from accelsim.sim.memo import memoised
 

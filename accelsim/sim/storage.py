@@ -12,7 +12,9 @@ Layouts (bits; ``b`` value bits, ``n`` elements, ``z`` non-zeros):
   length is known);
 - ``csr``: the tensor as a matrix ``(shape[0], rest)``: ``rows + 1`` row pointers and
   one column index per non-zero, ``index_bits`` each, plus the values;
-- ``coo``: one ``index_bits`` coordinate per tensor dimension per non-zero, plus the values.
+- ``coo``: one ``index_bits`` coordinate per tensor dimension per non-zero, plus the values;
+- ``ranked``: per-rank formats (``U``, ``UOP``, ``CP``, ``B``, ``RLE``; :mod:`accelsim.sim.fibertree`),
+  sized per sample.
 
 :func:`expected_bits` gives the expected size of a tensor whose elements are
 independently non-zero with probability ``d`` (used for outputs, whose masks are
@@ -27,7 +29,7 @@ from numba import njit
 
 from accelsim.numba_config import JIT
 
-FORMATS = ("dense", "bitmap", "run_length", "csr", "coo")
+FORMATS = ("dense", "bitmap", "run_length", "csr", "coo", "ranked")
 
 
 def run_length_entries(mask: np.ndarray, run_bits: int) -> int:
@@ -97,9 +99,9 @@ def count_bits(shape: tuple[int, ...], nnz: int, fmt: str, value_bits: int,
         return (rows + 1) * index_bits + nnz * (index_bits + value_bits)
     if fmt == "coo":
         return nnz * (max(len(shape), 1) * index_bits + value_bits)
-    if fmt == "run_length":
-        raise ValueError("storage format run_length: the size depends on where the non-zeros "
-                         "are; use format_bits with the mask")
+    if fmt in ("run_length", "ranked"):
+        raise ValueError(f"storage format {fmt}: the size depends on where the non-zeros "
+                         "are; use tensor_bits with the mask")
     raise ValueError(f"storage format: unknown {fmt!r}; expected one of {FORMATS}")
 
 
@@ -132,10 +134,34 @@ def expected_bits(shape: tuple[int, ...], density: float, fmt: str, value_bits: 
     raise ValueError(f"storage format: unknown {fmt!r}; expected one of {FORMATS}")
 
 
-def tensor_bits(mask: np.ndarray, tensor_format, value_bits: int) -> int:
-    """Size in bits of ``mask``'s tensor in a :class:`~accelsim.hw.schema.TensorFormat`."""
+def tensor_bits(mask: np.ndarray, tensor_format, value_bits: int, batched: bool = False) -> int:
+    """Size in bits of ``mask``'s tensor in a :class:`~accelsim.hw.schema.TensorFormat` or
+    :class:`~accelsim.hw.schema.LevelFormat` (``batched``: ``mask``'s first axis is the sample,
+    and a ranked format sizes each sample's tensor)."""
+    if tensor_format.format == "ranked":
+        from accelsim.sim.fibertree import ranked_bits
+
+        masks = mask if batched else (mask,)
+        return sum(ranked_bits(m, tensor_format.ranks, value_bits, tensor_format.run_bits,
+                               tensor_format.coord_bits, tensor_format.offset_bits) for m in masks)
     return format_bits(mask, tensor_format.format, value_bits, tensor_format.run_bits,
                        tensor_format.index_bits)
+
+
+def expected_tensor_bits(shape: tuple[int, ...], samples: int, density: float, tensor_format,
+                         value_bits: int, flat: bool = True) -> float:
+    """Expected bits of ``samples`` tensors of per-sample ``shape`` at i.i.d. ``density`` in a
+    tensor or level format (ranked formats per sample; the others by :func:`expected_bits` over
+    one flat vector of every element, or over ``shape`` itself with ``flat=False``)."""
+    if tensor_format.format == "ranked":
+        from accelsim.sim.fibertree import expected_ranked_bits
+
+        return samples * expected_ranked_bits(shape, density, tensor_format.ranks, value_bits,
+                                              tensor_format.run_bits, tensor_format.coord_bits,
+                                              tensor_format.offset_bits)
+    whole = (samples * math.prod(shape),) if flat else tuple(shape)
+    return expected_bits(whole, density, tensor_format.format, value_bits,
+                         tensor_format.run_bits, tensor_format.index_bits)
 
 
 def bits_to_bytes(bits: float) -> float:
