@@ -228,6 +228,22 @@ class LowPower:
 
 
 @dataclass(frozen=True)
+class MetadataStorage:
+    """A level's metadata kept apart from its data (Sparseloop's metadata storage): the
+    metadata bits of its compressed tensors are charged here, at their own energy and port."""
+
+    word_bits: int = spec(rules.int_range(1, 4096), "bits per metadata word", 16)
+    read_pj: float | None = spec(rules.optional(rules.bounded(rules.non_negative_float, 1e6)),
+                                 "energy per metadata word read (null: the level's read energy "
+                                 "per bit x word_bits)", None)
+    write_pj: float | None = spec(rules.optional(rules.bounded(rules.non_negative_float, 1e6)),
+                                  "energy per metadata word written (null: as read_pj)", None)
+    read_words_per_cycle: float | None = spec(
+        rules.optional(rules.bounded(rules.positive_float, 1e9)),
+        "metadata port words per cycle per instance, reads and writes (null = unbounded)", None)
+
+
+@dataclass(frozen=True)
 class LevelAction:
     """A Sparseloop-style action optimisation at one level: the MAC-driven accesses of
     ``target`` there are gated (the access keeps its slot at the gated energy) or skipped
@@ -278,6 +294,10 @@ class StorageLevel:
     gated_read_pj: float | None = spec(rules.optional(rules.bounded(rules.non_negative_float, 1e6)),
                                        "energy per gated word access (null: the read energy x the "
                                        "table's gated fraction)", None)
+    metadata: MetadataStorage | None = spec(
+        rules.optional(rules.section(MetadataStorage)),
+        "metadata storage of this level's compressed tensors, with its own energy and port "
+        "(null: metadata moves with the data, at the level's energy and port)", None)
 
 
 # Largest mapping.search_size: 16 x 256 = 4,096 candidates, measured at 0.75-3.9 s CPU per

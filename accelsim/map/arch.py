@@ -29,6 +29,8 @@ class Level:
     write_pj_per_bit: float
     multicast: bool
     gated_pj_per_bit: float | None = None   # a gated access (None: read x the gated fraction)
+    #: metadata storage: (read pJ/bit, write pJ/bit, port bits per cycle or None), or None
+    metadata: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,18 @@ def arch_of(hw) -> Arch:
             spec.name, frozenset(TENSOR_OF[t] for t in spec.keeps), per_pe,
             float(spec.size_bytes) * 8 if spec.size_bytes else None, spec.word_bits, rbw, wbw,
             spec.write_words_per_cycle is None, read, write, spec.network == "multicast",
-            None if spec.gated_read_pj is None else spec.gated_read_pj * dyn / spec.word_bits))
+            None if spec.gated_read_pj is None else spec.gated_read_pj * dyn / spec.word_bits,
+            _metadata(spec.metadata, read, dyn)))
     return Arch(tuple(levels), hw.pe_array.rows, hw.pe_array.cols, hw.pe_array.macs_per_pe,
                 (p.weight_bits, p.activation_bits, p.accumulator_bits), em.mac_pj, em.gated_mac_pj,
                 em.noc_pj_per_bit_hop, em.gated_fraction, dram_bytes_per_cycle(hw))
+
+
+def _metadata(meta, level_read_pj_per_bit: float, dyn: float) -> tuple | None:
+    """(read pJ/bit, write pJ/bit, port bits per cycle or None) of a level's metadata storage."""
+    if meta is None:
+        return None
+    read = meta.read_pj * dyn / meta.word_bits if meta.read_pj is not None else level_read_pj_per_bit
+    write = meta.write_pj * dyn / meta.word_bits if meta.write_pj is not None else read
+    port = meta.read_words_per_cycle * meta.word_bits if meta.read_words_per_cycle else None
+    return (read, write, port)

@@ -118,6 +118,12 @@ def _mode(hw) -> int:
     return MODE_DENSE
 
 
+def _metadata_ratio(mask: np.ndarray, fmt, bits: int, batched: bool = False) -> float:
+    """Metadata bits of the tensor in ``fmt`` per bit of its dense form (exact, from the mask)."""
+    dense = mask.size * bits
+    return float(storage.metadata_bits(mask, fmt, bits, batched)) / dense if dense else 0.0
+
+
 def _compressed_ratio(mask: np.ndarray, fmt, bits: int, batched: bool = False) -> float:
     """Bits of the tensor in ``fmt`` per bit of its dense form (exact, from the mask;
     ``batched``: the first axis is the sample)."""
@@ -363,12 +369,20 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     mac_part[inner[2], 2, UPDATES] = counts.counts[inner[2], 2, UPDATES]
     c = counts.counts - mac_part
     c[0] *= np.array([w_ratios[1], a_off, o_off])[:, None]
+    meta = np.zeros_like(c)      # metadata moved at levels that keep it in their own storage
     for i in range(1, len(arch.levels)):    # on chip: each level's own format of W and I
         spec = hw.memory_hierarchy[i - 1]
         w_r = (_compressed_ratio(wmask, spec.formats["weights"], p.weight_bits)
                if "weights" in spec.formats else w_ratios[0])
         a_r = (_compressed_ratio(a_mask, spec.formats["inputs"], p.activation_bits, True)
                if "inputs" in spec.formats else a_on)
+        if arch.levels[i].metadata is not None:
+            w_m = _metadata_ratio(wmask, spec.formats.get("weights", hw.storage.weights.on_chip),
+                                  p.weight_bits)
+            a_m = _metadata_ratio(a_mask, spec.formats.get("inputs", hw.storage.activations.on_chip),
+                                  p.activation_bits, True)
+            meta[i] = c[i] * np.array([w_m, a_m, 0.0])[:, None]
+            w_r, a_r = w_r - w_m, a_r - a_m
         c[i] *= np.array([w_r, a_r, 1.0])[:, None]
     # the leader (activations) is read for every issued slot; the follower (weights), the
     # psum read and update happen in full for effectual slots and gated for the others
@@ -389,14 +403,23 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
             c[0, ti, action] = 0.0
             if tensor != "O":
                 c[holder, ti, FILLS] = 0.0
+                meta[holder, ti, FILLS] = 0.0
     reads = (c[:, :, READS] * bits).sum(axis=1)
     writes = ((c[:, :, FILLS] + c[:, :, UPDATES]) * bits).sum(axis=1)
     energy = {k: 0.0 for k in COMPONENTS}
     times = []
+    meta_times: list[tuple[str, float]] = []
     for i, lv in enumerate(arch.levels):
         e = reads[i] * lv.read_pj_per_bit + writes[i] * lv.write_pj_per_bit
         e += gated_bits[i] * (lv.gated_pj_per_bit if lv.gated_pj_per_bit is not None
                               else lv.read_pj_per_bit * arch.gated_fraction)
+        if lv.metadata is not None:   # its own storage: own energy and port
+            m_read = float((meta[i, :, READS] * bits).sum())
+            m_write = float(((meta[i, :, FILLS] + meta[i, :, UPDATES]) * bits).sum())
+            e += m_read * lv.metadata[0] + m_write * lv.metadata[1]
+            port = lv.metadata[2]
+            m_time = ((m_read + m_write) / max(int(counts.instances[i]), 1) / port) if port else 0.0
+            meta_times.append((f"{lv.name}_metadata", m_time))
         energy["dram" if i == 0 else "spad" if lv.per_pe else "glb"] += e
         times.append(level_time(reads[i], writes[i], lv, counts.instances[i],
                                 arch.dram_bytes_per_cycle, i == 0))
@@ -406,9 +429,9 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     energy["noc"] = delivered * em.noc_pj_per_bit_hop
     macs_gated = issued - live.live(hw.sparsity.gate_on) if gating else 0.0
     energy["mac"] = (issued - macs_gated) * em.mac_pj + macs_gated * em.gated_mac_pj
-    cycles = max([compute] + times)
-    names = ["compute"] + [lv.name for lv in arch.levels]
-    bottleneck = names[int(np.argmax([compute] + times))]
+    cycles = max([compute] + times + [t for _, t in meta_times])
+    names = ["compute"] + [lv.name for lv in arch.levels] + [n for n, _ in meta_times]
+    bottleneck = names[int(np.argmax([compute] + times + [t for _, t in meta_times]))]
     pes = arch.rows * arch.cols
     powered = max(pes * cycles - stats[sch.ST_GATED_PE_CYCLES], 0.0)
     clocked = min(stats[sch.ST_ACTIVE_PE_CYCLES], powered) if lp.clock_gating else powered
@@ -426,12 +449,13 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     onchip = sum(float((counts.footprint[i] * bits).sum()) * counts.instances[i]
                  for i in range(1, len(arch.levels))) / 8.0
     sum_mean = stats[sch.ST_SUM_MEAN_BUSY]
+    port_times = times[1:] + [t for _, t in meta_times]   # on-chip ports, metadata's included
     row = {
         "cycles": cycles,
         "compute_cycles": compute,
         "stall_cycles": cycles - compute,
-        "glb_stall_cycles": max([0.0] + times[1:]) - compute if max([0.0] + times[1:]) > compute else 0.0,
-        "dram_stall_cycles": max(0.0, cycles - max([compute] + times[1:])),
+        "glb_stall_cycles": max(0.0, max([0.0] + port_times) - compute),
+        "dram_stall_cycles": max(0.0, cycles - max([compute] + port_times)),
         "fill_drain_cycles": 0.0,
         "folds": stats[sch.ST_FOLDS],
         "stream_chunks": 1.0,

@@ -148,6 +148,24 @@ def tensor_bits(mask: np.ndarray, tensor_format, value_bits: int, batched: bool 
                        tensor_format.index_bits)
 
 
+def metadata_bits(mask: np.ndarray, tensor_format, value_bits: int, batched: bool = False) -> int:
+    """The metadata part of :func:`tensor_bits` (presence bits, runs, indices, coordinates,
+    offsets): the size less the values it stores."""
+    fmt = tensor_format.format
+    if fmt == "dense":
+        return 0
+    mask = np.asarray(mask, dtype=bool)
+    if fmt == "run_length":
+        return run_length_entries(mask, tensor_format.run_bits) * tensor_format.run_bits
+    if fmt == "ranked":   # a ranked size with zero-width values is its metadata
+        from accelsim.sim.fibertree import ranked_bits
+
+        masks = mask if batched else (mask,)
+        return sum(ranked_bits(m, tensor_format.ranks, 0, tensor_format.run_bits,
+                               tensor_format.coord_bits, tensor_format.offset_bits) for m in masks)
+    return tensor_bits(mask, tensor_format, value_bits, batched) - int(np.count_nonzero(mask)) * value_bits
+
+
 def expected_tensor_bits(shape: tuple[int, ...], samples: int, density: float, tensor_format,
                          value_bits: int, flat: bool = True) -> float:
     """Expected bits of ``samples`` tensors of per-sample ``shape`` at i.i.d. ``density`` in a
