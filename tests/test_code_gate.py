@@ -49,6 +49,7 @@ NO_MODEL_NAMES = {
     "plot density": "a trace",
     "plot pareto": "results tables",
     "plot memory": "results tables",
+    "plot area": "hardware YAML",
 }
 
 HOOK = textwrap.dedent(f"""

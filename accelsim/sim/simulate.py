@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
@@ -112,9 +111,9 @@ def _run(items: list, hw, fidelity: str, samples, params, plan, progress: bool,
          mappings: dict | None = None, executor=None) -> list[dict]:
     work = zip(items, plan.contexts)
     if progress:
-        from tqdm import tqdm
+        from accelsim.sweep.progress import progress_iter
 
-        work = tqdm(work, total=len(items), desc=f"simulate {hw.name}", unit="layer", file=sys.stderr)
+        work = progress_iter(work, len(items), f"simulate {hw.name}", unit="layer")
     fixed = mappings or {}
     if fixed:
         unknown = sorted(set(fixed) - {layer.name for layer in items})

@@ -135,11 +135,16 @@ def run_demo(out_dir: str | Path = "demo_out", samples: int | None = None,
         trace_paths = standin_traces(out)
     designs = shipped_designs(root)
     runs: list[DemoRun] = []
+    total, start = len(trace_paths) * len(designs), time.monotonic()
     for trace_path in trace_paths:
         trace = open_trace(trace_path)
         for design_path in designs:
             hw = load_hw(design_path)
-            _say(progress, f"simulating {trace_path.stem} on {hw.name} and its dense twin")
+            done = len(runs)
+            left = ("" if not done else
+                    f", about {(time.monotonic() - start) / done * (total - done):.0f} s left")
+            _say(progress, f"[{done + 1}/{total}] simulating {trace_path.stem} on {hw.name} and "
+                           f"its dense twin{left}")
             results = simulate(trace, hw, samples=samples)
             dense = simulate(trace, hw.dense_twin(), samples=samples)
             runs.append(DemoRun(trace_path.stem, trace, design_path.stem, hw, results, dense))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Iterable, Iterator, TextIO
 
 
 def _duration(seconds: float) -> str:
@@ -23,7 +23,10 @@ class Progress:
 
     def __init__(self, total: int, initial: int = 0, desc: str = "sweep",
                  stream: TextIO | None = None, enabled: bool = True,
-                 interval: float = 0.5, log_interval: float = 10.0):
+                 interval: float = 0.5, log_interval: float = 10.0, unit: str = "pt",
+                 final_line: bool = True):
+        self.unit = unit
+        self.final_line = final_line
         self.total = total
         self.count = initial
         self.initial = initial
@@ -44,7 +47,7 @@ class Progress:
         left = (self.total - self.count) / rate if rate > 0 else float("nan")
         percent = 100.0 * self.count / self.total if self.total else 100.0
         eta = _duration(left) if left == left else "?"
-        return (f"{self.desc}: {self.count}/{self.total} ({percent:.0f}%) {rate:.1f} pt/s, "
+        return (f"{self.desc}: {self.count}/{self.total} ({percent:.0f}%) {rate:.1f} {self.unit}/s, "
                 f"{_duration(elapsed)} elapsed, {eta} left")
 
     def update(self, n: int = 1) -> None:
@@ -63,7 +66,43 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        """Draw the final line (once)."""
-        if self.enabled:
+        """Draw the final line (once; with ``final_line`` false, only after earlier lines)."""
+        if self.enabled and (self.final_line or self.draws):
             self._draw(time.monotonic(), final=True)
-            self.enabled = False
+        self.enabled = False
+
+
+def progress_iter(iterable: Iterable, total: int, desc: str, unit: str = "it",
+                  enabled: bool = True, stream: TextIO | None = None) -> Iterator:
+    """``iterable`` with progress on ``stream`` (stderr): a tqdm bar on a terminal, else plain
+    lines with the time left every 10 s (bars fill redirected logs with carriage returns)."""
+    stream = stream if stream is not None else sys.stderr
+    if not enabled:
+        yield from iterable
+        return
+    if getattr(stream, "isatty", lambda: False)():
+        from tqdm import tqdm
+
+        yield from tqdm(iterable, total=total, desc=desc, unit=unit, file=stream,
+                        dynamic_ncols=True, leave=False)
+        return
+    progress = Progress(total, desc=desc, stream=stream, unit=unit, final_line=False)
+    try:
+        for item in iterable:
+            yield item
+            progress.update()
+    finally:
+        progress.close()
+
+
+def progress_counter(total: int, desc: str, unit: str = "it", enabled: bool = True,
+                     stream: TextIO | None = None):
+    """An ``update(n)``/``close()`` counter: a tqdm bar on a terminal, else :class:`Progress`
+    (plain lines with the time left every 10 s); nothing when not ``enabled``."""
+    stream = stream if stream is not None else sys.stderr
+    if enabled and getattr(stream, "isatty", lambda: False)():
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True,
+                    leave=False)
+    return Progress(total, desc=desc, stream=stream, enabled=enabled, unit=unit, final_line=False)

@@ -167,8 +167,9 @@ TOTALS_SHOWN = (
     ("load_imbalance", "load imbalance (slowest / mean PE)", "ratio", 1.0),
     ("macs_issued", "MACs issued", "MACs", 1.0), ("macs_skipped", "MACs skipped", "MACs", 1.0),
     ("macs_gated", "MACs gated", "MACs", 1.0), ("dram_bytes", "DRAM traffic", "KiB", 1 / 1024),
-    ("peak_onchip_bytes", "peak on-chip memory", "KiB", 1 / 1024),
-    ("peak_offchip_bytes", "peak off-chip memory", "KiB", 1 / 1024),
+    ("peak_onchip_bytes", "largest on-chip footprint of a layer", "KiB", 1 / 1024),
+    ("peak_offchip_bytes", "largest off-chip spill of a layer (maybe another layer)", "KiB",
+     1 / 1024),
     ("area_mm2", "core area (estimate, accelsim.hw.area)", "mm²", 1.0),
 )
 

@@ -516,14 +516,13 @@ def capture_trace(model: nn.Module, batches: Iterable, options: CaptureOptions,
     sample runs). ``provenance`` entries (model, checkpoint, dataset, ...) override
     the defaults of :func:`base_provenance`. ``progress`` shows a tqdm bar on stderr.
     """
-    from tqdm import tqdm
+    from accelsim.sweep.progress import progress_counter
 
     was_training = model.training
     device = _model_device(model)
     model.eval()
     taken = 0
-    bar = tqdm(total=options.samples, unit="sample", desc="capture", disable=not progress,
-               leave=False)
+    bar = progress_counter(options.samples, "capture", unit="sample", enabled=progress)
     try:
         with torch.no_grad(), MaskRecorder(model, options) as recorder:
             if recorder.num_targets == 0:

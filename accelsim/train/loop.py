@@ -7,14 +7,14 @@ number generators per epoch, so an interrupted run resumes exactly.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from typing import Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
+
+from accelsim.sweep.progress import progress_counter
 
 from accelsim.train.penalties import ActivationPenalty
 from accelsim.train.recipe import AugmentSpec, LRScheduleSpec, OptimizerSpec
@@ -91,9 +91,8 @@ def train_epoch(model: nn.Module, dataset, optimizer: torch.optim.Optimizer, *,
     sums = {"ce": 0.0, "act_penalty": 0.0, "weight_l1": 0.0, "total": 0.0}
     term_sums: dict[str, float] = {}
     correct, lr = 0, base_lr
-    bar = tqdm(range(steps), desc=desc, file=sys.stderr, disable=not progress, leave=False,
-               unit="batch", dynamic_ncols=True)
-    for step in bar:
+    bar = progress_counter(steps, desc, unit="batch", enabled=progress)
+    for step in range(steps):
         index = order[step * batch_size:(step + 1) * batch_size]
         x, y = dataset.batch(index)
         x = augment_batch(x, augment) if (augment.crop_padding or augment.hflip) else x
@@ -124,8 +123,7 @@ def train_epoch(model: nn.Module, dataset, optimizer: torch.optim.Optimizer, *,
         sums["weight_l1"] += float(wl1.detach()) * b
         sums["total"] += float(loss.detach()) * b
         correct += int((logits.detach().argmax(1) == y).sum())
-        if progress:
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", refresh=False)
+        bar.update(1)
     bar.close()
     return EpochResult(ce=sums["ce"] / n, act_penalty=sums["act_penalty"] / n,
                        weight_l1=sums["weight_l1"] / n, total=sums["total"] / n,
