@@ -31,6 +31,13 @@ from __future__ import annotations
 
 from itertools import product
 
+# Remainder tiles (a dim's loops multiplying to more than its bound): the walk runs the padded
+# loops; a tile is held and moved as the real elements of its padded box (an input coordinate
+# keeps the values some real (p, r) pair touches: found here by listing them), translations
+# and multicast groups are read off the padded boxes (the controller's fixed bounds), and a MAC
+# unit works (reads its operands, updates its psum) only on a point whose indices are all below
+# the bounds.
+
 DIM_ORDER = ("N", "G", "K", "C", "P", "Q", "R", "S")
 _AT = {d: i for i, d in enumerate(DIM_ORDER)}
 
@@ -45,6 +52,19 @@ def _element(tensor, v, nest, pad=(0, 0)):
         return (n, g, k, p, q)
     return (n, g, c, p * nest.stride_h - pad[0] + r * nest.dil_h,
             q * nest.stride_w - pad[1] + s * nest.dil_w)
+
+
+def _real_test(tensor, nest, pad=(0, 0)):
+    """``is_real(element)``: the element exists (every index in bounds; inputs: a row/column
+    some real (p, r) / (q, s) pair touches)."""
+    n_, g_, k_, c_, p_, q_, r_, s_ = nest.bounds
+    if tensor == "W":
+        return lambda e: e[0] < g_ and e[1] < k_ and e[2] < c_ and e[3] < r_ and e[4] < s_
+    if tensor == "O":
+        return lambda e: e[0] < n_ and e[1] < g_ and e[2] < k_ and e[3] < p_ and e[4] < q_
+    rows = {p * nest.stride_h - pad[0] + r * nest.dil_h for p in range(p_) for r in range(r_)}
+    cols = {q * nest.stride_w - pad[1] + s * nest.dil_w for q in range(q_) for s in range(s_)}
+    return lambda e: e[0] < n_ and e[1] < g_ and e[2] < c_ and e[3] in rows and e[4] in cols
 
 
 def _translation(before, now):
@@ -93,11 +113,12 @@ def brute_counts(nest, mapping, keeps, unicast=frozenset(), pad=(0, 0)):
     steps = list(product(*[range(loops[i][1].factor) for i in temporal]))
     for tensor in ("W", "I", "O"):
         chain = [i for i in range(nl) if tensor in keeps[i]]
-        cache = {}
+        cache, real_cache = {}, {}
+        is_real = _real_test(tensor, nest, pad)
 
         def tile(level, tidx, sidx):
-            """Elements of ``tensor`` the instance of ``level`` at ``sidx`` needs this step
-            (level ``nl``: the one element a MAC unit uses)."""
+            """Elements of ``tensor`` the padded box of the instance of ``level`` at ``sidx``
+            addresses this step (level ``nl``: the one element a MAC unit uses)."""
             key = (level, tidx, instance_of(level, sidx))
             if key not in cache:
                 base = point([(i, tidx[k]) for k, i in enumerate(temporal) if loops[i][0] < level]
@@ -106,20 +127,37 @@ def brute_counts(nest, mapping, keeps, unicast=frozenset(), pad=(0, 0)):
                                        for off in offsets[level])
             return cache[key]
 
+        def real(level, tidx, sidx):
+            """The real elements of that box."""
+            key = (level, tidx, instance_of(level, sidx))
+            if key not in real_cache:
+                real_cache[key] = frozenset(e for e in tile(level, tidx, sidx) if is_real(e))
+            return real_cache[key]
+
+        def working(tidx, sidx):
+            """Is the MAC point of this step and MAC unit inside every bound?"""
+            v = point([(i, tidx[k]) for k, i in enumerate(temporal)]
+                      + [(i, sidx[k]) for k, i in enumerate(spatial)])
+            return all(x < b for x, b in zip(v, nest.bounds))
+
         held = {lvl: {} for lvl in chain}
+        boxes = {lvl: {} for lvl in chain}     # the padded box each instance last held
         record = {lvl: {} for lvl in chain}    # last translation recorded (absent: none)
         ever = {lvl: {} for lvl in chain}      # outputs: elements an instance ever held
         written = {lvl: {} for lvl in chain}   # outputs: elements written into an instance
         refilled = {lvl: {} for lvl in chain}  # outputs: per (instance, group) the elements whose
         #                                        current residency started from a parent read
 
-        def advance(child, inst, now, final):
-            """(new, gone) of one child instance whose tile becomes ``now``."""
+        def advance(child, inst, now, box, final):
+            """(new, gone) of one child instance whose tile becomes ``now`` (real elements;
+            ``box``: the padded box, which moves decide from)."""
             before = held[child].get(inst, frozenset())
             held[child][inst] = now
-            if final or not before:
+            last_box = boxes[child].get(inst)
+            boxes[child][inst] = box
+            if final or last_box is None:
                 return now - before, before - now
-            shift = _translation(before, now)
+            shift = _translation(last_box, box)
             last = record[child].get(inst)
             if not any(shift):
                 if last is None:
@@ -139,7 +177,8 @@ def brute_counts(nest, mapping, keeps, unicast=frozenset(), pad=(0, 0)):
                 groups = {}
                 for inst, sidx in members.items():
                     shape = tile(child, tidx, sidx)      # at the final drain: the tile last held
-                    new, gone = advance(child, inst, frozenset() if final else shape, final)
+                    new, gone = advance(child, inst, frozenset() if final else real(child, tidx, sidx),
+                                        shape, final)
                     if tensor != "O":
                         add((child, tensor, "fills"), len(new))
                     else:
@@ -150,7 +189,7 @@ def brute_counts(nest, mapping, keeps, unicast=frozenset(), pad=(0, 0)):
                         key = inst
                     else:   # what the ancestors below the parent hold, then what this child gets
                         key = (tuple(tile(lv, tidx, sidx) for lv in range(parent + 1, child))
-                               + ((shape if tensor == "O" else new),))
+                               + (shape,))
                     groups.setdefault(key, []).append((inst, new, gone))
                 for members_of in groups.values():
                     _, new, gone = members_of[0]     # every member of a group gets the same
@@ -179,6 +218,7 @@ def brute_counts(nest, mapping, keeps, unicast=frozenset(), pad=(0, 0)):
         prev = None
         for tidx in steps:
             cache.clear()
+            real_cache.clear()
             for parent, child in zip(chain, chain[1:]):
                 # the child's tile is looked at when a loop above it advances, not its own
                 if prev is None or any(prev[k] != tidx[k] for k, i in enumerate(temporal)
@@ -188,6 +228,8 @@ def brute_counts(nest, mapping, keeps, unicast=frozenset(), pad=(0, 0)):
             inner = chain[-1]
             macs = {}
             for sidx in spatial_space:
+                if not working(tidx, sidx):
+                    continue
                 inst = instance_of(inner, sidx)
                 if inner in unicast:
                     key = (inst, sidx)
@@ -208,6 +250,7 @@ def brute_counts(nest, mapping, keeps, unicast=frozenset(), pad=(0, 0)):
                     w.add(element)
         if tensor == "O":
             cache.clear()
+            real_cache.clear()
             for parent, child in zip(chain, chain[1:]):
                 move(parent, child, steps[-1], final=True)
     return counts

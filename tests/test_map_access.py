@@ -209,3 +209,70 @@ def test_unicast_pe_registers_refill_revisited_outputs():
     multi = _compare(nest, mapping, keeps)    # the two drains of each residency are reduced
     assert (multi.get(0, "O", "updates"), multi.get(0, "O", "reads")) == (4, 2)
     assert multi.get(1, "O", "fills") == 4
+
+
+# ---- remainder tiles (imperfect factorisation) ----------------------------------------------
+
+
+def remainder_factors(bound: int, slots: int, rng: random.Random) -> list[int]:
+    """Factors of ``bound`` over ``slots`` loops (outer first) with a remainder: the inner
+    factors are drawn freely, the outermost is ceil(bound / their product)."""
+    out = [1] * slots
+    if bound == 1:
+        return out
+    chosen = sorted(rng.sample(range(slots), min(slots, rng.choice([1, 2, 2, 3]))))
+    inner = 1
+    for j in reversed(chosen[1:]):
+        f = rng.choice([2, 2, 3])
+        if inner * f < bound:
+            out[j] = f
+            inner *= f
+    out[chosen[0]] = -(-bound // inner)
+    return out
+
+
+def random_remainder_case(rng: random.Random, levels: int = 3, sizes=(1, 2, 3, 5, 7)):
+    """A random small layer (odd sizes, stride, dilation, groups) and a random mapping whose
+    factors leave remainders, with random bypasses."""
+    b = dict(N=rng.choice([1, 2]), G=rng.choice([1, 1, 2]), K=rng.choice(sizes), C=rng.choice(sizes),
+             P=rng.choice(sizes), Q=rng.choice([1, 2, 3]), R=rng.choice([1, 2, 3]), S=rng.choice([1, 2]))
+    nest = LoopNest(tuple(b[d] for d in DIMS), rng.choice([1, 2]), rng.choice([1, 2, 3]),
+                    rng.choice([1, 2]), rng.choice([1, 2]))
+    loops = [[[], []] for _ in range(levels)]
+    for d in DIMS:
+        for j, f in enumerate(remainder_factors(b[d], 2 * levels, rng)):
+            loops[j // 2][j % 2].append(Loop(d, f, bool(j % 2), rng.choice("XY")))
+    for lv in loops:
+        rng.shuffle(lv[0])
+    mapping = Mapping(tuple(LevelLoops(f"L{i}", tuple(t), tuple(s)) for i, (t, s) in enumerate(loops)))
+    keeps = (frozenset(TENSORS),) + tuple(
+        frozenset(t for t in TENSORS if rng.random() < 0.7) for _ in range(levels - 1))
+    return nest, mapping, keeps
+
+
+def _check_remainder_seed(seed: int) -> None:
+    rng = random.Random(5000 + seed)
+    nest, mapping, keeps = random_remainder_case(rng, levels=rng.choice([2, 3, 4]))
+    while max(nest.macs, _padded_macs(mapping)) > 3000:
+        nest, mapping, keeps = random_remainder_case(rng, levels=rng.choice([2, 3]))
+    mapping.check(nest)
+    uni = frozenset(i for i in range(len(keeps)) if rng.random() < 0.3)
+    _compare(nest, mapping, keeps, uni)
+
+
+def _padded_macs(mapping) -> int:
+    out = 1
+    for d in DIMS:
+        out *= mapping.factor_product(d)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_remainder_mappings_match_brute_force(seed):
+    _check_remainder_seed(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(400))
+def test_remainder_mappings_match_brute_force_many_seeds(seed):
+    _check_remainder_seed(seed)

@@ -89,3 +89,27 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     code = main(["simulate", "--trace", TRACE, "--hw", HW, "--samples", "1", "--mappings", str(bad)])
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "conv2" in err
+
+
+# conv2 with its 10 output rows as 2 passes of a 7-column strip (the last pass has 3 rows)
+REMAINDER = [{"level": "DRAM", "temporal": [["K", 2], ["C", 6], ["P", 2]]},
+             {"level": "glb", "temporal": [["Q", 10]], "spatial": [["P", 7, "X"], ["R", 5, "Y"]]},
+             {"level": "ifmap_spad", "temporal": []},
+             {"level": "filter_spad", "temporal": [["K", 8]]},
+             {"level": "psum_spad", "temporal": [["S", 5]]}]
+
+
+def test_a_user_mapping_with_a_remainder_tile_is_used():
+    res = simulate(open_trace(TRACE), load_hw(HW), samples=2, mappings=parse_mappings(_conv2(REMAINDER)))
+    row = res.layers.set_index("layer").loc["conv2"]
+    assert row["mapping"].startswith("DRAM[K2 C6 P2] glb[Q10 | X:P7 Y:R5]")
+    assert row["macs_dense"] == 16 * 6 * 10 * 10 * 25      # padded rows do no work
+    # the controller runs the padded loops: 2 x 6 x 2 x 10 x 8 x 5 steps
+    assert row["compute_cycles"] == 2 * 6 * 2 * 10 * 8 * 5
+
+
+def test_a_bad_remainder_factor_names_the_ceiling():
+    levels = [dict(REMAINDER[0], temporal=[["K", 2], ["C", 6], ["P", 3]])] + REMAINDER[1:]
+    with pytest.raises(MappingError, match=r"conv2.*factors of P multiply to 21.*outermost factor 3 "
+                                           r"to be 2 \(ceil\(10 / 7\)\)"):
+        simulate(open_trace(TRACE), load_hw(HW), samples=1, mappings=parse_mappings(_conv2(levels)))

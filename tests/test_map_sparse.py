@@ -98,3 +98,50 @@ def test_dense_total_is_every_mac_and_single_pe():
     dense = step_work(nest, mapping, 0, act, wmask, (0, 0), MODE_DENSE)
     assert dense.shape == (2, 1, 1) and dense.sum() == nest.macs
     assert step_work(nest, mapping, 0, act, wmask, (0, 0), MODE_BOTH).sum() == 0
+
+
+def _remainder_case(rng):
+    """A case whose mapping leaves remainders (odd sizes, factors not dividing)."""
+    from test_map_access import remainder_factors
+
+    b = dict(N=rng.choice([1, 2]), G=rng.choice([1, 2]), K=rng.choice([1, 3, 5]), C=rng.choice([1, 3, 5]),
+             P=rng.choice([1, 5, 7]), Q=rng.choice([1, 3]), R=rng.choice([1, 3]), S=rng.choice([1, 3]))
+    nest = LoopNest(tuple(b[d] for d in DIMS), rng.choice([1, 2]), rng.choice([1, 2]),
+                    rng.choice([1, 2]), rng.choice([1, 2]))
+    levels = [[[], []] for _ in range(3)]
+    for d in DIMS:
+        for j, f in enumerate(remainder_factors(b[d], 4, rng)):
+            lv = (0, 1, 1, 2)[j]
+            spatial = j == 2
+            levels[lv][int(spatial)].append(Loop(d, f, spatial, rng.choice("XY")))
+    mapping = Mapping(tuple(LevelLoops(f"L{i}", tuple(t), tuple(s)) for i, (t, s) in enumerate(levels)))
+    mapping.check(nest)
+    pads = (rng.choice([0, 1]), rng.choice([0, 1]))
+    H = max((b["P"] - 1) * nest.stride_h + (b["R"] - 1) * nest.dil_h + 1 - 2 * pads[0], 1)
+    W = max((b["Q"] - 1) * nest.stride_w + (b["S"] - 1) * nest.dil_w + 1 - 2 * pads[1], 1)
+    np_rng = np.random.default_rng(rng.randrange(1 << 30))
+    act = np_rng.random((b["N"], b["G"] * b["C"], H, W)) < rng.choice([0.0, 0.4, 1.0])
+    wmask = np_rng.random((b["G"] * b["K"], b["C"], b["R"], b["S"])) < rng.choice([0.0, 0.5, 1.0])
+    return nest, mapping, act, wmask, pads
+
+
+def _check_remainder_work(seed):
+    rng = random.Random(7000 + seed)
+    nest, mapping, act, wmask, pads = _remainder_case(rng)
+    for mode in (MODE_DENSE, MODE_ACT, MODE_WEIGHT, MODE_BOTH):
+        slow = brute_work(nest, mapping, 1, act, wmask, pads, mode)
+        for method in ("packed", "factored", "auto"):
+            fast = step_work(nest, mapping, 1, act, wmask, pads, mode, method)
+            np.testing.assert_array_equal(fast, slow, err_msg=method)
+    assert step_work(nest, mapping, 1, act, wmask, pads, MODE_DENSE).sum() == nest.macs
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_step_work_with_remainder_tiles_equals_brute_force(seed):
+    _check_remainder_work(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(200))
+def test_step_work_with_remainder_tiles_many_seeds(seed):
+    _check_remainder_work(seed)

@@ -148,13 +148,21 @@ def test_map_cli_prints_nest_levels_and_bottleneck(capsys):
     import json
     data = json.loads(capsys.readouterr().out)
     conv2 = [r for r in data["layers"] if r["layer"] == "conv2"][0]
-    prod = 1
+    assert conv2["macs"] == 240000
+    # every dimension's factors cover its bound, the outermost one by ceil (remainder tiles)
+    bounds = {"N": 1, "G": 1, "K": 16, "C": 6, "P": 10, "Q": 10, "R": 5, "S": 5}
+    factors = {d: [] for d in bounds}
     for lv in conv2["mapping"]:
-        for _, f in lv["temporal"]:
-            prod *= f
-        for _, f, _ in lv["spatial"]:
-            prod *= f
-    assert prod == conv2["macs"] == 240000
+        for d, f in lv["temporal"]:
+            factors[d].append(f)
+        for d, f, _ in lv["spatial"]:
+            factors[d].append(f)
+    for d, bound in bounds.items():
+        inner = 1
+        for f in factors[d][1:]:
+            inner *= f
+        outer = factors[d][0] if factors[d] else 1
+        assert outer == -(-bound // inner) and outer * inner >= bound, (d, factors[d])
 
 
 def test_map_cli_refuses_a_systolic_design(capsys):

@@ -67,6 +67,7 @@ def _map(args: argparse.Namespace) -> int:
             raise AccelsimError(f"{args.mappings}: layers: no layer named {', '.join(unknown[:5])} "
                                 f"in {args.trace}")
     from accelsim.map.fixed import fixed_result
+    from accelsim.sim.residency import written_density
     from accelsim.sim.simulate import simulate
 
     # the network as `simulate` runs it: the same residency plan, contexts and mappings, so
@@ -89,7 +90,7 @@ def _map(args: argparse.Namespace) -> int:
             mapped = fixed_result(layer.name, fixed[layer.name],
                                   LoopNest.of_geometry(layer.geometry, batch=batch), arch)
         else:
-            mapped = map_layer(layer, hw, batch, ctx.reserved_bytes)
+            mapped = map_layer(layer, hw, batch, ctx.reserved_bytes, written_density(layer, ctx))
         chosen[layer.name] = mapped.mapping
         report = layer_report(layer.name, mapped, hw)
         report["network"] = network_place(ctx, hw)

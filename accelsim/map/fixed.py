@@ -11,7 +11,9 @@ Format (what ``accelsim map --save-mappings FILE`` writes for the mapper's choic
 
 Levels are listed outermost first and must be the design's (DRAM, then its
 ``memory_hierarchy``); temporal loops outer to inner; each dimension's factors must multiply to
-its bound; spatial loops go at the level that spreads over the PE array (at most ``cols`` along
+its bound, or leave a remainder: its outermost loop running ``ceil(bound / product of the
+others)`` times (e.g. 55 output rows as ``[P, 8]`` over a spatial ``[P, 7, X]``: the last pass
+has 6 rows; :mod:`accelsim.map.mapping`); spatial loops go at the level that spreads over the PE array (at most ``cols`` along
 X, ``rows`` along Y) and, over the MAC lanes, at the last per-PE level (at most the design's
 ``macs_per_pe``); every tile must fit its level. A layer the file does not name is mapped by the
 mapper.
@@ -113,12 +115,12 @@ def fixed_result(layer_name: str, mapping: Mapping, nest, arch):
 
     A mapping without batch loops runs a batch of ``B`` as ``B`` passes (an outer ``N`` loop at
     DRAM). Checked: the levels are the design's; each dimension's factors (positive integers)
-    multiply to its bound; spatial loops only at the fan-out level (at most the PE array's
+    multiply to its bound (or leave a remainder); spatial loops only at the fan-out level (at most the PE array's
     ``cols`` along X and ``rows`` along Y) and at the last per-PE level (at most the design's
     ``macs_per_pe`` MAC lanes); every level's tiles fit its capacity, by the mapper's own test
     (:func:`accelsim.map.mapper._exact_fit`). One-line errors name the mapping file and field
     (for a mapping read from a file), the layer, and for capacity the level and the bytes its
-    tiles need.
+    tiles need. Remainder tiles are accepted (:meth:`Mapping.check`).
     """
     from accelsim.errors import MappingError
     from accelsim.map.access import analyse

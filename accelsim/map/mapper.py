@@ -1,30 +1,49 @@
 """Search the dataflow-constrained mapspace of a layer for the chosen objective.
 
 A dataflow is a constraint: which dimensions may be unrolled along the array's X (columns)
-and Y (rows) axes and which may iterate inside a PE (what stays put there). The search:
+and Y (rows) axes and which may iterate inside a PE (what stays put there). Factors need not
+divide the bounds: a dimension's outermost loop runs ``ceil(bound / inner factors)`` times and
+the remainder tile is padding (:mod:`accelsim.map.mapping`), so any layer can fill the array.
+The search:
 
-1. spatial unrollings: factors of the allowed dimensions on X and Y, best utilisation first;
-2. per-PE levels, innermost first: the largest tiles of the PE-allowed dimensions that fit;
-3. shared levels (the fan-out level and those above it, DRAM excepted): tiles that fit, the
-   largest ones and a seeded sample of the rest;
-4. loop orders: at the shared levels and DRAM, one order per tensor kept stationary (the
-   dimensions that do not index it innermost);
-5. every candidate is costed exactly (:mod:`accelsim.map.access`, :mod:`accelsim.map.cost`)
-   and the best by energy, latency or energy-delay product wins.
+1. spatial unrollings: up to two allowed dimensions per axis, each factor a divisor of what is
+   left of its bound or a balanced strip ``ceil(bound / k)`` (fewest padded steps for ``k``
+   passes), ranked by padded compute steps; row stationary keeps the logical PE set of the
+   papers (filter rows ``R`` on Y, output rows ``P`` on X) and folds it onto the array: ``P``
+   strip-mined with a remainder, the spare rows and columns replicated over other dimensions
+   (channels, filters, a second strip of ``P``, images);
+2. per-PE levels, innermost first, then the shared levels: tiles that fit (greedy largest and
+   seeded random draws over the same factor values); DRAM takes what is left;
+3. loop orders per level: one per tensor kept stationary, then any permutation by local moves;
+4. every candidate is costed exactly (:mod:`accelsim.map.access`) and ranked by the cost the
+   layer will be charged: with a :class:`~accelsim.map.cost.SparseModel` (the layer's
+   densities on the design's gating, skipping and storage formats) its expected sparse energy
+   and latency, else the dense cost (:func:`~accelsim.map.cost.mapping_cost`);
+5. hill climbing from the best candidates: move one dimension's factor at one level (the
+   levels outside it absorb the change), change a level's loop order, or switch the spatial
+   unrolling.
 
-Results are cached per (layer shape, hardware hash, objective).
+Budget: ``16 x mapping.search_size`` candidates scaled by the mapspace, ``x clip(log10(S) / 10,
+1, 3)`` with ``S`` the number of tilings (spatial candidates x, per dimension, its divisors at
+every temporal level that may iterate it), so a layer with more ways to tile gets more tries
+(tiny layers x1; ResNet-50 on Eyeriss v1 x1.0-1.5). Seeds (greedy per spatial candidate, dim
+priorities on the best three, Eyeriss' parametrisation for row stationary) come first, a
+quarter of the budget is random draws, the rest local moves, which stop early after
+``max(48, budget / 4)`` candidates without a gain. Results are cached per (layer shape, hardware hash, objective,
+densities) by the caller.
 """
 from __future__ import annotations
 
+import math
 import random
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from math import prod
 
 from accelsim.errors import MappingError
-from accelsim.map.access import AccessCounts, analyse
+from accelsim.map.access import AccessCounts, _overlap, analyse
 from accelsim.map.arch import Arch
-from accelsim.map.cost import MappingCost, mapping_cost
+from accelsim.map.cost import MappingCost, SparseModel, mapping_cost, sparse_cost
 from accelsim.map.mapping import LevelLoops, Loop, Mapping
 from accelsim.map.nest import DIMS, TENSORS, LoopNest
 
@@ -35,13 +54,17 @@ class DataflowRule:
     y: tuple[str, ...]      # dims that may be unrolled along Y (array rows)
     pe: tuple[str, ...]     # dims that may iterate at per-PE levels
     lanes: tuple[str, ...] = ("C", "K")
+    #: dims every candidate unrolls first on an axis, as far as they go (row stationary's
+    #: logical PE set: filter rows on Y, output rows on X)
+    anchor: tuple[tuple[str, str], ...] = ()
 
 
 DATAFLOW_RULES = {
     "weight_stationary": DataflowRule(x=("K", "G"), y=("C", "R", "S"), pe=("N", "P", "Q")),
     "output_stationary": DataflowRule(x=("Q", "P", "N"), y=("K", "G"), pe=("C", "R", "S")),
     "input_stationary": DataflowRule(x=("Q", "P", "N"), y=("C", "G"), pe=("K",)),
-    "row_stationary": DataflowRule(x=("P", "N", "G"), y=("R", "K", "C"), pe=("S", "Q", "C", "K")),
+    "row_stationary": DataflowRule(x=("P", "K", "N", "G"), y=("R", "C", "K", "P", "G"),
+                                   pe=("S", "Q", "C", "K"), anchor=(("R", "Y"), ("P", "X"))),
 }
 OBJECTIVES = ("energy", "latency", "edp")
 
@@ -50,7 +73,7 @@ OBJECTIVES = ("energy", "latency", "edp")
 class MapResult:
     mapping: Mapping
     counts: AccessCounts
-    cost: MappingCost
+    cost: MappingCost       # dense (what ``accelsim map`` reports)
     candidates: int
 
 
@@ -63,49 +86,47 @@ def _divisors(n: int) -> tuple[int, ...]:
     return tuple(d for d in range(1, n + 1) if n % d == 0)
 
 
-def _factor_combos(dims: tuple[str, ...], rem: dict, limit: int) -> list[dict]:
-    """Combinations of divisors (one per dim of ``dims``) with product <= ``limit``."""
-    out = [{}]
-    for d in dims:
-        nxt = []
-        for combo in out:
-            used = prod(combo.values()) if combo else 1
-            for f in _divisors(rem[d]):
-                if used * f <= limit:
-                    nxt.append({**combo, d: f})
-        out = nxt
-    return out
+@lru_cache(maxsize=65536)
+def _largest_divisor(n: int, cap: int) -> int:
+    return max(d for d in _divisors(n) if d <= cap)
 
 
-def _spatial_candidates(nest: LoopNest, rule: DataflowRule, rows: int, cols: int, keep: int):
-    bounds = {d: nest.bound(d) for d in DIMS}
-    xs = _factor_combos(rule.x[:2], bounds, cols) + _factor_combos(rule.x[::2][:2], bounds, cols)
-    found = {}
-    for x in xs:
-        rem = {d: bounds[d] // x.get(d, 1) for d in DIMS}
-        for y in _factor_combos(rule.y[:2], rem, rows) + _factor_combos(rule.y[1:3], rem, rows):
-            key = (tuple(sorted((d, f) for d, f in x.items() if f > 1)),
-                   tuple(sorted((d, f) for d, f in y.items() if f > 1)))
-            found[key] = prod(x.values()) * prod(y.values())
-    ranked = sorted(found.items(), key=lambda kv: -kv[1])
-    return [k for k, _ in ranked[:keep]]
+def _strip(n: int, f: int) -> int:
+    """A drawn factor: as is when it divides ``n``, else negative (a strip, remainder kept)."""
+    return f if n % f == 0 else -f
+
+
+@lru_cache(maxsize=65536)
+def fill_values(n: int, cap: int) -> tuple[int, ...]:
+    """Factors worth trying for a loop over ``n`` (at most ``cap``): the divisors of ``n`` and
+    the balanced strips ``ceil(n / k)`` (the fewest padded iterations for ``k`` outer ones)."""
+    cap = min(n, cap)
+    out = {d for d in _divisors(n) if d <= cap}
+    k = 1
+    while True:
+        v = -(-n // k)
+        if v <= cap:
+            out.add(v)
+        if v <= 1:
+            break
+        k = -(-n // (v - 1)) if v > 1 else k + 1
+    return tuple(sorted(out))
+
+
+def _tile_words(nest: LoopNest, ext: dict, tensor: str) -> int:
+    if tensor == "W":
+        return ext["G"] * ext["K"] * ext["C"] * ext["R"] * ext["S"]
+    if tensor == "O":
+        return ext["N"] * ext["G"] * ext["K"] * ext["P"] * ext["Q"]
+    h = _overlap(ext["P"], ext["R"], nest.stride_h, nest.dil_h, 0)[0]
+    w = _overlap(ext["Q"], ext["S"], nest.stride_w, nest.dil_w, 0)[0]
+    return ext["N"] * ext["G"] * ext["C"] * h * w
 
 
 def _footprint_bits(nest: LoopNest, ext: dict, keeps: frozenset, bits: tuple) -> float:
-    total = 0.0
-    for t, b in zip(TENSORS, bits):
-        if t not in keeps:
-            continue
-        if t == "W":
-            n = ext["G"] * ext["K"] * ext["C"] * ext["R"] * ext["S"]
-        elif t == "O":
-            n = ext["N"] * ext["G"] * ext["K"] * ext["P"] * ext["Q"]
-        else:
-            h = (ext["P"] - 1) * nest.stride_h + (ext["R"] - 1) * nest.dil_h + 1
-            w = (ext["Q"] - 1) * nest.stride_w + (ext["S"] - 1) * nest.dil_w + 1
-            n = ext["N"] * ext["G"] * ext["C"] * min(h, ext["P"] * ext["R"]) * min(w, ext["Q"] * ext["S"])
-        total += n * b
-    return total
+    """Bits of the (padded) tiles of ``ext`` a level keeping ``keeps`` holds (as access.py's
+    footprint)."""
+    return float(sum(_tile_words(nest, ext, t) * b for t, b in zip(TENSORS, bits) if t in keeps))
 
 
 def _order(dims: list[str], stationary: str, nest: LoopNest) -> list[str]:
@@ -114,82 +135,85 @@ def _order(dims: list[str], stationary: str, nest: LoopNest) -> list[str]:
     return sorted(dims, key=lambda d: (d not in rel, DIMS.index(d)))
 
 
-def _fits(nest, arch, level, ext) -> bool:
-    lv = arch.levels[level]
-    return lv.capacity_bits is None or _footprint_bits(nest, ext, lv.keeps, arch.tensor_bits) <= lv.capacity_bits
+def _padded_steps(bounds: dict, factors: dict) -> int:
+    return prod(-(-bounds[d] // factors.get(d, 1)) for d in DIMS)
 
 
-def _extents(spatial_inner: dict, tiles: dict, level: int, nlevels: int) -> dict:
-    """Extent of every dim over the loops at levels >= ``level``."""
-    ext = {d: 1 for d in DIMS}
-    for lvl in range(level, nlevels):
-        for d, f in tiles.get(lvl, {}).items():
-            ext[d] *= f
-        for d, f in spatial_inner.get(lvl, {}).items():
-            ext[d] *= f
-    return ext
+def _axis_options(left: dict, dims: tuple, size: int, anchor: tuple) -> list[dict]:
+    """Unrollings of up to two of ``dims`` (``anchor`` first, as far as it goes) over ``size``."""
+    out = []
+    firsts = [anchor[0]] if anchor and left[anchor[0]] > 1 else [d for d in dims if left[d] > 1]
+    for a in firsts:
+        values = fill_values(left[a], size)
+        if anchor and a == anchor[0]:
+            # the logical PE set: the anchor unrolled as far as the axis allows (row stationary:
+            # whole filter rows on Y), or strip-mined (output rows on X, a remainder allowed)
+            values = values[-1:] if a in ("R", "S") else tuple(v for v in values if v > 1)
+        for fa in values:
+            out.append({a: fa})
+            for b in dims:
+                if b == a or left[b] <= 1:
+                    continue
+                for fb in fill_values(left[b], size // fa):
+                    if fb <= 1:
+                        continue
+                    out.append({a: fa, b: fb})
+                    if not anchor:
+                        continue
+                    # the logical PE set replicated over two more dims (Eyeriss' r x t sets)
+                    for c in dims[dims.index(b) + 1:]:
+                        if c != a and left[c] > 1:
+                            out.extend({a: fa, b: fb, c: fc} for fc in fill_values(left[c], size // (fa * fb))
+                                       if fc > 1)
+    return out
 
 
-def search(nest: LoopNest, arch: Arch, dataflow: str, objective: str = "energy",
-           search_size: int = 16, seed: int = 0) -> MapResult:
-    """The best mapping found for ``nest`` on ``arch`` under ``dataflow``.
+def _spatial_candidates(nest: LoopNest, rule: DataflowRule, rows: int, cols: int, keep: int):
+    """``keep`` unrollings ``(x, y)`` (lists of ``(dim, factor)``) with the fewest padded steps."""
+    bounds = {d: nest.bound(d) for d in DIMS}
+    anchor = dict((axis, d) for d, axis in rule.anchor)
+    found = {}
+    def best(options: list, left: dict, size: int) -> list:
+        """The options with the fewest padded steps of their own dims (ties: more PEs)."""
+        scored = sorted(options, key=lambda o: (_padded_steps(left, o), -prod(o.values())))
+        return scored[:3 * keep]
 
-    ``search_size`` sets the budget: about ``16 * search_size`` candidates are costed, half
-    drawn at random from the fitting mapspace (greedy largest tiles first), half by hill
-    climbing from the best so far (re-drawing one level's tiles or the loop orders).
-    """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
-    space = _Space(nest, arch, DATAFLOW_RULES[dataflow], random.Random(seed))
-    if not space.spatials:
-        _no_mapping(nest, arch, space.tightest)
-    budget = max(8, 16 * int(search_size))
-    best = None
-    evaluated = 0
-    seen: set = set()
+    xs = best(_axis_options(bounds, rule.x, cols, (anchor["X"],) if "X" in anchor else ()), bounds, cols) or [{}]
+    for x in xs:
+        used = _merge(x)
+        left = {d: -(-bounds[d] // used.get(d, 1)) for d in DIMS}
+        ys = best(_axis_options(left, rule.y, rows, (anchor["Y"],) if "Y" in anchor else ()), left, rows)
+        for y in ys or [{}]:
+            total = _merge(x, y)
+            key = (tuple(sorted(x.items())), tuple(sorted(y.items())))
+            steps = _padded_steps(bounds, total)
+            padding = _padded_steps(bounds, total) * prod(total.values()) - nest.macs
+            found[key] = (steps, padding, -prod(total.values()))
+    ranked = sorted(found.items(), key=lambda kv: kv[1])
+    # keep the best few, and among the rest the best of each distinct set of unrolled dims
+    out, kinds = [], set()
+    for k, _ in ranked:
+        kind = tuple(sorted({d for d, _ in k[0] + k[1]}))
+        if len(out) < keep or (kind not in kinds and len(out) < 2 * keep):
+            out.append(k)
+            kinds.add(kind)
 
-    def consider(choice) -> None:
-        nonlocal best, evaluated
-        if choice is None:
-            return
-        mapping = space.build(choice)
-        key = mapping.to_dict().__repr__()
-        if key in seen:
-            return
-        seen.add(key)
-        counts = analyse(nest, mapping, arch.keeps, arch.unicast)
-        if not _exact_fit(counts, arch):
-            return
-        cost = mapping_cost(counts, arch)
-        evaluated += 1
-        score = {"energy": (cost.energy_pj, cost.cycles), "latency": (cost.cycles, cost.energy_pj),
-                 "edp": (cost.edp, cost.energy_pj)}[objective]
-        if best is None or score < best[0]:
-            best = (score, mapping, counts, cost, choice)
+    return [(list(x), list(y)) for x, y in out]
 
-    for i in range(len(space.spatials)):          # greedy seeds: largest tiles, each order
-        base = space.draw(i, greedy=True)
-        if base is not None:
-            for stationary in TENSORS:
-                consider(space.with_orders(base, stationary))
-    tries = 0
-    while len(seen) < budget // 2 and tries < budget:
-        tries += 1
-        consider(space.draw(space.rng.randrange(len(space.spatials))))
-    tries = 0
-    while best is not None and len(seen) < budget and tries < budget:
-        tries += 1
-        consider(space.mutate(best[4]))
-    if best is None:
-        _no_mapping(nest, arch, space.tightest)
-    return MapResult(best[1], best[2], best[3], evaluated)
+
+def _merge(*parts: dict) -> dict:
+    out: dict = {}
+    for part in parts:
+        for d, f in part.items():
+            out[d] = out.get(d, 1) * f
+    return out
 
 
 @dataclass(frozen=True)
 class _Choice:
     spatial: int                         # index into _Space.spatials
-    tiles: tuple                         # per level: tuple of (dim, factor), DRAM included
-    orders: tuple                        # per level: the tensor kept stationary by its order
+    tiles: tuple                         # per level (DRAM first): tuple of (dim, requested factor)
+    orders: tuple                        # per level: dims outer to inner
 
 
 class _Space:
@@ -201,140 +225,448 @@ class _Space:
         self.fan = arch.fanout_level
         self.pe_levels = list(range(self.fan + 1, self.nl))
         self.shared = list(range(1, self.fan + 1))
+        self.bounds = {d: nest.bound(d) for d in DIMS}
         self.tightest = None
-        self._pe_cache: dict = {}
+        self._loops: dict = {}
         self.spatials = []
         for sx, sy in _spatial_candidates(nest, rule, arch.rows, arch.cols, keep=6):
-            spatial = {d: 1 for d in DIMS}
+            used = {d: 1 for d in DIMS}
             for d, f in sx + sy:
-                spatial[d] *= f
-            rem = {d: nest.bound(d) // spatial[d] for d in DIMS}
-            lanes = {}
+                used[d] *= f
+            left = {d: -(-self.bounds[d] // used[d]) for d in DIMS}
+            lanes = []
             if self.pe_levels and arch.lanes > 1:
-                combos = _factor_combos(rule.lanes, rem, arch.lanes)
-                best = max(combos, key=lambda c: prod(c.values()))
-                lanes = {d: f for d, f in best.items() if f > 1}
-            rem = {d: rem[d] // lanes.get(d, 1) for d in DIMS}
-            inner = {self.fan: spatial}
-            if self.pe_levels:
-                inner[self.nl - 1] = lanes
-            self.spatials.append((spatial, lanes, rem, inner))
+                best, best_steps = [], None
+                for a in rule.lanes:
+                    for fa in fill_values(left[a], arch.lanes):
+                        combos = [[(a, fa)]]
+                        for b in rule.lanes:
+                            if b != a:
+                                combos += [[(a, fa), (b, fb)] for fb in fill_values(left[b], arch.lanes // fa)]
+                        for combo in combos:
+                            lf = _merge(dict(combo))
+                            steps = _padded_steps(left, lf)
+                            if best_steps is None or steps < best_steps:
+                                best, best_steps = combo, steps
+                lanes = [(d, f) for d, f in best if f > 1]
+            self.spatials.append((tuple(sx), tuple(sy), tuple(lanes)))
+        self.size = self._mapspace_size()
 
-    # -- drawing tiles ------------------------------------------------------------------
-    def _fits_all(self, levels, tiles, inner) -> bool:
-        return all(_fits(self.nest, self.arch, lvl, _extents(inner, tiles, lvl, self.nl)) for lvl in levels)
+    def _mapspace_size(self) -> float:
+        """Tilings: spatial candidates x, per dim, its divisors at every temporal level that
+        may iterate it (DRAM takes the rest)."""
+        out = float(max(len(self.spatials), 1))
+        for d in DIMS:
+            levels = len(self.shared) + sum(1 for _ in self.pe_levels if d in self.rule.pe)
+            out *= float(len(_divisors(self.bounds[d]))) ** levels
+        return out
 
-    def _checker(self, levels, tiles, inner):
-        """``ok(combo)``: does ``combo`` at a level inside ``levels`` keep them all fitting?"""
-        bases = [(lvl, _extents(inner, tiles, lvl, self.nl)) for lvl in levels
-                 if self.arch.levels[lvl].capacity_bits is not None]
+    # -- building ---------------------------------------------------------------------------
+    def loops(self, choice: _Choice) -> list[list]:
+        """Per level ``[temporal [(dim, factor)] outer to inner, spatial [(dim, factor, axis)]]``,
+        factors normalised inner to outer (each at most what is left of its dim; DRAM takes
+        the rest, so the outermost loop of a dim runs ceil(bound / inner factors) times)."""
+        got = self._loops.get(choice)
+        if got is not None:
+            return got
+        sx, sy, lanes = self.spatials[choice.spatial]
+        left = dict(self.bounds)
+        out = [[[], []] for _ in range(self.nl)]
 
-        def ok(combo: dict) -> bool:
-            for lvl, base in bases:
-                ext = dict(base)
-                for d, f in combo.items():
-                    ext[d] *= f
-                if not _fits(self.nest, self.arch, lvl, ext):
+        def take(items, whole=False):
+            """Normalise ``(dim, factor, ...)`` loops given inner to outer (``whole``: a
+            positive factor snaps to the largest divisor of what is left, a negative one is
+            a strip with a remainder)."""
+            done = []
+            for item in items:
+                d, f = item[0], item[1]
+                if f < 0:
+                    f = -f
+                elif whole and left[d] % f:
+                    f = _largest_divisor(left[d], f)
+                f = f if f < left[d] else left[d]
+                if f > 1:
+                    left[d] = -(-left[d] // f)
+                    done.append((d, f) + item[2:])
+            return done[::-1]
+
+        for level in range(self.nl - 1, -1, -1):
+            if level == self.nl - 1 and self.pe_levels:
+                out[level][1] = take([(d, f, "X") for d, f in reversed(lanes)])
+            if level == self.fan:
+                out[level][1] = take([(d, f, "Y") for d, f in reversed(sy)]
+                                     + [(d, f, "X") for d, f in reversed(sx)])
+            if level == 0:
+                out[level][0] = [(d, left[d]) for d in choice.orders[level] if left[d] > 1]
+            else:
+                req = dict(choice.tiles[level])
+                out[level][0] = take([(d, req[d]) for d in reversed(choice.orders[level]) if d in req],
+                                     whole=True)
+        if len(self._loops) > 20000:
+            self._loops.clear()
+        self._loops[choice] = out
+        return out
+
+    def build(self, choice: _Choice) -> Mapping:
+        levels = []
+        for lv, (temporal, spatial) in zip(self.arch.levels, self.loops(choice)):
+            levels.append(LevelLoops(lv.name, tuple(Loop(d, f) for d, f in temporal),
+                                     tuple(Loop(d, f, True, a) for d, f, a in spatial if f > 1)))
+        return Mapping(tuple(levels))
+
+    def fits(self, choice: _Choice) -> bool:
+        """Every bounded level holds its padded tiles (a cheap test before the exact count)."""
+        loops = self.loops(choice)
+        ext = {d: 1 for d in DIMS}
+        for level in range(self.nl - 1, 0, -1):
+            temporal, spatial = loops[level]
+            for d, f, _ in spatial:
+                ext[d] *= f
+            for d, f in temporal:
+                ext[d] *= f
+            lv = self.arch.levels[level]
+            if lv.capacity_bits is not None and \
+                    _footprint_bits(self.nest, ext, lv.keeps, self.arch.tensor_bits) > lv.capacity_bits:
+                self.tightest = (level, dict(ext))
+                return False
+        return True
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _allowed(self, level: int) -> tuple[str, ...]:
+        return self.rule.pe if level in self.pe_levels else DIMS
+
+    def _left_below(self, choice_tiles: dict, index: int, level: int) -> dict:
+        """What is left of each dim outside the loops at levels > ``level`` (and the spatial
+        loops at and below the fan-out level inside ``level``)."""
+        partial = _Choice(index, tuple(tuple(sorted(choice_tiles.get(i, {}).items())) for i in range(self.nl)),
+                          tuple(DIMS for _ in range(self.nl)))
+        sx, sy, lanes = self.spatials[index]
+        left = dict(self.bounds)
+        loops = self.loops(partial)
+        for lv in range(self.nl - 1, level, -1):
+            for d, f, _ in loops[lv][1]:
+                left[d] = -(-left[d] // f)
+            for d, f in loops[lv][0]:
+                left[d] = -(-left[d] // f)
+        if level == self.fan:
+            for d, f, _ in loops[level][1]:
+                left[d] = -(-left[d] // f)
+        return left
+
+    def draw(self, index: int, greedy=False, keep: dict | None = None):
+        """A complete random (or greedy) choice for spatial candidate ``index``; ``keep`` fixes
+        some levels' requested tiles. ``greedy``: True (largest tiles that fit) or a priority
+        of dims (per-PE levels take each in turn as large as fits; shared levels largest)."""
+        tiles: dict[int, dict] = {}
+        sx, sy, lanes = self.spatials[index]
+        left = dict(self.bounds)
+
+        def apply(items, whole):
+            for d, f in items:
+                if f < 0:
+                    f = -f
+                elif whole and left[d] % f:
+                    f = _largest_divisor(left[d], f)
+                if f > 1:
+                    left[d] = -(-left[d] // min(f, left[d]))
+
+        for level in range(self.nl - 1, 0, -1):     # as loops() normalises, inner to outer
+            if level == self.nl - 1 and self.pe_levels:
+                apply(reversed(lanes), False)
+            if level == self.fan:
+                apply(list(reversed(sy)) + list(reversed(sx)), False)
+            if keep is not None and level in keep:
+                tiles[level] = dict(keep[level])
+            else:
+                dims = [d for d in self._allowed(level) if left[d] > 1]
+                how = greedy if (level in self.pe_levels or not isinstance(greedy, tuple)) else True
+                combo = self._tiles(index, tiles, level, left, dims, how)
+                if combo is None:
+                    return None
+                tiles[level] = combo
+            apply(tiles[level].items(), True)
+        orders = tuple(tuple(_order(list(DIMS), self.rng.choice(TENSORS), self.nest))
+                       for _ in range(self.nl))
+        return _Choice(index, tuple(tuple(sorted(tiles.get(i, {}).items())) for i in range(self.nl)), orders)
+
+    def _tiles(self, index, tiles, level, left, dims, greedy):
+        sx, sy, lanes = self.spatials[index]
+        bounded = [(lv, self.arch.levels[lv]) for lv in range(self.nl - 1, 0, -1)]
+
+        def ok(combo):
+            """Do all bounded levels hold their tiles (the levels outside hold this level's
+            tiles too)? Requested factors, an upper bound of the normalised ones."""
+            ext = dict.fromkeys(DIMS, 1)
+            for lv, spec in bounded:
+                if lv == self.nl - 1 and self.pe_levels:
+                    for d, f in lanes:
+                        ext[d] *= f
+                if lv == self.fan:
+                    for d, f in sx + sy:
+                        ext[d] *= f
+                for d, f in (combo if lv == level else tiles.get(lv, {})).items():
+                    ext[d] *= abs(f)
+                if spec.capacity_bits is not None and \
+                        _footprint_bits(self.nest, ext, spec.keeps, self.arch.tensor_bits) > spec.capacity_bits:
+                    self.tightest = (lv, dict(ext))
                     return False
             return True
-        return ok
 
-    def _pe_tiles(self, level, left, tiles, inner, greedy):
-        key = (level, tuple(sorted(left.items())),
-               tuple((l, tuple(sorted(t.items()))) for l, t in sorted(tiles.items())),
-               tuple(sorted(inner.get(self.nl - 1, {}).items())))
-        options = self._pe_cache.get(key)
-        if options is None:
-            dims = tuple(d for d in self.rule.pe if left[d] > 1)
-            ok = self._checker([l for l in self.pe_levels if l <= level], tiles, inner)
-            options = [c for c in _factor_combos(dims, left, 1 << 30) if ok(c)]
-            self._pe_cache[key] = options
-        if not options:
-            return None
-        if greedy:
-            return max(options, key=lambda c: prod(c.values()))
-        return self.rng.choice(options)
-
-    def _shared_tiles(self, level, left, tiles, inner, greedy):
-        ok = self._checker([l for l in self.shared if l <= level], tiles, inner)
-        dims = [d for d in DIMS if left[d] > 1]
+        if isinstance(greedy, tuple):     # each dim in turn as large as still fits
+            combo = {d: 1 for d in dims}
+            for d in greedy:
+                if d not in combo:
+                    continue
+                for v in reversed(fill_values(left[d], left[d])):
+                    combo[d] = _strip(left[d], v)
+                    if ok(combo):
+                        break
+                else:
+                    combo[d] = 1
+            return combo if ok(combo) else None
         if greedy:
             combo = {d: left[d] for d in dims}
+            order = sorted(dims, key=lambda d: (d in ("R", "S"), d == "C", left[d]))
             while not ok(combo):
-                big = [d for d in combo if combo[d] > 1]
+                big = [d for d in order if combo[d] > 1]
                 if not big:
                     return None
-                d = max(big, key=lambda x: combo[x])
-                combo[d] //= min(f for f in divisors(combo[d]) if f > 1)
+                d = big[0] if level in self.pe_levels else max(big, key=lambda x: combo[x])
+                smaller = [v for v in fill_values(left[d], combo[d] - 1)]
+                combo[d] = smaller[-1] if smaller else 1
             return combo
-        for _ in range(24):
-            combo = {d: self.rng.choice(_divisors(left[d])) for d in dims}
+        odd = self.rng.choice(dims) if dims and self.rng.random() < 0.05 else None
+        combo = {d: _strip(left[d], self.rng.choice(fill_values(left[d], left[d])))
+                 if d == odd else self.rng.choice(_divisors(left[d])) for d in dims}
+        for _ in range(16):           # shrink a random dim until the tiles fit
             if ok(combo):
                 return combo
+            big = [d for d in dims if abs(combo[d]) > 1]
+            if not big:
+                break
+            d = self.rng.choice(big)
+            smaller = [v for v in _divisors(left[d]) if v < abs(combo[d])]
+            combo[d] = self.rng.choice(smaller[-2:])
         one = {d: 1 for d in dims}
         return one if ok(one) else None
 
-    def draw(self, index: int, greedy: bool = False, keep: dict | None = None):
-        """A complete random (or greedy) choice for spatial candidate ``index``; ``keep``
-        fixes some levels' tiles (they are re-checked)."""
-        spatial, lanes, rem, inner = self.spatials[index]
-        left = dict(rem)
-        tiles: dict[int, dict] = {}
-        for level in reversed(self.pe_levels + self.shared):
-            if keep is not None and level in keep:
-                combo = {d: f for d, f in keep[level].items() if left.get(d, 1) % f == 0}
-                pool = self.pe_levels if level in self.pe_levels else self.shared
-                if not self._fits_all([l for l in pool if l <= level], {**tiles, level: combo}, inner):
-                    combo = None
-            elif level in self.pe_levels:
-                combo = self._pe_tiles(level, left, tiles, inner, greedy)
-            else:
-                combo = self._shared_tiles(level, left, tiles, inner, greedy)
-            if combo is None:
-                self.tightest = (level, _extents(inner, tiles, level, self.nl))
-                return None
-            tiles[level] = combo
-            for d, f in combo.items():
-                left[d] //= f
-        tiles[0] = {d: f for d, f in left.items() if f > 1}
-        orders = tuple(self.rng.choice(TENSORS) for _ in range(self.nl))
-        packed = tuple(tuple(sorted((d, f) for d, f in tiles.get(i, {}).items() if f > 1))
-                       for i in range(self.nl))
-        return _Choice(index, packed, orders)
+    def _values(self, n: int) -> tuple[int, ...]:
+        """Factor values to draw for a loop over ``n``: mostly divisors (whole tiles, exact
+        and cheap to count), sometimes a balanced strip with a remainder."""
+        return fill_values(n, n) if self.rng.random() < 0.05 else _divisors(n)
+
+    def row_stationary_seeds(self, index: int) -> list:
+        """Eyeriss' own parametrisation of a row-stationary mapping (JSSC 2017 Table III) on
+        spatial candidate ``index``: each PE holds ``q`` channels x S taps of ``p`` filters
+        (filter scratchpad) and ``p`` psums (psum scratchpad), the global buffer ``n`` images
+        x whole output rows and as many filters' psums as fit, channels innermost at DRAM (the
+        psums stay in the buffer while the channel passes accumulate). ``p``: the three largest
+        divisors of what is left of K that fit, and the largest strip; ``q``: the largest
+        divisor and strip that fit; ``n``: 1 and all images."""
+        if not self.pe_levels:
+            return []
+        keeps = lambda t: [lv for lv in self.pe_levels if t in self.arch.levels[lv].keeps]
+        o_level = (keeps("O") or self.pe_levels)[-1]
+        w_level = (keeps("W") or self.pe_levels)[-1]
+        glb = self.fan if self.fan > 0 else None
+        sx, sy, lanes = self.spatials[index]
+        left = dict(self.bounds)
+        for d, f in list(sx) + list(sy) + list(lanes):
+            left[d] = -(-left[d] // f)
+        order_pe = tuple(d for d in ("N", "G", "K", "P", "Q", "R", "C", "S"))
+        order_glb = ("G", "C", "R", "S", "P", "K", "N", "Q")
+        order_dram = ("N", "G", "K", "P", "Q", "R", "S", "C")
+        orders = tuple(order_dram if lv == 0 else order_glb if lv == glb else order_pe
+                       for lv in range(self.nl))
+        out = []
+
+        def fits(tiles: dict) -> bool:
+            c = _Choice(index, tuple(tuple(sorted(tiles.get(i, {}).items())) for i in range(self.nl)), orders)
+            return self.fits(c)
+
+        def largest(tiles: dict, level: int, d: str, n: int, divisor_only: bool) -> list:
+            values = _divisors(n) if divisor_only else fill_values(n, n)
+            got = []
+            for v in reversed(values):
+                trial = {k: dict(t) for k, t in tiles.items()}
+                trial.setdefault(level, {})[d] = _strip(n, v)
+                if fits(trial):
+                    got.append(v)
+            return got
+
+        ps = largest({}, o_level, "K", left["K"], True)[:3] + largest({}, o_level, "K", left["K"], False)[:1]
+        for p in dict.fromkeys(ps):
+            base = {o_level: {"K": _strip(left["K"], p)}}
+            base.setdefault(w_level, {})["S"] = left["S"]
+            if not fits(base):
+                base[w_level].pop("S")
+            kleft = -(-left["K"] // p)
+            qs = largest(base, w_level, "C", left["C"], True)[:1] + largest(base, w_level, "C", left["C"], False)[:1]
+            for q in dict.fromkeys(qs):
+                with_q = {k: dict(t) for k, t in base.items()}
+                with_q[w_level]["C"] = _strip(left["C"], q)
+                if glb is None:
+                    out.append(_Choice(index, tuple(tuple(sorted(with_q.get(i, {}).items()))
+                                                    for i in range(self.nl)), orders))
+                    continue
+                for n in dict.fromkeys([1, left["N"]]):
+                    tiles = {k: dict(t) for k, t in with_q.items()}
+                    tiles[glb] = {"Q": left["Q"], "N": n}
+                    if not fits(tiles):
+                        tiles[glb] = {"N": n}
+                        if not fits(tiles):
+                            continue
+                    m = largest(tiles, glb, "K", kleft, False)[:1]
+                    if m:
+                        tiles[glb]["K"] = _strip(kleft, m[0])
+                    out.append(_Choice(index, tuple(tuple(sorted(tiles.get(i, {}).items()))
+                                                    for i in range(self.nl)), orders))
+        return out
 
     def with_orders(self, choice: _Choice, stationary: str) -> _Choice:
-        return _Choice(choice.spatial, choice.tiles, tuple(stationary for _ in range(self.nl)))
+        order = tuple(_order(list(DIMS), stationary, self.nest))
+        return _Choice(choice.spatial, choice.tiles, tuple(order for _ in range(self.nl)))
 
+    # -- local moves ------------------------------------------------------------------------
     def mutate(self, choice: _Choice):
-        """Re-draw the loop orders, or one level's tiles (levels outside it re-drawn to fit)."""
-        kind = self.rng.random()
-        if kind < 0.3:
+        """One local move: a dim's factor at one level, a level's loop order, or the spatial
+        unrolling."""
+        rng = self.rng
+        kind = rng.random()
+        levels = self.pe_levels + self.shared
+        if kind < 0.25 or not levels:
             orders = list(choice.orders)
-            orders[self.rng.randrange(self.nl)] = self.rng.choice(TENSORS)
+            lv = rng.randrange(self.nl)
+            present = [d for d in orders[lv] if abs(dict(choice.tiles[lv]).get(d, 1)) > 1] \
+                if lv else list(orders[lv])
+            order = list(orders[lv])
+            how = rng.random()
+            if how < 0.4 and present:      # one dim to the innermost place
+                d = rng.choice(present)
+                order.remove(d)
+                order.append(d)
+            elif how < 0.7:
+                i = rng.randrange(len(order) - 1)
+                order[i], order[i + 1] = order[i + 1], order[i]
+            else:
+                order = _order(order, rng.choice(TENSORS), self.nest)
+            orders[lv] = tuple(order)
             return _Choice(choice.spatial, choice.tiles, tuple(orders))
-        level = self.rng.choice(self.pe_levels + self.shared) if (self.pe_levels or self.shared) else 0
-        keep = {i: dict(choice.tiles[i]) for i in range(1, self.nl) if i > level}
-        drawn = self.draw(choice.spatial, keep=keep)
-        if drawn is None:
+        if kind < 0.3 and len(self.spatials) > 1:
+            return _Choice(rng.randrange(len(self.spatials)), choice.tiles, choice.orders)
+        if kind < 0.35:       # re-draw one level's tiles
+            level = rng.choice(levels)
+            keep = {i: dict(choice.tiles[i]) for i in levels if i != level}
+            drawn = self.draw(choice.spatial, keep=keep)
+            return None if drawn is None else _Choice(choice.spatial, drawn.tiles, choice.orders)
+        tiles = [dict(t) for t in choice.tiles]
+        if kind < 0.7 and len(levels) > 1:    # move a factor of one dim between two levels
+            a, b = rng.sample(levels, 2)
+            dims = [d for d in self._allowed(a) if d in self._allowed(b) and abs(tiles[b].get(d, 1)) > 1]
+            if not dims:
+                return None
+            d = rng.choice(dims)
+            fb = abs(tiles[b][d])
+            k = rng.choice([p for p in _divisors(fb) if p > 1][:2] + [fb])
+            tiles[b][d] = fb // k
+            tiles[a][d] = abs(tiles[a].get(d, 1)) * k
+            return _Choice(choice.spatial, tuple(tuple(sorted(t.items())) for t in tiles), choice.orders)
+        level = rng.choice(levels)
+        dims = self._allowed(level)
+        d = rng.choice(dims)
+        left = self._left_below({i: tiles[i] for i in range(self.nl)}, choice.spatial, level)
+        if left[d] <= 1 and tiles[level].get(d, 1) <= 1:
             return None
-        return _Choice(choice.spatial, drawn.tiles, choice.orders)
+        n = max(left[d], 1)
+        values = self._values(n)
+        cur = min(abs(tiles[level].get(d, 1)), n)
+        pos = min(range(len(values)), key=lambda i: abs(values[i] - cur))
+        step = rng.choice([-2, -1, 1, 1, 2])
+        tiles[level][d] = _strip(n, values[max(0, min(len(values) - 1, pos + step))])
+        return _Choice(choice.spatial, tuple(tuple(sorted(t.items())) for t in tiles), choice.orders)
 
-    def build(self, choice: _Choice) -> Mapping:
-        spatial, lanes, _, _ = self.spatials[choice.spatial]
-        tiles = {i: dict(t) for i, t in enumerate(choice.tiles)}
-        levels = []
-        for i, lv in enumerate(self.arch.levels):
-            combo = tiles.get(i, {})
-            order = _order(list(combo), choice.orders[i], self.nest)
-            temporal = tuple(Loop(d, combo[d]) for d in order)
-            sp: tuple = ()
-            if i == self.fan:
-                sp = tuple(Loop(d, f, True, "X") for d, f in spatial.items() if f > 1 and d in self.rule.x) + \
-                     tuple(Loop(d, f, True, "Y") for d, f in spatial.items() if f > 1 and d not in self.rule.x)
-            if self.pe_levels and i == self.nl - 1:
-                sp += tuple(Loop(d, f, True, "X") for d, f in lanes.items())
-            levels.append(LevelLoops(lv.name, temporal, sp))
-        return Mapping(tuple(levels))
+
+def search(nest: LoopNest, arch: Arch, dataflow: str, objective: str = "energy",
+           search_size: int = 16, seed: int = 0, model: SparseModel | None = None) -> MapResult:
+    """The best mapping found for ``nest`` on ``arch`` under ``dataflow``.
+
+    ``search_size`` sets the budget (see the module docstring): seeds, random draws from the
+    fitting mapspace, then local moves from the best so far. ``model``: rank by the layer's
+    expected sparse cost (else dense). The result's ``cost`` is the dense cost of the pick.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
+    space = _Space(nest, arch, DATAFLOW_RULES[dataflow], random.Random(seed))
+    if not space.spatials:
+        _no_mapping(nest, arch, space.tightest)
+    scale = min(3.0, max(1.0, math.log10(max(space.size, 1.0)) / 10.0))
+    budget = max(8, int(round(16 * int(search_size) * scale)))
+    ranked: list = []        # (score, mapping, counts, choice), best first
+    evaluated = 0
+    seen: set = set()
+
+    def consider(choice) -> None:
+        nonlocal evaluated
+        if choice is None or not space.fits(choice):
+            return
+        mapping = space.build(choice)
+        key = repr(mapping.to_dict())
+        if key in seen:
+            return
+        seen.add(key)
+        counts = analyse(nest, mapping, arch.keeps, arch.unicast)
+        if not _exact_fit(counts, arch):
+            return
+        cost = mapping_cost(counts, arch) if model is None else sparse_cost(counts, arch, model, mapping)
+        evaluated += 1
+        score = {"energy": (cost.energy_pj, cost.cycles), "latency": (cost.cycles, cost.energy_pj),
+                 "edp": (cost.edp, cost.energy_pj)}[objective]
+        ranked.append((score, evaluated, mapping, counts, choice))
+        ranked.sort(key=lambda r: (r[0], r[1]))
+        del ranked[4:]
+
+    for i in range(len(space.spatials)):          # greedy seeds: largest tiles, each order
+        base = space.draw(i, greedy=True)
+        if base is not None:
+            for stationary in TENSORS:
+                consider(space.with_orders(base, stationary))
+    # the best spatial unrollings so far, their per-PE tiles filled by dim priorities (each
+    # rotation of the PE dims, both ways), kept output- or weight-stationary
+    best_spatial = []
+    for r in ranked:
+        if r[4].spatial not in best_spatial:
+            best_spatial.append(r[4].spatial)
+    pe = space.rule.pe
+    priorities = [pe[i:] + pe[:i] for i in range(len(pe))]
+    priorities += [p[::-1] for p in priorities]
+    if space.rule.anchor:
+        for index in range(len(space.spatials)):
+            for choice in space.row_stationary_seeds(index):
+                consider(choice)
+    for index in best_spatial[:3]:
+        for prio in priorities:
+            base = space.draw(index, greedy=tuple(prio))
+            if base is not None:
+                for stationary in ("O", "W"):
+                    consider(space.with_orders(base, stationary))
+    tries = 0
+    while len(seen) < budget // 4 and tries < budget:
+        tries += 1
+        consider(space.draw(space.rng.randrange(len(space.spatials))))
+    tries = 0
+    patience = max(48, budget // 4)      # stop climbing after this many candidates without gain
+    while ranked and len(seen) < budget and tries < 3 * budget and evaluated - ranked[0][1] < patience:
+        tries += 1
+        start = ranked[0] if space.rng.random() < 0.85 else space.rng.choice(ranked)
+        choice = start[4]
+        for _ in range(space.rng.choice([1, 1, 2])):
+            nxt = space.mutate(choice)
+            choice = nxt if nxt is not None else choice
+        consider(choice)
+    if not ranked:
+        _no_mapping(nest, arch, space.tightest)
+    _, _, mapping, counts, _ = ranked[0]
+    return MapResult(mapping, counts, mapping_cost(counts, arch), evaluated)
 
 
 def _exact_fit(counts: AccessCounts, arch: Arch) -> bool:
@@ -351,7 +683,8 @@ def _exact_fit(counts: AccessCounts, arch: Arch) -> bool:
 def _no_mapping(nest: LoopNest, arch: Arch, tightest) -> None:
     level, ext = tightest if tightest else (arch.fanout_level, {d: 1 for d in DIMS})
     lv = arch.levels[level]
-    need = _footprint_bits(nest, {d: 1 for d in DIMS} if ext is None else ext, lv.keeps, arch.tensor_bits)
+    # the smallest tile the level must hold: one element of each tensor it keeps
+    need = _footprint_bits(nest, {d: 1 for d in DIMS}, lv.keeps, arch.tensor_bits)
     raise MappingError(
         f"layer {nest.name!r} cannot be mapped: level {lv.name!r} holds "
         f"{(lv.capacity_bits or 0) / 8:.0f} bytes per instance but the smallest tile of "

@@ -3,7 +3,10 @@
 Levels are listed outermost (DRAM) first. A level's temporal loops iterate over the tile the
 level holds, outer to inner; its spatial loops (after its temporal loops) spread that tile over
 the instances of the next level inward (the last level's spatial loops spread over the MAC
-units). For every dimension, the product of its factors over all levels equals its bound.
+units). For every dimension, the product of its factors over all levels equals its bound, or
+(imperfect factorisation, a remainder tile) its outermost loop runs ``ceil(bound / product of
+the inner factors)`` times: the loops then run over a padded range, and only indices below the
+bound carry data and MACs (:mod:`accelsim.map.access` counts those exactly).
 """
 from __future__ import annotations
 
@@ -78,6 +81,10 @@ class Mapping:
         """All loops outer to inner as ``(level index, loop)``, factor-1 loops dropped."""
         return [(i, l) for i, lv in enumerate(self.levels) for l in lv.loops if l.factor > 1]
 
+    def dim_factors(self, dim: str) -> list[int]:
+        """Factors (> 1) of ``dim``'s loops, outer to inner."""
+        return [l.factor for lv in self.levels for l in lv.loops if l.dim == dim and l.factor > 1]
+
     def factor_product(self, dim: str) -> int:
         out = 1
         for lv in self.levels:
@@ -87,7 +94,8 @@ class Mapping:
         return out
 
     def check(self, nest: LoopNest, level_names: Iterable[str] | None = None) -> None:
-        """Raise :class:`MappingError` unless factors multiply to the bounds (and names match)."""
+        """Raise :class:`MappingError` unless each dimension's factors multiply to its bound or
+        its outermost factor is the ceiling of the bound over the others (and names match)."""
         if level_names is not None:
             names = tuple(level_names)
             if tuple(lv.level for lv in self.levels) != names:
@@ -100,10 +108,21 @@ class Mapping:
                     raise MappingError(f"level {lv.level!r}: loop {loop.dim}: factor: expected a "
                                        f"positive integer, got {factor!r:.30}")
         for dim in DIMS:
+            factors = self.dim_factors(dim)
+            bound = nest.bound(dim)
             got = self.factor_product(dim)
-            if got != nest.bound(dim):
-                raise MappingError(f"layer {nest.name!r}: mapping factors of {dim} multiply to {got}, "
-                                   f"expected the bound {nest.bound(dim)}")
+            if got == bound:
+                continue
+            inner = got // factors[0] if factors else 1
+            if not factors or inner >= bound:
+                raise MappingError(
+                    f"layer {nest.name!r}: mapping factors of {dim} multiply to {got}, expected the "
+                    f"bound {bound}" + (f" (its inner factors alone cover {inner})" if factors else ""))
+            if factors[0] != -(-bound // inner):
+                raise MappingError(
+                    f"layer {nest.name!r}: mapping factors of {dim} multiply to {got}, expected the "
+                    f"bound {bound} (or, with a remainder, its outermost factor {factors[0]} to be "
+                    f"{-(-bound // inner)} (ceil({bound} / {inner})))")
 
     @property
     def steps(self) -> int:

@@ -76,35 +76,47 @@ def _advance(idx, val, coord, dim, factor, stride, coord_of, place):
 
 
 @njit(**JIT)
+def _clip(val, ext, bounds, d):
+    """End of dimension ``d``'s range in the block at ``val`` (a remainder tile stops at the
+    bound)."""
+    return min(val[d] + ext[d], bounds[d])
+
+
+@njit(**JIT)
 def _blocks_factored(dim, factor, stride, coord_of, place, n_outer, ny, nx, ext, aint, wcum,
-                     use_a, use_w):
+                     use_a, use_w, bounds):
     """Same counts, factored over the reduction: a block's work is the sum over its
     (c, r, s) box of (non-zero activations in its (n, p, q) box, from 2-D prefix sums ``aint``)
-    x (non-zero weights in its k range, from prefix sums ``wcum``)."""
+    x (non-zero weights in its k range, from prefix sums ``wcum``). Blocks are clipped to
+    ``bounds`` (remainder tiles)."""
     work = np.zeros((n_outer, ny, nx), dtype=np.int64)
     idx = np.zeros(max(dim.shape[0], 1), dtype=np.int64)
     val = np.zeros(8, dtype=np.int64)
     coord = np.zeros(3, dtype=np.int64)
-    pixels = ext[_N] * ext[_P] * ext[_Q]
     while True:
         count = 0
         p0, q0 = val[_P], val[_Q]
-        p1, q1 = p0 + ext[_P], q0 + ext[_Q]
-        k0, k1 = val[_K], val[_K] + ext[_K]
-        for g in range(val[_G], val[_G] + ext[_G]):
-            for c in range(val[_C], val[_C] + ext[_C]):
-                for r in range(val[_R], val[_R] + ext[_R]):
-                    for s_ in range(val[_S], val[_S] + ext[_S]):
-                        a = pixels
-                        if use_a:
-                            a = 0
-                            for n in range(val[_N], val[_N] + ext[_N]):
-                                a += (aint[n, g, c, r, s_, p1, q1] - aint[n, g, c, r, s_, p0, q1]
-                                      - aint[n, g, c, r, s_, p1, q0] + aint[n, g, c, r, s_, p0, q0])
-                        w = ext[_K]
-                        if use_w:
-                            w = wcum[g, k1, c, r, s_] - wcum[g, k0, c, r, s_]
-                        count += a * w
+        p1, q1 = _clip(val, ext, bounds, _P), _clip(val, ext, bounds, _Q)
+        k0, k1 = val[_K], _clip(val, ext, bounds, _K)
+        n1 = _clip(val, ext, bounds, _N)
+        pixels = max(n1 - val[_N], 0) * max(p1 - p0, 0) * max(q1 - q0, 0)
+        if k1 <= k0 or pixels == 0:
+            count = 0
+        else:
+            for g in range(val[_G], _clip(val, ext, bounds, _G)):
+                for c in range(val[_C], _clip(val, ext, bounds, _C)):
+                    for r in range(val[_R], _clip(val, ext, bounds, _R)):
+                        for s_ in range(val[_S], _clip(val, ext, bounds, _S)):
+                            a = pixels
+                            if use_a:
+                                a = 0
+                                for n in range(val[_N], n1):
+                                    a += (aint[n, g, c, r, s_, p1, q1] - aint[n, g, c, r, s_, p0, q1]
+                                          - aint[n, g, c, r, s_, p1, q0] + aint[n, g, c, r, s_, p0, q0])
+                            w = k1 - k0
+                            if use_w:
+                                w = wcum[g, k1, c, r, s_] - wcum[g, k0, c, r, s_]
+                            count += a * w
         work[coord[0], coord[1], coord[2]] += count
         if not _advance(idx, val, coord, dim, factor, stride, coord_of, place):
             break
@@ -113,43 +125,48 @@ def _blocks_factored(dim, factor, stride, coord_of, place, n_outer, ny, nx, ext,
 
 @njit(**JIT)
 def _blocks(dim, factor, stride, coord_of, place, n_outer, ny, nx, ext, apack, wpack,
-            order, sizes, use_a, use_w):
+            order, sizes, use_a, use_w, bounds):
     """``work[step, y, x]`` over the blocks enumerated by the outer and spatial loops.
 
     Bits of a receptive field are packed in ``order`` (a permutation of C, R, S, outermost
     first, with ``sizes`` their full extents): the bit of ``(x0, x1, x2)`` in that order is
     ``(x0 * sizes[1] + x1) * sizes[2] + x2``. A block's range of the innermost dimension is
     one segment for each value of the outer two (merged when the inner ranges are full).
+    Blocks are clipped to ``bounds`` (remainder tiles).
     """
     work = np.zeros((n_outer, ny, nx), dtype=np.int64)
     idx = np.zeros(max(dim.shape[0], 1), dtype=np.int64)
     val = np.zeros(8, dtype=np.int64)
     coord = np.zeros(3, dtype=np.int64)
-    dense_block = ext[_N] * ext[_G] * ext[_K] * ext[_C] * ext[_P] * ext[_Q] * ext[_R] * ext[_S]
-    e0, e1, e2 = ext[order[0]], ext[order[1]], ext[order[2]]
+    cut = np.zeros(8, dtype=np.int64)
     s1, s2 = sizes[1], sizes[2]
-    # merge: a full innermost range joins the next one out, and so on
-    seg_len = e2
-    outer1 = e1
-    outer0 = e0
-    if e2 == s2:
-        seg_len = e1 * s2
-        outer1 = 1
-        if e1 == s1:
-            seg_len = e0 * s1 * s2
-            outer0 = 1
     while True:
+        for d in range(8):
+            cut[d] = max(_clip(val, ext, bounds, d) - val[d], 0)
         if not use_a and not use_w:
-            count = dense_block
+            count = cut[_N] * cut[_G] * cut[_K] * cut[_C] * cut[_P] * cut[_Q] * cut[_R] * cut[_S]
         else:
             count = 0
+            e0, e1, e2 = cut[order[0]], cut[order[1]], cut[order[2]]
+            # merge: a full innermost range joins the next one out, and so on
+            seg_len = e2
+            outer1 = e1
+            outer0 = e0
+            if e2 == s2:
+                seg_len = e1 * s2
+                outer1 = 1
+                if e1 == s1:
+                    seg_len = e0 * s1 * s2
+                    outer0 = 1
+            if e0 * e1 * e2 == 0:
+                outer0 = 0
             b0, b1, b2 = val[order[0]], val[order[1]], val[order[2]]
-            for n in range(val[_N], val[_N] + ext[_N]):
-                for g in range(val[_G], val[_G] + ext[_G]):
-                    for k in range(val[_K], val[_K] + ext[_K]):
+            for n in range(val[_N], val[_N] + cut[_N]):
+                for g in range(val[_G], val[_G] + cut[_G]):
+                    for k in range(val[_K], val[_K] + cut[_K]):
                         wrow = wpack[g, k]
-                        for p in range(val[_P], val[_P] + ext[_P]):
-                            for q in range(val[_Q], val[_Q] + ext[_Q]):
+                        for p in range(val[_P], val[_P] + cut[_P]):
+                            for q in range(val[_Q], val[_Q] + cut[_Q]):
                                 arow = apack[n, g, p, q]
                                 for x0 in range(b0, b0 + outer0):
                                     for x1 in range(b1, b1 + outer1):
@@ -261,6 +278,8 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
     segments), ``factored`` (prefix sums over the reduction box) or ``auto`` (the cheaper).
     ``pad_issued``: activation skipping issues the slots of padding positions (they count as
     present activations; ``sparsity.skip_padding`` false); otherwise padding is a skipped zero.
+    A mapping with remainder tiles runs its padded loops: blocks are clipped to the bounds
+    (a block past a bound has no work, in every mode).
     """
     if method not in ("auto", "packed", "factored"):
         raise ValueError(f"method: expected auto, packed or factored, got {method!r}")
@@ -291,6 +310,7 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
         factor.append(loop.factor)
         stride.append(strides[i])
     arrays = [np.array(list(reversed(v)), dtype=np.int64) for v in (dim, factor, stride, coord_of, place)]
+    bounds = np.array(nest.bounds, dtype=np.int64)
     use_a = mode in (MODE_ACT, MODE_BOTH)
     use_w = mode in (MODE_WEIGHT, MODE_BOTH)
     n, g, k, _, p, q, _, _ = nest.bounds
@@ -299,23 +319,23 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
         # (~ one word op per segment per output row) or the factored sum over its reduction box
         # (one product per reduction element); take the cheaper
         rows = int(ext[_N] * ext[_G] * ext[_K] * ext[_P] * ext[_Q])
-        order = reduction_order(ext, nest)
-        segment_ops = rows * _segments(ext, order, nest)
+        order = reduction_order(np.minimum(ext, bounds), nest)
+        segment_ops = rows * _segments(np.minimum(ext, bounds), order, nest)
         box_ops = int(ext[_G] * ext[_C] * ext[_R] * ext[_S]) * (int(ext[_N]) if use_a else 1)
         if method == "factored" or (method == "auto" and box_ops < segment_ops):
             aint = (act_prefix(act, nest, pads, pad_issued) if use_a
                     else np.zeros((1,) * 7, np.int64))
             wcum = weight_prefix(wmask, nest) if use_w else np.zeros((1,) * 5, np.int64)
             return _blocks_factored(*arrays, coord_size[0], coord_size[1], coord_size[2], ext,
-                                    aint, wcum, use_a, use_w)
-    order = reduction_order(ext, nest)
+                                    aint, wcum, use_a, use_w, bounds)
+    order = reduction_order(np.minimum(ext, bounds), nest)
     sizes = np.array([nest.bound(DIMS[d]) for d in order], dtype=np.int64)
     # an operand the mode ignores is never read: a one-word placeholder row per index
     apack = (pack_im2col(act, nest, pads, order, pad_issued) if use_a
              else np.zeros((n, g, p, q, 1), np.uint64))
     wpack = pack_weights(wmask, nest, order) if use_w else np.zeros((g, k, 1), np.uint64)
     return _blocks(*arrays, coord_size[0], coord_size[1], coord_size[2], ext, apack, wpack,
-                   np.array(order, dtype=np.int64), sizes, use_a, use_w)
+                   np.array(order, dtype=np.int64), sizes, use_a, use_w, bounds)
 
 
 def effectual_pairs(nest: LoopNest, act: np.ndarray, wmask: np.ndarray,

@@ -25,9 +25,9 @@ from accelsim.errors import AccelsimError, MappingError, TraceError
 from accelsim.hw.energy import energy_model
 from accelsim.map.access import FILLS, READS, UPDATES, AccessCounts
 from accelsim.map.arch import Arch, arch_of
-from accelsim.map.cost import level_time
+from accelsim.map.cost import Densities, level_time, sparse_model
 from accelsim.map.mapper import MapResult, search
-from accelsim.map.nest import LoopNest
+from accelsim.map.nest import DIMS, LoopNest
 from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs,
                                   step_work)
 from accelsim.sim import fetch, storage
@@ -58,18 +58,35 @@ def _design(hw) -> _Design:
     return _DESIGNS[key]
 
 
-def _mapped(nest: LoopNest, hw, objective: str, reserved_bits: float = 0.0) -> MapResult:
+def _mapped(nest: LoopNest, hw, objective: str, reserved_bits: float = 0.0,
+            densities: Densities | None = None) -> MapResult:
     """Mapping cache by (layer shape, design hash, objective, buffer reserved for resident
-    weights): a sweep maps a shape once per design."""
-    key = (nest, hw.hash, objective, reserved_bits)
+    weights, densities on a 0.02 grid): a sweep maps a shape once per design. The mapper ranks
+    by the cost the layer will be charged at those densities (dense when None)."""
+    densities = (densities or Densities()).rounded()
+    key = (nest, hw.hash, objective, reserved_bits, densities)
     if key not in _MAPPINGS:
         if len(_MAPPINGS) > _CACHE_LIMIT:
             _MAPPINGS.clear()
         arch = _design(hw).arch
         if reserved_bits:
             arch = _reserve(arch, reserved_bits)
-        _MAPPINGS[key] = search(nest, arch, hw.pe_array.dataflow, objective, hw.mapping.search_size)
+        model = sparse_model(hw, arch, nest, densities)
+        _MAPPINGS[key] = search(nest, arch, hw.pe_array.dataflow, objective, hw.mapping.search_size,
+                                model=model)
     return _MAPPINGS[key]
+
+
+def layer_densities(layer, output_density: float | None = None) -> Densities:
+    """The densities the mapper ranks ``layer``'s mappings by: its recorded input and weight
+    densities (1 when not recorded) and its stored output's (``output_density``, else the
+    layer's own)."""
+    def recorded(value) -> float:
+        return 1.0 if value is None else float(value)
+
+    out = output_density if output_density is not None else layer.output_density
+    return Densities(recorded(layer.stats.get("act_density")),
+                     recorded(layer.stats.get("weight_density")), recorded(out))
 
 
 def _holder(arch: Arch, tensor: str) -> int | None:
@@ -95,13 +112,16 @@ def _reserve(arch: Arch, bits: float) -> Arch:
     return dataclasses.replace(arch, levels=tuple(levels))
 
 
-def map_layer(layer, hw, batch: int = 1, reserved_bytes: float = 0.0) -> MapResult:
+def map_layer(layer, hw, batch: int = 1, reserved_bytes: float = 0.0,
+              output_density: float | None = None) -> MapResult:
     """The mapping of one layer for ``batch`` samples (cached per layer shape, design hash,
-    objective and the buffer bytes reserved for other layers' resident weights)."""
+    objective, the buffer bytes reserved for other layers' resident weights and the layer's
+    densities, :func:`layer_densities`)."""
     nest = LoopNest.of_geometry(layer.geometry, batch=batch)
     nest = LoopNest(nest.bounds, nest.stride_h, nest.stride_w, nest.dil_h, nest.dil_w, "")
     try:
-        result = _mapped(nest, hw, hw.mapping.objective, float(reserved_bytes) * 8.0)
+        result = _mapped(nest, hw, hw.mapping.objective, float(reserved_bytes) * 8.0,
+                         layer_densities(layer, output_density))
     except MappingError as exc:
         raise MappingError(str(exc).replace("layer ''", f"layer {layer.name!r}")) from None
     return result
@@ -176,7 +196,7 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
             held = _reserve(arch, ctx.reserved_bytes * 8.0) if ctx.reserved_bytes else arch
             mapped = fixed_result(layer.name, mapping, nest, held)
         else:
-            mapped = map_layer(layer, hw, b, ctx.reserved_bytes)
+            mapped = map_layer(layer, hw, b, ctx.reserved_bytes, written_density(layer, ctx))
         wmask = wmasks[start] if per_sample_weights else wmasks
         if per_sample_weights or not weight_ratios:   # shared weights: sized once per layer
             weight_ratios[:] = [
@@ -314,7 +334,8 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     schedule = (arch.lanes, 0, sch.SYNC_CODES[hw.pe_array.sync],
                 max(1, int(hw.pe_array.work_queue_depth)), lp.power_gating,
                 max(1, lp.min_idle_cycles, lp.wakeup_cycles))
-    if mode == MODE_DENSE:   # every PE the same work each step: no work array (closed form)
+    remainder = any(mapping.factor_product(d) != nest.bound(d) for d in DIMS)
+    if mode == MODE_DENSE and not remainder:   # every PE the same work each step (closed form)
         stats = sch.uniform_fold_stats(outer, ys, xs, block, arch.rows, arch.cols, *schedule)
     else:
         work = step_work(nest, mapping, fan, act, wmask, pads, mode, pad_issued=pad_issued)
