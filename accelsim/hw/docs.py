@@ -252,14 +252,15 @@ def _wrap(text: str, width: int) -> list[str]:
 def text_table(rows: list[FieldDoc] | None = None) -> str:
     """The reference as aligned plain text (``accelsim hw schema``).
 
-    Columns are at most :data:`TEXT_COLUMN_WIDTH` wide; a longer cell (the allowed values of a
+    Columns but the path are at most :data:`TEXT_COLUMN_WIDTH` wide; a longer cell (the allowed values of a
     field with many choices) continues on the next lines of its column, so every value is shown.
     """
     rows = field_docs() if rows is None else rows
     head = ("path", "type", "unit", "default", "allowed", "meaning")
     cells = [(r.path, r.type, r.unit, r.default, r.allowed, r.meaning) for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head[:-1])]
-    widths = [min(w, TEXT_COLUMN_WIDTH) for w in widths]
+    # a path is never wrapped (it is what a user copies); other columns are capped
+    widths = [widths[0]] + [min(w, TEXT_COLUMN_WIDTH) for w in widths[1:]]
     lines = []
     for row in [head, *cells]:
         wrapped = [_wrap(v, w) for v, w in zip(row[:-1], widths)] + [[str(row[-1])]]
