@@ -44,7 +44,7 @@ def _flag(name: str, default: bool) -> bool:
 
 # Folders (under the package) of the modules whose kernels are cached: Numba's default
 # cache is their ``__pycache__``.
-_KERNEL_FOLDERS = ("sim/kernels", "sim", "map")
+_KERNEL_FOLDERS = ("sim/kernels", "sim", "map", "dram")
 _PACKAGE = Path(__file__).resolve().parent
 
 

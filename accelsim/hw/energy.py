@@ -229,7 +229,9 @@ def energy_model(hw) -> EnergyModel:
         spad_pj_per_bit=float(t["rf_access_over_mac16"]) * mac16 / 16.0 * dyn,
         glb_pj_per_bit=sram_pj_per_bit(t, bank_kib) * dyn,
         noc_pj_per_bit_hop=float(t["noc_hop_over_mac16"]) * mac16 / 16.0 * dyn,
-        dram_pj_per_bit=float(t["dram_pj_per_bit"]),
+        # a named DRAM device prices a bit at its sequential-stream energy (accelsim.dram)
+        dram_pj_per_bit=(hw.dram.device_pj_per_bit() if getattr(hw.dram, "device", None)
+                         else float(t["dram_pj_per_bit"])),
         pe_leakage_pj_per_cycle=pe_leak,
         glb_leakage_pj_per_cycle=glb_leak,
         pe_clock_pj_per_cycle=float(t["pe_clock_over_mac"]) * mac,

@@ -223,3 +223,24 @@ def subset_of(choices: Iterable[Any]) -> Rule:
             raise RuleError(path, "a value is listed twice")
         return tuple(value)
     return check
+
+
+def dram_device(value: Any, path: str) -> str:
+    """A packaged DRAM preset name (``accelsim.dram.presets``)."""
+    from accelsim.dram.presets import available_presets
+
+    return one_of(available_presets())(value, path)
+
+
+def dram_address_mapping(value: Any, path: str) -> str:
+    """A named address-mapping scheme or six fields joined by '-' (``accelsim.dram.mapping``)."""
+    from accelsim.dram.mapping import SCHEMES, parse_scheme
+
+    if not isinstance(value, str):
+        raise RuleError(path, f"expected one of {', '.join(map(repr, SCHEMES))} or six fields "
+                              f"joined by '-', {_got(value)}")
+    try:
+        parse_scheme(value)
+    except ValueError as exc:
+        raise RuleError(path, str(exc)) from None
+    return value

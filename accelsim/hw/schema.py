@@ -142,6 +142,62 @@ class DRAM:
                               "order of a linear layer's weights in DRAM: input_major (each input's "
                               "weights contiguous) or output_major (PyTorch's row-major (out, in))",
                               "input_major")
+    device: str | None = spec(rules.optional(rules.dram_device),
+                              "DRAM device preset (accelsim.dram, docs/dram.md); when given, "
+                              "bandwidth_gb_per_s defaults to its peak x channels (a smaller value is a "
+                              "sustained limit; a larger one is an error) and dram_pj_per_bit comes "
+                              "from the device model (DRAM.device_pj_per_bit); null: bandwidth and the "
+                              "energy table's pJ/bit as given", None)
+    channels: int | None = spec(rules.optional(rules.bounded(rules.positive_int, 1024)),
+                                "channels of dram.device (null: the preset's, e.g. one HBM stack); "
+                                "only with device", None)
+    address_mapping: str | None = spec(rules.optional(rules.dram_address_mapping),
+                                       "dram.device address mapping: row_bank_column, bank_interleaved, "
+                                       "row_contiguous or six fields joined by '-' (null: "
+                                       "row_bank_column); only with device", None)
+    page_policy: str | None = spec(rules.optional(rules.one_of(("open", "closed"))),
+                                   "dram.device row-buffer policy (null: open); only with device", None)
+
+    def __post_init__(self) -> None:
+        if self.device is None:
+            for name in ("channels", "address_mapping", "page_policy"):
+                if getattr(self, name) is not None:
+                    raise rules.RuleError(f"dram.{name}", "is only meaningful with dram.device; "
+                                                          "name a device or drop it")
+            return
+        peak = self.device_peak_gb_per_s
+        if self.bandwidth_gb_per_s is None:
+            if not self.ideal:
+                object.__setattr__(self, "bandwidth_gb_per_s", round(peak, 9))
+        elif self.bandwidth_gb_per_s > peak * (1 + 1e-9):
+            raise rules.RuleError("dram.bandwidth_gb_per_s",
+                                  f"{self.bandwidth_gb_per_s:g} GB/s exceeds the peak of dram.device "
+                                  f"{self.device} x {self.device_channels} channel(s), {peak:g} GB/s; "
+                                  "drop it (the peak is used) or give at most the peak")
+
+    @property
+    def device_channels(self) -> int:
+        """Channels of ``device`` (the preset's default when not given)."""
+        from accelsim.dram.presets import get_device
+
+        return self.channels if self.channels is not None else get_device(self.device).default_channels
+
+    @property
+    def device_peak_gb_per_s(self) -> float:
+        from accelsim.dram.presets import get_device
+
+        return get_device(self.device).peak_gb_per_s * self.device_channels
+
+    def device_pj_per_bit(self, pattern: str = "sequential") -> float | None:
+        """DRAM energy per bit of ``device`` for a read stream of ``burst_bytes`` accesses
+        (``sequential`` or ``random``; accelsim.dram.model.pattern_result), or None without a
+        device. The stated pattern of the flat accounting is ``sequential``."""
+        if self.device is None:
+            return None
+        from accelsim.dram.model import cached_pattern_pj_per_bit
+
+        return cached_pattern_pj_per_bit(self.device, self.device_channels, self.address_mapping,
+                                         self.page_policy or "open", pattern, self.burst_bytes)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ def hierarchy_lines(hw: HardwareConfig) -> list[str]:
     for a design without ``memory_hierarchy``, the levels its shorthand expands to)."""
     short = {"weights": "W", "inputs": "I", "outputs": "O"}
     lines = ["DRAM: keeps W, I, O" + ("" if hw.dram.ideal else f", {hw.dram.bandwidth_gb_per_s:g} GB/s")]
+    lines.extend(dram_device_lines(hw))
     for lv in levels_of(hw):
         size = "unbounded" if lv.size_bytes is None else f"{lv.size_bytes:,} B"
         if lv.banks > 1:
@@ -84,6 +85,30 @@ def hierarchy_lines(hw: HardwareConfig) -> list[str]:
         where = "per PE" if lv.instances == "per_pe" else "shared"
         lines.append(f"{lv.name}: {where}, {size}, keeps {', '.join(short[t] for t in lv.keeps) or '-'}, "
                      f"{port}, {lv.network}")
+    return lines
+
+
+def dram_device_lines(hw: HardwareConfig) -> list[str]:
+    """``dram.device``: the device, its peak bandwidth and the energy per bit of a sequential
+    and a random read stream of ``dram.burst_bytes`` accesses (accelsim.dram; none without one)."""
+    dram = hw.dram
+    if dram.device is None:
+        return []
+    from accelsim.dram.model import cached_pattern_result
+    from accelsim.dram.presets import get_device
+
+    dev = get_device(dram.device)
+    ch = dram.device_channels
+    policy = dram.page_policy or "open"
+    lines = [f"  device {dev.name} x {ch} channel{'s' if ch > 1 else ''} ({dev.description}): "
+             f"peak {dram.device_peak_gb_per_s:g} GB/s, {policy} page, "
+             f"{dram.address_mapping or 'row_bank_column'} mapping"]
+    for pattern in ("sequential", "random"):
+        r = cached_pattern_result(dev.name, ch, dram.address_mapping, policy, pattern, dram.burst_bytes)
+        what = "sequential reads" if pattern == "sequential" else f"random {dram.burst_bytes}-B reads"
+        lines.append(f"  {what:<18} {r.pj_per_bit:6.2f} pJ/bit, row hits {100 * r.row_hit_rate:5.1f}%, "
+                     f"{r.bandwidth_gb_per_s:g} GB/s achieved, bank parallelism "
+                     f"{r.bank_level_parallelism:.2f}")
     return lines
 
 

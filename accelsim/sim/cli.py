@@ -136,6 +136,8 @@ def dram_price(hw) -> dict:
 
     overridden = "dram_pj_per_bit" in hw.technology.energy_overrides
     source = ("technology.energy_overrides.dram_pj_per_bit" if overridden
+              else f"dram.device {hw.dram.device} x {hw.dram.device_channels} channel(s), "
+                   f"sequential {hw.dram.burst_bytes}-byte reads" if hw.dram.device
               else f"energy table {hw.technology.energy_table}")
     return {"pj_per_bit": float(energy_model(hw).dram_pj_per_bit), "source": source,
             "bandwidth_gb_per_s": None if hw.dram.ideal else hw.dram.bandwidth_gb_per_s}
