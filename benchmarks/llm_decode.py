@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -127,8 +128,11 @@ def main(argv=None) -> int:
         train_lm(model, train, args.train_steps, 64, 3e-3, seed=0)
     prompts = held[: args.prompt_tokens].reshape(1, -1)
     hw = load_hw(args.hw)
-    fast = dataclasses.replace(hw, name=f"{hw.name}-x{args.fast_dram:g}", dram=dataclasses.replace(
-        hw.dram, bandwidth_gb_per_s=hw.dram.bandwidth_gb_per_s * args.fast_dram))
+    faster = {"bandwidth_gb_per_s": hw.dram.bandwidth_gb_per_s * args.fast_dram}
+    if getattr(hw.dram, "device", None):   # a named DRAM: more bandwidth is more channels of it
+        faster["channels"] = math.ceil(hw.dram.device_channels * args.fast_dram)
+    fast = dataclasses.replace(hw, name=f"{hw.name}-x{args.fast_dram:g}",
+                               dram=dataclasses.replace(hw.dram, **faster))
     rows = []
     progress.loop_start = time.monotonic()
     for i, target in enumerate(args.targets):
