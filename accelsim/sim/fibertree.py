@@ -82,6 +82,12 @@ def ranked_bits(mask: np.ndarray, ranks, value_bits: int, run_bits: int = 4,
         overflow.append(_rle_overflow(nonempty[j], run_bits) if fmt == "RLE" else 0)
         parent = keep
     widths = _widths(ranks, sizes, kept, coord_bits, offset_bits)
+    return int(_total(ranks, sizes, fibers, kept, overflow, widths, run_bits, value_bits))
+
+
+def _total(ranks, sizes, fibers, kept, overflow, widths, run_bits: int, value_bits: int) -> float:
+    """Metadata of every rank plus the values, from each rank's fibres, kept coordinates and
+    RLE overflow entries."""
     meta = 0
     for j, fmt in enumerate(ranks):
         if fmt == "UOP":
@@ -93,7 +99,7 @@ def ranked_bits(mask: np.ndarray, ranks, value_bits: int, run_bits: int = 4,
         elif fmt == "RLE":
             meta += (kept[j] + overflow[j]) * int(run_bits)
     values = kept[-1] + (overflow[-1] if ranks[-1] == "RLE" else 0)
-    return int(meta + values * int(value_bits))
+    return meta + values * int(value_bits)
 
 
 def _rle_overflow(nonempty: np.ndarray, run_bits: int) -> int:
@@ -139,15 +145,4 @@ def expected_ranked_bits(shape: tuple[int, ...], density: float, ranks, value_bi
             overflow.append(0.0)
         parent = keep
     widths = _widths(ranks, sizes, [int(round(k)) for k in kept], coord_bits, offset_bits)
-    meta = 0.0
-    for j, fmt in enumerate(ranks):
-        if fmt == "UOP":
-            meta += fibers[j] * (sizes[j] + 1) * widths[j]
-        elif fmt == "CP":
-            meta += kept[j] * widths[j]
-        elif fmt == "B":
-            meta += fibers[j] * sizes[j]
-        elif fmt == "RLE":
-            meta += (kept[j] + overflow[j]) * int(run_bits)
-    values = kept[-1] + (overflow[-1] if ranks[-1] == "RLE" else 0.0)
-    return float(meta + values * int(value_bits))
+    return float(_total(ranks, sizes, fibers, kept, overflow, widths, run_bits, value_bits))
