@@ -46,6 +46,7 @@ class _Design:
 
 _DESIGNS: dict[str, _Design] = {}
 _MAPPINGS: dict[tuple, MapResult] = {}
+_SEARCHES: dict[tuple, MapResult] = {}   # by the search's own inputs (shared across designs)
 _CACHE_LIMIT = 4096
 
 
@@ -61,19 +62,26 @@ def _design(hw) -> _Design:
 def _mapped(nest: LoopNest, hw, objective: str, reserved_bits: float = 0.0,
             densities: Densities | None = None) -> MapResult:
     """Mapping cache by (layer shape, design hash, objective, buffer reserved for resident
-    weights, densities on a 0.02 grid): a sweep maps a shape once per design. The mapper ranks
-    by the cost the layer will be charged at those densities (dense when None)."""
+    weights, densities on a 0.02 grid). The mapper ranks by the cost the layer will be charged
+    at those densities (dense when None). Behind it, searches are shared by everything they
+    depend on (shape, storage levels and their costs, dataflow, objective, budget, the sparse
+    cost model), so the designs of a sweep that differ elsewhere (vector unit, residency,
+    names, ...) map a shape once."""
     densities = (densities or Densities()).rounded()
     key = (nest, hw.hash, objective, reserved_bits, densities)
     if key not in _MAPPINGS:
         if len(_MAPPINGS) > _CACHE_LIMIT:
             _MAPPINGS.clear()
+            _SEARCHES.clear()
         arch = _design(hw).arch
         if reserved_bits:
             arch = _reserve(arch, reserved_bits)
         model = sparse_model(hw, arch, nest, densities)
-        _MAPPINGS[key] = search(nest, arch, hw.pe_array.dataflow, objective, hw.mapping.search_size,
-                                model=model)
+        inputs = (nest, arch, hw.pe_array.dataflow, objective, hw.mapping.search_size, model)
+        if inputs not in _SEARCHES:
+            _SEARCHES[inputs] = search(nest, arch, hw.pe_array.dataflow, objective,
+                                       hw.mapping.search_size, model=model)
+        _MAPPINGS[key] = _SEARCHES[inputs]
     return _MAPPINGS[key]
 
 
