@@ -13,8 +13,16 @@ total:
   lowering, mapping, the fast-path figures, energy: everything the cycle fidelity runs);
 - whether every column of the two result tables is equal (it must be).
 
+``--part mapped`` (or ``all``) measures the cycle-level run of a mapped design instead (issue 24
+item 1): ``simulate(..., fidelity="cycle")`` of the trace on ``hw_configs/eyeriss_v1.yaml``
+after a warm-up run (kernel compilation and the mapper's searches outside the timed region),
+and ``fidelity="fast"`` in the same run: PE-cycles (rows x cols x simulated cycles) per CPU
+second of the whole cycle-fidelity ``simulate`` (target >= 5e8) and of the mapped engine
+alone, and the ratios cycle / fast of CPU time and of cycles.
+
     python benchmarks/bench_cycle.py                       # captures the trace, then measures
     python benchmarks/bench_cycle.py --trace r18.trace --designs sparten_like eyeriss_like
+    python benchmarks/bench_cycle.py --trace r18.trace --part mapped
     python benchmarks/bench_cycle.py --json
 """
 from __future__ import annotations
@@ -185,6 +193,66 @@ def measure(trace_path: Path, designs, old) -> dict:
     return figures
 
 
+MAPPED_DESIGN = "eyeriss_v1"
+MAPPED_TARGET = 5e8
+
+
+def measure_mapped(trace_path: Path, design: str = MAPPED_DESIGN) -> dict:
+    """Cycle-level run of a mapped design: PE-cycles per CPU second, and against ``fast``."""
+    from accelsim.hw import load_hw
+    from accelsim.sim import cycle_mapped, simulate
+    from accelsim.trace import open_trace
+
+    hw = load_hw(REPO / "hw_configs" / f"{design}.yaml")
+    engine_cpu = [0.0]
+    apply = cycle_mapped.apply
+
+    def timed_apply(*args, **kwargs):
+        cpu0 = time.process_time()
+        apply(*args, **kwargs)
+        engine_cpu[0] += time.process_time() - cpu0
+
+    with open_trace(trace_path) as trace:
+        cpu0 = time.process_time()
+        simulate(trace, hw, fidelity="cycle", samples=1)       # warm-up: compile, map
+        warm_cpu = time.process_time() - cpu0
+        cpu0 = time.process_time()
+        fast = simulate(trace, hw, fidelity="fast", samples=1)
+        fast_cpu = time.process_time() - cpu0
+        cycle_mapped.apply = timed_apply
+        try:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            cyc = simulate(trace, hw, fidelity="cycle", samples=1)
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        finally:
+            cycle_mapped.apply = apply
+    cycles = float(cyc.layers["cycles"].sum())
+    fast_cycles = float(fast.layers["cycles"].sum())
+    pe_cycles = hw.pe_array.rows * hw.pe_array.cols * cycles
+    return {"design": design, "layers": len(cyc.layers), "cycles": cycles,
+            "fast_cycles": fast_cycles, "pe_cycles": pe_cycles, "simulate_cpu_s": cpu,
+            "simulate_wall_s": wall, "engine_cpu_s": engine_cpu[0], "fast_cpu_s": fast_cpu,
+            "simulate_pe_cycles_per_s": pe_cycles / max(cpu, 1e-9),
+            "engine_pe_cycles_per_s": pe_cycles / max(engine_cpu[0], 1e-9),
+            "cpu_ratio_cycle_over_fast": cpu / max(fast_cpu, 1e-9),
+            "cycles_ratio_cycle_over_fast": cycles / max(fast_cycles, 1e-9),
+            "warmup_cpu_s": warm_cpu, "target": MAPPED_TARGET, "meets_target": pe_cycles / max(cpu, 1e-9) >= MAPPED_TARGET,
+            "load": os.getloadavg()[0]}
+
+
+def report_mapped(m: dict) -> None:
+    print(f"mapped design {m['design']} ({m['layers']} layers, load {m['load']:.2f}): "
+          f"{m['pe_cycles']:.3g} PE-cycles ({m['cycles']:.4g} cycles; fast {m['fast_cycles']:.4g},"
+          f" x{m['cycles_ratio_cycle_over_fast']:.3f})")
+    print(f"  simulate(cycle): {m['simulate_cpu_s']:.2f} CPU s = "
+          f"{m['simulate_pe_cycles_per_s']:.3g} PE-cycles/CPU s (target {m['target']:.0e}: "
+          f"{'met' if m['meets_target'] else 'NOT met'}); mapped engine alone "
+          f"{m['engine_cpu_s']:.3f} CPU s = {m['engine_pe_cycles_per_s']:.3g} PE-cycles/CPU s")
+    print(f"  simulate(fast): {m['fast_cpu_s']:.2f} CPU s; cycle / fast CPU time "
+          f"{m['cpu_ratio_cycle_over_fast']:.2f}; warm-up run (compile, mapper searches, not "
+          f"timed above) {m['warmup_cpu_s']:.1f} CPU s")
+
+
 def report(f: dict) -> None:
     print(f"trace {f['trace']}  (load {f['load_before']:.2f} -> {f['load_after']:.2f}"
           f"{'; machine busy: CPU-time figures' if f['busy'] else ''})")
@@ -210,20 +278,30 @@ def main() -> int:
     parser.add_argument("--designs", nargs="+", default=list(DESIGNS))
     parser.add_argument("--old-rev", default=OLD_REV)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--part", choices=("flat", "mapped", "all"), default="flat",
+                        help="flat: the systolic designs, old kernel against new (default); "
+                             "mapped: eyeriss_v1's cycle-level mapped run; all: both")
     args = parser.parse_args()
+    figures: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         trace_path = args.trace
         if trace_path is None:
             trace_path = folder / "resnet18.trace"
             capture_resnet18(trace_path)
-        old = load_old_kernel(args.old_rev, folder)
-        figures = measure(trace_path, args.designs, old)
+        if args.part in ("flat", "all"):
+            old = load_old_kernel(args.old_rev, folder)
+            figures = measure(trace_path, args.designs, old)
+        if args.part in ("mapped", "all"):
+            figures["mapped"] = measure_mapped(trace_path)
     if args.json:
         print(json.dumps({k: v for k, v in figures.items()}, indent=2, default=float))
     else:
-        report(figures)
-    return 0 if all(r["equal"] for r in figures["designs"].values()) else 1
+        if "designs" in figures:
+            report(figures)
+        if "mapped" in figures:
+            report_mapped(figures["mapped"])
+    return 0 if all(r["equal"] for r in figures.get("designs", {}).values()) else 1
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_scale import simulate_process  # noqa: E402
-DESIGNS = ("sparten_like", "cnvlutin_like", "edge_lowpower", "eyeriss_like", "dense_ws_tpu_like",
+DESIGNS = ("sparten_like", "cnvlutin_like", "edge_lowpower", "dense_ws_tpu_like",
            "edge_npu_lpddr", "eyeriss_v1")
 
 

@@ -113,7 +113,7 @@ def main() -> None:
     from accelsim.trace import open_trace
 
     trace = open_trace(trace_path)
-    designs = [("systolic (no mapper)", load_hw(ROOT / "hw_configs/eyeriss_like.yaml")), ("loop-nest", hw)]
+    designs = [("systolic (no mapper)", load_hw(ROOT / "tests/fixtures/systolic_designs/eyeriss_like.yaml")), ("loop-nest", hw)]
     from accelsim.sim.simulate import simulate
     for label, design in designs:
         simulate(trace, design, samples=4)         # compile kernels, fill the mapping cache once

@@ -34,11 +34,11 @@ def test_validate_reports_each_bad_file(tmp_path: Path, capsys, minimal_hw) -> N
 
 
 def test_show_prints_derived_figures(capsys) -> None:
-    assert main(["hw", "show", str(HW_DIR / "eyeriss_like.yaml")]) == 0
+    assert main(["hw", "show", str(HW_DIR / "eyeriss_v1.yaml")]) == 0
     out = capsys.readouterr().out
     assert "peak MACs/cycle           168" in out
     assert "energy per dense MAC" in out
-    assert main(["hw", "show", "--json", str(HW_DIR / "eyeriss_like.yaml")]) == 0
+    assert main(["hw", "show", "--json", str(HW_DIR / "eyeriss_v1.yaml")]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["derived"]["peak_macs_per_cycle"] == 168
     assert data["config"]["pe_array"]["rows"] == 12

@@ -853,7 +853,7 @@ class Harness:
 
         self.cd_dir = self.folder / "codesign"
         (self.cd_dir / "hw").mkdir(parents=True, exist_ok=True)
-        for name in ("sparten_like", "cnvlutin_like", "eyeriss_like", "edge_lowpower"):
+        for name in ("sparten_like", "cnvlutin_like", "eyeriss_v1", "edge_lowpower"):
             shutil.copy(ROOT / "hw_configs" / f"{name}.yaml", self.cd_dir / "hw" / f"{name}.yaml")
         self.cd_recipe = (ROOT / "models" / "lenet5_digits_codesign.yaml").read_text()
         shipped = (ROOT / "hw_configs" / "codesign" / "lenet5.yaml").read_text()
@@ -872,7 +872,7 @@ class Harness:
               model: [lenet5]
               seed: [0, 3]
             hardware:
-              designs: [hw/sparten_like.yaml, hw/eyeriss_like.yaml]
+              designs: [hw/sparten_like.yaml, hw/eyeriss_v1.yaml]
               axes:
                 pe_array.rows:
                   values: [8, 16]

@@ -125,8 +125,8 @@ def test_every_shipped_design_is_in_the_designs_table():
     listed = {re.match(r"\| `([^`]+)`", row)[1] for row in rows}
     shipped = {p.name for p in (REPO / "hw_configs").glob("*.yaml")}
     assert shipped <= listed, f"not in the README's designs table: {sorted(shipped - listed)}"
-    for row in rows:   # file, approximates, sparsity, when to use it
-        assert len([c for c in row.strip("|").split("|") if c.strip()]) == 4, row
+    for row in rows:   # file, approximates, model, sparsity, when to use it
+        assert len([c for c in row.strip("|").split("|") if c.strip()]) == 5, row
 
 
 def test_first_code_block_is_what_ci_runs():

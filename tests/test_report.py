@@ -120,7 +120,7 @@ def test_sweep_cli_and_pareto_plot(trace_path, tmp_path, capsys):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({
         "version": 1, "base": str(HW), "traces": [str(trace_path)], "samples": 1,
-        "axes": {"pe_array.rows": [2, 4, 8], "global_buffer.size_kib": [1, 64]},
+        "axes": {"pe_array.rows": [2, 4, 8], "memory_hierarchy.glb.size_bytes": [1024, 65536]},
         "constraints": {"max_pes": 64}, "objectives": [["energy_pj", "onchip_sram_kib"]]}))
     out = tmp_path / "out"
     assert main(["sweep", str(spec), "-o", str(out), "--workers", "1", "--quiet"]) == 0

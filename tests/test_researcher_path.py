@@ -102,8 +102,9 @@ def test_residency_reason_bypass_on_eyeriss_v1(capsys):
 
 
 def test_residency_reason_capacity():
-    # eyeriss_like: a global buffer that keeps everything, too small for LeNet-5's weights
-    hw = load_hw("hw_configs/eyeriss_like.yaml")
+    # the flat Eyeriss-class design the project once shipped: a global buffer that keeps
+    # everything, too small for LeNet-5's weights
+    hw = load_hw("tests/fixtures/systolic_designs/eyeriss_like.yaml")
     size = hw.global_buffer.size_kib * 1024
     note = _notes(hw)
     assert "(capacity)" in note and f"{size:,.0f} bytes" in note and "bypass" not in note

@@ -3,7 +3,8 @@
 The fixture ``tests/fixtures/engine_golden.json`` was written by the engine *before* the
 issue-14 rewrite (bit-packed lowering, packed weights once per layer, blocked samples,
 event-driven cycle model); the rewrite must reproduce every number (rtol 1e-12) and every
-string. Cases: each shipped design without a ``memory_hierarchy`` on both LeNet-5 traces
+string. Cases: each design shipped without a ``memory_hierarchy`` at the time (kept verbatim in
+``tests/fixtures/systolic_designs``) on both LeNet-5 traces
 (``fast`` and ``cycle``, batch 1 and 4), and random layers (padding, stride, dilation,
 groups, depthwise, linear, matmul, all-zero and all-one masks, odd sizes, a single PE) on
 synthetic designs covering every dataflow, skip, sync, gating and storage format.
@@ -34,6 +35,10 @@ from accelsim.trace.geometry import LayerGeometry  # noqa: E402
 from accelsim.trace.layer import LayerTrace  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "engine_golden.json"
+#: The shipped designs as they were when the fixture was written, in their flat (systolic) form:
+#: the shipped files now describe memory hierarchies, so the systolic engine is pinned on
+#: these copies.
+SYSTOLIC = REPO / "tests" / "fixtures" / "systolic_designs"
 TRACES = ("lenet5_digits_dual", "lenet5_digits_baseline")
 QUICK_SAMPLES = 12   # the default suite's trace cases; the slow test runs every sample
 RTOL = 1e-12
@@ -121,7 +126,7 @@ def _row(frame) -> list[dict]:
 
 
 def trace_case(trace: str, design: str, fidelity: str, batch: int, samples) -> list[dict]:
-    hw = load_hw(REPO / "hw_configs" / f"{design}.yaml")
+    hw = load_hw(SYSTOLIC / f"{design}.yaml")
     with open_trace(REPO / "traces" / f"{trace}.trace") as opened:
         return _row(simulate(opened, hw, fidelity=fidelity, batch=batch, samples=samples).layers)
 
@@ -135,7 +140,7 @@ def random_case(design: str, fidelity: str) -> list[dict]:
 
 
 # The shipped designs without a memory_hierarchy when the fixture was written (frozen: a
-# design added later, or edited, is not what this file pins).
+# design added later, or edited, is not what this file pins; their files are in SYSTOLIC).
 DESIGNS = ("cnvlutin_like", "dense_ws_tpu_like", "edge_lowpower", "eyeriss_like", "sparten_like")
 
 

@@ -14,7 +14,7 @@ TRACE = "traces/lenet5_digits_dual.trace"
                                                 ("sparten_like", True), ("edge_lowpower", True)])
 def test_work_matrix_once_per_layer_unless_activations_are_skipped(design, per_sample,
                                                                    monkeypatch):
-    hw = load_hw(f"hw_configs/{design}.yaml")
+    hw = load_hw(f"tests/fixtures/systolic_designs/{design}.yaml")   # the systolic engine
     with open_trace(TRACE) as trace:
         want = simulate(trace, hw, samples=5)
     calls = []

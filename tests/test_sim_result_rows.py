@@ -27,7 +27,7 @@ def test_write_csv_is_pandas_to_csv(tmp_path):
     assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
 
 
-@pytest.mark.parametrize("design", ["sparten_like", "eyeriss_like", "cnvlutin_like"])
+@pytest.mark.parametrize("design", ["sparten_like", "eyeriss_v1", "cnvlutin_like"])
 def test_rows_and_frame_save_the_same_files(design, tmp_path):
     hw = load_hw(f"hw_configs/{design}.yaml")
     with open_trace(TRACE) as trace:

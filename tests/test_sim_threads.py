@@ -30,7 +30,7 @@ def _same(a, b) -> None:
 
 
 @pytest.mark.parametrize("design,fidelity,batch", [
-    ("sparten_like", "fast", 1), ("edge_lowpower", "fast", 2), ("eyeriss_like", "fast", 1),
+    ("sparten_like", "fast", 1), ("edge_lowpower", "fast", 2), ("eyeriss_v1", "fast", 1),
     ("edge_npu_lpddr", "fast", 3), ("cnvlutin_like", "cycle", 1)])
 def test_threads_give_the_same_figures(design, fidelity, batch, transformer_trace):
     hw = load_hw(f"hw_configs/{design}.yaml")
@@ -72,7 +72,7 @@ def test_a_failing_sample_raises_from_the_pool(monkeypatch):
         return real(layer, *args, **kwargs)
 
     monkeypatch.setattr(engine, "_simulate_sample", boom)
-    hw = load_hw("hw_configs/sparten_like.yaml")
+    hw = load_hw("hw_configs/dense_ws_tpu_like.yaml")   # the systolic engine's sample pool
     with open_trace(TRACE) as trace, pytest.raises(RuntimeError, match="sample failed"):
         simulate(trace, hw, threads=2)
     assert len(calls) >= 3

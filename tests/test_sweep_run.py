@@ -27,6 +27,8 @@ from accelsim.trace.writer import write_trace
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "hw_configs" / "sparten_like.yaml"
+#: the flat (systolic) form of the same design, whose scratchpad shorthand can be swept to 0
+SYSTOLIC_BASE = REPO / "tests" / "fixtures" / "systolic_designs" / "sparten_like.yaml"
 TRACE_LAYERS = [
     ("conv1", LayerGeometry("conv2d", N=2, C=3, H=12, W=12, K=8, R=3, S=3, pad_h=1, pad_w=1), 0.9, 0.6),
     ("conv2", LayerGeometry("conv2d", N=2, C=8, H=12, W=12, K=8, R=3, S=3, stride_h=2, stride_w=2), 0.4, 0.5),
@@ -108,7 +110,7 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(folder):
     spec = load_sweep_spec(write_spec(folder, {
         "precision.activation_bits": [4, 8], "pe_array.rows": [4],
         "pe_array.dataflow": ["output_stationary", "weight_stationary"],
-        "scratchpad.weight_bytes": [0, 128]}))
+        "scratchpad.weight_bytes": [0, 128]}, base=str(SYSTOLIC_BASE)))
     outcome = run_sweep(spec, folder / "out", workers=1, progress=False)
     table = outcome.table
     assert len(table) == 8

@@ -155,7 +155,7 @@ def test_abandoned_iteration_does_not_count_as_verified(path, tmp_path):
         layer.act_mask_block(0, 1)
 
 
-@pytest.mark.parametrize("design", ["sparten_like", "edge_npu_lpddr", "eyeriss_like"])
+@pytest.mark.parametrize("design", ["sparten_like", "edge_npu_lpddr", "eyeriss_v1"])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_engine_results_do_not_depend_on_the_block_size(path, design, batch, monkeypatch):
     hw = load_hw(f"hw_configs/{design}.yaml")

@@ -354,6 +354,10 @@ class StorageLevel:
         rules.optional(rules.section(MetadataStorage)),
         "metadata storage of this level's compressed tensors, with its own energy and port "
         "(null: metadata moves with the data, at the level's energy and port)", None)
+    double_buffered: bool = spec(rules.boolean,
+                                 "two tile buffers: at the cycle fidelity the next step's tiles "
+                                 "fill (and the last step's outputs drain) while a step computes",
+                                 False)
 
 
 # Largest mapping.search_size: 16 x 256 = 4,096 candidates, measured at 0.75-3.9 s CPU per

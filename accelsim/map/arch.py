@@ -31,6 +31,8 @@ class Level:
     gated_pj_per_bit: float | None = None   # a gated access (None: read x the gated fraction)
     #: metadata storage: (read pJ/bit, write pJ/bit, port bits per cycle or None), or None
     metadata: tuple | None = None
+    #: two tile buffers (``double_buffered``): the cycle fidelity overlaps refills with compute
+    double_buffered: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def arch_of(hw) -> Arch:
             float(spec.size_bytes) * 8 if spec.size_bytes else None, spec.word_bits, rbw, wbw,
             spec.write_words_per_cycle is None, read, write, spec.network == "multicast",
             None if spec.gated_read_pj is None else spec.gated_read_pj * dyn / spec.word_bits,
-            _metadata(spec.metadata, read, dyn)))
+            _metadata(spec.metadata, read, dyn), bool(spec.double_buffered)))
     return Arch(tuple(levels), hw.pe_array.rows, hw.pe_array.cols, hw.pe_array.macs_per_pe,
                 (p.weight_bits, p.activation_bits, p.accumulator_bits), em.mac_pj, em.gated_mac_pj,
                 em.noc_pj_per_bit_hop, em.gated_fraction, dram_bytes_per_cycle(hw))

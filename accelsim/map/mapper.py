@@ -245,12 +245,24 @@ class _Space:
                                 combos += [[(a, fa), (b, fb)] for fb in fill_values(left[b], arch.lanes // fa)]
                         for combo in combos:
                             lf = _merge(dict(combo))
-                            steps = _padded_steps(left, lf)
+                            # lanes whose tile a per-PE level cannot hold rank last (say a
+                            # 4-byte psum register under lanes over K): never picked over a fit
+                            steps = (not self._lanes_fit(lf), _padded_steps(left, lf))
                             if best_steps is None or steps < best_steps:
                                 best, best_steps = combo, steps
                 lanes = [(d, f) for d, f in best if f > 1]
             self.spatials.append((tuple(sx), tuple(sy), tuple(lanes)))
         self.size = self._mapspace_size()
+
+    def _lanes_fit(self, factors: dict) -> bool:
+        """Whether every per-PE level holds the tile the MAC lanes ``factors`` work on."""
+        ext = {d: factors.get(d, 1) for d in DIMS}
+        for i in self.pe_levels:
+            lv = self.arch.levels[i]
+            if lv.capacity_bits is not None and _footprint_bits(
+                    self.nest, ext, lv.keeps, self.arch.tensor_bits) > lv.capacity_bits:
+                return False
+        return True
 
     def _mapspace_size(self) -> float:
         """Tilings: spatial candidates x, per dim, its divisors at every temporal level that

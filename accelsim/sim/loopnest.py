@@ -173,9 +173,8 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
     the mapper's (:mod:`accelsim.map.fixed`).
     """
     ctx = context or LayerContext()
-    if fidelity != "fast":
-        raise AccelsimError(f"{hw.name}: the {fidelity!r} fidelity steps the systolic array only; "
-                            "designs with a memory_hierarchy run at --fidelity fast")
+    if fidelity not in ("fast", "cycle"):
+        raise AccelsimError(f"{hw.name}: fidelity: expected fast or cycle, got {fidelity!r}")
     d = _design(hw)
     arch, em = d.arch, d.em
     geo = layer.geometry
@@ -187,15 +186,16 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
             f"precision.weight_bits={hw.precision.weight_bits}")
     wmasks = np.asarray(layer.weight_mask(), dtype=bool)
     per_sample_weights = wmasks.ndim == 5      # matmul: the second operand is per sample
-    acts = np.asarray(layer.act_mask(samples), dtype=bool)
-    if acts.shape[0] == 0:
-        raise TraceError(f"layer {layer.name!r} has no samples to simulate")
     mode = _mode(hw)
     bsz = 1 if per_sample_weights else ctx.batch     # a matmul shares no weights across samples
-    rows, weights, mappings = [], [], []
+    rows: list[np.ndarray] = []
+    weights: list[int] = []
+    keys: list[str] = []
+    bottlenecks: dict[str, int] = {}
+    first_mapping = None
     weight_ratios: list[float] = []
-    for start in range(0, acts.shape[0], bsz):
-        group = acts[start:start + bsz]
+    # the masks are read in blocks of whole batches, so memory is flat in the samples
+    for start, group in _batches(layer, samples, bsz):
         b = group.shape[0]
         nest = LoopNest.of_geometry(geo, batch=b)
         if mapping is not None:
@@ -215,25 +215,39 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
             frac = fetch.hw_fetch_fraction(layer, group, hw)
             ratios = (ratios[0] * frac, ratios[1] * frac)
         row = _sample(layer, group, wmask, nest, mapped.mapping, mapped.counts, arch, em, hw, mode,
-                      ratios, ctx)
-        for key, value in row.items():   # a batch's totals -> per inference
-            if not key.startswith("_") and key not in _RATIOS:
-                row[key] = value / b
-        rows.append(row)
+                      ratios, ctx, fidelity)
+        if not keys:
+            keys = [key for key in row if not key.startswith("_")]
+        # a batch's totals -> per inference; one compact vector per batch (memory flat)
+        rows.append(np.array([row[k] if k in _RATIOS else row[k] / b for k in keys]))
         weights.append(b)
-        mappings.append(mapped.mapping)
+        bottlenecks[row["_bottleneck"]] = bottlenecks.get(row["_bottleneck"], 0) + 1
+        if first_mapping is None:
+            first_mapping = mapped.mapping
+    if not rows:
+        raise TraceError(f"layer {layer.name!r} has no samples to simulate")
     out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
-                 "samples": int(acts.shape[0])}
-    for key in rows[0]:
-        if not key.startswith("_"):
-            out[key] = float(np.average([r[key] for r in rows], weights=weights))
+                 "samples": int(sum(weights))}
+    means = np.average(np.stack(rows), axis=0, weights=weights)
+    out.update({key: float(value) for key, value in zip(keys, means)})
     out["spill"] = False
     out["weight_density"] = float(wmasks.mean()) if wmasks.size else 0.0
     out["tiling"] = "loop-nest"
-    bottlenecks = [r["_bottleneck"] for r in rows]
-    out["bottleneck"] = max(set(bottlenecks), key=bottlenecks.count)
-    out["mapping"] = mapping_text(mappings[0])
+    out["bottleneck"] = max(bottlenecks, key=bottlenecks.get)
+    out["mapping"] = mapping_text(first_mapping)
     return out
+
+
+def _batches(layer, samples: int | None, bsz: int):
+    """``(first sample, bool (b, C, H, W))`` batches of the layer's activation masks, in order,
+    read in blocks of whole batches (:func:`accelsim.sim.engine._act_blocks`)."""
+    from accelsim.sim.engine import SAMPLE_BLOCK, _act_blocks
+
+    size = bsz * max(1, -(-SAMPLE_BLOCK // bsz))   # as the systolic engine reads them
+    for first, block in _act_blocks(layer, samples, size):
+        block = np.asarray(block, dtype=bool)
+        for start in range(0, block.shape[0], bsz):
+            yield first + start, block[start:start + bsz]
 
 
 def mapping_text(mapping) -> str:
@@ -326,7 +340,7 @@ def _tensor_actions(hw, arch: Arch) -> tuple:
 
 
 def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, em, hw, mode,
-            w_ratios, ctx: LayerContext) -> dict:
+            w_ratios, ctx: LayerContext, fidelity: str = "fast") -> dict:
     geo = layer.geometry
     fan = arch.fanout_level
     p = hw.precision
@@ -343,6 +357,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
                 max(1, int(hw.pe_array.work_queue_depth)), lp.power_gating,
                 max(1, lp.min_idle_cycles, lp.wakeup_cycles))
     remainder = any(mapping.factor_product(d) != nest.bound(d) for d in DIMS)
+    work = None
     if mode == MODE_DENSE and not remainder:   # every PE the same work each step (closed form)
         stats = sch.uniform_fold_stats(outer, ys, xs, block, arch.rows, arch.cols, *schedule)
     else:
@@ -528,5 +543,11 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         row[f"level_{lv.name}_read_bits"] = float(reads[i])
         row[f"level_{lv.name}_write_bits"] = float(writes[i])
         row[f"level_{lv.name}_cycles"] = float(times[i])
+    if fidelity == "cycle":   # the mapped nest run cycle by cycle (accelsim.sim.cycle_mapped)
+        from accelsim.sim import cycle_mapped
+
+        cycle_mapped.apply(row, energy, work=work, uniform=(outer, ys, xs, block), mapping=mapping,
+                           arch=arch, c=c, times=times, meta_times=meta_times, reads=reads,
+                           writes=writes, instances=counts.instances, stats=stats, hw=hw, em=em)
     row["_bottleneck"] = bottleneck
     return row

@@ -28,7 +28,7 @@ from accelsim.sweep.report import (ReportInputs, build_report, dominant_componen
                                    trace_meta, write_text_atomic)
 
 # Preferred design for the detailed report (dual skipping suits a dual-sparse model).
-MAIN_DESIGNS = ("sparten_like", "cnvlutin_like", "eyeriss_like", "edge_lowpower")
+MAIN_DESIGNS = ("sparten_like", "cnvlutin_like", "eyeriss_v1", "edge_lowpower")
 # Statistical stand-ins when no captured LeNet-5 trace is shipped (assumed densities).
 STANDIN_DENSITIES = {
     "lenet5_baseline_statistical": {"act": 0.5, "weight": 1.0},

@@ -74,7 +74,7 @@ SPARTEN_VS_ONE_SIDED = PublishedFigure(
 
 EYERISS_PE_POWER = PublishedFigure(
     key="eyeriss_pe_power",
-    design="hw_configs/eyeriss_like.yaml vs the same file with gating off",
+    design="hw_configs/eyeriss_v1.yaml vs the same file with gating off",
     metric="PE power saved by data gating of zero input activations (no speedup)",
     value=0.45,
     source="Chen, Krishna, Emer, Sze, Eyeriss: An Energy-Efficient Reconfigurable Accelerator "

@@ -8,7 +8,7 @@ statistical traces at the densities the papers report (``figures.py``):
 - ``dual``: ``sparten_like.yaml`` (skips zero activations and weights) vs its dense twin, and vs
   itself skipping activations only; Han et al.'s pruned weight densities; published SCNN 2.7x
   speed / 2.3x energy, SparTen 4.7x over dense and 1.8x over one-sided;
-- ``eyeriss``: ``eyeriss_like.yaml`` (gates zero activations) vs the same file with gating off:
+- ``eyeriss``: ``eyeriss_v1.yaml`` (gates zero activations) vs the same file with gating off:
   no speedup, PE energy (MAC + scratchpads) saved; published 45% of PE power.
 
 For speed, four accelsim figures are given: *as shipped* (cycles with the file's global-buffer
@@ -111,10 +111,19 @@ def pe_energy(result, names: list[str]) -> float:
 
 
 def wide_port(hw):
-    """``hw`` with twice the global-buffer words per cycle (the port-bound check)."""
-    gb = hw.global_buffer
-    return dataclasses.replace(hw, name=f"{hw.name}-port2x", global_buffer=dataclasses.replace(
-        gb, words_per_cycle=None if gb.words_per_cycle is None else 2 * gb.words_per_cycle))
+    """``hw`` with twice the words per cycle of every shared (global-buffer) level's ports
+    (the port-bound check)."""
+    def doubled(value):
+        return None if value is None else 2 * value
+
+    if hw.memory_hierarchy is None:
+        gb = hw.global_buffer
+        return dataclasses.replace(hw, name=f"{hw.name}-port2x", global_buffer=dataclasses.replace(
+            gb, words_per_cycle=doubled(gb.words_per_cycle)))
+    levels = tuple(lv if lv.instances == "per_pe" else dataclasses.replace(
+        lv, read_words_per_cycle=doubled(lv.read_words_per_cycle),
+        write_words_per_cycle=doubled(lv.write_words_per_cycle)) for lv in hw.memory_hierarchy)
+    return dataclasses.replace(hw, name=f"{hw.name}-port2x", memory_hierarchy=levels)
 
 
 def port2x_speedup(layers: list, hw, baseline, names_by_scope: dict) -> dict[str, float]:
@@ -174,7 +183,7 @@ def study_dual(network: str, seed: int = 0) -> list[dict]:
 
 
 def study_eyeriss(network: str, seed: int = 0) -> list[dict]:
-    hw = load_hw(HW / "eyeriss_like.yaml")
+    hw = load_hw(HW / "eyeriss_v1.yaml")
     no_gate = dataclasses.replace(
         hw, name=f"{hw.name}-no-gating",
         sparsity=dataclasses.replace(hw.sparsity, gate_zero_operands=False))
@@ -187,7 +196,7 @@ def study_eyeriss(network: str, seed: int = 0) -> list[dict]:
             continue  # Eyeriss reports CONV layers
         figs = speed_figures(gated, ungated, names)
         rows.append({"study": "eyeriss", "network": network, "scope": scope,
-                     "compared": "eyeriss_like vs gating off", **figs,
+                     "compared": "eyeriss_v1 vs gating off", **figs,
                      "pe_energy_saving": 1 - pe_energy(gated, names) / pe_energy(ungated, names),
                      "total_energy_saving": 1 - _sum(gated, names, "energy_pj")
                      / _sum(ungated, names, "energy_pj"),
