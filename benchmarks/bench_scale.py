@@ -139,6 +139,9 @@ def sweep_10k(folder: Path, trace: Path, workers: int, kill_fraction: float) -> 
 # SIMULATION PART: simulate-vs-kernel rate, time and peak memory against samples (1, 16, 64).
 # ---------------------------------------------------------------------------------------------
 SIM_DESIGN = REPO / "hw_configs" / "sparten_like.yaml"   # output stationary, both skips
+#: the same design in the flat (systolic) form it had before it moved to the mapped model
+#: (issue 23 item 7: the mapped model's whole-process time against it, same run)
+SIM_FLAT = REPO / "tests" / "fixtures" / "systolic_designs" / "sparten_like.yaml"
 SIM_SAMPLES = (1, 16, 64)
 SIM_THREADS = (1, 2)     # ``--threads`` of the 64-sample runs compared for wall time
 
@@ -224,10 +227,12 @@ def simulate_process(args: list[str], tree: Path = REPO) -> dict:
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_mb": peak_kib / 1024.0}
 
 
-def cli_simulate(trace_path: Path, samples: int, out: Path, threads: int | None = None) -> dict:
-    """One whole ``accelsim simulate`` process of the benchmark's design: wall, CPU, max RSS and
-    the pairs it evaluated. ``threads``: ``--threads`` (default: the command's own default)."""
-    args = ["--trace", str(trace_path), "--hw", str(SIM_DESIGN), "--samples", str(samples),
+def cli_simulate(trace_path: Path, samples: int, out: Path, threads: int | None = None,
+                 design: Path = SIM_DESIGN) -> dict:
+    """One whole ``accelsim simulate`` process of ``design`` (the benchmark's by default): wall,
+    CPU, max RSS and the pairs it evaluated. ``threads``: ``--threads`` (default: the command's
+    own default)."""
+    args = ["--trace", str(trace_path), "--hw", str(design), "--samples", str(samples),
             "-o", str(out)]
     if threads is not None:
         args += ["--threads", str(threads)]
@@ -300,6 +305,14 @@ def simulate_figures(folder: Path, trace_path: Path | None = None) -> dict:
     threads["wall_speedup"] = round(threads[SIM_THREADS[0]]["process_wall_s"]
                                     / threads[SIM_THREADS[-1]]["process_wall_s"], 2)
     figures["threads"] = threads
+    cli_simulate(trace_path, 1, folder / "warm_flat.csv", design=SIM_FLAT)
+    flat = cli_simulate(trace_path, samples, folder / "flat.csv", design=SIM_FLAT)
+    mapped = cli_simulate(trace_path, samples, folder / "mapped.csv")
+    figures["mapped_vs_flat"] = {"samples": samples, "flat_cpu_s": round(flat["cpu_s"], 2),
+                                 "mapped_cpu_s": round(mapped["cpu_s"], 2),
+                                 "ratio": round(mapped["cpu_s"] / flat["cpu_s"], 2),
+                                 "flat_maxrss_mb": round(flat["maxrss_mb"], 1),
+                                 "mapped_maxrss_mb": round(mapped["maxrss_mb"], 1)}
     figures["load_after"] = os.getloadavg()[0]
     return figures
 
@@ -321,6 +334,11 @@ def print_simulate(s: dict) -> None:
                           f"{r['process_cpu_s']:.2f} CPU s ({100 * r['process_vs_kernel']:.1f}%)"
                           for n, r in t.items() if n != "wall_speedup")
         print(f"  {max(s['runs'])} samples: {parts}; wall speed-up {t['wall_speedup']:.2f}x")
+    m = s.get("mapped_vs_flat")
+    if m:
+        print(f"  {m['samples']} samples, whole process: mapped model {m['mapped_cpu_s']:.2f} CPU s "
+              f"({m['mapped_maxrss_mb']:.0f} MB) against the flat form {m['flat_cpu_s']:.2f} CPU s "
+              f"({m['flat_maxrss_mb']:.0f} MB): {m['ratio']:.2f}x (issue 23 target: <= 1.5x)")
 
 
 def main() -> int:

@@ -82,7 +82,7 @@ def test_step_work_equals_brute_force(seed):
     nest, mapping, act, wmask, pads = _case(rng)
     for mode in (MODE_DENSE, MODE_ACT, MODE_WEIGHT, MODE_BOTH):
         slow = brute_work(nest, mapping, 1, act, wmask, pads, mode)
-        for method in ("packed", "factored", "auto"):
+        for method in ("packed", "boxed", "factored", "auto"):
             fast = step_work(nest, mapping, 1, act, wmask, pads, mode, method)
             np.testing.assert_array_equal(fast, slow, err_msg=method)
         if mode == MODE_BOTH:
@@ -130,7 +130,7 @@ def _check_remainder_work(seed):
     nest, mapping, act, wmask, pads = _remainder_case(rng)
     for mode in (MODE_DENSE, MODE_ACT, MODE_WEIGHT, MODE_BOTH):
         slow = brute_work(nest, mapping, 1, act, wmask, pads, mode)
-        for method in ("packed", "factored", "auto"):
+        for method in ("packed", "boxed", "factored", "auto"):
             fast = step_work(nest, mapping, 1, act, wmask, pads, mode, method)
             np.testing.assert_array_equal(fast, slow, err_msg=method)
     assert step_work(nest, mapping, 1, act, wmask, pads, MODE_DENSE).sum() == nest.macs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields, is_dataclass, replace
+from functools import cached_property
 from typing import Any, Mapping
 
 from accelsim.hw import rules
@@ -439,9 +440,10 @@ class HardwareConfig:
         """Plain nested dict (YAML/JSON-ready); ``load_hw_dict(to_dict())`` gives an equal object."""
         return _to_plain(self)
 
-    @property
+    @cached_property
     def hash(self) -> str:
-        """Stable SHA-256 of the resolved description (sweep cache key)."""
+        """Stable SHA-256 of the resolved description (sweep cache key; computed once per
+        object: the configuration is frozen, and ``dataclasses.replace`` makes a new one)."""
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -178,6 +178,167 @@ def _blocks(dim, factor, stride, coord_of, place, n_outer, ny, nx, ext, apack, w
     return work
 
 
+@njit(**JIT)
+def _read64(row, bit):
+    """The 64 bits of ``row`` from bit ``bit`` (zeros past its end)."""
+    w = bit >> 6
+    o = bit & 63
+    if w >= row.shape[0]:
+        return np.uint64(0)
+    x = row[w] >> np.uint64(o)
+    if o > 0 and w + 1 < row.shape[0]:
+        x |= row[w + 1] << np.uint64(64 - o)
+    return x
+
+
+@njit(**JIT)
+def _extract(row, starts, lengths, out):
+    """Copy the bit ranges ``[starts[i], starts[i] + lengths[i])`` of ``row`` into ``out``,
+    one after the other from bit 0 (``out`` zeroed first)."""
+    out[:] = 0
+    pos = 0
+    for i in range(starts.shape[0]):
+        off = 0
+        while off < lengths[i]:
+            n = min(64, lengths[i] - off)
+            chunk = _read64(row, starts[i] + off)
+            if n < 64:
+                chunk &= (np.uint64(1) << np.uint64(n)) - np.uint64(1)
+            dw = pos >> 6
+            do = pos & 63
+            out[dw] |= chunk << np.uint64(do)
+            if do > 0 and do + n > 64:
+                out[dw + 1] |= chunk >> np.uint64(64 - do)
+            pos += n
+            off += n
+
+
+@njit(**JIT)
+def _contributions(dim, factor, stride, coord_of, place, bound, d, ny, nx):
+    """Per value ``v < bound`` of dimension ``d``: its flat ``(step, y, x)`` offset, the sum over
+    the outer and spatial loops over ``d`` of their digit ``(v // stride) % factor`` times
+    their place (the block coordinate is additive over dimensions)."""
+    out = np.zeros(bound, dtype=np.int64)
+    scale = np.array([ny * nx, nx, 1], dtype=np.int64)
+    for v in range(bound):
+        total = 0
+        for l in range(dim.shape[0]):
+            if dim[l] == d:
+                total += ((v // stride[l]) % factor[l]) * place[l] * scale[coord_of[l]]
+        out[v] = total
+    return out
+
+
+@njit(**JIT)
+def _blocks_boxed(dim, factor, stride, coord_of, place, n_outer, ny, nx, ext, apack, wpack,
+                  order, sizes, use_a, use_w, bounds):
+    """The counts of :func:`_blocks`, grouped by reduction box: every block whose (C, R, S)
+    ranges are one box shares that box's bits, so each activation row and weight row is cut
+    to the box once (compact, word-aligned), every (n, g, p, q) x k pair costs a plain AND +
+    popcount over the compact words, and its count lands on the block coordinate, which is a
+    sum of per-dimension offsets (:func:`_contributions`)."""
+    work = np.zeros(n_outer * ny * nx, dtype=np.int64)
+    contrib = [_contributions(dim, factor, stride, coord_of, place, bounds[d], d, ny, nx)
+               for d in range(8)]
+    nb, gb, kb, pb, qb = bounds[0], bounds[1], bounds[2], bounds[4], bounds[5]
+    s1, s2 = sizes[1], sizes[2]
+    o0, o1, o2 = order[0], order[1], order[2]
+    n0 = -(-bounds[o0] // ext[o0])
+    n1 = -(-bounds[o1] // ext[o1])
+    n2 = -(-bounds[o2] // ext[o2])
+    max_words = (sizes[0] * s1 * s2 + 63) // 64 + 1
+    abox = np.zeros((nb, gb, pb, qb, max_words), dtype=np.uint64)
+    wbox = np.zeros((gb, kb, max_words), dtype=np.uint64)
+    wcount = np.zeros((gb, kb), dtype=np.int64)
+    starts = np.zeros(ext[o0] * ext[o1] + 1, dtype=np.int64)
+    lengths = np.zeros(ext[o0] * ext[o1] + 1, dtype=np.int64)
+    for i0 in range(n0):
+        b0 = i0 * ext[o0]
+        e0 = min(b0 + ext[o0], bounds[o0]) - b0
+        for i1 in range(n1):
+            b1 = i1 * ext[o1]
+            e1 = min(b1 + ext[o1], bounds[o1]) - b1
+            for i2 in range(n2):
+                b2 = i2 * ext[o2]
+                e2 = min(b2 + ext[o2], bounds[o2]) - b2
+                # the box's bit ranges: one per (x0, x1), the innermost range contiguous
+                nseg = 0
+                for x0 in range(b0, b0 + e0):
+                    for x1 in range(b1, b1 + e1):
+                        start = (x0 * s1 + x1) * s2 + b2
+                        if nseg > 0 and starts[nseg - 1] + lengths[nseg - 1] == start:
+                            lengths[nseg - 1] += e2     # adjacent: merge
+                        else:
+                            starts[nseg] = start
+                            lengths[nseg] = e2
+                            nseg += 1
+                bits = e0 * e1 * e2
+                words = (bits + 63) // 64
+                offset = contrib[o0][b0] + contrib[o1][b1] + contrib[o2][b2]
+                if use_w:
+                    for g in range(gb):
+                        for k in range(kb):
+                            _extract(wpack[g, k], starts[:nseg], lengths[:nseg], wbox[g, k, :words])
+                if use_a:
+                    for n in range(nb):
+                        for g in range(gb):
+                            for p in range(pb):
+                                for q in range(qb):
+                                    _extract(apack[n, g, p, q], starts[:nseg], lengths[:nseg],
+                                             abox[n, g, p, q, :words])
+                ck = contrib[2]
+                if use_w and not use_a:
+                    for g in range(gb):
+                        for k in range(kb):
+                            c = 0
+                            for w in range(words):
+                                c += popcount64(wbox[g, k, w])
+                            wcount[g, k] = c
+                for n in range(nb):
+                    for g in range(gb):
+                        wg = wbox[g]
+                        for p in range(pb):
+                            for q in range(qb):
+                                base = (offset + contrib[0][n] + contrib[1][g] + contrib[4][p]
+                                        + contrib[5][q])
+                                arow = abox[n, g, p, q]
+                                if use_a and use_w:
+                                    k4 = kb - kb % 4
+                                    for k in range(0, k4, 4):
+                                        c0 = 0
+                                        c1 = 0
+                                        c2 = 0
+                                        c3 = 0
+                                        for w in range(words):
+                                            x = arow[w]
+                                            c0 += popcount64(x & wg[k, w])
+                                            c1 += popcount64(x & wg[k + 1, w])
+                                            c2 += popcount64(x & wg[k + 2, w])
+                                            c3 += popcount64(x & wg[k + 3, w])
+                                        work[base + ck[k]] += c0
+                                        work[base + ck[k + 1]] += c1
+                                        work[base + ck[k + 2]] += c2
+                                        work[base + ck[k + 3]] += c3
+                                    for k in range(k4, kb):
+                                        c0 = 0
+                                        for w in range(words):
+                                            c0 += popcount64(arow[w] & wg[k, w])
+                                        work[base + ck[k]] += c0
+                                elif use_a:
+                                    acount = 0
+                                    for w in range(words):
+                                        acount += popcount64(arow[w])
+                                    for k in range(kb):
+                                        work[base + ck[k]] += acount
+                                elif use_w:
+                                    for k in range(kb):
+                                        work[base + ck[k]] += wcount[g, k]
+                                else:
+                                    for k in range(kb):
+                                        work[base + ck[k]] += bits
+    return work.reshape((n_outer, ny, nx))
+
+
 def _segments(ext: np.ndarray, order: tuple[int, int, int], nest: LoopNest) -> int:
     """Segments (times their words) one output row of a block costs in ``order``."""
     e = [int(ext[d]) for d in order]
@@ -275,14 +436,16 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
     ``fanout_level``: the innermost level whose spatial loops spread over the PE array (spatial
     loops at it and above index PEs); temporal loops at it and above are steps, loops at levels
     below it (and the MAC lanes) are PE blocks. ``method``: ``packed`` (popcounts over packed
-    segments), ``factored`` (prefix sums over the reduction box) or ``auto`` (the cheaper).
+    segments, block by block), ``boxed`` (the same popcounts grouped by reduction box over
+    compacted rows), ``factored`` (prefix sums over the reduction box) or ``auto`` (boxed or
+    factored, the cheaper).
     ``pad_issued``: activation skipping issues the slots of padding positions (they count as
     present activations; ``sparsity.skip_padding`` false); otherwise padding is a skipped zero.
     A mapping with remainder tiles runs its padded loops: blocks are clipped to the bounds
     (a block past a bound has no work, in every mode).
     """
-    if method not in ("auto", "packed", "factored"):
-        raise ValueError(f"method: expected auto, packed or factored, got {method!r}")
+    if method not in ("auto", "packed", "boxed", "factored"):
+        raise ValueError(f"method: expected auto, packed, boxed or factored, got {method!r}")
     flat = mapping.flat()
     radix: dict = {}
     strides = [0] * len(flat)
@@ -334,8 +497,9 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
     apack = (pack_im2col(act, nest, pads, order, pad_issued) if use_a
              else np.zeros((n, g, p, q, 1), np.uint64))
     wpack = pack_weights(wmask, nest, order) if use_w else np.zeros((g, k, 1), np.uint64)
-    return _blocks(*arrays, coord_size[0], coord_size[1], coord_size[2], ext, apack, wpack,
-                   np.array(order, dtype=np.int64), sizes, use_a, use_w, bounds)
+    blocks = _blocks if method == "packed" or not (use_a or use_w) else _blocks_boxed
+    return blocks(*arrays, coord_size[0], coord_size[1], coord_size[2], ext, apack, wpack,
+                  np.array(order, dtype=np.int64), sizes, use_a, use_w, bounds)
 
 
 def effectual_pairs(nest: LoopNest, act: np.ndarray, wmask: np.ndarray,
