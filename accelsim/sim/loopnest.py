@@ -30,7 +30,7 @@ from accelsim.map.mapper import MapResult, search
 from accelsim.map.nest import DIMS, LoopNest
 from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs,
                                   step_work)
-from accelsim.sim import fetch, storage
+from accelsim.sim import dram_stream, fetch, storage
 from accelsim.sim.conditions import LiveSlots, live_slots
 from accelsim.sim.energy import COMPONENTS
 from accelsim.sim.kernels import schedule as sch
@@ -159,7 +159,7 @@ def _compressed_ratio(mask: np.ndarray, fmt, bits: int, batched: bool = False) -
     return float(storage.tensor_bits(mask, fmt, bits, batched)) / dense if dense else 1.0
 
 
-_RATIOS = ("utilization", "load_imbalance", "act_density")
+_RATIOS = ("utilization", "load_imbalance", "act_density", *dram_stream.ROW_RATIOS)
 
 
 def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | None = None,
@@ -467,6 +467,10 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         energy["dram" if i == 0 else "spad" if lv.per_pe else "glb"] += e
         times.append(level_time(reads[i], writes[i], lv, counts.instances[i],
                                 arch.dram_bytes_per_cycle, i == 0))
+    dram_row = None
+    if hw.dram.device is not None:   # the mapped nest's access stream through the DRAM model
+        times[0], energy["dram"], dram_row = dram_stream.layer_dram(
+            layer, nest, mapping, arch, hw, ctx, (w_ratios[1], a_off, o_off))
     delivered = network_bits(c, arch, fan, mac_reads * full,
                              mac_part[inner[2], 2, UPDATES] * full[2],
                              _reduction_fanin(mapping, arch, fan))
@@ -543,6 +547,8 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         row[f"level_{lv.name}_read_bits"] = float(reads[i])
         row[f"level_{lv.name}_write_bits"] = float(writes[i])
         row[f"level_{lv.name}_cycles"] = float(times[i])
+    if dram_row is not None:
+        row.update(dram_row)
     if fidelity == "cycle":   # the mapped nest run cycle by cycle (accelsim.sim.cycle_mapped)
         from accelsim.sim import cycle_mapped
 

@@ -23,7 +23,11 @@ SUMMED = ("cycles", "compute_cycles", "stall_cycles", "glb_stall_cycles", "dram_
           "fill_drain_cycles", "macs_dense", "macs_issued", "macs_skipped", "macs_gated",
           "macs_effectual", "energy_pj", *(f"energy_{c}_pj" for c in COMPONENTS),
           "spad_bits", "glb_bits", "noc_bit_hops", "dram_read_bytes", "dram_write_bytes",
-          "dram_bytes", "dram_weight_read_bytes", "dram_act_read_bytes", "dram_compulsory_bytes", "dram_capacity_bytes", "psum_spill_bytes", "wakeups")
+          "dram_bytes", "dram_weight_read_bytes", "dram_act_read_bytes", "dram_compulsory_bytes", "dram_capacity_bytes", "psum_spill_bytes", "wakeups",
+          # dram.device designs (accelsim.sim.dram_stream)
+          "dram_cycles", "dram_stream_bytes",
+          *(f"energy_dram_{a}_pj" for a in ("activate", "precharge", "read", "write", "refresh",
+                                             "background", "io")))
 #: Identity columns added to a saved table.
 IDENTITY = ("hw_name", "hw_hash", "trace_hash", "fidelity")
 
@@ -159,6 +163,10 @@ def totals_of(layers, meta: dict) -> dict:
         return np.array([row[key] for row in rows], dtype=np.float64)
 
     totals: dict = {key: float(column(key).sum()) for key in SUMMED if key in keys}
+    if "dram_row_hit_rate" in keys:    # weighted by the bytes each layer's stream moved
+        moved = np.array([row.get("dram_stream_bytes", 0.0) for row in rows], dtype=np.float64)
+        hits = np.array([row.get("dram_row_hit_rate", 0.0) for row in rows], dtype=np.float64)
+        totals["dram_row_hit_rate"] = float((hits * moved).sum() / moved.sum()) if moved.sum() else 0.0
     pes_lanes = meta.get("pes", 1) * meta.get("macs_per_pe", 1)
     cycles = totals.get("cycles", 0.0)
     totals["utilization"] = totals.get("macs_issued", 0.0) / (pes_lanes * cycles) if cycles else 0.0
