@@ -209,16 +209,21 @@ def test_hand_computed_fill_and_drain():
         assert np.allclose(ref[2], got[1])
 
 
+def _two_level_hw(rows_cols: int, dataflow: str):
+    """A shared 64 KiB buffer over 256-byte per-PE scratchpads, each keeping every tensor."""
+    return make_hw(pe_array={"rows": rows_cols, "cols": rows_cols, "dataflow": dataflow},
+                   memory_hierarchy=[
+                       {"name": "glb", "keeps": ["weights", "inputs", "outputs"],
+                        "size_bytes": 65536, "word_bits": 64},
+                       {"name": "spad", "instances": "per_pe", "keeps": ["weights", "inputs",
+                                                                         "outputs"],
+                        "size_bytes": 256, "word_bits": 16}])
+
+
 def _real_case(geo, act_density, w_density, dataflow, rows_cols=4, seed=0):
     """(work, level profiles) of a real mapped layer: the demands the engine would run."""
     layer = random_layer(seed=seed, density_a=act_density, density_w=w_density, **geo)
-    hw = make_hw(pe_array={"rows": rows_cols, "cols": rows_cols, "dataflow": dataflow},
-                 memory_hierarchy=[
-                     {"name": "glb", "keeps": ["weights", "inputs", "outputs"],
-                      "size_bytes": 65536, "word_bits": 64},
-                     {"name": "spad", "instances": "per_pe", "keeps": ["weights", "inputs",
-                                                                       "outputs"],
-                      "size_bytes": 256, "word_bits": 16}])
+    hw = _two_level_hw(rows_cols, dataflow)
     mapped = map_layer(layer, hw, 1)
     g = layer.geometry
     nest = LoopNest.of_geometry(g, batch=1)
@@ -276,13 +281,7 @@ def test_profiles_carry_every_bit():
     """The per-step placement keeps each level's read and write totals."""
     work, prof, arch = _real_case(GEOS[0], 0.5, 0.5, "row_stationary")
     layer = random_layer(seed=0, density_a=0.5, density_w=0.5, **GEOS[0])
-    hw = make_hw(pe_array={"rows": 4, "cols": 4, "dataflow": "row_stationary"},
-                 memory_hierarchy=[
-                     {"name": "glb", "keeps": ["weights", "inputs", "outputs"],
-                      "size_bytes": 65536, "word_bits": 64},
-                     {"name": "spad", "instances": "per_pe", "keeps": ["weights", "inputs",
-                                                                       "outputs"],
-                      "size_bytes": 256, "word_bits": 16}])
+    hw = _two_level_hw(4, "row_stationary")
     counts = map_layer(layer, hw, 1).counts
     reads, writes = level_bits(counts, arch)
     assert np.allclose(prof[:, 0].sum(axis=(1, 2, 3)), reads)

@@ -136,7 +136,8 @@ def conv_layer():
 
 
 def _hw(**overrides):
-    return load_hw(EYERISS, overrides or None)
+    """eyeriss_v1 without its DRAM device (priced per bit), plus ``overrides``."""
+    return load_hw(EYERISS, {"dram.device": None, **overrides})
 
 
 def test_designs_without_device_unchanged(conv_layer, monkeypatch):

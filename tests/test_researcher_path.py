@@ -60,9 +60,15 @@ def test_memory_line_names_the_graph_peak_apart():
     assert _kib(m[2]) == pytest.approx(_kib(m[3]) + _kib(m[4]), abs=0.11)
 
 
-def test_dram_price_printed_with_the_totals(capsys):
-    out = _run(capsys, "--hw", "hw_configs/eyeriss_v1.yaml")
-    hw = load_hw("hw_configs/eyeriss_v1.yaml")
+def test_dram_price_printed_with_the_totals(capsys, tmp_path):
+    import yaml
+
+    data = load_hw("hw_configs/eyeriss_v1.yaml").to_dict()
+    data["dram"]["device"] = None      # priced by the energy table (a design naming no device)
+    path = tmp_path / "eyeriss_no_device.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = _run(capsys, "--hw", str(path))
+    hw = load_hw(path)
     price = load_table(hw.technology.energy_table)["dram_pj_per_bit"]
     line = next(l for l in out.splitlines() if l.startswith("DRAM:"))
     assert f"DRAM: {price:g} pJ/bit (energy table {hw.technology.energy_table}" in line
@@ -70,6 +76,20 @@ def test_dram_price_printed_with_the_totals(capsys):
     res = simulate(open_trace(TRACE), hw, samples=2)
     share = res.totals["energy_dram_pj"] / res.totals["energy_pj"]
     assert f"{res.totals['energy_dram_pj'] / 1e6:.3f} uJ = {100 * share:.1f}% of the energy" in line
+
+
+def test_dram_priced_as_accessed_on_a_device(capsys):
+    """A mapped design naming a DRAM device: the line gives the price its access streams paid
+    (energy over bytes on the bus) and their row-hit rate, not a table figure."""
+    out = _run(capsys, "--hw", "hw_configs/eyeriss_v1.yaml")
+    hw = load_hw("hw_configs/eyeriss_v1.yaml")
+    res = simulate(open_trace(TRACE), hw, samples=2)
+    t = res.totals
+    stream = sum(t[f"energy_dram_{a}_pj"] for a in
+                 ("activate", "precharge", "read", "write", "refresh", "background", "io"))
+    line = next(l for l in out.splitlines() if l.startswith("DRAM:"))
+    assert f"DRAM: {stream / (8 * t['dram_stream_bytes']):.4g} pJ/bit as accessed" in line
+    assert f"row hits {100 * t['dram_row_hit_rate']:.1f}%" in line and "DDR4-3200" in line
 
 
 def test_dram_price_follows_an_override(tmp_path, capsys):

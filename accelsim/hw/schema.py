@@ -195,10 +195,10 @@ class DRAM:
         device. The stated pattern of the flat accounting is ``sequential``."""
         if self.device is None:
             return None
-        from accelsim.dram.model import cached_pattern_pj_per_bit
+        from accelsim.dram.patterns import pattern_figures
 
-        return cached_pattern_pj_per_bit(self.device, self.device_channels, self.address_mapping,
-                                         self.page_policy or "open", pattern, self.burst_bytes)
+        return pattern_figures(self.device, self.device_channels, self.address_mapping,
+                               self.page_policy or "open", pattern, self.burst_bytes)["pj_per_bit"]
 
 
 @dataclass(frozen=True)

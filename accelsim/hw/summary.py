@@ -94,7 +94,7 @@ def dram_device_lines(hw: HardwareConfig) -> list[str]:
     dram = hw.dram
     if dram.device is None:
         return []
-    from accelsim.dram.model import cached_pattern_result
+    from accelsim.dram.patterns import pattern_figures
     from accelsim.dram.presets import get_device
 
     dev = get_device(dram.device)
@@ -104,11 +104,11 @@ def dram_device_lines(hw: HardwareConfig) -> list[str]:
              f"peak {dram.device_peak_gb_per_s:g} GB/s, {policy} page, "
              f"{dram.address_mapping or 'row_bank_column'} mapping"]
     for pattern in ("sequential", "random"):
-        r = cached_pattern_result(dev.name, ch, dram.address_mapping, policy, pattern, dram.burst_bytes)
+        r = pattern_figures(dev.name, ch, dram.address_mapping, policy, pattern, dram.burst_bytes)
         what = "sequential reads" if pattern == "sequential" else f"random {dram.burst_bytes}-B reads"
-        lines.append(f"  {what:<18} {r.pj_per_bit:6.2f} pJ/bit, row hits {100 * r.row_hit_rate:5.1f}%, "
-                     f"{r.bandwidth_gb_per_s:g} GB/s achieved, bank parallelism "
-                     f"{r.bank_level_parallelism:.2f}")
+        lines.append(f"  {what:<18} {r['pj_per_bit']:6.2f} pJ/bit, row hits "
+                     f"{100 * r['row_hit_rate']:5.1f}%, {r['bandwidth_gb_per_s']:g} GB/s achieved, "
+                     f"bank parallelism {r['bank_level_parallelism']:.2f}")
     return lines
 
 

@@ -123,8 +123,12 @@ def label_layers(ax, names: list[str]) -> None:
 
 
 def component_columns(table: pd.DataFrame) -> list[str]:
-    """The ``energy_<component>_pj`` columns of a per-layer table, in stacking order."""
-    found = {m["name"]: c for c in table.columns if (m := _COMPONENT.match(str(c)))}
+    """The ``energy_<component>_pj`` columns of a per-layer table, in stacking order; a
+    breakdown of a listed component (``energy_dram_activate_pj`` under ``energy_dram_pj``) is
+    not a component of its own (stacking it would count that energy twice)."""
+    from accelsim.sim.energy import energy_parts
+
+    found = {name: f"energy_{name}_pj" for name in energy_parts(dict.fromkeys(map(str, table.columns)))}
     ordered = [found[n] for n in COMPONENT_ORDER if n in found]
     return ordered + [found[n] for n in sorted(found) if n not in COMPONENT_ORDER]
 

@@ -150,6 +150,15 @@ def dram_line(totals: dict, dram: dict) -> str:
                  else "ideal bandwidth")
     energy = totals.get("energy_dram_pj", 0.0)
     share = energy / totals["energy_pj"] if totals.get("energy_pj") else 0.0
+    moved = totals.get("dram_stream_bytes", 0.0)
+    if moved and not dram["source"].startswith("technology."):
+        # a mapped design's access streams through dram.device: the price they paid
+        stream = sum(totals.get(f"energy_dram_{a}_pj", 0.0) for a in
+                     ("activate", "precharge", "read", "write", "refresh", "background", "io"))
+        return (f"DRAM: {stream / (8.0 * moved):.4g} pJ/bit as accessed "
+                f"({dram['source'].split(', sequential')[0]}: the layers' access streams, row "
+                f"hits {100 * totals.get('dram_row_hit_rate', 0.0):.1f}%), {bandwidth}; "
+                f"{energy / 1e6:.3f} uJ = {100 * share:.1f}% of the energy")
     hint = ("" if dram["source"].startswith("technology.") else
             "; override: technology.energy_overrides.dram_pj_per_bit")
     return (f"DRAM: {dram['pj_per_bit']:g} pJ/bit ({dram['source']}{hint}), {bandwidth}; "

@@ -95,21 +95,16 @@ def level_profiles(mapping, arch: Arch, c: np.ndarray, n_steps: int,
                 db = int(arch.levels[lv].double_buffered)
                 _place(out[lv, 1, db], mc.CLASS_FILL, fills,
                        tile_period(mapping, fan, lv, t, n_steps), weights)
-            reads = float(c[lv, t, READS]) * bits[t]
-            if reads > 0.0:
+            # reads feed the child's fills, updates take its drains (or stream to the MACs)
+            for action, direction, kind in ((READS, 0, mc.CLASS_FILL), (UPDATES, 1, mc.CLASS_DRAIN)):
+                total = float(c[lv, t, action]) * bits[t]
+                if total <= 0.0:
+                    continue
                 if child is None or lv == inner[t]:
-                    _place(out[lv, 0, 0], mc.CLASS_STREAM, reads, None, weights)
+                    _place(out[lv, direction, 0], mc.CLASS_STREAM, total, None, weights)
                 else:
                     db = int(arch.levels[child].double_buffered)
-                    _place(out[lv, 0, db], mc.CLASS_FILL, reads,
-                           tile_period(mapping, fan, child, t, n_steps), weights)
-            updates = float(c[lv, t, UPDATES]) * bits[t]
-            if updates > 0.0:
-                if child is None or lv == inner[t]:
-                    _place(out[lv, 1, 0], mc.CLASS_STREAM, updates, None, weights)
-                else:
-                    db = int(arch.levels[child].double_buffered)
-                    _place(out[lv, 1, db], mc.CLASS_DRAIN, updates,
+                    _place(out[lv, direction, db], kind, total,
                            tile_period(mapping, fan, child, t, n_steps), weights)
     return out
 

@@ -21,6 +21,17 @@ from dataclasses import dataclass
 COMPONENTS = ("mac", "spad", "glb", "noc", "dram", "leakage", "clock")
 
 
+def energy_parts(figures) -> dict[str, float]:
+    """``{component: pJ}`` of the ``energy_<component>_pj`` entries of a row or totals mapping,
+    without ``energy_pj`` and without breakdowns of a listed component (``energy_dram_read_pj``
+    under ``energy_dram_pj``), so the parts add up to the total once."""
+    parts = {k[len("energy_"):-len("_pj")]: v for k, v in figures.items()
+             if isinstance(k, str) and k.startswith("energy_") and k.endswith("_pj")
+             and k != "energy_pj"}
+    return {n: v for n, v in parts.items()
+            if not any(n.startswith(other + "_") for other in parts if other != n)}
+
+
 @dataclass(frozen=True)
 class Activity:
     """Access and activity counts of one sample of a layer."""

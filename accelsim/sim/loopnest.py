@@ -469,8 +469,10 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
                                 arch.dram_bytes_per_cycle, i == 0))
     dram_row = None
     if hw.dram.device is not None:   # the mapped nest's access stream through the DRAM model
-        times[0], energy["dram"], dram_row = dram_stream.layer_dram(
+        times[0], stream_energy, dram_row = dram_stream.layer_dram(
             layer, nest, mapping, arch, hw, ctx, (w_ratios[1], a_off, o_off))
+        if "dram_pj_per_bit" not in hw.technology.energy_overrides:   # a stated price wins
+            energy["dram"] = stream_energy
     delivered = network_bits(c, arch, fan, mac_reads * full,
                              mac_part[inner[2], 2, UPDATES] * full[2],
                              _reduction_fanin(mapping, arch, fan))

@@ -123,9 +123,10 @@ def table_html(frame: pd.DataFrame, max_rows: int | None = None) -> str:
 
 def dominant_component(totals: dict) -> tuple[str, float]:
     """The energy component with the largest share of a design's total, and that share (%)."""
-    parts = {k[len("energy_"):-len("_pj")]: float(v) for k, v in totals.items()
-             if k.startswith("energy_") and k.endswith("_pj") and k != "energy_pj"
-             and isinstance(v, (int, float, np.integer, np.floating))}
+    from accelsim.sim.energy import energy_parts
+
+    parts = {k: float(v) for k, v in energy_parts(totals).items()
+             if isinstance(v, (int, float, np.integer, np.floating))}
     total = sum(parts.values())
     if not parts or total <= 0:
         return "none", 0.0
@@ -135,9 +136,10 @@ def dominant_component(totals: dict) -> tuple[str, float]:
 
 def energy_shares(results, baseline=None) -> pd.DataFrame:
     """Each energy component's share of the total (%), for the design and its dense twin."""
+    from accelsim.sim.energy import energy_parts
+
     def shares(totals: dict) -> dict:
-        parts = {k: float(v) for k, v in totals.items() if k.startswith("energy_")
-                 and k.endswith("_pj") and k != "energy_pj"}
+        parts = {f"energy_{k}_pj": float(v) for k, v in energy_parts(totals).items()}
         total = sum(parts.values())
         return {k: (100.0 * v / total if total else 0.0) for k, v in parts.items()}
 

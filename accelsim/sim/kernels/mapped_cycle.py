@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit
 
 from accelsim.numba_config import JIT
+from accelsim.sim.kernels.schedule import sync_group_count, sync_group_of
 
 #: cause index of the first fill and last drain; level ``L``'s are ``1 + 3 L + class``
 CAUSE_FILL_DRAIN = 0
@@ -190,14 +191,7 @@ def group_busy(work, rows, cols, lanes, sync):
     ``ceil(work / lanes)``) and ``(steps,)`` issued MAC slots, from ``work[step, y, x]``
     (``y < rows``, ``x < cols``; codes of :mod:`accelsim.sim.kernels.schedule`)."""
     n_steps, ny, nx = work.shape
-    if sync == 0:
-        n_groups = 1
-    elif sync == 1:
-        n_groups = rows
-    elif sync == 2:
-        n_groups = cols
-    else:
-        n_groups = rows * cols
+    n_groups = sync_group_count(sync, rows, cols)
     out = np.zeros((n_steps, n_groups), dtype=np.int64)
     issued = np.zeros(n_steps, dtype=np.float64)
     for f in range(n_steps):
@@ -207,14 +201,7 @@ def group_busy(work, rows, cols, lanes, sync):
                 w = np.int64(work[f, i, j])
                 total += w
                 b = (w + lanes - 1) // lanes
-                if sync == 0:
-                    g = 0
-                elif sync == 1:
-                    g = i
-                elif sync == 2:
-                    g = j
-                else:
-                    g = i * cols + j
+                g = sync_group_of(sync, i, j, cols)
                 if b > out[f, g]:
                     out[f, g] = b
         issued[f] = total
