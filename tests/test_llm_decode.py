@@ -177,3 +177,26 @@ def test_held_out_text_shares_no_sentence_with_calibration():
     seen, unseen = set(calibration.splitlines()), set(held.splitlines())
     assert seen and unseen and not seen & unseen
     assert sorted(calibration.splitlines() + held.splitlines()) == sorted(text.splitlines())
+
+
+def test_two_dram_presets_give_different_decode_latency_and_energy(llama):
+    """Issue 24: the same NPU over LPDDR5-6400 and over HBM3 decodes a token in different time
+    and energy (the layers' DRAM streams through each device), and the rows carry the hit rate."""
+    from accelsim.hw import load_hw
+    from accelsim.sim.decode import simulate_phases
+
+    prompts = torch.randint(0, 256, (1, 8), generator=torch.Generator().manual_seed(1))
+    items = capture_decoder(llama, prompts, 1, CaptureOptions()).layer_traces()
+    steps = {}
+    for device in ("LPDDR5-6400", "HBM3"):
+        hw = load_hw("hw_configs/edge_npu_lpddr.yaml",
+                     {"dram.device": device, "dram.bandwidth_gb_per_s": None})
+        decode = [r for r in simulate_phases(items, hw) if r["phase"] == "decode"]
+        assert len(decode) == 1
+        table = decode[0]["layers"]
+        assert table["dram_row_hit_rate"].between(0.0, 1.0).all()
+        assert (table["dram_cycles"] > 0).any()
+        steps[device] = decode[0]
+    lp, hbm = steps["LPDDR5-6400"], steps["HBM3"]
+    assert lp["latency_s"] != pytest.approx(hbm["latency_s"], rel=1e-3)
+    assert lp["energy_uj"] != pytest.approx(hbm["energy_uj"], rel=1e-3)
