@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trace = open_trace(args.trace)
     plain = load_hw(args.hw)
-    device = load_hw(args.hw, {"dram.device": args.device})
+    device = load_hw(args.hw, {"dram.device": args.device, "dram.access_stream": True})
     # compile outside the timed region: the DRAM kernel and the layer kernels (one layer)
     simulate_ranges(args.device, np.array([0]), np.array([64]))
     first = next(iter(trace))

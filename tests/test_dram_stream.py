@@ -136,8 +136,12 @@ def conv_layer():
 
 
 def _hw(**overrides):
-    """eyeriss_v1 without its DRAM device (priced per bit), plus ``overrides``."""
-    return load_hw(EYERISS, {"dram.device": None, **overrides})
+    """eyeriss_v1 without its DRAM device (priced per bit), plus ``overrides``; a device given
+    there is driven by the layers' access streams."""
+    chosen = {"dram.device": None, **overrides}
+    if chosen["dram.device"] is not None:
+        chosen.setdefault("dram.access_stream", True)
+    return load_hw(EYERISS, chosen)
 
 
 def test_designs_without_device_unchanged(conv_layer, monkeypatch):

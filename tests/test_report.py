@@ -147,7 +147,7 @@ def test_demo_writes_report_and_savings_plot(tmp_path, capsys, monkeypatch):
     from accelsim.sweep import demo
 
     monkeypatch.chdir(tmp_path)  # the demo finds hw_configs/ next to the package
-    paths = demo.run_demo(tmp_path / "demo", progress=False)
+    paths = demo.run_demo(tmp_path / "demo", samples=8, progress=False)   # every design, 8 samples
     out = capsys.readouterr().out
     for key in ("report", "savings_plot", "summary"):
         assert paths[key].is_file() and str(paths[key]) in out

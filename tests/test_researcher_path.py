@@ -79,17 +79,17 @@ def test_dram_price_printed_with_the_totals(capsys, tmp_path):
 
 
 def test_dram_priced_as_accessed_on_a_device(capsys):
-    """A mapped design naming a DRAM device: the line gives the price its access streams paid
-    (energy over bytes on the bus) and their row-hit rate, not a table figure."""
-    out = _run(capsys, "--hw", "hw_configs/eyeriss_v1.yaml")
-    hw = load_hw("hw_configs/eyeriss_v1.yaml")
+    """A mapped design whose DRAM device is driven by its access streams: the line gives the
+    price they paid (energy over bytes on the bus) and their row-hit rate, not a table figure."""
+    out = _run(capsys, "--hw", "hw_configs/edge_npu_lpddr.yaml")
+    hw = load_hw("hw_configs/edge_npu_lpddr.yaml")
     res = simulate(open_trace(TRACE), hw, samples=2)
     t = res.totals
     stream = sum(t[f"energy_dram_{a}_pj"] for a in
                  ("activate", "precharge", "read", "write", "refresh", "background", "io"))
     line = next(l for l in out.splitlines() if l.startswith("DRAM:"))
     assert f"DRAM: {stream / (8 * t['dram_stream_bytes']):.4g} pJ/bit as accessed" in line
-    assert f"row hits {100 * t['dram_row_hit_rate']:.1f}%" in line and "DDR4-3200" in line
+    assert f"row hits {100 * t['dram_row_hit_rate']:.1f}%" in line and "LPDDR4X-4266" in line
 
 
 def test_dram_price_follows_an_override(tmp_path, capsys):

@@ -158,6 +158,12 @@ class DRAM:
                                        "row_bank_column); only with device", None)
     page_policy: str | None = spec(rules.optional(rules.one_of(("open", "closed"))),
                                    "dram.device row-buffer policy (null: open); only with device", None)
+    access_stream: bool = spec(rules.boolean,
+                               "designs with a memory_hierarchy: time and price DRAM by each layer's "
+                               "access stream (its fills, drains and spills as address ranges in a "
+                               "row-major layout of each tensor) through dram.device; false: the "
+                               "device's sequential-read price per bit and bandwidth_gb_per_s; only "
+                               "with device", False)
 
     def __post_init__(self) -> None:
         if self.device is None:
@@ -165,6 +171,9 @@ class DRAM:
                 if getattr(self, name) is not None:
                     raise rules.RuleError(f"dram.{name}", "is only meaningful with dram.device; "
                                                           "name a device or drop it")
+            if self.access_stream:
+                raise rules.RuleError("dram.access_stream", "is only meaningful with dram.device; "
+                                                            "name a device or drop it")
             return
         peak = self.device_peak_gb_per_s
         if self.bandwidth_gb_per_s is None:

@@ -468,7 +468,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         times.append(level_time(reads[i], writes[i], lv, counts.instances[i],
                                 arch.dram_bytes_per_cycle, i == 0))
     dram_row = None
-    if hw.dram.device is not None:   # the mapped nest's access stream through the DRAM model
+    if hw.dram.device is not None and hw.dram.access_stream:   # the nest's stream through the DRAM model
         times[0], stream_energy, dram_row = dram_stream.layer_dram(
             layer, nest, mapping, arch, hw, ctx, (w_ratios[1], a_off, o_off))
         if "dram_pj_per_bit" not in hw.technology.energy_overrides:   # a stated price wins
