@@ -1,7 +1,8 @@
 """Cost of the DRAM access-stream model in ``simulate`` (issue 24 item 3).
 
-Simulates one trace on a mapped design twice in one process, without and with
-``dram.device``, and reports CPU seconds of each ``simulate`` call, their ratio (target
+Simulates one trace on a mapped design twice in one process, as given (DRAM priced per bit)
+and with its layers' access streams through ``dram.device`` (``dram.access_stream: true``),
+and reports CPU seconds of each ``simulate`` call, their ratio (target
 <= 2x), and, for the device run, the CPU seconds spent in the stream model (range generation
 plus the DRAM kernel). The Numba kernels (schedule and DRAM) are compiled before the timed
 region; each design maps its layers inside its own timed run (both pay the mapper).
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
     else:
-        print(f"{Path(args.hw).name} on {Path(args.trace).name}: without dram.device "
+        print(f"{Path(args.hw).name} on {Path(args.trace).name}: without the access stream "
               f"{out['without_device']:.2f} s, with {args.device} {out['with_device']:.2f} s "
               f"(stream model {out['stream_model_s']:.2f} s), ratio {out['ratio']:.2f}x; "
               f"row-hit rate {out['row_hit_rate']:.3f}")
