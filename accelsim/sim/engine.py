@@ -391,7 +391,7 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
     if hw.memory_hierarchy is not None:   # the mapping-aware loop-nest model
         from accelsim.sim.loopnest import simulate_layer_loopnest
 
-        return simulate_layer_loopnest(layer, hw, fidelity, samples, ctx, mapping)
+        return simulate_layer_loopnest(layer, hw, fidelity, samples, ctx, mapping, executor)
     if mapping is not None:
         raise AccelsimError(f"{hw.name}: a fixed mapping needs a design with a memory_hierarchy "
                             "(the systolic model has SCALE-Sim's mapping)")

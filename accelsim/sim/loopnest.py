@@ -163,14 +163,16 @@ _RATIOS = ("utilization", "load_imbalance", "act_density", *dram_stream.ROW_RATI
 
 
 def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | None = None,
-                            context: LayerContext | None = None, mapping=None) -> dict:
+                            context: LayerContext | None = None, mapping=None,
+                            executor=None) -> dict:
     """One layer's result row (means over samples = per inference) on a loop-nest design.
 
     Samples run in batches of ``context.batch`` (the nest's ``N``); what the context puts on
     chip (resident weights, the previous layer's output, this layer's output) moves nothing
     off chip: the DRAM traffic of those tensors is dropped and their fills into the buffer that
     holds them too (they are already there). ``mapping``: a fixed :class:`Mapping` instead of
-    the mapper's (:mod:`accelsim.map.fixed`).
+    the mapper's (:mod:`accelsim.map.fixed`). ``executor``: a thread pool that runs the batches
+    after the first concurrently (figures do not depend on it).
     """
     ctx = context or LayerContext()
     if fidelity not in ("fast", "cycle"):
@@ -192,10 +194,10 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
     weights: list[int] = []
     keys: list[str] = []
     bottlenecks: dict[str, int] = {}
-    first_mapping = None
-    weight_ratios: list[float] = []
-    # the masks are read in blocks of whole batches, so memory is flat in the samples
-    for start, group in _batches(layer, samples, bsz):
+    mappings: list = []
+    shared_ratios = None if per_sample_weights else _weight_ratios(wmasks, hw)
+
+    def one_batch(start: int, group: np.ndarray) -> tuple[dict, int, object]:
         b = group.shape[0]
         nest = LoopNest.of_geometry(geo, batch=b)
         if mapping is not None:
@@ -206,24 +208,42 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
         else:
             mapped = map_layer(layer, hw, b, ctx.reserved_bytes, written_density(layer, ctx))
         wmask = wmasks[start] if per_sample_weights else wmasks
-        if per_sample_weights or not weight_ratios:   # shared weights: sized once per layer
-            weight_ratios[:] = [
-                _compressed_ratio(wmask, hw.storage.weights.on_chip, hw.precision.weight_bits),
-                _compressed_ratio(wmask, hw.storage.weights.off_chip, hw.precision.weight_bits)]
-        ratios = tuple(weight_ratios)
+        ratios = _weight_ratios(wmask, hw) if per_sample_weights else shared_ratios
         if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (accelsim.sim.fetch)
             frac = fetch.hw_fetch_fraction(layer, group, hw)
             ratios = (ratios[0] * frac, ratios[1] * frac)
         row = _sample(layer, group, wmask, nest, mapped.mapping, mapped.counts, arch, em, hw, mode,
                       ratios, ctx, fidelity)
+        return row, b, mapped.mapping
+
+    def collect(row: dict, b: int, mapped) -> None:
         if not keys:
-            keys = [key for key in row if not key.startswith("_")]
+            keys.extend(key for key in row if not key.startswith("_"))
         # a batch's totals -> per inference; one compact vector per batch (memory flat)
         rows.append(np.array([row[k] if k in _RATIOS else row[k] / b for k in keys]))
         weights.append(b)
         bottlenecks[row["_bottleneck"]] = bottlenecks.get(row["_bottleneck"], 0) + 1
-        if first_mapping is None:
-            first_mapping = mapped.mapping
+        if not mappings:
+            mappings.append(mapped)
+
+    # the masks are read in blocks of whole batches, so memory is flat in the samples; with a
+    # thread pool the batches after the first (which maps the layer) run concurrently (the
+    # kernels release the GIL) and are collected in order. The access-stream cache is not
+    # shared across threads: such designs run their batches in turn.
+    pool = executor if executor is not None and not hw.dram.access_stream else None
+    pending: list = []
+    for start, group in _batches(layer, samples, bsz):
+        if pool is None or not rows:
+            collect(*one_batch(start, group))
+            continue
+        pending.append(pool.submit(one_batch, start, group))
+        if len(pending) >= _WINDOW:
+            for future in pending:
+                collect(*future.result())
+            pending.clear()
+    for future in pending:
+        collect(*future.result())
+    first_mapping = mappings[0] if mappings else None
     if not rows:
         raise TraceError(f"layer {layer.name!r} has no samples to simulate")
     out: dict = {"layer": layer.name, "index": int(layer.index), "kind": geo.kind,
@@ -236,6 +256,16 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
     out["bottleneck"] = max(bottlenecks, key=bottlenecks.get)
     out["mapping"] = mapping_text(first_mapping)
     return out
+
+
+#: Batches in flight at once on a thread pool (their results are collected in order).
+_WINDOW = 8
+
+
+def _weight_ratios(wmask: np.ndarray, hw) -> tuple[float, float]:
+    """Compressed size over dense of a weight mask on chip and off chip."""
+    return (_compressed_ratio(wmask, hw.storage.weights.on_chip, hw.precision.weight_bits),
+            _compressed_ratio(wmask, hw.storage.weights.off_chip, hw.precision.weight_bits))
 
 
 def _batches(layer, samples: int | None, bsz: int):
