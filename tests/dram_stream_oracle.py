@@ -46,29 +46,104 @@ def _real_sets(nest, tensor):
     return out
 
 
-def oracle_bytes(nest, mapping, keeps, lo=None, sizes=None, on_chip=frozenset()):
+#: The oracle's own names of each tensor's coordinates (the layout's dimension names).
+NAMES = {"W": ("G", "K", "C", "R", "S"), "I": ("N", "G", "C", "H", "W"), "O": ("N", "G", "K", "P", "Q")}
+MIB = 1 << 20
+
+
+def _blocking(nest, loops, child, tensor):
+    """Per coordinate ``(tile step or 0, rank of its outermost loop above the child)``, straight
+    from the layout's definition: a coordinate a loop above the child moves is cut into blocks
+    of the child tile's step (the product of the child-and-below factors of its dim, times the
+    stride; an input row: ``P``'s step, else ``R``'s)."""
+    out = []
+    for td in nest.tensor_dims(tensor):
+        def ext(dim):
+            e = 1
+            for lv, l in loops:
+                if lv >= child and l.dim == dim:
+                    e *= l.factor
+            return e
+
+        def outermost(dim):
+            for k, (lv, l) in enumerate(loops):
+                if lv < child and l.dim == dim and l.factor > 1:
+                    return k
+            return None
+
+        if outermost(td.outer) is not None:
+            step = ext(td.outer) * td.stride
+        elif td.inner is not None and outermost(td.inner) is not None:
+            step = ext(td.inner) * td.dilation
+        else:
+            out.append((0, None))
+            continue
+        ranks = [outermost(d) for d in td.dims if outermost(d) is not None]
+        out.append((step, min(ranks)))
+    return out
+
+
+def oracle_bytes(nest, mapping, keeps, lo=None, sizes=None, on_chip=frozenset(), layout=None):
     """Counter of ``(byte address, is_write)`` over the stream, 1 byte per element, regions in
     TENSORS order each at ``base`` = sum of earlier regions rounded up to 1 MiB (as
-    :func:`accelsim.sim.dram_stream.layouts` with unit elements)."""
+    :func:`accelsim.sim.dram_stream.layouts` with unit elements).
+
+    ``layout``: per tensor a dict of ``order`` (dimension names, outermost first; G, when left
+    out, outermost), ``tile_major`` and ``base`` (declared byte base; the others take the
+    lowest MiB boundary after the previous one that overlaps no region). An element at
+    index-space coordinate ``x`` of a tile-major tensor lies in block ``x // T`` at ``x % T``
+    along each blocked coordinate (``T`` its tile step, :func:`_blocking`), at ``x - lo`` in
+    the single block of the others; blocks are row-major in the order of their outermost loops,
+    each block row-major in ``order`` over ``T`` (or the size) per coordinate."""
     loops = [(lv, l) for lv, l in mapping.flat()]
     radix = _radix(loops)
     out = Counter()
-    base = 0
+    layout = layout or {}
+    geom = {}
     for tensor in TENSORS:
         tds = nest.tensor_dims(tensor)
         lo_t = (lo or {}).get(tensor, (0,) * len(tds))
         if sizes and tensor in sizes:
-            size_t = sizes[tensor]
+            size_t = list(sizes[tensor])
         else:
             size_t = [nest.bound(td.outer) if td.inner is None else
                       (nest.bound(td.outer) - 1) * td.stride + (nest.bound(td.inner) - 1) * td.dilation + 1
                       for td in tds]
-        n_elems = 1
-        for s in size_t:
-            n_elems *= s
-        region_base = base
-        base += -(-max(n_elems, 1) // (1 << 20)) * (1 << 20)
+        decl = layout.get(tensor, {})
+        names = NAMES[tensor]
+        order = list(decl.get("order") or names)
+        if "G" not in order:
+            order = ["G"] + order
+        within = [names.index(d) for d in order]
         child = next((i for i in range(1, len(keeps)) if tensor in keeps[i]), None)
+        blocks = [(0, None)] * len(tds)
+        if decl.get("tile_major") and child is not None:
+            blocks = _blocking(nest, loops, child, tensor)
+        extent = [b[0] if b[0] else n for b, n in zip(blocks, size_t)]
+        count = [-(-(l + n) // b[0]) if b[0] else 1 for b, n, l in zip(blocks, size_t, lo_t)]
+        block_order = sorted((k for k in range(len(tds)) if blocks[k][0]),
+                             key=lambda k: (blocks[k][1], k))
+        n_elems = 1
+        for e, c in zip(extent, count):
+            n_elems *= e * c
+        geom[tensor] = (lo_t, size_t, within, blocks, extent, count, block_order, n_elems, child)
+    bases, spans = {}, {}
+    for tensor in TENSORS:
+        spans[tensor] = -(-max(geom[tensor][7], 1) // MIB) * MIB
+        if layout.get(tensor, {}).get("base") is not None:
+            bases[tensor] = layout[tensor]["base"]
+    cursor = 0
+    for tensor in TENSORS:
+        if tensor in bases:
+            continue
+        while any(cursor < bases[t] + spans[t] and bases[t] < cursor + spans[tensor] for t in bases):
+            cursor += MIB
+        bases[tensor] = cursor
+        cursor += spans[tensor]
+    for tensor in TENSORS:
+        tds = nest.tensor_dims(tensor)
+        lo_t, size_t, within, blocks, extent, count, block_order, n_elems, child = geom[tensor]
+        region_base = bases[tensor]
         if child is None or (tensor in on_chip and tensor != "O"):
             continue
         real = _real_sets(nest, tensor)
@@ -78,9 +153,13 @@ def oracle_bytes(nest, mapping, keeps, lo=None, sizes=None, on_chip=frozenset())
             if any(not 0 <= s < n for s, n in zip(stored, size_t)) or \
                     any(v not in r for v, r in zip(c, real)):
                 return None
+            block = [v // b[0] if b[0] else 0 for v, b in zip(c, blocks)]
+            inside = [v % b[0] if b[0] else s for v, s, b in zip(c, stored, blocks)]
             lin = 0
-            for s, n in zip(stored, size_t):
-                lin = lin * n + s
+            for k in block_order:
+                lin = lin * count[k] + block[k]
+            for k in within:
+                lin = lin * extent[k] + inside[k]
             return region_base + lin
 
         above = [i for i, (lv, l) in enumerate(loops) if lv < child and not l.spatial]

@@ -132,6 +132,93 @@ class GlobalBuffer:
     word_bits: int = spec(rules.bounded(rules.positive_int, 4096), "bits per global-buffer word", 16)
 
 
+#: Coordinates of each tensor in DRAM (``accelsim.map.nest.LoopNest.tensor_dims`` order; the
+#: inputs' ``H``/``W`` are the padded rows and columns): the names ``dram.layout.*.order`` lists.
+LAYOUT_DIMS = {"weights": ("G", "K", "C", "R", "S"), "inputs": ("N", "G", "C", "H", "W"),
+               "outputs": ("N", "G", "K", "P", "Q")}
+
+
+def _layout_order(value: Any, path: str) -> tuple:
+    """A list of dimension names (checked against the tensor in :class:`DRAMLayout`)."""
+    return rules.list_of(rules.string, 5)(value, path)
+
+
+def _layout_base(value: Any, path: str) -> int:
+    """A byte address (an integer; YAML's ``0x4000000`` form works)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise rules.RuleError(path, f"expected a byte address (a non-negative integer, e.g. "
+                                    f"0x4000000), got {value!r}")
+    if value > rules.MAX_INT:
+        raise rules.RuleError(path, f"expected at most {rules.MAX_INT:,}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    """How one tensor lies in DRAM for the access stream (accelsim.sim.dram_stream)."""
+
+    order: tuple | None = spec(rules.optional(_layout_order),
+                               "dimension order, outermost first: a permutation of the tensor's "
+                               "dims (weights G K C R S, inputs N G C H W, outputs N G K P Q); G may "
+                               "be left out (then it is outermost); with tile_major, the order "
+                               "inside a tile (null: the order above)", None)
+    tile_major: bool = spec(rules.boolean,
+                            "store the tensor tile by tile: the tiles of the first level below DRAM "
+                            "that keeps it, in the order the loops above that level visit them, each "
+                            "tile contiguous (inputs: the grid of the tile's step; a halo lies in the "
+                            "neighbouring tiles)", False)
+    base: int | None = spec(rules.optional(_layout_base),
+                            "byte address of the tensor's region, aligned to dram.burst_bytes "
+                            "(null: after the regions before it, on a 1 MiB boundary)", None)
+
+
+@dataclass(frozen=True)
+class DRAMLayout:
+    """Declared DRAM layouts of the access stream's tensors (default: row-major, packed)."""
+
+    weights: TensorLayout = spec(rules.section(TensorLayout), "layout of the weights", TensorLayout())
+    inputs: TensorLayout = spec(rules.section(TensorLayout), "layout of the input activations",
+                                TensorLayout())
+    outputs: TensorLayout = spec(rules.section(TensorLayout), "layout of the outputs", TensorLayout())
+
+    def __post_init__(self) -> None:
+        bases = {}
+        for name in MEMORY_TENSORS:
+            lay = getattr(self, name)
+            path = f"dram.layout.{name}"
+            if lay.order is not None:
+                object.__setattr__(self, name, replace(lay, order=_check_order(lay.order, name, path)))
+            if lay.base is not None:
+                if lay.base in bases:
+                    raise rules.RuleError(f"{path}.base", f"{lay.base:#x} is also the base of "
+                                                          f"dram.layout.{bases[lay.base]}; regions "
+                                                          "may not overlap")
+                bases[lay.base] = name
+
+    def full_order(self, name: str) -> tuple[str, ...]:
+        """The dimension order of tensor ``name`` (``weights``, ...), G included."""
+        order = getattr(self, name).order
+        return LAYOUT_DIMS[name] if order is None else order
+
+
+def _check_order(order: tuple, name: str, path: str) -> tuple[str, ...]:
+    """``order`` with G in front when left out: a permutation of the tensor's dims."""
+    dims = LAYOUT_DIMS[name]
+    for i, d in enumerate(order):
+        if d not in dims:
+            raise rules.RuleError(f"{path}.order[{i}]", f"{d!r} is not a dimension of the {name}; "
+                                                        f"expected one of {', '.join(dims)}")
+        if d in order[:i]:
+            raise rules.RuleError(f"{path}.order[{i}]", f"dimension {d!r} is listed twice")
+    full = order if "G" in order else ("G",) + tuple(order)
+    missing = [d for d in dims if d not in full]
+    if missing:
+        raise rules.RuleError(f"{path}.order", f"missing dimension(s) {', '.join(missing)}; "
+                                               f"expected a permutation of {', '.join(dims)} "
+                                               "(G may be left out: outermost)")
+    return tuple(full)
+
+
 @dataclass(frozen=True)
 class DRAM:
     ideal: bool = spec(rules.boolean, "unlimited bandwidth (no memory stalls); energy still counted", False)
@@ -160,13 +247,25 @@ class DRAM:
                                    "dram.device row-buffer policy (null: open); only with device", None)
     access_stream: bool = spec(rules.boolean,
                                "designs with a memory_hierarchy: time and price DRAM by each layer's "
-                               "access stream (its fills, drains and spills as address ranges in a "
-                               "row-major layout of each tensor) through dram.device; false: the "
+                               "access stream (its fills, drains and spills as address ranges under "
+                               "dram.layout) through dram.device; false: the "
                                "device's sequential-read price per bit and bandwidth_gb_per_s; only "
                                "with device", False)
+    layout: DRAMLayout = spec(rules.section(DRAMLayout),
+                              "access stream: each tensor's layout in DRAM (order, tile_major, "
+                              "base; docs/dram.md); only with device", DRAMLayout())
 
     def __post_init__(self) -> None:
+        for name in MEMORY_TENSORS:
+            base = getattr(self.layout, name).base
+            if base is not None and base % self.burst_bytes:
+                raise rules.RuleError(f"dram.layout.{name}.base",
+                                      f"{base:#x} is not a multiple of dram.burst_bytes "
+                                      f"({self.burst_bytes}); align the region to a burst")
         if self.device is None:
+            if self.layout != DRAMLayout():
+                raise rules.RuleError("dram.layout", "is only meaningful with dram.device (the "
+                                                     "access stream); name a device or drop it")
             for name in ("channels", "address_mapping", "page_policy"):
                 if getattr(self, name) is not None:
                     raise rules.RuleError(f"dram.{name}", "is only meaningful with dram.device; "

@@ -1,9 +1,10 @@
 """The DRAM access stream of a mapped loop nest, streamed through the DRAM model.
 
-Every DRAM transfer of the mapping becomes address ranges under a fixed layout (see
-:func:`layouts`), generated in nest order, chunk by chunk, in element units
-(:func:`element_blocks`) and then bytes (:func:`to_bytes`; both: :func:`dram_ranges`), so memory
-stays flat in the stream's length:
+Every DRAM transfer of the mapping becomes address ranges under each tensor's layout (see
+:func:`layouts` and :class:`Region`: row-major by default; ``dram.layout`` declares a dimension
+order, a tile-major layout and the region's base), generated in nest order, chunk by chunk, in
+element units (:func:`element_blocks`) and then bytes (:func:`to_bytes`; both:
+:func:`dram_ranges`), so memory stays flat in the stream's length:
 
 - **fills** of ``W`` and ``I``: each time the tile of the first level below DRAM keeping the
   tensor (its *child*) moves, the elements the move brings in are read, by the rule of
@@ -17,7 +18,20 @@ stays flat in the stream's length:
   touches it (every loop above the child over a dim not indexing ``O`` at its first index).
 
 One fill event's ranges (all siblings) are sorted by address and touching ones merged (the
-transfer engine reads a tile in address order). The counts equal the fast model's DRAM
+transfer engine reads a tile in address order). With the layer's masks (:func:`stream_of`):
+
+- a tensor stored compressed in DRAM occupies its real code: a run of elements spans the
+  bytes between the bit offsets of its boundaries in the region's code, from the mask
+  (:class:`accelsim.sim.dram_lengths.BitOffsets`), not the tensor's mean ratio; outputs,
+  whose masks are not traced, keep the expected ratio;
+- with ``sparsity.skip_weight_fetch`` (one-group linear layers, :mod:`accelsim.sim.fetch`)
+  the weight ranges are cut to the weights of the inputs that are non-zero for some sample
+  of the batch, at their addresses in the layout, so a skipped input leaves a hole in the
+  stream (contiguous in an input-major layout, one element per output row in an
+  output-major one);
+- :func:`layer_dram` hands the bytes to the device through the transfer engine's burst
+  coalescing (:mod:`accelsim.dram.coalesce`: a burst equal to the one just moved is not
+  requested again). The counts equal the fast model's DRAM
 accesses (``counts[0]``) by construction; ``tests/test_dram_stream.py`` checks them and the
 addresses against an element-by-element walk of the nest (``tests/dram_stream_oracle.py``).
 :func:`layer_dram` serves a layer's stream through ``hw.dram.device`` for ``loopnest._sample``.
@@ -29,8 +43,10 @@ from typing import Iterator
 
 import numpy as np
 
+from accelsim.hw.schema import LAYOUT_DIMS
 from accelsim.map.access import _Flat
-from accelsim.map.nest import TENSORS, LoopNest
+from accelsim.map.nest import TENSOR_NAMES, TENSORS, LoopNest
+from accelsim.sim.dram_lengths import cut_to_runs
 
 ALIGN = 1 << 20            # tensor regions start on a 1 MiB boundary (a multiple of any row)
 CHUNK = 1 << 16            # ranges per block handed to the DRAM model
@@ -39,40 +55,134 @@ NONE, STEP, FULL = 0, 1, 2  # what a move of the tile fills: nothing, the new pa
 
 @dataclass(frozen=True)
 class Region:
-    """One tensor in DRAM: row-major over its coordinates (``LoopNest.tensor_dims`` order).
+    """One tensor in DRAM under its layout (coordinates in ``LoopNest.tensor_dims`` order).
 
-    Element ``x`` (index space of the nest) is stored at coordinate ``x - lo`` when that is in
-    ``[0, size)`` (else it is not in DRAM: padding); its byte address is
-    ``base + round(linear index * elem_bytes)``."""
+    Element ``x`` (index space of the nest: the inputs' rows and columns count the padding) is
+    stored when ``x - lo`` is in ``[0, sizes)`` (else it is padding, not in DRAM). Its linear
+    index is ``sum_c B_c * ((x_c - off_c) // T_c) + S_c * ((x_c - off_c) % T_c)``
+    (:meth:`coord_maps`); byte address ``base + round(index * elem_bytes)``.
+
+    - row-major (``tile`` None): every coordinate is one block (``T = 1``, ``off = lo``,
+      ``B = S``), ``S`` the row-major strides of ``sizes`` in the order ``perm`` (coordinate
+      indices, outermost first; None: as given): a permutation of the strides;
+    - tile-major (``tile``: per coordinate the tile's step in index space, 0 for a coordinate
+      no loop above the child moves): the blocks of a non-overlapping grid aligned to the
+      nest's tiles (``off = 0``; coordinate ``c`` has ``ceil((lo_c + sizes_c) / T_c)`` blocks,
+      the padding positions of the edge blocks are holes) are stored one after another in the
+      order ``block_order`` (blocked coordinates, outermost first), each block row-major in
+      ``perm`` over the tile extents (``sizes`` for unblocked coordinates)."""
 
     tensor: str
     base: int
     sizes: tuple[int, ...]
     lo: tuple[int, ...]
     elem_bytes: float
+    perm: tuple[int, ...] | None = None
+    tile: tuple[int, ...] | None = None
+    block_order: tuple[int, ...] = ()
+
+    @property
+    def extents(self) -> tuple[int, ...]:
+        """Per coordinate: the extent inside one block (the whole size when not blocked)."""
+        if self.tile is None:
+            return self.sizes
+        return tuple(t if t else s for t, s in zip(self.tile, self.sizes))
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """Per coordinate: how many blocks the grid has along it."""
+        if self.tile is None:
+            return (1,) * len(self.sizes)
+        return tuple(-(-(l + s) // t) if t else 1 for t, s, l in zip(self.tile, self.sizes, self.lo))
 
     @property
     def elements(self) -> int:
-        return int(np.prod(self.sizes, dtype=np.int64))
+        return int(np.prod(self.extents, dtype=np.int64) * np.prod(self.blocks, dtype=np.int64))
 
     @property
     def nbytes(self) -> int:
         return int(np.ceil(self.elements * self.elem_bytes))
 
+    @property
+    def shape_key(self) -> tuple:
+        """What the element stream depends on (not the base or element bytes)."""
+        return self.sizes, self.lo, self.perm, self.tile, self.block_order
+
+    def coord_maps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per coordinate ``(off, T, B, S)`` of the linear index (see the class)."""
+        nc = len(self.sizes)
+        perm = self.perm if self.perm is not None else tuple(range(nc))
+        ext = self.extents
+        inner = np.zeros(nc, dtype=np.int64)
+        acc = 1
+        for c in reversed(perm):
+            inner[c] = acc
+            acc *= ext[c]
+        tile = self.tile or (0,) * nc
+        off = np.array([0 if t else l for t, l in zip(tile, self.lo)], dtype=np.int64)
+        step = np.array([t if t else 1 for t in tile], dtype=np.int64)
+        outer = inner.copy()
+        nb = self.blocks
+        for c in reversed(self.block_order):
+            outer[c] = acc
+            acc *= nb[c]
+        return off, step, outer, inner
+
+
+def _tile_steps(nest: LoopNest, mapping, keeps: tuple[frozenset, ...], tensor: str
+                ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """``(tile step per coordinate (0: not blocked), blocked coordinates outermost first)`` of
+    ``tensor``'s tile-major layout: the tiles of its child (first level below DRAM keeping it)
+    on the grid of the tile's step along each coordinate a loop above the child moves (inputs:
+    ``P``'s step ``ext_P * stride``, else ``R``'s), ordered by the outermost such loop. None
+    without a child."""
+    child = next((i for i in range(1, len(keeps)) if tensor in keeps[i]), None)
+    if child is None:
+        return None
+    flat = _Flat(nest, mapping)
+    ext = flat.inner_extents(child)
+    first: dict[str, int] = {}
+    for idx, (lv, loop) in enumerate(flat.loops):
+        if lv < child and loop.factor > 1:
+            first.setdefault(loop.dim, idx)
+    steps, pos = [], {}
+    for ci, td in enumerate(nest.tensor_dims(tensor)):
+        if td.outer in first:
+            steps.append(ext[td.outer] * td.stride)
+        elif td.inner is not None and td.inner in first:
+            steps.append(ext[td.inner] * td.dilation)
+        else:
+            steps.append(0)
+            continue
+        pos[ci] = min(first.get(d, len(flat.loops)) for d in td.dims)
+    return tuple(steps), tuple(sorted(pos, key=lambda c: (pos[c], c)))
+
+
+def _declared_error(tensor: str, message: str):
+    from accelsim.errors import ConfigError
+
+    return ConfigError(None, f"dram.layout.{TENSOR_NAMES[tensor]}.base", message)
+
 
 def layouts(nest: LoopNest, elem_bytes: dict[str, float], pads: tuple[int, int] = (0, 0),
             real_hw: tuple[int, int] | None = None, drop_padding: bool = True,
-            reserve_bytes: dict[str, float] | None = None) -> dict[str, Region]:
-    """The fixed layout: ``W`` as ``[G][K][C][R][S]`` (PyTorch's ``[K][C/G][R][S]``), ``I`` as
-    ``[N][G][C][H][W]`` and ``O`` as ``[N][G][K][P][Q]``, row-major, one after another, each
-    on an :data:`ALIGN` boundary. ``I``'s ``H``/``W`` coordinates: the nest indexes the padded
-    input; with ``drop_padding`` the stored rows and columns are the real ones (``pads``
-    removed, ``real_hw`` the unpadded height and width when known), so padding positions move
+            reserve_bytes: dict[str, float] | None = None, layout=None, mapping=None,
+            keeps: tuple[frozenset, ...] | None = None) -> dict[str, Region]:
+    """Each tensor's region. Default (``layout`` None or default): ``W`` as ``[G][K][C][R][S]``
+    (PyTorch's ``[K][C/G][R][S]``), ``I`` as ``[N][G][C][H][W]`` and ``O`` as
+    ``[N][G][K][P][Q]``, row-major, one after another, each on an :data:`ALIGN` boundary.
+    ``layout`` (``hw.dram.layout``, :class:`accelsim.hw.schema.DRAMLayout`) may declare per
+    tensor a dimension order, ``tile_major`` (needs ``mapping`` and ``keeps``: the tiles of
+    the tensor's child level, :class:`Region`) and a byte ``base``; tensors without a base
+    take the lowest :data:`ALIGN` boundary after the previous one that overlaps no region
+    (declared regions that overlap: :class:`~accelsim.errors.ConfigError` naming the field).
+    ``I``'s ``H``/``W`` coordinates: the nest indexes the padded input; with
+    ``drop_padding`` the stored rows and columns are the real ones (``pads`` removed,
+    ``real_hw`` the unpadded height and width when known), so padding positions move
     nothing; without it the padded extent is stored, as the fast model counts it. A region
     reserves ``reserve_bytes`` per element (default ``elem_bytes``; the dense size keeps the
     bases independent of the compressed ratios)."""
-    out: dict[str, Region] = {}
-    base = 0
+    shapes: dict[str, Region] = {}
     for tensor in TENSORS:
         sizes, lo = [], []
         for ci, td in enumerate(nest.tensor_dims(tensor)):
@@ -86,10 +196,54 @@ def layouts(nest: LoopNest, elem_bytes: dict[str, float], pads: tuple[int, int] 
             real = real_hw[ci - 3] if (drop_padding and real_hw is not None) else 0
             sizes.append(max(extent - 2 * pad, real, 1) if pad else max(extent, real))
             lo.append(pad)
-        region = Region(tensor, base, tuple(sizes), tuple(lo), float(elem_bytes[tensor]))
-        out[tensor] = region
-        reserve = (reserve_bytes or elem_bytes)[tensor]
-        base += -(-max(int(np.ceil(region.elements * reserve)), 1) // ALIGN) * ALIGN
+        perm, tile, order, base = None, None, (), None
+        if layout is not None:
+            declared = getattr(layout, TENSOR_NAMES[tensor])
+            base = declared.base
+            if declared.order is not None:
+                names = LAYOUT_DIMS[TENSOR_NAMES[tensor]]
+                perm = tuple(names.index(d) for d in layout.full_order(TENSOR_NAMES[tensor]))
+                if perm == tuple(range(len(names))):
+                    perm = None
+            if declared.tile_major:
+                if mapping is None or keeps is None:
+                    raise ValueError("a tile-major layout needs the mapping and the keeps")
+                blocked = _tile_steps(nest, mapping, keeps, tensor)
+                if blocked is not None and any(blocked[0]):
+                    tile, order = blocked
+        shapes[tensor] = Region(tensor, -1 if base is None else base, tuple(sizes), tuple(lo),
+                                float(elem_bytes[tensor]), perm, tile, order)
+
+    def span(region: Region) -> int:
+        reserve = (reserve_bytes or elem_bytes)[region.tensor]
+        return -(-max(int(np.ceil(region.elements * reserve)), 1) // ALIGN) * ALIGN
+
+    placed: list[tuple[int, int, str]] = []
+    for t, r in shapes.items():
+        if r.base >= 0:
+            end = r.base + span(r)
+            for b, e, other in placed:
+                if r.base < e and b < end:
+                    raise _declared_error(t, f"the region [{r.base:#x}, {end:#x}) of this layer's "
+                                             f"{TENSOR_NAMES[t]} overlaps {TENSOR_NAMES[other]}' "
+                                             f"[{b:#x}, {e:#x}); move it")
+            placed.append((r.base, end, t))
+    out: dict[str, Region] = {}
+    cursor = 0
+    for t, r in shapes.items():
+        if r.base < 0:
+            size = span(r)
+            moved = True
+            while moved:
+                moved = False
+                for b, e, _ in placed:
+                    if cursor < e and b < cursor + size:
+                        cursor = -(-e // ALIGN) * ALIGN
+                        moved = True
+            r = Region(t, cursor, r.sizes, r.lo, r.elem_bytes, r.perm, r.tile, r.block_order)
+            placed.append((cursor, cursor + size, t))
+            cursor += size
+        out[t] = r
     return out
 
 
@@ -166,10 +320,23 @@ class _Plan:
             stored = np.arange(span + 1) - region.lo[ci]
             real &= (stored >= 0) & (stored < region.sizes[ci])
             self.real.append(real)
-        es = np.ones(self.nc, dtype=np.int64)
-        for ci in range(self.nc - 2, -1, -1):
-            es[ci] = es[ci + 1] * region.sizes[ci + 1]
-        self.es = es
+        # the layout: coordinates in the region's order (the last one is the innermost), each
+        # with its linear-index map f_c(v) = B ((v - off) // T) + S ((v - off) % T)
+        perm = list(region.perm) if region.perm is not None else list(range(self.nc))
+        off, step, outer, inner = region.coord_maps()
+        self.tile = [self.tile[c] for c in perm]
+        self.delta = [self.delta[c] for c in perm]
+        self.sib = [self.sib[c] for c in perm]
+        self.real = [self.real[c] for c in perm]
+        self.origin = self.origin[:, perm]
+        self.inner = tuple(self.inner[c] for c in perm)
+        self.sizes = tuple(region.sizes[c] for c in perm)
+        self.lo = tuple(region.lo[c] for c in perm)
+        self.off, self.step, self.B, self.S = off[perm], step[perm], outer[perm], inner[perm]
+        self.unblocked = [not (region.tile and region.tile[c]) for c in perm]
+        self.linear = bool((self.step == 1).all())     # f_c(v) = B (v - off)
+        self.blocked = [ci for ci in range(self.nc) if self.step[ci] > 1]
+        self.shift = [lo_ - o for lo_, o in zip(self.lo, self.off.tolist())]
         self._pattern: list[dict] = [{} for _ in range(self.nc)]
         self._patterns: dict[bytes, int] = {}
         self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
@@ -194,8 +361,13 @@ class _Plan:
                 ok = real[np.clip(v, 0, len(real) - 1)] & (v >= 0) & (v < len(real))
                 pid = ids[(full, o)] = self._patterns.setdefault(ok.tobytes(), len(self._patterns))
             key.append(pid)
+        if self.linear:
+            offset = int(np.dot(origin, self.B))
+        else:       # blocked: the position inside a block matters, whole blocks shift
+            u = origin - self.off
+            key.extend(int(u[ci]) % int(self.step[ci]) for ci in self.blocked)
+            offset = int(np.dot(u // self.step, self.B))
         key = tuple(key)
-        offset = int(np.dot(origin, self.es))
         hit = self._cache.get(key)
         if hit is None:
             starts, lens = self._runs(origin, full)
@@ -210,19 +382,28 @@ class _Plan:
             v = origin[ci] + self.sib[ci][:, None] + tmpl[ci][None, :]
             real = self.real[ci]
             ok = real[np.clip(v, 0, len(real) - 1)] & (v >= 0) & (v < len(real))
-            vals.append(v - self.region.lo[ci])
+            vals.append(v - self.lo[ci])
             oks.append(ok)
-        # trailing coordinates every sibling holds whole: one block
+        # trailing coordinates every sibling holds whole (and not blocked): one block
         block, last = 1, nc - 1
         while last > 0 and vals[last].shape[0] == 1 and oks[last].all() \
-                and vals[last].shape[1] == self.region.sizes[last] \
-                and vals[last][0, 0] == 0 and vals[last][0, -1] == self.region.sizes[last] - 1:
-            block *= self.region.sizes[last]
+                and self.unblocked[last] and vals[last].shape[1] == self.sizes[last] \
+                and vals[last][0, 0] == 0 and vals[last][0, -1] == self.sizes[last] - 1:
+            block *= self.sizes[last]
             last -= 1
+        # linear indices per coordinate (the layout's maps)
+        if self.linear:
+            fvals = [(vals[ci] + self.shift[ci]) * self.B[ci] if self.shift[ci] else
+                     vals[ci] * self.B[ci] for ci in range(last + 1)]
+        else:
+            fvals = []
+            for ci in range(last + 1):
+                u = vals[ci] + (self.lo[ci] - self.off[ci])
+                fvals.append(self.B[ci] * (u // self.step[ci]) + self.S[ci] * (u % self.step[ci]))
         # runs along the last kept coordinate: start flags and lengths
-        v, ok = vals[last], oks[last]
+        v, ok = fvals[last], oks[last]
         prev_ok = np.zeros_like(ok)
-        prev_ok[:, 1:] = ok[:, :-1] & (v[:, 1:] == v[:, :-1] + 1)
+        prev_ok[:, 1:] = ok[:, :-1] & (v[:, 1:] == v[:, :-1] + block)   # contiguous
         start = ok & ~prev_ok
         flat_ok = ok.ravel()
         run_id = np.cumsum(start.ravel()) - 1
@@ -237,7 +418,7 @@ class _Plan:
         for ci in range(k):
             shape = [1] * ndim
             shape[ci], shape[k + ci] = vals[ci].shape
-            addr = addr + (vals[ci] * self.es[ci]).reshape(shape)
+            addr = addr + fvals[ci].reshape(shape)
             if ci < last:
                 mask = mask & oks[ci].reshape(shape)
         shape = [1] * ndim
@@ -361,11 +542,16 @@ def element_blocks(nest: LoopNest, mapping, keeps: tuple[frozenset, ...],
         yield flush()
 
 
-def to_bytes(blocks, regions: dict[str, Region], psum_bytes: float | None = None
+def to_bytes(blocks, regions: dict[str, Region], psum_bytes: float | None = None,
+             offsets: dict | None = None, needed: dict | None = None
              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Byte blocks ``(starts, lengths, writes)`` of element blocks: a run of ``n`` elements at
     index ``x`` of a region covers bytes ``[round(x e), round((x + n) e))`` past its base (``e``
-    its element bytes; totals telescope); a psum spill reads ``round(n psum_bytes)`` bytes."""
+    its element bytes; totals telescope); a psum spill reads ``round(n psum_bytes)`` bytes.
+    ``offsets``: per range code, the region's :class:`~accelsim.sim.dram_lengths.BitOffsets`
+    (a compressed tensor's real code): a run covers the whole bytes holding its bits.
+    ``needed``: per range code, ``(starts, ends)`` of the runs of elements that move (sorted,
+    disjoint): the code's ranges are cut to them, in place."""
     base = np.array([regions["W"].base, regions["I"].base, regions["O"].base, regions["O"].base],
                     dtype=np.int64)
     eb = np.array([regions["W"].elem_bytes, regions["I"].elem_bytes, regions["O"].elem_bytes,
@@ -375,6 +561,11 @@ def to_bytes(blocks, regions: dict[str, Region], psum_bytes: float | None = None
     if psum_bytes is not None:
         pb[O_READ] = psum_bytes
     for starts, lens, codes in blocks:
+        for code, runs in (needed or {}).items():
+            starts, lens, codes = _cut(starts, lens, codes, code, runs)
+        if offsets:
+            yield _coded_bytes(starts, lens, codes, base, eb, pb, offsets)
+            continue
         if whole:     # uncompressed: integer arithmetic
             yield (base[codes] + starts * eb.astype(np.int64)[codes],
                    lens * pb.astype(np.int64)[codes], (codes == O_WRITE).astype(np.int64))
@@ -386,6 +577,37 @@ def to_bytes(blocks, regions: dict[str, Region], psum_bytes: float | None = None
         if spill.any():
             b1[spill] = b0[spill] + np.rint(lens[spill] * pb[O_READ]).astype(np.int64)
         yield base[codes] + b0, b1 - b0, (codes == O_WRITE).astype(np.int64)
+
+
+def _cut(starts, lens, codes, code: int, runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block with the ranges of ``code`` cut to ``runs``, each range's parts in its place."""
+    mine = codes == code
+    if not mine.any():
+        return starts, lens, codes
+    idx = np.flatnonzero(mine)
+    part_s, part_n, src = cut_to_runs(starts[idx], lens[idx], *runs)
+    pos = np.concatenate((np.flatnonzero(~mine), idx[src]))
+    order = np.argsort(pos, kind="stable")
+    new_s = np.concatenate((starts[~mine], part_s))[order]
+    new_n = np.concatenate((lens[~mine], part_n))[order]
+    new_c = np.concatenate((codes[~mine], np.full(part_s.size, code, dtype=codes.dtype)))[order]
+    return new_s, new_n, new_c
+
+
+def _coded_bytes(starts, lens, codes, base, eb, pb, offsets: dict):
+    """:func:`to_bytes` of one block when some codes have real bit offsets."""
+    e = eb[codes]
+    b0 = np.rint(starts * e).astype(np.int64)
+    b1 = np.rint((starts + lens) * e).astype(np.int64)
+    spill = codes == O_READ
+    if spill.any():
+        b1[spill] = b0[spill] + np.rint(lens[spill] * pb[O_READ]).astype(np.int64)
+    for code, off in offsets.items():
+        sel = codes == code
+        if sel.any():
+            b0[sel] = off.at(starts[sel]) // 8
+            b1[sel] = -(-off.at(starts[sel] + lens[sel]) // 8)
+    return base[codes] + b0, b1 - b0, (codes == O_WRITE).astype(np.int64)
 
 
 def dram_ranges(nest: LoopNest, mapping, keeps: tuple[frozenset, ...],
@@ -404,11 +626,16 @@ ROW_RATIOS = ("dram_row_hit_rate", "dram_bank_parallelism", "dram_achieved_gb_pe
 
 
 def stream_of(layer, nest: LoopNest, mapping, arch, hw, ctx, ratios: tuple[float, float, float],
-              drop_padding: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+              drop_padding: bool = True, masks: tuple | None = None,
+              needed_inputs: np.ndarray | None = None
+              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The DRAM stream of one batch of ``layer`` under ``mapping`` on ``arch``: element bytes
     from the precision times ``ratios`` (the off-chip compressed ratios of W, I and O the fast
-    model charges; a fetch fraction of skipped weight rows is in W's), and what the residency
-    context ``ctx`` keeps on chip moves nothing (:func:`element_blocks`, :func:`to_bytes`)."""
+    model charges), and what the residency context ``ctx`` keeps on chip moves nothing
+    (:func:`element_blocks`, :func:`to_bytes`). ``masks``: the batch's ``(weight mask (K, C/G,
+    R, S), input mask (N, C, H, W))``: a tensor compressed in DRAM then moves its real code
+    (:func:`_offsets`). ``needed_inputs`` (C,): the inputs whose weights are fetched
+    (``sparsity.skip_weight_fetch``); the weight ranges are cut to them."""
     from accelsim.sim.loopnest import _holder
 
     p = hw.precision
@@ -418,16 +645,88 @@ def stream_of(layer, nest: LoopNest, mapping, arch, hw, ctx, ratios: tuple[float
     geo = layer.geometry
     dense = {"W": p.weight_bits / 8.0, "I": p.activation_bits / 8.0, "O": p.activation_bits / 8.0}
     regions = layouts(nest, elem, (int(geo.pad_h), int(geo.pad_w)), (int(geo.H), int(geo.W)),
-                      drop_padding, reserve_bytes=dense)
+                      drop_padding, reserve_bytes=dense, layout=stream_layout(hw, geo),
+                      mapping=mapping, keeps=arch.keeps)
     on_chip = frozenset(t for t, flag in (("W", ctx.weights_resident), ("I", ctx.input_on_chip),
                                           ("O", ctx.output_on_chip))
                         if flag and _holder(arch, t) is not None)
     key = (nest, mapping, arch.keeps, on_chip,
-           tuple((r.sizes, r.lo) for r in regions.values()))
+           tuple(r.shape_key for r in regions.values()))
     blocks = _BLOCKS.get(key)
     if blocks is None:
         blocks = _recorded(key, element_blocks(nest, mapping, arch.keeps, regions, on_chip))
-    return to_bytes(blocks, regions, psum_bytes=p.accumulator_bits / 8.0 * o_r)
+    offsets = _offsets(regions, hw, ctx, masks) if masks is not None else None
+    needed = None
+    if needed_inputs is not None:
+        needed = {W_READ: _needed_weight_runs(regions["W"], np.asarray(needed_inputs, dtype=bool))}
+    return to_bytes(blocks, regions, psum_bytes=p.accumulator_bits / 8.0 * o_r,
+                    offsets=offsets or None, needed=needed)
+
+
+#: ``dram.weight_layout: input_major``: one input's weights contiguous (the transposed matrix).
+INPUT_MAJOR_WEIGHTS = ("G", "C", "R", "S", "K")
+
+
+def stream_layout(hw, geometry):
+    """``hw.dram.layout`` for a layer: a linear layer's weights follow ``dram.weight_layout``
+    (``input_major``: :data:`INPUT_MAJOR_WEIGHTS`; ``output_major``: PyTorch's row-major order)
+    unless ``dram.layout.weights`` declares an order or a tile-major layout."""
+    import dataclasses
+
+    layout = hw.dram.layout
+    w = layout.weights
+    if (geometry.kind == "linear" and hw.dram.weight_layout == "input_major"
+            and w.order is None and not w.tile_major):
+        return dataclasses.replace(layout, weights=dataclasses.replace(w, order=INPUT_MAJOR_WEIGHTS))
+    return layout
+
+
+def _offsets(regions: dict[str, Region], hw, ctx, masks: tuple) -> dict:
+    """Per range code, the real code of W and I when DRAM stores them compressed (not the
+    network's raw input), when the masks cover their regions exactly."""
+    from accelsim.sim.dram_lengths import BitOffsets, linear_order
+
+    wmask, act = masks
+    out = {}
+    p = hw.precision
+    cases = [(W_READ, regions["W"], wmask, hw.storage.weights.off_chip, p.weight_bits)]
+    if not (ctx.network_input and hw.storage.raw_network_input):
+        cases.append((I_READ, regions["I"], act, hw.storage.activations.off_chip,
+                      p.activation_bits))
+    for code, region, mask, fmt, bits in cases:
+        if fmt.format == "dense" or mask is None:
+            continue
+        shaped = _region_shaped(np.asarray(mask, dtype=bool), region)
+        if shaped is None:      # the nest covers part of the tensor: keep the mean ratio
+            continue
+        out[code] = BitOffsets(linear_order(region, shaped), region.sizes, fmt, bits)
+    return out
+
+
+def _region_shaped(mask: np.ndarray, region: Region) -> np.ndarray | None:
+    """A weight (K, C/G, R, S) or input (N, C, H, W) mask as the region's coordinates
+    (G, K/G, C/G, R, S) or (N, G, C/G, H, W), or None when the sizes differ."""
+    sizes = tuple(int(v) for v in region.sizes)
+    if mask.size != int(np.prod(sizes, dtype=np.int64)):
+        return None
+    if region.tensor == "W" and mask.ndim == 4 and mask.shape[1:] == sizes[2:]:
+        return mask.reshape(sizes)
+    if region.tensor == "I" and mask.ndim == 4 and mask.shape[0] == sizes[0] \
+            and mask.shape[2:] == sizes[3:]:
+        return mask.reshape(sizes)
+    return None
+
+
+def _needed_weight_runs(region: Region, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs (region linear order) of the weights of the needed inputs: weight ``(g, k, c, r,
+    s)`` is needed when input channel ``g * C/G + c`` is."""
+    from accelsim.sim.dram_lengths import linear_order, runs_of
+
+    g, _, cg = (int(v) for v in region.sizes[:3])
+    if needed.size != g * cg:
+        raise ValueError(f"needed inputs: {needed.size} channels, the weights have {g * cg}")
+    per = np.broadcast_to(needed.reshape(g, 1, cg, 1, 1), tuple(int(v) for v in region.sizes))
+    return runs_of(linear_order(region, per))
 
 
 #: The element blocks of the last few streams (the samples of a layer share them: only the
@@ -456,16 +755,22 @@ def _recorded(key: tuple, blocks: Iterator) -> Iterator:
 
 
 def layer_dram(layer, nest: LoopNest, mapping, arch, hw, ctx,
-               ratios: tuple[float, float, float]) -> tuple[float, float, dict]:
+               ratios: tuple[float, float, float], masks: tuple | None = None,
+               needed_inputs: np.ndarray | None = None) -> tuple[float, float, dict]:
     """``(DRAM level time in accelerator cycles, DRAM energy pJ, row fields)`` of one batch:
     its stream (:func:`stream_of`) through ``hw.dram.device`` (channels, address mapping, page
     policy of ``hw.dram``), from a fresh device state. The level time is the model's, or the
     bus bytes at ``bandwidth_gb_per_s`` when that sustained limit is slower (0 when
-    ``dram.ideal``)."""
+    ``dram.ideal``). ``masks`` and ``needed_inputs``: as :func:`stream_of`; the bytes reach the
+    device through the transfer engine's burst coalescing (:mod:`accelsim.dram.coalesce`)."""
+    from accelsim.dram.coalesce import coalesced_blocks
     from accelsim.dram.model import ENERGY_ACTIONS, stream_ranges
+    from accelsim.dram.presets import get_device
 
     d = hw.dram
-    res = stream_ranges(d.device, stream_of(layer, nest, mapping, arch, hw, ctx, ratios),
+    stream = stream_of(layer, nest, mapping, arch, hw, ctx, ratios, masks=masks,
+                       needed_inputs=needed_inputs)
+    res = stream_ranges(d.device, coalesced_blocks(stream, get_device(d.device).burst_bytes),
                         d.channels, d.address_mapping, d.page_policy or "open")
     cycles = res.time_ns * hw.technology.clock_mhz * 1e-3
     row = {"dram_cycles": cycles, "dram_row_hit_rate": res.row_hit_rate,

@@ -209,11 +209,14 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
             mapped = map_layer(layer, hw, b, ctx.reserved_bytes, written_density(layer, ctx))
         wmask = wmasks[start] if per_sample_weights else wmasks
         ratios = _weight_ratios(wmask, hw) if per_sample_weights else shared_ratios
+        stream_w = None
         if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (accelsim.sim.fetch)
             frac = fetch.hw_fetch_fraction(layer, group, hw)
+            if fetch.skips(geo):   # the access stream cuts the weight ranges itself
+                stream_w = (ratios[1], fetch.needed_inputs(group))
             ratios = (ratios[0] * frac, ratios[1] * frac)
         row = _sample(layer, group, wmask, nest, mapped.mapping, mapped.counts, arch, em, hw, mode,
-                      ratios, ctx, fidelity)
+                      ratios, ctx, fidelity, stream_w)
         return row, b, mapped.mapping
 
     def collect(row: dict, b: int, mapped) -> None:
@@ -370,7 +373,11 @@ def _tensor_actions(hw, arch: Arch) -> tuple:
 
 
 def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, em, hw, mode,
-            w_ratios, ctx: LayerContext, fidelity: str = "fast") -> dict:
+            w_ratios, ctx: LayerContext, fidelity: str = "fast", stream_w: tuple | None = None
+            ) -> dict:
+    """One batch's result row. ``w_ratios``: on- and off-chip weight ratios (a skipped weight
+    fetch's fraction included); ``stream_w``: ``(off-chip weight ratio without it, inputs
+    needed)`` for the access stream, which cuts the skipped weights at their addresses."""
     geo = layer.geometry
     fan = arch.fanout_level
     p = hw.precision
@@ -499,8 +506,10 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
                                 arch.dram_bytes_per_cycle, i == 0))
     dram_row = None
     if hw.dram.device is not None and hw.dram.access_stream:   # the nest's stream through the DRAM model
+        w_stream = w_ratios[1] if stream_w is None else stream_w[0]
         times[0], stream_energy, dram_row = dram_stream.layer_dram(
-            layer, nest, mapping, arch, hw, ctx, (w_ratios[1], a_off, o_off))
+            layer, nest, mapping, arch, hw, ctx, (w_stream, a_off, o_off), masks=(wmask, act),
+            needed_inputs=None if stream_w is None else stream_w[1])
         if "dram_pj_per_bit" not in hw.technology.energy_overrides:   # a stated price wins
             energy["dram"] = stream_energy
     delivered = network_bits(c, arch, fan, mac_reads * full,

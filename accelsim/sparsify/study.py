@@ -39,10 +39,28 @@ class DecodePoint:
     dense_energy_uj: float
     dense_dram_bytes: float
     perplexity: float | None
+    row_hit_rate: float | None = None        # decode DRAM bursts that hit an open row (access stream)
+    dense_row_hit_rate: float | None = None  # the same on the dense twin
 
 
 def _base(name: str) -> str:
     return name.split("/", 1)[1] if "/" in name else name
+
+
+def row_hit_rate(rows: list[dict]) -> float | None:
+    """Row-buffer hit rate of the decode steps' DRAM streams, weighted by each layer's stream
+    bytes; None when no layer was timed by its access stream (``dram.access_stream`` off)."""
+    hits = total = 0.0
+    for r in rows:
+        if r["phase"] != "decode":
+            continue
+        layers = r["layers"]
+        if "dram_row_hit_rate" not in layers or "dram_stream_bytes" not in layers:
+            continue
+        size = layers["dram_stream_bytes"].astype(float).fillna(0.0)
+        hits += float((layers["dram_row_hit_rate"].astype(float).fillna(0.0) * size).sum())
+        total += float(size.sum())
+    return hits / total if total else None
 
 
 def _decode_totals(rows: list[dict]) -> dict:
@@ -93,4 +111,5 @@ def simulate_point(captured: dict, hw) -> DecodePoint:
         bound=1.0 / (1.0 - reached * f), dram_bound=dram_bound,
         latency_s=sp["latency_s"], energy_uj=sp["energy_uj"], dram_bytes=sp["dram_bytes"],
         dense_latency_s=dn["latency_s"], dense_energy_uj=dn["energy_uj"],
-        dense_dram_bytes=dn["dram_bytes"], perplexity=captured["perplexity"])
+        dense_dram_bytes=dn["dram_bytes"], perplexity=captured["perplexity"],
+        row_hit_rate=row_hit_rate(sparse_rows), dense_row_hit_rate=row_hit_rate(dense_rows))

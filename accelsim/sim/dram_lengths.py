@@ -1,0 +1,188 @@
+"""Where each element of a compressed tensor lies in DRAM: bit offsets from its real mask.
+
+A tensor stored in DRAM in a compressed format is one code in its region's linear order
+(the layout of :mod:`accelsim.sim.dram_stream`), so a run of elements ``[x, x + n)`` occupies
+the bits between the offsets of the element boundaries ``x`` and ``x + n``: its *real* length,
+from the mask, not the tensor's mean ratio. Per format (``b`` value bits; formats as
+:mod:`accelsim.sim.storage` sizes them, so the offset of the last boundary is the tensor's
+exact size there):
+
+- ``dense``: ``b`` per element;
+- ``bitmap``: one presence bit per element, plus ``b`` per non-zero;
+- ``coo``: ``ndim * index_bits + b`` per non-zero;
+- ``csr`` (rows = the region's outermost coordinate): ``index_bits + b`` per non-zero, a row
+  pointer before each row's first element and the closing pointer after the last element;
+- ``run_length``: an entry of ``run_bits + b`` per non-zero, preceded by its overflow
+  entries (``gap >> run_bits`` for the ``gap`` zeros before it), placed at the non-zero;
+  zeros after the last non-zero cost nothing;
+- ``ranked`` (per-rank fibertree formats): sized exactly by :mod:`accelsim.sim.fibertree`,
+  but laid out as that exact size spread evenly over the elements (the per-rank payloads
+  are not placed element by element here).
+
+Memory stays small for any tensor: the caller's mask plus two counters per
+:data:`BLOCK` elements; an offset is the block's counter plus a scan of at most
+``BLOCK - 1`` elements (Numba).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from accelsim.numba_config import JIT
+from accelsim.sim import storage
+
+#: Elements per block of the offset tables.
+BLOCK = 64
+_NO_OVERFLOW = 62    # a run field this wide never overflows (gap >> 62 == 0)
+
+
+@njit(**JIT)
+def _tables(flat, run_bits, block):
+    """Per block start: entries before it (non-zeros plus overflow entries) and the zero gap
+    open there."""
+    n = flat.shape[0]
+    nb = n // block + 1
+    cum = np.zeros(nb, dtype=np.int64)
+    gaps = np.zeros(nb, dtype=np.int64)
+    entries = np.int64(0)
+    gap = np.int64(0)
+    for i in range(n):
+        if i % block == 0:
+            cum[i // block] = entries
+            gaps[i // block] = gap
+        if flat[i] != 0:
+            entries += 1 + (gap >> run_bits)
+            gap = 0
+        else:
+            gap += 1
+    if n % block == 0:
+        cum[n // block] = entries
+        gaps[n // block] = gap
+    return cum, gaps
+
+
+@njit(**JIT)
+def _entries_before(flat, run_bits, block, cum, gaps, xs, out):
+    """Entries before each element boundary ``xs[j]`` (non-zeros plus overflow entries)."""
+    for j in range(xs.shape[0]):
+        x = xs[j]
+        b = x // block
+        entries = cum[b]
+        gap = gaps[b]
+        for i in range(b * block, x):
+            if flat[i] != 0:
+                entries += 1 + (gap >> run_bits)
+                gap = 0
+            else:
+                gap += 1
+        out[j] = entries
+
+
+class BitOffsets:
+    """Bit offsets of a region's element boundaries ``0..n`` in a storage format, from the
+    region's mask in its linear order (``shape``: the region's coordinate sizes, outermost
+    first; the mask is kept by reference)."""
+
+    def __init__(self, mask: np.ndarray, shape: tuple[int, ...], fmt, value_bits: int):
+        flat = np.ascontiguousarray(np.asarray(mask, dtype=bool)).reshape(-1)
+        n = int(np.prod(shape, dtype=np.int64))
+        if flat.size != n:
+            raise ValueError(f"BitOffsets: the mask has {flat.size} elements, the region {n}")
+        self.n = n
+        self.format = fmt.format
+        self.value_bits = int(value_bits)
+        self._flat = flat.view(np.uint8)
+        self._run_bits = _NO_OVERFLOW
+        self._row = max(n // max(int(shape[0]), 1), 1) if shape else max(n, 1)
+        self._index_bits = int(fmt.index_bits)
+        self._ndim = max(len(shape), 1)
+        self._scale = None
+        if self.format == "run_length":
+            self._run_bits = min(int(fmt.run_bits), _NO_OVERFLOW)
+            self._entry = int(fmt.run_bits) + self.value_bits
+        elif self.format == "ranked":
+            total = storage.tensor_bits(np.asarray(mask, dtype=bool).reshape(shape), fmt,
+                                        self.value_bits)
+            self._scale = total / n if n else 0.0
+        if self.format not in ("dense", "ranked"):
+            self._cum, self._gaps = _tables(self._flat, np.int64(self._run_bits), np.int64(BLOCK))
+
+    @property
+    def total_bits(self) -> int:
+        """Bits of the whole region (the offset of boundary ``n``)."""
+        return int(self.at(np.array([self.n], dtype=np.int64))[0])
+
+    def at(self, xs: np.ndarray) -> np.ndarray:
+        """Bit offsets (int64) of element boundaries ``xs`` (each in ``[0, n]``)."""
+        xs = np.ascontiguousarray(xs, dtype=np.int64)
+        if xs.size and (xs.min() < 0 or xs.max() > self.n):
+            raise ValueError(f"BitOffsets: boundaries must lie in [0, {self.n}]")
+        b = self.value_bits
+        if self.format == "dense":
+            return xs * b
+        if self.format == "ranked":
+            return np.rint(xs * self._scale).astype(np.int64)
+        entries = np.empty(xs.shape[0], dtype=np.int64)
+        _entries_before(self._flat, np.int64(self._run_bits), np.int64(BLOCK), self._cum,
+                        self._gaps, xs, entries)
+        if self.format == "run_length":
+            return entries * self._entry
+        if self.format == "bitmap":
+            return xs + entries * b
+        if self.format == "coo":
+            return entries * (self._ndim * self._index_bits + b)
+        if self.format == "csr":
+            ib = self._index_bits
+            pointers = -(-xs // self._row) + (xs == self.n)   # rows started before x, closing
+            return entries * (ib + b) + pointers * ib
+        raise ValueError(f"storage format: unknown {self.format!r}")
+
+
+# ---- masks in a region's linear order; ranges cut to the elements needed -------------------
+def linear_order(region, mask: np.ndarray) -> np.ndarray:
+    """``mask`` over a region's stored elements (shape ``region.sizes``, coordinates in
+    ``LoopNest.tensor_dims`` order) as a flat array in the region's linear order
+    (:class:`accelsim.sim.dram_stream.Region`; the holes of a tile-major grid are False)."""
+    mask = np.asarray(mask, dtype=bool)
+    sizes = tuple(int(s) for s in region.sizes)
+    if mask.shape != sizes:
+        raise ValueError(f"linear_order: the mask has shape {mask.shape}, region "
+                         f"{region.tensor} {sizes}")
+    if region.tile is None:
+        perm = region.perm if region.perm is not None else tuple(range(len(sizes)))
+        return np.ascontiguousarray(mask.transpose(perm)).reshape(-1)
+    off, step, outer, inner = region.coord_maps()
+    index = np.zeros((), dtype=np.int64)
+    for c, size in enumerate(sizes):
+        x = region.lo[c] + np.arange(size, dtype=np.int64) - off[c]
+        part = outer[c] * (x // step[c]) + inner[c] * (x % step[c])
+        index = index[..., None] + part
+    out = np.zeros(region.elements, dtype=bool)
+    out[index.reshape(-1)] = mask.reshape(-1)
+    return out
+
+
+def runs_of(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)`` of the runs of True in a flat bool array (ends exclusive)."""
+    padded = np.concatenate(([False], np.asarray(flat, dtype=bool).reshape(-1), [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return edges[0::2].astype(np.int64), edges[1::2].astype(np.int64)
+
+
+def cut_to_runs(starts: np.ndarray, lengths: np.ndarray, run_starts: np.ndarray,
+                run_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The parts of element ranges ``[starts, starts + lengths)`` inside the sorted, disjoint
+    runs ``[run_starts, run_ends)``, in range order then address order: ``(starts, lengths,
+    index of the range each part comes from)``."""
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = starts + np.asarray(lengths, dtype=np.int64)
+    first = np.searchsorted(run_ends, starts, side="right")    # first run ending after start
+    last = np.searchsorted(run_starts, ends, side="left")      # runs starting before the end
+    count = np.maximum(last - first, 0)
+    src = np.repeat(np.arange(starts.size, dtype=np.int64), count)
+    offset = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    run = np.repeat(first, count) + offset
+    lo = np.maximum(run_starts[run], starts[src])
+    hi = np.minimum(run_ends[run], ends[src])
+    keep = hi > lo
+    return lo[keep], (hi - lo)[keep], src[keep]

@@ -1,0 +1,172 @@
+"""Bit offsets of compressed DRAM regions (accelsim.sim.dram_lengths) against an encoder that
+writes every entry of the code out, each tagged with the element it belongs to.
+
+The oracle builds the code entry by entry the way each format is defined (a bitmap's presence
+bit and value, a run-length code's overflow and value entries, CSR's row pointers), so a
+boundary's offset is the bits of the entries tagged before it; the code's total is checked
+against accelsim.sim.storage's exact size.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from accelsim.hw.schema import LevelFormat
+from accelsim.sim import storage
+from accelsim.sim.dram_lengths import BLOCK, BitOffsets
+
+
+def _entries(mask: np.ndarray, shape: tuple, fmt: LevelFormat, b: int) -> list[tuple[float, int]]:
+    """(position, bits) of every entry of the code: position i means 'lies before boundary
+    i + 1' (element i's own data; the closing CSR pointer is at the last element)."""
+    flat = mask.reshape(-1)
+    n = flat.size
+    out: list[tuple[float, int]] = []
+    if fmt.format == "dense":
+        out = [(i, b) for i in range(n)]
+    elif fmt.format == "bitmap":
+        for i in range(n):
+            out.append((i, 1))
+            if flat[i]:
+                out.append((i, b))
+    elif fmt.format == "coo":
+        out = [(i, len(shape) * fmt.index_bits + b) for i in range(n) if flat[i]]
+    elif fmt.format == "csr":
+        row = n // shape[0]
+        for i in range(n):
+            if i % row == 0:
+                out.append((i, fmt.index_bits))          # this row's pointer
+            if flat[i]:
+                out.append((i, fmt.index_bits + b))
+        out.append((n - 1, fmt.index_bits))              # the closing pointer, after the last
+    elif fmt.format == "run_length":
+        longest = 2 ** fmt.run_bits - 1
+        gap = 0
+        for i in range(n):
+            if not flat[i]:
+                gap += 1
+                continue
+            while gap > longest:                         # a zero entry covering 2**run_bits
+                out.append((i, fmt.run_bits + b))
+                gap -= longest + 1
+            out.append((i, fmt.run_bits + b))
+            gap = 0
+    return out
+
+
+def _oracle(mask, shape, fmt, b, xs):
+    entries = _entries(mask, shape, fmt, b)
+    return np.array([sum(bits for pos, bits in entries if pos < x) for x in xs], dtype=np.int64)
+
+
+FORMATS = [LevelFormat("dense"), LevelFormat("bitmap"), LevelFormat("coo", index_bits=7),
+           LevelFormat("csr", index_bits=5), LevelFormat("run_length", run_bits=2),
+           LevelFormat("run_length", run_bits=4)]
+
+
+def _case(seed: int):
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(1, 6, size=int(rng.integers(1, 4))))
+    if rng.random() < 0.3:                       # long enough to span several blocks
+        shape = (int(rng.integers(1, 4)), int(rng.integers(BLOCK, 3 * BLOCK)))
+    density = float(rng.choice([0.0, 1.0, 0.05, 0.5, float(rng.random())]))
+    mask = rng.random(shape) < density
+    return mask, shape, int(rng.choice([4, 8, 16]))
+
+
+def _check(seed: int) -> None:
+    mask, shape, b = _case(seed)
+    n = mask.size
+    xs = np.unique(np.concatenate(([0, n], np.random.default_rng(seed).integers(0, n + 1, 12))))
+    for fmt in FORMATS:
+        got = BitOffsets(mask, shape, fmt, b)
+        want = _oracle(mask, shape, fmt, b, xs)
+        np.testing.assert_array_equal(got.at(xs), want, err_msg=f"seed {seed} {fmt.format}")
+        assert got.total_bits == storage.format_bits(mask, fmt.format, b, fmt.run_bits,
+                                                     fmt.index_bits), (seed, fmt.format)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_offsets_equal_the_encoder(seed):
+    _check(seed)
+
+
+@pytest.mark.slow
+def test_offsets_equal_the_encoder_many_seeds():
+    for seed in range(12, 312):
+        _check(seed)
+
+
+def test_hand_counted_run_length():
+    # run_bits 2 (longest run 3), 8-bit values: 0 0 0 0 0 1 | 0 1 1 -> gap 5 before element 5:
+    # one overflow entry (covers 4) then the value entry (run 1): 2 entries of 10 bits at
+    # element 5; element 7: 1 entry; element 8: 1 entry. Trailing zeros cost nothing.
+    mask = np.array([0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0], dtype=bool)
+    off = BitOffsets(mask, mask.shape, LevelFormat("run_length", run_bits=2), 8)
+    np.testing.assert_array_equal(off.at(np.array([0, 5, 6, 7, 8, 9, 11])),
+                                  [0, 0, 20, 20, 30, 40, 40])
+
+
+def test_hand_counted_bitmap_and_csr():
+    mask = np.array([[1, 0, 0], [0, 1, 1]], dtype=bool)
+    bm = BitOffsets(mask, (2, 3), LevelFormat("bitmap"), 8)
+    np.testing.assert_array_equal(bm.at(np.array([0, 1, 3, 6])), [0, 9, 11, 30])
+    csr = BitOffsets(mask, (2, 3), LevelFormat("csr", index_bits=4), 8)
+    # row pointer 4 + (4 + 8) for element 0; row 1's pointer before element 3; closing pointer
+    np.testing.assert_array_equal(csr.at(np.array([0, 1, 3, 4, 6])), [0, 16, 16, 20, 48])
+
+
+def test_ranked_spreads_the_exact_size_evenly():
+    rng = np.random.default_rng(3)
+    mask = rng.random((4, 6, 5)) < 0.3
+    fmt = LevelFormat("ranked", ranks=("UOP", "CP", "B"))
+    off = BitOffsets(mask, mask.shape, fmt, 8)
+    total = storage.tensor_bits(mask, fmt, 8)
+    assert off.total_bits == total
+    assert off.at(np.array([60]))[0] == round(60 * total / mask.size)
+
+
+def test_boundaries_outside_the_region_are_refused():
+    off = BitOffsets(np.ones(5, dtype=bool), (5,), LevelFormat("bitmap"), 8)
+    with pytest.raises(ValueError):
+        off.at(np.array([6]))
+    with pytest.raises(ValueError):
+        BitOffsets(np.ones(5, dtype=bool), (6,), LevelFormat("bitmap"), 8)
+
+
+# ---- cutting ranges to the needed elements ---------------------------------------------------
+from accelsim.sim.dram_lengths import cut_to_runs, runs_of  # noqa: E402
+
+
+def _check_cut(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 200))
+    needed = rng.random(n) < float(rng.choice([0.0, 1.0, 0.2, 0.7]))
+    k = int(rng.integers(0, 30))
+    starts = rng.integers(0, n, k)
+    lengths = np.minimum(rng.integers(0, 40, k), n - starts)
+    got_s, got_n, got_src = cut_to_runs(starts, lengths, *runs_of(needed))
+    want = []          # element by element: maximal runs of needed elements inside each range
+    for i, (s, m) in enumerate(zip(starts, lengths)):
+        x = s
+        while x < s + m:
+            if needed[x]:
+                y = x
+                while y < s + m and needed[y]:
+                    y += 1
+                want.append((x, y - x, i))
+                x = y
+            else:
+                x += 1
+    assert list(zip(got_s.tolist(), got_n.tolist(), got_src.tolist())) == want, seed
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_cut_to_runs_equals_an_element_walk(seed):
+    _check_cut(seed)
+
+
+@pytest.mark.slow
+def test_cut_to_runs_equals_an_element_walk_many_seeds():
+    for seed in range(15, 315):
+        _check_cut(seed)
