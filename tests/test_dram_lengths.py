@@ -170,3 +170,14 @@ def test_cut_to_runs_equals_an_element_walk(seed):
 def test_cut_to_runs_equals_an_element_walk_many_seeds():
     for seed in range(15, 315):
         _check_cut(seed)
+
+
+def test_holes_of_a_tile_major_order_are_zeros_of_the_code():
+    # 5 stored elements plus 3 holes (a tile-major edge block): the holes cost what zeros cost
+    linear = np.array([1, 0, 1, 0, 0, 0, 1, 1], dtype=bool)     # holes at positions 3, 4, 5
+    off = BitOffsets(linear, (5,), LevelFormat("bitmap"), 8)
+    np.testing.assert_array_equal(off.at(np.array([0, 3, 6, 8])), [0, 19, 22, 40])
+    with pytest.raises(ValueError):
+        BitOffsets(linear, (5,), LevelFormat("ranked", ranks=("B",)), 8)
+    with pytest.raises(ValueError):
+        BitOffsets(linear[:4], (5,), LevelFormat("bitmap"), 8)

@@ -114,3 +114,25 @@ def test_decode_stream_input_major_beats_output_major():
     # output-major at 50% random zeros: a 32-byte burst holds 32 inputs of one row, almost
     # never all zero, so nearly every weight burst is still read
     assert half_out["dram_stream_bytes"] >= 0.95 * rows[1.0, "output_major"]["dram_stream_bytes"]
+
+
+def test_tile_major_compressed_inputs_move_their_code():
+    """Eyeriss v1 codes activations run-length in DRAM; under a tile-major input layout (holes
+    at the edge blocks) the input ranges carry the code's bytes: fewer than the dense bytes
+    at this density, each range at least one byte when it holds a non-zero."""
+    layer = random_layer(C=8, H=9, W=9, K=8, R=3, S=3, N=1, seed=4, pad_h=1, pad_w=1,
+                         density_a=0.3)
+    hw = load_hw(EYERISS, {"dram.device": "LPDDR4X-4266", "dram.access_stream": True,
+                           "dram.layout": {"inputs": {"tile_major": True}}})
+    assert hw.storage.activations.off_chip.format == "run_length"
+    wmask = np.asarray(layer.weight_mask(), dtype=bool)
+    act = np.asarray(layer.act_mask()[:1], dtype=bool)
+    ctx = LayerContext(network_input=False)
+    s0, n0, _, regions = _stream(layer, hw, ctx, (1.0, 1.0, 1.0))
+    s1, n1, _, _ = _stream(layer, hw, ctx, (1.0, 1.0, 1.0), masks=(wmask, act))
+    lo, hi = regions["I"].base, regions["O"].base
+    dense_i = n0[(s0 >= lo) & (s0 < hi)].sum()
+    coded_i = n1[(s1 >= lo) & (s1 < hi)].sum()
+    assert 0 < coded_i < dense_i
+    row = simulate_layer_loopnest(layer, hw, context=ctx)
+    assert row["dram_stream_bytes"] > 0 and 0 < row["dram_row_hit_rate"] <= 1

@@ -80,14 +80,17 @@ def _entries_before(flat, run_bits, block, cum, gaps, xs, out):
 
 class BitOffsets:
     """Bit offsets of a region's element boundaries ``0..n`` in a storage format, from the
-    region's mask in its linear order (``shape``: the region's coordinate sizes, outermost
-    first; the mask is kept by reference)."""
+    region's mask in its linear order (``n`` its length; the mask is kept by reference).
+    ``shape``: the region's coordinate sizes, outermost first (CSR's rows, COO's coordinates);
+    a tile-major region's linear order also holds the holes of its edge blocks (zeros of the
+    code, ``n`` at least the product of ``shape``)."""
 
     def __init__(self, mask: np.ndarray, shape: tuple[int, ...], fmt, value_bits: int):
         flat = np.ascontiguousarray(np.asarray(mask, dtype=bool)).reshape(-1)
-        n = int(np.prod(shape, dtype=np.int64))
-        if flat.size != n:
-            raise ValueError(f"BitOffsets: the mask has {flat.size} elements, the region {n}")
+        n = int(flat.size)
+        stored = int(np.prod(shape, dtype=np.int64))
+        if n < stored:
+            raise ValueError(f"BitOffsets: the mask has {n} elements, the region stores {stored}")
         self.n = n
         self.format = fmt.format
         self.value_bits = int(value_bits)
@@ -101,8 +104,10 @@ class BitOffsets:
             self._run_bits = min(int(fmt.run_bits), _NO_OVERFLOW)
             self._entry = int(fmt.run_bits) + self.value_bits
         elif self.format == "ranked":
-            total = storage.tensor_bits(np.asarray(mask, dtype=bool).reshape(shape), fmt,
-                                        self.value_bits)
+            if n != stored:
+                raise ValueError("BitOffsets: a ranked format is sized on the tensor itself, "
+                                 "not on a linear order with holes")
+            total = storage.tensor_bits(flat.reshape(shape), fmt, self.value_bits)
             self._scale = total / n if n else 0.0
         if self.format not in ("dense", "ranked"):
             self._cum, self._gaps = _tables(self._flat, np.int64(self._run_bits), np.int64(BLOCK))

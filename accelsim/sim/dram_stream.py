@@ -694,7 +694,8 @@ def _offsets(regions: dict[str, Region], hw, ctx, masks: tuple) -> dict:
         cases.append((I_READ, regions["I"], act, hw.storage.activations.off_chip,
                       p.activation_bits))
     for code, region, mask, fmt, bits in cases:
-        if fmt.format == "dense" or mask is None:
+        # ranked (fibertree) formats keep the exact ratio the row charges, spread evenly
+        if fmt.format in ("dense", "ranked") or mask is None:
             continue
         shaped = _region_shaped(np.asarray(mask, dtype=bool), region)
         if shaped is None:      # the nest covers part of the tensor: keep the mean ratio
