@@ -149,13 +149,14 @@ def test_bad_actions_are_one_line_errors(change, field, words):
     assert field in str(err.value) and words in str(err.value)
 
 
-def test_an_action_at_an_outer_level_is_refused():
-    with pytest.raises(ConfigError, match="innermost level keeping them .'wspad'."):
+def test_an_action_on_outputs_at_an_outer_level_is_refused():
+    # outer-level actions on weights and inputs are modelled (tests/test_outer_actions.py)
+    with pytest.raises(ConfigError, match="innermost level keeping them .'pspad'."):
         make_hw(pe_array={"rows": 1, "cols": 1, "dataflow": "output_stationary"},
                 memory_hierarchy=[
                     {"name": "glb", "keeps": ["weights", "inputs", "outputs"], "size_bytes": 65536,
-                     "actions": [{"kind": "skip", "target": "weights", "condition_on": ["inputs"]}]},
-                    {"name": "wspad", "instances": "per_pe", "keeps": ["weights"], "size_bytes": 64}])
+                     "actions": [{"kind": "skip", "target": "outputs", "condition_on": ["inputs"]}]},
+                    {"name": "pspad", "instances": "per_pe", "keeps": ["outputs"], "size_bytes": 64}])
 
 
 def test_gating_on_one_operand_needs_the_loop_nest_model():

@@ -193,8 +193,10 @@ def _check_formats(config: HardwareConfig, source: str) -> None:
 
 
 def _check_actions(levels: tuple, source: str) -> None:
-    """Gate/skip actions act on MAC-driven accesses: at the innermost level keeping the target,
-    conditioned on at least one operand, one action per (level, target)."""
+    """Gate/skip actions: at the innermost level keeping the target they act on its MAC-driven
+    accesses, at an outer level keeping it on its transfers into the next level keeping it
+    (conditioned on whole tiles, :mod:`accelsim.sim.tile_conditions`; weights and inputs
+    only); conditioned on at least one operand, one action per (level, target)."""
     for i, lv in enumerate(levels):
         targets = set()
         for j, action in enumerate(lv.actions):
@@ -203,12 +205,12 @@ def _check_actions(levels: tuple, source: str) -> None:
                 raise ConfigError(source, f"{where}.target", f"level {lv.name!r} does not keep "
                                   f"{action.target} (it keeps {', '.join(lv.keeps) or 'nothing'})")
             inner = max(k for k, other in enumerate(levels) if action.target in other.keeps)
-            if inner != i:
+            if inner != i and action.target == "outputs":
                 raise ConfigError(source, f"{where}.target",
-                                  f"gating/skipping {action.target} is modelled on the MAC-driven "
+                                  f"an action on outputs is modelled on the MAC-driven psum "
                                   f"accesses, at the innermost level keeping them "
                                   f"({levels[inner].name!r}), not at {lv.name!r} (tile-level "
-                                  "conditions at outer levels are not modelled)")
+                                  "conditions on psum spills and drains are not modelled)")
             if not action.condition_on:
                 raise ConfigError(source, f"{where}.condition_on",
                                   "expected at least one operand (inputs, weights)")

@@ -395,7 +395,8 @@ class LowPower:
 @dataclass(frozen=True)
 class MetadataStorage:
     """A level's metadata kept apart from its data (Sparseloop's metadata storage): the
-    metadata bits of its compressed tensors are charged here, at their own energy and port."""
+    metadata bits of its compressed tensors are charged here, at their own energy and port,
+    and held in its own capacity (``size_bytes``)."""
 
     word_bits: int = spec(rules.int_range(1, 4096), "bits per metadata word", 16)
     read_pj: float | None = spec(rules.optional(rules.bounded(rules.non_negative_float, 1e6)),
@@ -406,6 +407,10 @@ class MetadataStorage:
     read_words_per_cycle: float | None = spec(
         rules.optional(rules.bounded(rules.positive_float, 1e9)),
         "metadata port words per cycle per instance, reads and writes (null = unbounded)", None)
+    size_bytes: int | None = spec(
+        rules.optional(rules.bounded(rules.positive_int, 2 ** 40)),
+        "metadata capacity per instance in bytes (null = unbounded): a tile fits the level only "
+        "when its compressed tensors' worst-case metadata (density 1) fits here too", None)
 
 
 @dataclass(frozen=True)
@@ -413,7 +418,9 @@ class LevelAction:
     """A Sparseloop-style action optimisation at one level: the MAC-driven accesses of
     ``target`` there are gated (the access keeps its slot at the gated energy) or skipped
     (nothing moves, no energy, no port time) on the slots where any ``condition_on`` operand is
-    zero."""
+    zero; at an outer level (not the innermost keeping ``target``), its transfers into the next
+    level keeping it, when the co-iterated tile of a ``condition_on`` operand is empty
+    (:mod:`accelsim.sim.tile_conditions`)."""
 
     kind: str = spec(rules.one_of(ACTION_KINDS), "gate or skip")
     target: str = spec(rules.one_of(MEMORY_TENSORS), "the tensor whose accesses are gated/skipped")
@@ -455,7 +462,9 @@ class StorageLevel:
     actions: tuple = spec(rules.list_of(rules.section(LevelAction), 6, allow_empty=True),
                           "gate/skip actions on this level's MAC-driven accesses (the innermost level "
                           "keeping the target), replacing sparsity.gate_zero_operands' default for "
-                          "that tensor", ())
+                          "that tensor; at an outer level, on the target's transfers into the next "
+                          "level keeping it whose co-iterated condition tile is empty (weights, "
+                          "inputs)", ())
     gated_read_pj: float | None = spec(rules.optional(rules.bounded(rules.non_negative_float, 1e6)),
                                        "energy per gated word access (null: the read energy x the "
                                        "table's gated fraction)", None)

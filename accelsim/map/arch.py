@@ -33,6 +33,11 @@ class Level:
     metadata: tuple | None = None
     #: two tile buffers (``double_buffered``): the cycle fidelity overlaps refills with compute
     double_buffered: bool = False
+    #: metadata storage capacity per instance in bits (None: unbounded, or no metadata storage)
+    metadata_capacity_bits: float | None = None
+    #: per tensor (W, I, O): the format whose metadata that storage holds, as
+    #: ``(format, run_bits, index_bits, ranks, coord_bits, offset_bits)`` (None: none)
+    metadata_formats: tuple = (None, None, None)
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,8 @@ def arch_of(hw) -> Arch:
             float(spec.size_bytes) * 8 if spec.size_bytes else None, spec.word_bits, rbw, wbw,
             spec.write_words_per_cycle is None, read, write, spec.network == "multicast",
             None if spec.gated_read_pj is None else spec.gated_read_pj * dyn / spec.word_bits,
-            _metadata(spec.metadata, read, dyn), bool(spec.double_buffered)))
+            _metadata(spec.metadata, read, dyn), bool(spec.double_buffered),
+            *_metadata_capacity(hw, spec)))
     return Arch(tuple(levels), hw.pe_array.rows, hw.pe_array.cols, hw.pe_array.macs_per_pe,
                 (p.weight_bits, p.activation_bits, p.accumulator_bits), em.mac_pj, em.gated_mac_pj,
                 em.noc_pj_per_bit_hop, em.gated_fraction, dram_bytes_per_cycle(hw))
@@ -114,3 +120,38 @@ def _metadata(meta, level_read_pj_per_bit: float, dyn: float) -> tuple | None:
     write = meta.write_pj * dyn / meta.word_bits if meta.write_pj is not None else read
     port = meta.read_words_per_cycle * meta.word_bits if meta.read_words_per_cycle else None
     return (read, write, port)
+
+
+def _metadata_capacity(hw, spec) -> tuple:
+    """(capacity bits or None, per-tensor formats) of a level's metadata storage: the formats
+    of the compressed weights and inputs it keeps (its own, else the on-chip default), as
+    ``sim/loopnest.py`` charges their metadata there."""
+    meta = spec.metadata
+    if meta is None or meta.size_bytes is None:
+        return None, (None, None, None)
+    formats = []
+    for name, default in (("weights", hw.storage.weights.on_chip),
+                          ("inputs", hw.storage.activations.on_chip)):
+        fmt = spec.formats.get(name, default)
+        keep = name in spec.keeps and fmt.format != "dense"
+        formats.append((fmt.format, fmt.run_bits, fmt.index_bits, tuple(fmt.ranks), fmt.coord_bits,
+                        fmt.offset_bits) if keep else None)
+    return float(meta.size_bytes) * 8, tuple(formats) + (None,)
+
+
+def tile_metadata_bits(fmt: tuple, shape: tuple, samples: int | None = None) -> float:
+    """Worst-case metadata bits (every element non-zero: each format's metadata grows with the
+    non-zeros) of a tile of ``shape`` (``samples``: of that many samples of per-sample
+    ``shape``) in ``fmt`` (a :attr:`Level.metadata_formats` entry), as ``sim/storage.py`` /
+    ``sim/fibertree.py`` size them: bitmap one bit per element, run-length one run field per
+    element, csr/coo their indices, ranked formats per rank (per sample). Weights: ``(G*K, C,
+    R, S)``, no samples; inputs: ``samples`` images of ``(G*C, H, W)`` (non-ranked formats
+    over ``(N, G*C, H, W)``, as the simulator's batched masks)."""
+    from accelsim.sim import fibertree, storage
+
+    name, run_bits, index_bits, ranks, coord_bits, offset_bits = fmt
+    if name == "ranked":
+        return (samples or 1) * fibertree.expected_ranked_bits(tuple(shape), 1.0, ranks, 0, run_bits,
+                                                        coord_bits, offset_bits)
+    whole = tuple(shape) if samples is None else (samples,) + tuple(shape)
+    return float(storage.expected_bits(whole, 1.0, name, 0, run_bits, index_bits))

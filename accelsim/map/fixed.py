@@ -118,14 +118,16 @@ def fixed_result(layer_name: str, mapping: Mapping, nest, arch):
     multiply to its bound (or leave a remainder); spatial loops only at the fan-out level (at most the PE array's
     ``cols`` along X and ``rows`` along Y) and at the last per-PE level (at most the design's
     ``macs_per_pe`` MAC lanes); every level's tiles fit its capacity, by the mapper's own test
-    (:func:`accelsim.map.mapper._exact_fit`). One-line errors name the mapping file and field
-    (for a mapping read from a file), the layer, and for capacity the level and the bytes its
-    tiles need. Remainder tiles are accepted (:meth:`Mapping.check`).
+    (:func:`accelsim.map.mapper._exact_fit`), and their worst-case metadata its metadata
+    storage (:func:`accelsim.map.mapper.metadata_overflow`). One-line errors name the mapping
+    file and field (for a mapping read from a file), the layer, and for capacity the level and
+    the bytes its tiles (or their metadata) need. Remainder tiles are accepted
+    (:meth:`Mapping.check`).
     """
     from accelsim.errors import MappingError
     from accelsim.map.access import analyse
     from accelsim.map.cost import mapping_cost
-    from accelsim.map.mapper import MapResult, _exact_fit
+    from accelsim.map.mapper import MapResult, _exact_fit, metadata_overflow
 
     def error(message: str, level: int | None = None, part: str | None = None) -> MappingError:
         where = mapping.field_path(level, part)
@@ -165,6 +167,13 @@ def fixed_result(layer_name: str, mapping: Mapping, nest, arch):
         need = float(sum(counts.footprint[level, t] * arch.tensor_bits[t] for t in range(3)))
         raise error(f"level {lv.name!r} holds {lv.capacity_bits / 8:,.0f} bytes per instance but "
                     f"its tiles need {need / 8:,.0f} bytes", level)
+    over = metadata_overflow(mapping, nest, arch)
+    if over is not None:
+        level, need = over
+        lv = arch.levels[level]
+        raise error(f"level {lv.name!r} holds {lv.metadata_capacity_bits / 8:,.0f} bytes of "
+                    f"metadata per instance (metadata.size_bytes) but its tiles' worst-case "
+                    f"metadata needs {need / 8:,.2f} bytes", level)
     return MapResult(mapping, counts, mapping_cost(counts, arch), 0)
 
 

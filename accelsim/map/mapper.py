@@ -42,7 +42,7 @@ from math import prod
 
 from accelsim.errors import MappingError
 from accelsim.map.access import AccessCounts, _overlap, analyse
-from accelsim.map.arch import Arch
+from accelsim.map.arch import Arch, tile_metadata_bits
 from accelsim.map.cost import MappingCost, SparseModel, mapping_cost, sparse_cost
 from accelsim.map.mapping import LevelLoops, Loop, Mapping
 from accelsim.map.nest import DIMS, TENSORS, LoopNest
@@ -127,6 +127,38 @@ def _footprint_bits(nest: LoopNest, ext: dict, keeps: frozenset, bits: tuple) ->
     """Bits of the (padded) tiles of ``ext`` a level keeping ``keeps`` holds (as access.py's
     footprint)."""
     return float(sum(_tile_words(nest, ext, t) * b for t, b in zip(TENSORS, bits) if t in keeps))
+
+
+def _metadata_bits(nest: LoopNest, ext: dict, level) -> float:
+    """Worst-case metadata bits (density 1) of the compressed tiles of ``ext`` that ``level``
+    keeps in its metadata storage (:func:`accelsim.map.arch.tile_metadata_bits`)."""
+    fw, fi, _ = level.metadata_formats
+    out = 0.0
+    if fw is not None:
+        out += _tile_metadata(fw, (ext["G"] * ext["K"], ext["C"], ext["R"], ext["S"]), None)
+    if fi is not None:
+        h = _overlap(ext["P"], ext["R"], nest.stride_h, nest.dil_h, 0)[0]
+        w = _overlap(ext["Q"], ext["S"], nest.stride_w, nest.dil_w, 0)[0]
+        out += _tile_metadata(fi, (ext["G"] * ext["C"], h, w), ext["N"])
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _tile_metadata(fmt: tuple, shape: tuple, samples: int | None) -> float:
+    return tile_metadata_bits(fmt, shape, samples)
+
+
+def _overflow(nest: LoopNest, ext: dict, level, bits: tuple) -> str | None:
+    """Whether ``level`` cannot hold the tiles of ``ext``: ``"data"`` (its padded dense tiles
+    exceed ``capacity_bits``), ``"metadata"`` (their worst-case metadata exceeds its metadata
+    storage) or None (they fit)."""
+    if level.capacity_bits is not None and \
+            _footprint_bits(nest, ext, level.keeps, bits) > level.capacity_bits:
+        return "data"
+    if level.metadata_capacity_bits is not None and \
+            _metadata_bits(nest, ext, level) > level.metadata_capacity_bits:
+        return "metadata"
+    return None
 
 
 def _order(dims: list[str], stationary: str, nest: LoopNest) -> list[str]:
@@ -258,9 +290,7 @@ class _Space:
         """Whether every per-PE level holds the tile the MAC lanes ``factors`` work on."""
         ext = {d: factors.get(d, 1) for d in DIMS}
         for i in self.pe_levels:
-            lv = self.arch.levels[i]
-            if lv.capacity_bits is not None and _footprint_bits(
-                    self.nest, ext, lv.keeps, self.arch.tensor_bits) > lv.capacity_bits:
+            if _overflow(self.nest, ext, self.arch.levels[i], self.arch.tensor_bits):
                 return False
         return True
 
@@ -336,10 +366,9 @@ class _Space:
                 ext[d] *= f
             for d, f in temporal:
                 ext[d] *= f
-            lv = self.arch.levels[level]
-            if lv.capacity_bits is not None and \
-                    _footprint_bits(self.nest, ext, lv.keeps, self.arch.tensor_bits) > lv.capacity_bits:
-                self.tightest = (level, dict(ext))
+            kind = _overflow(self.nest, ext, self.arch.levels[level], self.arch.tensor_bits)
+            if kind:
+                self.tightest = (level, dict(ext), kind)
                 return False
         return True
 
@@ -418,9 +447,9 @@ class _Space:
                         ext[d] *= f
                 for d, f in (combo if lv == level else tiles.get(lv, {})).items():
                     ext[d] *= abs(f)
-                if spec.capacity_bits is not None and \
-                        _footprint_bits(self.nest, ext, spec.keeps, self.arch.tensor_bits) > spec.capacity_bits:
-                    self.tightest = (lv, dict(ext))
+                kind = _overflow(self.nest, ext, spec, self.arch.tensor_bits)
+                if kind:
+                    self.tightest = (lv, dict(ext), kind)
                     return False
             return True
 
@@ -627,7 +656,7 @@ def search(nest: LoopNest, arch: Arch, dataflow: str, objective: str = "energy",
             return
         seen.add(key)
         counts = analyse(nest, mapping, arch.keeps, arch.unicast)
-        if not _exact_fit(counts, arch):
+        if not _exact_fit(counts, arch, mapping, nest):
             return
         cost = mapping_cost(counts, arch) if model is None else sparse_cost(counts, arch, model, mapping)
         evaluated += 1
@@ -681,7 +710,11 @@ def search(nest: LoopNest, arch: Arch, dataflow: str, objective: str = "energy",
     return MapResult(mapping, counts, mapping_cost(counts, arch), evaluated)
 
 
-def _exact_fit(counts: AccessCounts, arch: Arch) -> bool:
+def _exact_fit(counts: AccessCounts, arch: Arch, mapping: Mapping | None = None,
+               nest: LoopNest | None = None) -> bool:
+    """Every bounded level holds its exact tiles (``counts``' footprints) and, given the
+    ``mapping`` of ``nest``, their worst-case metadata fits its metadata storage
+    (:func:`metadata_overflow`)."""
     bits = arch.tensor_bits
     for i, lv in enumerate(arch.levels):
         if lv.capacity_bits is None:
@@ -689,14 +722,47 @@ def _exact_fit(counts: AccessCounts, arch: Arch) -> bool:
         need = sum(counts.footprint[i, t] * bits[t] for t in range(3))
         if need > lv.capacity_bits:
             return False
-    return True
+    return mapping is None or metadata_overflow(mapping, nest, arch) is None
+
+
+def tile_extents(mapping: Mapping) -> list[dict]:
+    """Per level, the extent of each dim in the tile it holds (its loops and those inside,
+    padded: a remainder tile counts whole, as the capacity tests)."""
+    out, ext = [], dict.fromkeys(DIMS, 1)
+    for lv in reversed(mapping.levels):
+        for loop in lv.spatial + lv.temporal:
+            ext[loop.dim] *= loop.factor
+        out.append(dict(ext))
+    return out[::-1]
+
+
+def metadata_overflow(mapping: Mapping, nest: LoopNest, arch: Arch) -> tuple | None:
+    """``(level, bits needed)`` of the first level whose tiles' worst-case metadata exceeds its
+    metadata storage, else None."""
+    if all(lv.metadata_capacity_bits is None for lv in arch.levels):
+        return None
+    for i, (lv, ext) in enumerate(zip(arch.levels, tile_extents(mapping))):
+        if lv.metadata_capacity_bits is None:
+            continue
+        need = _metadata_bits(nest, ext, lv)
+        if need > lv.metadata_capacity_bits:
+            return i, need
+    return None
 
 
 def _no_mapping(nest: LoopNest, arch: Arch, tightest) -> None:
-    level, ext = tightest if tightest else (arch.fanout_level, {d: 1 for d in DIMS})
+    level, ext, kind = tightest if tightest else (arch.fanout_level, {d: 1 for d in DIMS}, "data")
     lv = arch.levels[level]
+    one = {d: 1 for d in DIMS}
+    if kind == "metadata":
+        need = _metadata_bits(nest, one, lv)
+        raise MappingError(
+            f"layer {nest.name!r} cannot be mapped: level {lv.name!r} holds "
+            f"{lv.metadata_capacity_bits / 8:.0f} bytes of metadata per instance "
+            f"(metadata.size_bytes) but the smallest tile's worst-case metadata needs "
+            f"{need / 8:.2f} bytes")
     # the smallest tile the level must hold: one element of each tensor it keeps
-    need = _footprint_bits(nest, {d: 1 for d in DIMS}, lv.keeps, arch.tensor_bits)
+    need = _footprint_bits(nest, one, lv.keeps, arch.tensor_bits)
     raise MappingError(
         f"layer {nest.name!r} cannot be mapped: level {lv.name!r} holds "
         f"{(lv.capacity_bits or 0) / 8:.0f} bytes per instance but the smallest tile of "

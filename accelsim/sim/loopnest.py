@@ -11,7 +11,8 @@
    the output path writes them; the network's input raw in DRAM), skipping removes the MAC-driven
    accesses of skipped slots (a padding position's slots are issued, as zeros, unless
    ``sparsity.skip_padding``), gating keeps them at the gated energy (the leader read that
-   finds the zero is charged in full);
+   finds the zero is charged in full); an action at an outer level skips or gates a tensor's
+   transfers into its child whose co-iterated tile is empty (:mod:`accelsim.sim.tile_conditions`);
 5. each level's traffic against its ports gives the latency and names the bottleneck.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ from accelsim.map.mapper import MapResult, search
 from accelsim.map.nest import DIMS, LoopNest
 from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs,
                                   step_work)
-from accelsim.sim import dram_stream, fetch, storage
+from accelsim.sim import dram_stream, fetch, storage, tile_conditions
 from accelsim.sim.conditions import LiveSlots, live_slots
 from accelsim.sim.energy import COMPONENTS
 from accelsim.sim.kernels import schedule as sch
@@ -465,12 +466,27 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
             meta[i] = c[i] * np.array([w_m, a_m, 0.0])[:, None]
             w_r, a_r = w_r - w_m, a_r - a_m
         c[i] *= np.array([w_r, a_r, 1.0])[:, None]
+    # actions at outer levels (accelsim.sim.tile_conditions): a level's reads of the tensor and
+    # its child's fills move the live fraction of their volume (data and metadata); the rest
+    # is skipped (free) or gated (at the level's gated energy, no port time)
+    gated_bits = np.zeros(len(arch.levels))
+    for oa in tile_conditions.outer_actions(hw, arch):
+        ti = "WIO".index(oa.tensor)
+        moved = tile_conditions.transfer_live(nest, mapping, oa.level, oa.child, oa.tensor,
+                                              oa.condition, act, wmask, pads,
+                                              True,    # padding is zero data for a condition
+                                              oa.level not in arch.unicast)
+        for lvl, action, frac in ((oa.level, READS, moved.read_live),
+                                  (oa.child, FILLS, moved.fill_live)):
+            if oa.kind == "gate":
+                gated_bits[lvl] += c[lvl, ti, action] * (1.0 - frac) * bits[ti]
+            c[lvl, ti, action] *= frac
+            meta[lvl, ti, action] *= frac
     # the leader (activations) is read for every issued slot; the follower (weights), the
     # psum read and update happen in full for effectual slots and gated for the others
     for ti in range(3):
         c[inner[ti], ti, READS] += mac_reads[ti] * full[ti]
     c[inner[2], 2, UPDATES] += mac_part[inner[2], 2, UPDATES] * full[2]
-    gated_bits = np.zeros(len(arch.levels))
     for ti in range(3):
         gated_bits[inner[ti]] += mac_reads[ti] * gated[ti] * bits[ti]
     gated_bits[inner[2]] += mac_part[inner[2], 2, UPDATES] * gated[2] * bits[2]
