@@ -254,7 +254,8 @@ def test_sparse_estimate_matches_the_simulated_layer():
     from accelsim.sim.residency import LayerContext
 
     bench = _eyeriss_bench()
-    hw = load_hw(bench.HW_PATH, {"dram.device": None})
+    hw = load_hw(bench.HW_PATH, {"dram.device": None, "dram.access_stream": False,
+                                 "dram.layout": {}})
     arch = loopnest._design(hw).arch
     layer = next(l for l in bench.layer_traces() if l.name == "conv3")
     mapping = bench.published_mappings()["conv3"]

@@ -65,6 +65,8 @@ def test_dram_price_printed_with_the_totals(capsys, tmp_path):
 
     data = load_hw("hw_configs/eyeriss_v1.yaml").to_dict()
     data["dram"]["device"] = None      # priced by the energy table (a design naming no device)
+    data["dram"]["access_stream"] = False
+    data["dram"].pop("layout", None)
     path = tmp_path / "eyeriss_no_device.yaml"
     path.write_text(yaml.safe_dump(data))
     out = _run(capsys, "--hw", str(path))
