@@ -100,9 +100,14 @@ def table(rows: list, tags: list[str], seconds: float, hw_name: str) -> list[str
     lines = [head, "|" + "---|" * (4 + len(tags))]
     for points in rows:
         p = points[0]
-        cells = [f"{q.speedup:.3f} / {100 * (q.row_hit_rate or 0.0):.1f}%" for q in points]
+        cells = [f"{q.speedup:.3f} / {100 * (q.row_hit_rate or 0.0):.1f}%"
+                 + ("" if q.dram_bound else " (not DRAM bound)") for q in points]
         lines.append(f"| {p.target:.1f} | {p.reached:.3f} | {p.f:.3f} | {p.bound:.3f} | "
                      + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Each cell: speed-up per token against the design's dense twin / row-buffer hit rate "
+                 "of the decode steps' DRAM streams; every step DRAM bound (DRAM the bottleneck of "
+                 "most of its cycles) unless marked.")
     lines.append("")
     dense = "; ".join(f"{t}: {q.dense_latency_s * 1e6:.1f} us, {q.dense_energy_uj:.1f} uJ, "
                       f"row hits {100 * (q.dense_row_hit_rate or 0.0):.1f}%"

@@ -31,7 +31,7 @@ class DecodePoint:
     energy_saving: float
     dram_ratio: float
     bound: float              # 1 / (1 - reached * f)
-    dram_bound: bool          # DRAM time exceeds on-chip compute time in every decode step
+    dram_bound: bool          # DRAM binds most of every decode step's cycles (:func:`dram_binds`)
     latency_s: float
     energy_uj: float
     dram_bytes: float
@@ -61,6 +61,15 @@ def row_hit_rate(rows: list[dict]) -> float | None:
         hits += float((layers["dram_row_hit_rate"].astype(float).fillna(0.0) * size).sum())
         total += float(size.sum())
     return hits / total if total else None
+
+
+def dram_binds(step: dict) -> bool:
+    """Whether DRAM is the bottleneck of most of a step's cycles: the layers whose
+    ``bottleneck`` is DRAM (not compute, not an on-chip port) hold over half its cycles."""
+    layers = step["layers"]
+    cycles = layers["cycles"].astype(float)
+    total = float(cycles.sum())
+    return total > 0 and float(cycles[layers["bottleneck"] == "DRAM"].sum()) > 0.5 * total
 
 
 def _decode_totals(rows: list[dict]) -> dict:
@@ -100,9 +109,7 @@ def simulate_point(captured: dict, hw) -> DecodePoint:
     total = sum(r["dram_bytes"] for r in dense_decode)
     f = weights_sparsified / total if total else 0.0
     reached = captured["reached"]
-    bpc = hw.dram.bandwidth_gb_per_s * 1e9 / (hw.technology.clock_mhz * 1e6)
-    dram_bound = all(
-        r["dram_bytes"] / bpc > r["compute_cycles"] for r in sparse_rows if r["phase"] == "decode")
+    dram_bound = all(dram_binds(r) for r in sparse_rows if r["phase"] == "decode")
     return DecodePoint(
         target=captured["target"], reached=reached, f=f,
         speedup=headline.speedup(sp["latency_s"], dn["latency_s"]),
