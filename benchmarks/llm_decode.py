@@ -75,58 +75,79 @@ class Progress:
         return _Phase()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def study_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options every TEAL decode study takes: sparsities, tokens, fine-tuning, the design
+    and torch threads."""
     ap.add_argument("--targets", type=float, nargs="+",
                     default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--decode-tokens", type=int, default=4)
     ap.add_argument("--prompt-tokens", type=int, default=32)
     ap.add_argument("--train-steps", type=int, default=60)
-    ap.add_argument("--fast-dram", type=float, default=4.0,
-                    help="bandwidth multiple of the second design (default 4: 34 GB/s)")
     ap.add_argument("--hw", default=str(REPO / "hw_configs" / "edge_npu_lpddr.yaml"))
     ap.add_argument("--threads", type=int, default=None, metavar="N",
                     help="torch threads (default: as `accelsim train`, half the usable cores, "
                          "1 to 4, or OMP_NUM_THREADS); more threads than free cores thrash")
+    return ap
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = study_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    ap.add_argument("--fast-dram", type=float, default=4.0,
+                    help="bandwidth multiple of the second design (default 4: 34 GB/s)")
     ap.add_argument("--out", default=str(DEFAULT_OUT),
                     help=f"figure file; the table goes next to it as .md (default {DEFAULT_OUT}, "
                          "under the current folder; docs/llm_decode.png only when asked)")
     return ap
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-
+def torch_setup(threads_arg) -> str:
+    """Torch threads (as ``accelsim train`` picks them), seed 0, deterministic algorithms; the
+    thread count and why, for the first progress line."""
     import torch
-
-    from accelsim.atomic import atomic_write, atomic_write_text
-    from accelsim.hw import load_hw
-    from accelsim.sparsify.common import train_lm
-    from accelsim.sparsify.study import capture_point, simulate_point
-    from accelsim.sparsify.text import disjoint_halves, synthetic_text
-    from accelsim.trace.llm import encode_text, load_decoder
 
     from accelsim.train.cli import pick_threads
 
-    threads, why = pick_threads(args.threads)
+    threads, why = pick_threads(threads_arg)
     if threads is not None:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
-    start = time.time()
-    out = Path(args.out)
-    progress = Progress(len(args.targets))
-    progress.say(f"llm_decode: {len(args.targets)} target sparsities x 2 designs, "
-                 f"{args.decode_tokens} decode tokens; torch threads {torch.get_num_threads()} "
-                 f"({why}); writing {out}")
-    # calibration/training and held-out text disjoint by content (no sentence in both)
+    return f"torch threads {torch.get_num_threads()} ({why})"
+
+
+def fine_tuned_decoder(train_steps: int, prompt_tokens: int, progress: Progress):
+    """``(model, calibration ids, held-out ids, prompt)``: the zoo ``llama_tiny`` fine-tuned for
+    ``train_steps`` on the calibration half of the synthetic text (the halves share no
+    sentence), and the first ``prompt_tokens`` held-out tokens as the prompt."""
+    import torch
+
+    from accelsim.sparsify.common import train_lm
+    from accelsim.sparsify.text import disjoint_halves, synthetic_text
+    from accelsim.trace.llm import encode_text, load_decoder
+
     calibration, held_out = disjoint_halves(synthetic_text(400, seed=0))
     train = torch.tensor(encode_text(calibration))
     held = torch.tensor(encode_text(held_out))
     model, _ = load_decoder("llama_tiny", seed=0)
-    with progress.phase(f"fine-tuning llama_tiny ({args.train_steps} steps)"):
-        train_lm(model, train, args.train_steps, 64, 3e-3, seed=0)
-    prompts = held[: args.prompt_tokens].reshape(1, -1)
+    with progress.phase(f"fine-tuning llama_tiny ({train_steps} steps)"):
+        train_lm(model, train, train_steps, 64, 3e-3, seed=0)
+    return model, train, held, held[:prompt_tokens].reshape(1, -1)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+
+    from accelsim.atomic import atomic_write, atomic_write_text
+    from accelsim.hw import load_hw
+    from accelsim.sparsify.study import capture_point, simulate_point
+
+    threads = torch_setup(args.threads)
+    start = time.time()
+    out = Path(args.out)
+    progress = Progress(len(args.targets))
+    progress.say(f"llm_decode: {len(args.targets)} target sparsities x 2 designs, "
+                 f"{args.decode_tokens} decode tokens; {threads}; writing {out}")
+    model, train, held, prompts = fine_tuned_decoder(args.train_steps, args.prompt_tokens, progress)
     hw = load_hw(args.hw)
     faster = {"bandwidth_gb_per_s": hw.dram.bandwidth_gb_per_s * args.fast_dram}
     if getattr(hw.dram, "device", None):   # a named DRAM: more bandwidth is more channels of it

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from llm_decode import Progress  # noqa: E402
+from llm_decode import Progress, fine_tuned_decoder, study_arguments, torch_setup  # noqa: E402
 
 #: Where the figure and its table go unless ``--out`` says otherwise (a run folder, never docs/).
 DEFAULT_OUT = Path("runs") / "llm_dram" / "llm_dram.png"
@@ -50,19 +50,11 @@ LAYOUTS = ("input_major", "output_major")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--targets", type=float, nargs="+",
-                    default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
-    ap.add_argument("--decode-tokens", type=int, default=4)
-    ap.add_argument("--prompt-tokens", type=int, default=32)
-    ap.add_argument("--train-steps", type=int, default=60)
+    ap = study_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     ap.add_argument("--hbm-channels", type=int, default=2,
                     help="HBM3 pseudo-channels (25.6 GB/s each; default 2)")
     ap.add_argument("--glb-words", type=float, default=256.0,
                     help="read port of the shared buffer 'glb', words per cycle (default 256)")
-    ap.add_argument("--hw", default=str(REPO / "hw_configs" / "edge_npu_lpddr.yaml"))
-    ap.add_argument("--threads", type=int, default=None, metavar="N",
-                    help="torch threads (default: as `accelsim train`)")
     ap.add_argument("--out", default=str(DEFAULT_OUT),
                     help=f"figure file; the table goes next to it as .md (default {DEFAULT_OUT})")
     ap.add_argument("--update-docs", action="store_true",
@@ -161,21 +153,11 @@ def plot(rows: list, tags: list[str], hw_name: str, out: Path) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
 
-    import torch
-
     from accelsim.atomic import atomic_write_text
     from accelsim.hw import load_hw
-    from accelsim.sparsify.common import train_lm
     from accelsim.sparsify.study import capture_point, simulate_point
-    from accelsim.sparsify.text import disjoint_halves, synthetic_text
-    from accelsim.trace.llm import encode_text, load_decoder
-    from accelsim.train.cli import pick_threads
 
-    threads, why = pick_threads(args.threads)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    torch.use_deterministic_algorithms(True)
+    threads = torch_setup(args.threads)
     start = time.time()
     out = Path(args.out)
     hw = load_hw(args.hw)
@@ -183,15 +165,8 @@ def main(argv=None) -> int:
     tags = [t for t, _ in variants]
     progress = Progress(len(args.targets))
     progress.say(f"llm_dram: {len(args.targets)} target sparsities x {len(variants)} designs, "
-                 f"{args.decode_tokens} decode tokens; torch threads {torch.get_num_threads()} "
-                 f"({why}); writing {out}")
-    calibration, held_out = disjoint_halves(synthetic_text(400, seed=0))
-    train = torch.tensor(encode_text(calibration))
-    held = torch.tensor(encode_text(held_out))
-    model, _ = load_decoder("llama_tiny", seed=0)
-    with progress.phase(f"fine-tuning llama_tiny ({args.train_steps} steps)"):
-        train_lm(model, train, args.train_steps, 64, 3e-3, seed=0)
-    prompts = held[: args.prompt_tokens].reshape(1, -1)
+                 f"{args.decode_tokens} decode tokens; {threads}; writing {out}")
+    model, train, _, prompts = fine_tuned_decoder(args.train_steps, args.prompt_tokens, progress)
     rows = []
     progress.loop_start = time.monotonic()
     for i, target in enumerate(args.targets):

@@ -563,20 +563,11 @@ def to_bytes(blocks, regions: dict[str, Region], psum_bytes: float | None = None
     for starts, lens, codes in blocks:
         for code, runs in (needed or {}).items():
             starts, lens, codes = _cut(starts, lens, codes, code, runs)
-        if offsets:
-            yield _coded_bytes(starts, lens, codes, base, eb, pb, offsets)
-            continue
-        if whole:     # uncompressed: integer arithmetic
+        if whole and not offsets:     # uncompressed: integer arithmetic
             yield (base[codes] + starts * eb.astype(np.int64)[codes],
                    lens * pb.astype(np.int64)[codes], (codes == O_WRITE).astype(np.int64))
             continue
-        e = eb[codes]
-        b0 = np.rint(starts * e).astype(np.int64)
-        b1 = np.rint((starts + lens) * e).astype(np.int64)
-        spill = codes == O_READ
-        if spill.any():
-            b1[spill] = b0[spill] + np.rint(lens[spill] * pb[O_READ]).astype(np.int64)
-        yield base[codes] + b0, b1 - b0, (codes == O_WRITE).astype(np.int64)
+        yield _scaled_bytes(starts, lens, codes, base, eb, pb, offsets)
 
 
 def _cut(starts, lens, codes, code: int, runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -594,15 +585,16 @@ def _cut(starts, lens, codes, code: int, runs) -> tuple[np.ndarray, np.ndarray, 
     return new_s, new_n, new_c
 
 
-def _coded_bytes(starts, lens, codes, base, eb, pb, offsets: dict):
-    """:func:`to_bytes` of one block when some codes have real bit offsets."""
+def _scaled_bytes(starts, lens, codes, base, eb, pb, offsets: dict | None):
+    """:func:`to_bytes` of one block with fractional element sizes, or real bit offsets for
+    the codes ``offsets`` names."""
     e = eb[codes]
     b0 = np.rint(starts * e).astype(np.int64)
     b1 = np.rint((starts + lens) * e).astype(np.int64)
     spill = codes == O_READ
     if spill.any():
         b1[spill] = b0[spill] + np.rint(lens[spill] * pb[O_READ]).astype(np.int64)
-    for code, off in offsets.items():
+    for code, off in (offsets or {}).items():
         sel = codes == code
         if sel.any():
             b0[sel] = off.at(starts[sel]) // 8
