@@ -273,7 +273,7 @@ def test_kernel_equals_per_cycle_reference(geo, da, dw, dataflow, pes, double):
         assert got[mc.MC_COMPUTE] == ref[1]
         assert np.allclose(stalls, ref[2], atol=1e-6)
         # the compute recurrence is fold_schedule's
-        fs = sch.fold_schedule(work, pes, pes, 1, 0, sync, depth, False, 1)
+        fs = sch.fold_schedule(sch.as_work(work), pes, pes, 1, 0, sync, depth, False, 1)
         assert got[mc.MC_COMPUTE] == fs[sch.ST_CYCLES]
 
 

@@ -72,7 +72,7 @@ def test_groups_that_drift_against_the_schedule_kernel(sync, rows, cols, q):
     n, p = 12, 0.35
     rng = np.random.default_rng(1)
     work = rng.binomial(n, p, size=(400 * 8, rows, cols)).astype(np.int64)
-    cycles = [sch.fold_schedule(work[i * 400:(i + 1) * 400], rows, cols, 1, 0, sch.SYNC_CODES[sync], q,
+    cycles = [sch.fold_schedule(sch.as_work(work[i * 400:(i + 1) * 400]), rows, cols, 1, 0, sch.SYNC_CODES[sync], q,
                                 False, 1)[sch.ST_CYCLES] for i in range(8)]
     measured = float(np.mean(cycles)) / 400
     k, groups = {"decoupled": (1, rows * cols), "row": (cols, rows), "column": (rows, cols)}[sync]
@@ -97,7 +97,7 @@ def _measure(nest, mapping, arch, mode, da, dw, sync, depth, seeds, pads=(0, 0))
         wm = rng.random((g * k, c, r, s)) < dw
         work = step_work(nest, mapping, arch.fanout_level, act, wm, pads, mode,
                          pad_issued=mode in (MODE_ACT, MODE_BOTH) and pads != (0, 0))
-        out.append(sch.fold_schedule(work, arch.rows, arch.cols, arch.lanes, 0, sch.SYNC_CODES[sync],
+        out.append(sch.fold_schedule(sch.as_work(work), arch.rows, arch.cols, arch.lanes, 0, sch.SYNC_CODES[sync],
                                      depth, False, 1)[sch.ST_CYCLES])
     return float(np.mean(out)), float(np.std(out)) / math.sqrt(seeds)
 

@@ -76,11 +76,17 @@ def _random_kernel_case(seed: int):
                 out_bits=float(rng.choice([0.0, 8.0, 12.5])))
 
 
+def _codes(codes: np.ndarray) -> np.ndarray:
+    return np.require(codes, np.uint8, ("C", "W", "A"))
+
+
 def _run_both(c: dict):
-    got = cyk.cycle_simulate(c["acodes"], c["wcodes"], c["work"], c["code"], c["chunk"],
-                             c["skip_a"], c["skip_w"], c["rows"], c["cols"], c["lanes"],
-                             c["fill"], c["drain"], c["sync"], c["depth"], c["qdepth"], c["bw"],
-                             c["a_cost"], c["w_cost"], c["psum_bits"], c["out_bits"])
+    # the kernel takes one array type per argument (one compiled specialisation)
+    got = cyk.cycle_simulate(_codes(c["acodes"]), _codes(c["wcodes"]), sch.as_work(c["work"]),
+                             c["code"], c["chunk"], bool(c["skip_a"]), bool(c["skip_w"]), c["rows"],
+                             c["cols"], c["lanes"], c["fill"], c["drain"], c["sync"], c["depth"],
+                             c["qdepth"], float(c["bw"]), c["a_cost"], c["w_cost"],
+                             float(c["psum_bits"]), float(c["out_bits"]), False)
     ref = naive.cycle(c["acodes"], c["wcodes"], c["work"], c["dataflow"], c["chunk"],
                       c["skip_a"], c["skip_w"], c["rows"], c["cols"], c["lanes"], c["fill"],
                       c["drain"], c["sync"], c["depth"], c["qdepth"], c["bw"], c["a_cost"],
@@ -137,8 +143,11 @@ def test_every_sync_mode_with_bounded_resources(dataflow, sync, qdepth, bw):
 
 
 def _naive_kernel(*args):
-    """``naive.cycle`` behind the kernel's signature (dataflow code, statistics vector)."""
+    """``naive.cycle`` behind the kernel's signature (dataflow code, statistics vector); the
+    reference has no issued padding, so its cases leave ``pad_issued`` (the last) false."""
     args = list(args)
+    if len(args) == 21:
+        assert not args.pop(), "the per-cycle reference does not model issued padding"
     args[3] = DATAFLOWS[args[3]]
     ref = naive.cycle(*args)
     out = np.zeros(cyk.N_CYCLE_STATS)
@@ -200,9 +209,9 @@ def test_large_array_on_a_narrow_port_equals_the_reference_figures():
     acodes, wcodes = lower_acts(act, geo), lower_weights(weight, geo)
     m = map_gemm(gemm_of(geo), "weight_stationary", 128, 128, None, acc_bits=24)
     work = work_matrix(acodes, wcodes, operand_counts(acodes, wcodes), m, True, True)
-    args = (acodes, wcodes, work, m.code, m.chunk_steps, True, True, 128, 128, 1, m.fill,
-            m.drain, sch.SYNC_ROW, 2, 0, 8.0, np.array([1.0, 9.0, 0.0]), np.array([1.0, 9.0]),
-            24.0, 8.0)
+    args = (_codes(acodes), _codes(wcodes), sch.as_work(work), m.code, m.chunk_steps, True, True,
+            128, 128, 1, m.fill, m.drain, sch.SYNC_ROW, 2, 0, 8.0, np.array([1.0, 9.0, 0.0]),
+            np.array([1.0, 9.0]), 24.0, 8.0, False)
     out = cyk.cycle_simulate(*args)
     pe_cycles = 128 * 128 * out[cyk.CY_CYCLES]
     assert pe_cycles > 5e8                      # the case the event-driven kernel is built for

@@ -34,6 +34,16 @@ GEOMETRIES = {
 }
 
 
+
+def _cycle(acodes, wcodes, work, *rest):
+    """``cycle_simulate`` with the one array type per argument the simulator passes (one
+    compiled specialisation of the kernel, not one per layout the tests build)."""
+    rest = list(rest)
+    if len(rest) == 17:
+        rest.append(False)      # pad_issued
+    return cycle_simulate(np.require(acodes, np.uint8, ("C", "W", "A")),
+                          np.require(wcodes, np.uint8, ("C", "W", "A")), sch.as_work(work), *rest)
+
 def random_layer(name, density_a=0.5, density_w=0.5, seed=0):
     geo = LayerGeometry(**GEOMETRIES[name])
     rng = np.random.default_rng(seed)
@@ -163,7 +173,7 @@ def test_fold_schedule_matches_reference(sync, depth, rows, cols, lanes, overhea
     work = _schedule_case(rows * 10 + cols, (2, 5, 7), lanes, rows, cols)
     work[0, 0, :] = 0  # some PEs with no work at all
     for gate, threshold in ((False, 1), (True, 1), (True, 4)):
-        got = sch.fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, threshold)
+        got = sch.fold_schedule(sch.as_work(work), rows, cols, lanes, overhead, sync, depth, gate, threshold)
         ref = naive.schedule(work, rows, cols, lanes, overhead, sync, depth, gate, threshold)
         assert got[sch.ST_CYCLES] == ref["cycles"]
         assert got[sch.ST_FOLDS] == ref["folds"]
@@ -181,10 +191,10 @@ def test_fold_schedule_matches_reference(sync, depth, rows, cols, lanes, overhea
 def test_fold_schedule_sync_depth_limits():
     """depth 1 == lock-step array sync; a huge depth == fully independent groups."""
     work = _schedule_case(7, (1, 6, 4), 1, 2, 2)
-    lock = sch.fold_schedule(work, 2, 2, 1, 2, sch.SYNC_ARRAY, 1, False, 1)[sch.ST_CYCLES]
+    lock = sch.fold_schedule(sch.as_work(work), 2, 2, 1, 2, sch.SYNC_ARRAY, 1, False, 1)[sch.ST_CYCLES]
     for sync in (sch.SYNC_ROW, sch.SYNC_COLUMN, sch.SYNC_DECOUPLED):
-        assert sch.fold_schedule(work, 2, 2, 1, 2, sync, 1, False, 1)[sch.ST_CYCLES] == lock
-        free = sch.fold_schedule(work, 2, 2, 1, 2, sync, 10 ** 6, False, 1)[sch.ST_CYCLES]
+        assert sch.fold_schedule(sch.as_work(work), 2, 2, 1, 2, sync, 1, False, 1)[sch.ST_CYCLES] == lock
+        free = sch.fold_schedule(sch.as_work(work), 2, 2, 1, 2, sync, 10 ** 6, False, 1)[sch.ST_CYCLES]
         ref = naive.folds_of(work, 2, 2, 1)
         per_group: dict = {}
         for busy in ref:
@@ -200,7 +210,7 @@ def test_fold_schedule_sync_depth_limits():
 
 def test_fold_schedule_all_zero_work():
     work = np.zeros((1, 4, 4), dtype=np.int32)
-    stats = sch.fold_schedule(work, 2, 2, 1, 3, sch.SYNC_ARRAY, 2, True, 1)
+    stats = sch.fold_schedule(sch.as_work(work), 2, 2, 1, 3, sch.SYNC_ARRAY, 2, True, 1)
     assert stats[sch.ST_CYCLES] == 4 * 3  # fill/drain only
     assert stats[sch.ST_BUSY_PE_CYCLES] == 0
     assert stats[sch.ST_GATED_PE_CYCLES] == 4 * 12  # every PE idle the whole layer, gated once
@@ -232,7 +242,7 @@ def test_cycle_kernel_matches_reference(name, psum_capacity, dataflow, sync, dep
     for bw, qdepth in ((0.0, 0), (24.0, 2), (40.0, 1), (7.0, 3)):
         args = (acodes, wcodes, work, m.code, m.chunk_steps, skip[0], skip[1], rows, cols,
                 lanes, m.fill, m.drain, sync, depth, qdepth, bw, a_cost, w_cost, 16.0, 8.0)
-        got = cycle_simulate(*args)
+        got = _cycle(*args)
         ref = naive.cycle(acodes, wcodes, work, dataflow, m.chunk_steps, skip[0], skip[1], rows,
                           cols, lanes, m.fill, m.drain, sync, depth, qdepth, bw, a_cost, w_cost,
                           16.0, 8.0)
@@ -253,7 +263,7 @@ def test_cycle_kernel_edge_cases_match_reference(dataflow, density, rows, cols, 
     acodes, wcodes, work, m = _cycle_inputs("strided", dataflow, (True, True), rows, cols,
                                             density=density)
     for bw, qdepth in ((0.0, 0), (12.0, 1)):
-        got = cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, True, True, rows, cols,
+        got = _cycle(acodes, wcodes, work, m.code, m.chunk_steps, True, True, rows, cols,
                              lanes, m.fill, m.drain, sync, 2, qdepth, bw,
                              np.array([0.0, 8.0, 0.0]), np.array([0.0, 8.0]), 16.0, 8.0)
         ref = naive.cycle(acodes, wcodes, work, dataflow, m.chunk_steps, True, True, rows, cols,
@@ -275,8 +285,8 @@ def test_cycle_unbounded_equals_schedule(dataflow, sync, rows, cols, lanes):
         acodes, wcodes, work, m = _cycle_inputs(name, dataflow, skip, rows, cols, seed=rows,
                                                 psum_capacity=capacity)
         for depth in (1, 3):
-            fast = sch.fold_schedule(work, rows, cols, lanes, m.overhead, sync, depth, False, 1)
-            cyc = cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, skip[0], skip[1],
+            fast = sch.fold_schedule(sch.as_work(work), rows, cols, lanes, m.overhead, sync, depth, False, 1)
+            cyc = _cycle(acodes, wcodes, work, m.code, m.chunk_steps, skip[0], skip[1],
                                  rows, cols, lanes, m.fill, m.drain, sync, depth, 0, 0.0,
                                  np.array([8.0, 8.0, 0.0]), np.array([8.0, 8.0]), 32.0, 8.0)
             assert cyc[CY_CYCLES] == fast[sch.ST_CYCLES]
@@ -295,16 +305,16 @@ def test_port_bits_of_kernel_equal_analytic_traffic(dataflow, skip, psum_capacit
                                w_cost)
     geo = LayerGeometry(**GEOMETRIES["grouped"])
     tr = layer_traffic(gemm_of(geo), m, act, weight, 8, 8, 24, 0.0)
-    cyc = cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, skip[0], skip[1], 2, 3, 1,
+    cyc = _cycle(acodes, wcodes, work, m.code, m.chunk_steps, skip[0], skip[1], 2, 3, 1,
                          m.fill, m.drain, sch.SYNC_ARRAY, 1, 0, 0.0, a_cost, w_cost, 24.0, 8.0)
     assert cyc[CY_GLB_BITS] == pytest.approx(tr.array_bits)
 
 
 def test_cycle_bounded_never_faster_than_bounds():
     acodes, wcodes, work, m = _cycle_inputs("strided", "output_stationary", (True, True), 2, 2)
-    fast = sch.fold_schedule(work, 2, 2, 1, m.overhead, sch.SYNC_DECOUPLED, 2, False, 1)
+    fast = sch.fold_schedule(sch.as_work(work), 2, 2, 1, m.overhead, sch.SYNC_DECOUPLED, 2, False, 1)
     for bw in (4.0, 16.0, 64.0):
-        cyc = cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, True, True, 2, 2, 1,
+        cyc = _cycle(acodes, wcodes, work, m.code, m.chunk_steps, True, True, 2, 2, 1,
                              m.fill, m.drain, sch.SYNC_DECOUPLED, 2, 1, bw,
                              np.array([0.0, 8.0, 0.0]), np.array([0.0, 8.0]), 32.0, 8.0)
         assert cyc[CY_CYCLES] >= fast[sch.ST_CYCLES]
@@ -453,7 +463,7 @@ def test_fold_schedule_without_gating_random_cases(seed):
     for work in cases:
         work = work.astype(np.int32)
         for sync in (sch.SYNC_ARRAY, sch.SYNC_DECOUPLED):
-            got = sch.fold_schedule(work, rows, cols, lanes, overhead, sync, depth, False, 1)
+            got = sch.fold_schedule(sch.as_work(work), rows, cols, lanes, overhead, sync, depth, False, 1)
             ref = naive.schedule(work, rows, cols, lanes, overhead, sync, depth, False, 1)
             assert got[sch.ST_CYCLES] == ref["cycles"]
             assert got[sch.ST_FOLDS] == ref["folds"]

@@ -189,8 +189,8 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
                                                 p.skip_w))
         else:
             work = work_matrix(issue_acts, wcodes, issue_counts, m, p.skip_a, p.skip_w)
-        stats = sch.fold_schedule(work, p.rows, p.cols, p.lanes, m.overhead, p.sync, p.depth,
-                                  p.power_gating, p.gate_threshold)
+        stats = sch.fold_schedule(sch.as_work(work), p.rows, p.cols, p.lanes, m.overhead, p.sync,
+                                  p.depth, p.power_gating, p.gate_threshold)
         if shared is not None:
             shared.update(work=work, stats=stats)
     compute = stats[sch.ST_CYCLES] + SCALESIM_LAYER_OFFSET
@@ -209,12 +209,15 @@ def _simulate_sample(layer, act: np.ndarray, weights: tuple, weight_bits_total: 
                     if p.glb_bits_per_cycle > 0 else 0)
         onchip = max(compute, float(glb_time))
     else:
-        args = (acodes.codes(), wcodes.codes, work, m.code, m.chunk_steps, p.skip_a, p.skip_w,
-                p.rows, p.cols, p.lanes, m.fill, m.drain, p.sync, p.depth,
-                p.qdepth, p.glb_bits_per_cycle, a_cost, w_cost,
-                float(p.acc_bits), float(p.a_bits))
-        # padding issued: the kernel's receivers and followers count padding as present
-        cy = cyk.cycle_simulate(*args, True) if pad_issued else cyk.cycle_simulate(*args)
+        # one array type per argument (one compiled specialisation); padding issued: the
+        # kernel's receivers and followers count padding as present
+        codes = ("C", "W", "A")
+        cy = cyk.cycle_simulate(np.require(acodes.codes(), np.uint8, codes),
+                                np.require(wcodes.codes, np.uint8, codes), sch.as_work(work),
+                                m.code, m.chunk_steps, bool(p.skip_a), bool(p.skip_w),
+                                p.rows, p.cols, p.lanes, m.fill, m.drain, p.sync, p.depth,
+                                p.qdepth, float(p.glb_bits_per_cycle), a_cost, w_cost,
+                                float(p.acc_bits), float(p.a_bits), bool(pad_issued))
         onchip = cy[cyk.CY_CYCLES] + SCALESIM_LAYER_OFFSET
         extra = {"starved_pe_cycles": cy[cyk.CY_STARVED],
                  "output_stall_cycles": cy[cyk.CY_WRITE_STALL],

@@ -400,7 +400,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         stats = sch.uniform_fold_stats(outer, ys, xs, block, arch.rows, arch.cols, *schedule)
     else:
         work = step_work(nest, mapping, fan, act, wmask, pads, mode, pad_issued=pad_issued)
-        stats = sch.fold_schedule(work, arch.rows, arch.cols, *schedule)
+        stats = sch.fold_schedule(sch.as_work(work), arch.rows, arch.cols, *schedule)
     issued = float(stats[sch.ST_ISSUED])
     gating = hw.sparsity.gate_zero_operands
     if mode == MODE_BOTH and not pad_issued:

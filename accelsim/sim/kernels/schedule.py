@@ -146,6 +146,13 @@ def _fold_schedule_plain(work, rows, cols, overhead, sync, depth):
     return stats
 
 
+def as_work(work: np.ndarray) -> np.ndarray:
+    """``work`` as the kernels take it: int64, C-contiguous, writable (a copy only when it is
+    not). One array type means one compiled specialisation of each kernel: every layout or
+    dtype Numba sees is compiled anew (seconds each on a clean clone)."""
+    return np.require(work, dtype=np.int64, requirements=("C", "W", "A"))
+
+
 @njit(**JIT)
 def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_threshold):
     """Run the fold recurrence over ``work`` (G, Sr, Sc); returns the statistics vector.
