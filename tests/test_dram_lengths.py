@@ -181,3 +181,48 @@ def test_holes_of_a_tile_major_order_are_zeros_of_the_code():
         BitOffsets(linear, (5,), LevelFormat("ranked", ranks=("B",)), 8)
     with pytest.raises(ValueError):
         BitOffsets(linear[:4], (5,), LevelFormat("bitmap"), 8)
+
+
+def _enumerated_order(region, mask: np.ndarray) -> np.ndarray:
+    """A region's linear order built by walking its storage: the blocks one after another
+    (``block_order``, outermost first; the other coordinates have one block), inside each
+    block its positions row-major in ``perm`` over the block's extents; a position maps to the
+    element ``block * T + inner - lo`` (row-major: ``inner``), a hole when outside the sizes."""
+    import itertools
+
+    nc = len(region.sizes)
+    perm = region.perm if region.perm is not None else tuple(range(nc))
+    tile = region.tile or (0,) * nc
+    ext = [t if t else s for t, s in zip(tile, region.sizes)]
+    nblocks = [-(-(l + s) // t) if t else 1 for t, s, l in zip(tile, region.sizes, region.lo)]
+    out = []
+    for outer in itertools.product(*(range(nblocks[c]) for c in region.block_order)):
+        block = [0] * nc
+        for c, b in zip(region.block_order, outer):
+            block[c] = b
+        for inner in itertools.product(*(range(ext[c]) for c in perm)):
+            coord = [0] * nc
+            for c, i in zip(perm, inner):
+                coord[c] = block[c] * tile[c] + i - region.lo[c] if tile[c] else i
+            inside = all(0 <= x < s for x, s in zip(coord, region.sizes))
+            out.append(bool(mask[tuple(coord)]) if inside else False)
+    return np.array(out, dtype=bool)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_linear_order_equals_a_walk_of_the_storage(seed):
+    from accelsim.sim.dram_lengths import linear_order
+    from accelsim.sim.dram_stream import Region
+
+    rng = np.random.default_rng(seed)
+    nc = int(rng.integers(1, 6))
+    sizes = tuple(int(v) for v in rng.integers(1, 6, nc))
+    lo = tuple(int(v) for v in rng.integers(0, 3, nc))
+    perm = tuple(int(v) for v in rng.permutation(nc))
+    mask = rng.random(sizes) < [0.0, 0.4, 1.0][seed % 3]
+    row_major = Region("I", 0, sizes, lo, 1.0, perm=perm)
+    np.testing.assert_array_equal(linear_order(row_major, mask), _enumerated_order(row_major, mask))
+    tile = tuple(int(rng.integers(1, 4)) if rng.random() < 0.7 else 0 for _ in range(nc))
+    blocked = tuple(c for c in rng.permutation(nc) if tile[c])
+    tiled = Region("I", 0, sizes, lo, 1.0, perm=perm, tile=tile, block_order=blocked)
+    np.testing.assert_array_equal(linear_order(tiled, mask), _enumerated_order(tiled, mask))

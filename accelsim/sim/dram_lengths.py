@@ -46,18 +46,23 @@ def _tables(flat, run_bits, block):
     gaps = np.zeros(nb, dtype=np.int64)
     entries = np.int64(0)
     gap = np.int64(0)
-    for i in range(n):
-        if i % block == 0:
-            cum[i // block] = entries
-            gaps[i // block] = gap
-        if flat[i] != 0:
-            entries += 1 + (gap >> run_bits)
-            gap = 0
-        else:
-            gap += 1
-    if n % block == 0:
-        cum[n // block] = entries
-        gaps[n // block] = gap
+    for b in range(nb):
+        cum[b] = entries
+        gaps[b] = gap
+        lo = b * block
+        hi = min(lo + block, n)
+        if run_bits >= _NO_OVERFLOW:    # no overflow entries: a count of the non-zeros
+            c = np.int64(0)
+            for i in range(lo, hi):
+                c += flat[i] != 0
+            entries += c
+            continue
+        for i in range(lo, hi):
+            if flat[i] != 0:
+                entries += 1 + (gap >> run_bits)
+                gap = 0
+            else:
+                gap += 1
     return cum, gaps
 
 
@@ -68,6 +73,12 @@ def _entries_before(flat, run_bits, block, cum, gaps, xs, out):
         x = xs[j]
         b = x // block
         entries = cum[b]
+        if run_bits >= _NO_OVERFLOW:
+            c = np.int64(0)
+            for i in range(b * block, x):
+                c += flat[i] != 0
+            out[j] = entries + c
+            continue
         gap = gaps[b]
         for i in range(b * block, x):
             if flat[i] != 0:
@@ -76,6 +87,20 @@ def _entries_before(flat, run_bits, block, cum, gaps, xs, out):
             else:
                 gap += 1
         out[j] = entries
+
+
+@njit(**JIT)
+def _scatter5(mask, p0, p1, p2, p3, p4, out):
+    """``out[p0[a] + p1[b] + p2[c] + p3[d] + p4[e]] = mask[a, b, c, d, e]``."""
+    for a in range(mask.shape[0]):
+        for b in range(mask.shape[1]):
+            ab = p0[a] + p1[b]
+            for c in range(mask.shape[2]):
+                abc = ab + p2[c]
+                for d in range(mask.shape[3]):
+                    abcd = abc + p3[d]
+                    for e in range(mask.shape[4]):
+                        out[abcd + p4[e]] = mask[a, b, c, d, e]
 
 
 class BitOffsets:
@@ -157,14 +182,18 @@ def linear_order(region, mask: np.ndarray) -> np.ndarray:
         perm = region.perm if region.perm is not None else tuple(range(len(sizes)))
         return np.ascontiguousarray(mask.transpose(perm)).reshape(-1)
     off, step, outer, inner = region.coord_maps()
-    index = np.zeros((), dtype=np.int64)
+    parts = []
     for c, size in enumerate(sizes):
         x = region.lo[c] + np.arange(size, dtype=np.int64) - off[c]
-        part = outer[c] * (x // step[c]) + inner[c] * (x % step[c])
-        index = index[..., None] + part
-    out = np.zeros(region.elements, dtype=bool)
-    out[index.reshape(-1)] = mask.reshape(-1)
-    return out
+        parts.append(np.ascontiguousarray(outer[c] * (x // step[c]) + inner[c] * (x % step[c])))
+    if len(sizes) > 5:
+        raise ValueError(f"linear_order: regions have at most 5 coordinates, got {len(sizes)}")
+    # one pass over the mask, no index array of the tensor's size
+    lead = 5 - len(sizes)
+    parts = [np.zeros(1, dtype=np.int64)] * lead + parts
+    out = np.zeros(region.elements, dtype=np.uint8)
+    _scatter5(np.ascontiguousarray(mask.reshape((1,) * lead + sizes)).view(np.uint8), *parts, out)
+    return out.view(bool)
 
 
 def runs_of(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

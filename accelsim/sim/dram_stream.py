@@ -689,11 +689,25 @@ def _offsets(regions: dict[str, Region], hw, ctx, masks: tuple) -> dict:
         # ranked (fibertree) formats keep the exact ratio the row charges, spread evenly
         if fmt.format in ("dense", "ranked") or mask is None:
             continue
+        key = (id(mask), region.shape_key, fmt, bits)
+        kept = _CODES.get(key)
+        if kept is not None and kept[0] is mask:   # the layer's samples share its weights
+            out[code] = kept[1]
+            continue
         shaped = _region_shaped(np.asarray(mask, dtype=bool), region)
         if shaped is None:      # the nest covers part of the tensor: keep the mean ratio
             continue
         out[code] = BitOffsets(linear_order(region, shaped), region.sizes, fmt, bits)
+        if code == W_READ:
+            while len(_CODES) >= CACHE_STREAMS:
+                _CODES.pop(next(iter(_CODES)), None)
+            _CODES[key] = (mask, out[code])      # the mask kept: its id is not reused
     return out
+
+
+#: The weights' real codes of the last few layers (``(mask, BitOffsets)`` by the mask's id
+#: and the region): a layer's samples share one weight mask, so its code is built once.
+_CODES: dict[tuple, tuple] = {}
 
 
 def _region_shaped(mask: np.ndarray, region: Region) -> np.ndarray | None:
