@@ -168,7 +168,8 @@ def test_designs_without_device_unchanged(conv_layer, monkeypatch):
 def test_stream_bytes_equal_row_bytes(conv_layer):
     """Without padding the stream moves exactly the row's DRAM bytes (dense formats)."""
     from accelsim.sim.dram_stream import stream_of
-    from accelsim.sim.loopnest import _design, map_layer
+    from accelsim.sim.design import resolve
+    from accelsim.sim.loopnest import map_layer
     from accelsim.sim.residency import LayerContext
 
     layer = random_layer(C=16, H=8, W=8, K=24, R=3, S=3, N=2, seed=4)
@@ -177,7 +178,7 @@ def test_stream_bytes_equal_row_bytes(conv_layer):
     mapped = map_layer(layer, hw, 2)
     nest = LoopNest.of_geometry(layer.geometry, 2)
     r = w = 0
-    for s, l, wr in stream_of(layer, nest, mapped.mapping, _design(hw).arch, hw, LayerContext(batch=2),
+    for s, l, wr in stream_of(layer, nest, mapped.mapping, resolve(hw).arch, hw, LayerContext(batch=2),
                               (1.0, 1.0, 1.0), drop_padding=False):
         r += int(l[wr == 0].sum())
         w += int(l[wr == 1].sum())
@@ -254,14 +255,15 @@ def test_compressed_ratios_scale_runs_and_cached_streams_agree():
     """A layer's samples share the element stream (cached); the compressed ratios scale each
     run, so the bytes are the ratio times the dense bytes up to one byte per range."""
     from accelsim.sim import dram_stream
-    from accelsim.sim.loopnest import _design, map_layer
+    from accelsim.sim.design import resolve
+    from accelsim.sim.loopnest import map_layer
     from accelsim.sim.residency import LayerContext
 
     layer = random_layer(C=8, H=8, W=8, K=16, R=3, S=3, N=1, seed=8, pad_h=1, pad_w=1)
     hw = _hw()
     mapping = map_layer(layer, hw, 1).mapping
     nest = LoopNest.of_geometry(layer.geometry, 1)
-    arch = _design(hw).arch
+    arch = resolve(hw).arch
 
     def collect(ratios):
         blocks = list(dram_stream.stream_of(layer, nest, mapping, arch, hw, LayerContext(), ratios))

@@ -16,7 +16,8 @@ import pytest
 from accelsim.hw.load import load_hw
 from accelsim.map.nest import LoopNest
 from accelsim.sim import dram_stream, fetch
-from accelsim.sim.loopnest import _design, map_layer, simulate_layer_loopnest
+from accelsim.sim.design import resolve
+from accelsim.sim.loopnest import map_layer, simulate_layer_loopnest
 from accelsim.sim.residency import LayerContext
 from tests.sim_helpers import random_layer
 
@@ -27,7 +28,7 @@ NPU = "hw_configs/edge_npu_lpddr.yaml"
 def _stream(layer, hw, ctx, ratios, **kw):
     nest = LoopNest.of_geometry(layer.geometry, layer.geometry.N)
     mapping = map_layer(layer, hw, layer.geometry.N).mapping
-    arch = _design(hw).arch
+    arch = resolve(hw).arch
     dram_stream._BLOCKS.clear()
     blocks = list(dram_stream.stream_of(layer, nest, mapping, arch, hw, ctx, ratios, **kw))
     starts, lens, writes = (np.concatenate(x) for x in zip(*blocks))

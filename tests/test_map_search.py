@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from accelsim.sim.design import resolve
 from accelsim.map.access import analyse
 from accelsim.map.arch import Arch, Level
 from accelsim.map.cost import mapping_cost, sparse_cost
@@ -138,7 +139,7 @@ def test_alexnet_mappings_cost_no_more_than_eyeriss_published(name):
 
     bench = _eyeriss_bench()
     hw = load_hw(bench.HW_PATH)
-    arch = loopnest._design(hw).arch
+    arch = resolve(hw).arch
     layer = next(l for l in bench.layer_traces() if l.name == name)
     nest = LoopNest.of_geometry(layer.geometry, batch=4)
     densities = loopnest.layer_densities(layer).rounded()
@@ -161,7 +162,7 @@ def test_published_conv1_and_conv2_are_expressible():
 
     bench = _eyeriss_bench()
     hw = load_hw(bench.HW_PATH)
-    arch = loopnest._design(hw).arch
+    arch = resolve(hw).arch
     layers = {l.name: l for l in bench.layer_traces()}
     pes = {}
     for name in ("conv1", "conv2"):
@@ -186,7 +187,7 @@ def test_fc_layer_fills_the_eyeriss_array(k, c):
     from accelsim.sim import loopnest
 
     hw = load_hw(ROOT / "hw_configs" / "eyeriss_v1.yaml")
-    arch = dataclasses.replace(loopnest._design(hw).arch, dram_bytes_per_cycle=None)
+    arch = dataclasses.replace(resolve(hw).arch, dram_bytes_per_cycle=None)
     nest = LoopNest((1, 1, k, c, 1, 1, 1, 1))
     found = search(nest, arch, "row_stationary", "latency", 16)
     found.mapping.check(nest, arch.names)
@@ -256,7 +257,7 @@ def test_sparse_estimate_matches_the_simulated_layer():
     bench = _eyeriss_bench()
     hw = load_hw(bench.HW_PATH, {"dram.device": None, "dram.access_stream": False,
                                  "dram.layout": {}})
-    arch = loopnest._design(hw).arch
+    arch = resolve(hw).arch
     layer = next(l for l in bench.layer_traces() if l.name == "conv3")
     mapping = bench.published_mappings()["conv3"]
     nest = LoopNest.of_geometry(layer.geometry, batch=4)

@@ -19,7 +19,7 @@ from accelsim.map.fixed import fixed_result, parse_mappings
 from accelsim.map.mapping import LevelLoops, Loop, Mapping
 from accelsim.map.nest import LoopNest
 from accelsim.sim import simulate
-from accelsim.sim.loopnest import _design
+from accelsim.sim.design import resolve
 from accelsim.trace import open_trace
 
 TRACE = "traces/lenet5_digits_dual.trace"
@@ -97,7 +97,7 @@ def test_capacity_names_the_level_and_uses_the_mappers_test(monkeypatch):
                                            r"'ifmap_spad' holds 24 bytes.*need 60 bytes"):
         simulate(open_trace(TRACE), load_hw(HW), samples=1, mappings=fixed)
     # the decision is the mapper's own: where its test passes, the fixed mapping is taken
-    arch = _design(load_hw(HW)).arch
+    arch = resolve(load_hw(HW)).arch
     nest = LoopNest.of_geometry(open_trace(TRACE).geometry("conv2"), batch=1)
     assert not mapper._exact_fit(analyse(nest, fixed["conv2"], arch.keeps, arch.unicast), arch)
     monkeypatch.setattr(mapper, "_exact_fit", lambda counts, arch: True)
@@ -109,7 +109,7 @@ def test_factors_must_multiply_to_the_bounds_and_be_integers():
     with pytest.raises(MappingError, match=r"^m.yaml: layers.conv2: layer 'conv2': fixed mapping: "
                                            r"mapping factors of C multiply to 3, expected the bound 6"):
         simulate(open_trace(TRACE), load_hw(HW), samples=1, mappings=_parse(bad))
-    arch = _design(load_hw(HW)).arch
+    arch = resolve(load_hw(HW)).arch
     nest = LoopNest.of_geometry(open_trace(TRACE).geometry("conv2"), batch=1)
     good = _parse(GOOD)["conv2"]
     first = good.levels[0]

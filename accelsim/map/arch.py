@@ -73,14 +73,15 @@ class Arch:
         return tuple(lv.name for lv in self.levels)
 
 
-def arch_of(hw) -> Arch:
-    """The :class:`Arch` of a design with a ``memory_hierarchy``."""
+def arch_of(hw, em=None) -> Arch:
+    """The :class:`Arch` of a design with a ``memory_hierarchy`` (``em``: its energy model, when
+    already derived)."""
     from accelsim.hw.energy import energy_model, load_table, sram_pj_per_bit
     from accelsim.sim.memory import dram_bytes_per_cycle
 
     if hw.memory_hierarchy is None:
         raise ConfigError(hw.name, "memory_hierarchy", "the loop-nest model needs a memory_hierarchy")
-    em = energy_model(hw)
+    em = em if em is not None else energy_model(hw)
     table = load_table(hw.technology.energy_table)
     v_nom = float(table["nominal_voltage_v"])
     dyn = ((hw.technology.voltage_v or v_nom) / v_nom) ** 2

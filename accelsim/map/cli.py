@@ -82,9 +82,10 @@ def _map(args: argparse.Namespace) -> int:
         batch = min(ctx.batch, rows[layer.name]["samples"])
         if layer.name in fixed:
             from accelsim.map.nest import LoopNest
-            from accelsim.sim.loopnest import _design, _reserve
+            from accelsim.sim.design import resolve
+            from accelsim.sim.loopnest import _reserve
 
-            arch = _design(hw).arch
+            arch = resolve(hw).arch
             if ctx.reserved_bytes:
                 arch = _reserve(arch, ctx.reserved_bytes * 8.0)
             mapped = fixed_result(layer.name, fixed[layer.name],

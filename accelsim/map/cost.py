@@ -156,9 +156,9 @@ def _ratio(shape: tuple, density: float, fmt, bits: int, samples: int = 1) -> fl
 def sparse_model(hw, arch: Arch, nest, densities: Densities) -> SparseModel:
     """The :class:`SparseModel` of ``hw`` for ``nest`` at ``densities`` (expected sizes of the
     storage formats at those densities, i.i.d. zeros)."""
-    from accelsim.hw.energy import energy_model
+    from accelsim.sim.design import resolve
 
-    em = energy_model(hw)
+    em = resolve(hw).energy
     p, s = hw.precision, hw.sparsity
     n, g, k, c, pp, q, r, s_ = nest.bounds
     h = (pp - 1) * nest.stride_h + (r - 1) * nest.dil_h + 1

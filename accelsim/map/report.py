@@ -10,9 +10,9 @@ _NAMES = {"W": "weights", "I": "inputs", "O": "outputs"}
 
 def layer_report(name: str, result: MapResult, hw) -> dict:
     """Loop nest, per-level tiles/utilisation/accesses/reuse, dense energy and latency."""
-    from accelsim.sim.loopnest import _design
+    from accelsim.sim.design import resolve
 
-    arch = _design(hw).arch
+    arch = resolve(hw).arch
     counts, cost = result.counts, result.cost
     bits = arch.tensor_bits
     levels = []

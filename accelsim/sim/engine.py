@@ -14,7 +14,6 @@ from typing import Iterable
 import numpy as np
 
 from accelsim.errors import AccelsimError, ConfigError, MappingError, TraceError
-from accelsim.hw.energy import energy_model
 from accelsim.sim import energy as energy_mod
 from accelsim.sim import fetch
 from accelsim.sim import storage
@@ -24,8 +23,9 @@ from accelsim.sim.kernels.packed import pad_columns
 from accelsim.sim.lower import Gemm, PackedWeights, gemm_of, lower_weights, pack_acts
 from accelsim.sim.memo import memoised, seen
 from accelsim.sim.map import DATAFLOW_CODES, SCALESIM_LAYER_OFFSET, Mapping, map_gemm
-from accelsim.sim.memory import dram_bytes_per_cycle, per_inference, plan_memory, total_cycles
+from accelsim.sim.memory import per_inference, plan_memory, total_cycles
 from accelsim.hw.schema import LevelFormat
+from accelsim.sim.design import resolve
 from accelsim.sim.residency import LayerContext, written_density
 from accelsim.sim.traffic import (GatedPairs, array_operand_bits, gated_pairs, layer_traffic,
                                    operand_bits, spad_bits)
@@ -66,8 +66,10 @@ class HwParams:
 
     @classmethod
     def of(cls, hw) -> "HwParams":
-        from accelsim.hw.hierarchy import shared_bytes, shared_port
-
+        """The parameters of a design (a :class:`~accelsim.sim.design.Design` or a
+        :class:`~accelsim.hw.HardwareConfig`, resolved once)."""
+        d = resolve(hw)
+        hw = d.hw
         pe, lp = hw.pe_array, hw.low_power
         if pe.dataflow not in DATAFLOW_CODES and hw.memory_hierarchy is None:
             raise ConfigError(hw.name, "pe_array.dataflow",
@@ -76,14 +78,14 @@ class HwParams:
         if pe.sync not in SYNC_CODES:
             raise ConfigError(hw.name, "pe_array.sync",
                               f"the simulator models {', '.join(SYNC_CODES)}; got {pe.sync!r}")
-        words, word_bits = shared_port(hw)
+        words, word_bits = d.shared_port
         return cls(
-            hw=hw, em=energy_model(hw), rows=pe.rows, cols=pe.cols, lanes=pe.macs_per_pe,
+            hw=hw, em=d.energy, rows=pe.rows, cols=pe.cols, lanes=pe.macs_per_pe,
             dataflow=pe.dataflow, sync=SYNC_CODES[pe.sync], depth=max(1, int(pe.work_queue_depth)),
             qdepth=int(pe.operand_queue_depth or 0),
             glb_bits_per_cycle=float(words * word_bits) if words else 0.0,
-            glb_bytes=shared_bytes(hw),
-            dram_bytes_per_cycle=dram_bytes_per_cycle(hw),
+            glb_bytes=d.shared_bytes,
+            dram_bytes_per_cycle=d.dram_bytes_per_cycle,
             a_bits=hw.precision.activation_bits, w_bits=hw.precision.weight_bits,
             acc_bits=hw.precision.accumulator_bits,
             skip_a=hw.sparsity.skip_zero_activations, skip_w=hw.sparsity.skip_zero_weights,
@@ -391,14 +393,16 @@ def simulate_layer(layer, hw, fidelity: str = "fast", samples: int | None = None
         raise AccelsimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
     if samples is not None and (not isinstance(samples, (int, np.integer)) or samples < 1):
         raise AccelsimError(f"samples: expected a positive integer, got {samples!r}")
-    if hw.memory_hierarchy is not None:   # the mapping-aware loop-nest model
+    design = resolve(hw)
+    hw = design.hw
+    if design.mapped:   # the mapping-aware loop-nest model
         from accelsim.sim.loopnest import simulate_layer_loopnest
 
-        return simulate_layer_loopnest(layer, hw, fidelity, samples, ctx, mapping, executor)
+        return simulate_layer_loopnest(layer, design, fidelity, samples, ctx, mapping, executor)
     if mapping is not None:
         raise AccelsimError(f"{hw.name}: a fixed mapping needs a design with a memory_hierarchy "
                             "(the systolic model has SCALE-Sim's mapping)")
-    p = params or HwParams.of(hw)
+    p = params or HwParams.of(design)
     check_layer(layer, p)
     seen(layer)
     geo = layer.geometry

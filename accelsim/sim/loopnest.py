@@ -18,14 +18,12 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 
 from accelsim.errors import AccelsimError, MappingError, TraceError
-from accelsim.hw.energy import energy_model
 from accelsim.map.access import FILLS, READS, UPDATES, AccessCounts
-from accelsim.map.arch import Arch, arch_of
+from accelsim.map.arch import Arch
 from accelsim.map.cost import Densities, level_time, sparse_model
 from accelsim.map.mapper import MapResult, search
 from accelsim.map.nest import DIMS, LoopNest
@@ -33,31 +31,15 @@ from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, e
                                   step_work)
 from accelsim.sim import dram_stream, fetch, storage, tile_conditions
 from accelsim.sim.conditions import LiveSlots, live_slots
+from accelsim.sim.design import resolve
 from accelsim.sim.energy import COMPONENTS
 from accelsim.sim.kernels import schedule as sch
 from accelsim.sim.residency import LayerContext, written_density
 
 
-@dataclass(frozen=True)
-class _Design:
-    hw: object
-    arch: Arch
-    em: object
-
-
-_DESIGNS: dict[str, _Design] = {}
 _MAPPINGS: dict[tuple, MapResult] = {}
 _SEARCHES: dict[tuple, MapResult] = {}   # by the search's own inputs (shared across designs)
 _CACHE_LIMIT = 4096
-
-
-def _design(hw) -> _Design:
-    key = hw.hash
-    if key not in _DESIGNS:
-        if len(_DESIGNS) > 64:
-            _DESIGNS.clear()
-        _DESIGNS[key] = _Design(hw, arch_of(hw), energy_model(hw))
-    return _DESIGNS[key]
 
 
 def _mapped(nest: LoopNest, hw, objective: str, reserved_bits: float = 0.0,
@@ -74,7 +56,7 @@ def _mapped(nest: LoopNest, hw, objective: str, reserved_bits: float = 0.0,
         if len(_MAPPINGS) > _CACHE_LIMIT:
             _MAPPINGS.clear()
             _SEARCHES.clear()
-        arch = _design(hw).arch
+        arch = resolve(hw).arch
         if reserved_bits:
             arch = _reserve(arch, reserved_bits)
         model = sparse_model(hw, arch, nest, densities)
@@ -176,10 +158,11 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
     after the first concurrently (figures do not depend on it).
     """
     ctx = context or LayerContext()
+    d = resolve(hw)
+    hw = d.hw
     if fidelity not in ("fast", "cycle"):
         raise AccelsimError(f"{hw.name}: fidelity: expected fast or cycle, got {fidelity!r}")
-    d = _design(hw)
-    arch, em = d.arch, d.em
+    arch, em = d.arch, d.energy
     geo = layer.geometry
     if layer.act_bits > hw.precision.activation_bits or layer.weight_bits > hw.precision.weight_bits:
         raise MappingError(

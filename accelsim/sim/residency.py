@@ -32,6 +32,7 @@ import numpy as np
 
 from accelsim.errors import ConfigError
 from accelsim.sim import storage
+from accelsim.sim.design import resolve
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,9 @@ class NetworkPlan:
 
 def buffer_capacity(hw, tensor: str) -> float | None:
     """Bytes of the on-chip buffer that would hold ``tensor`` (``weights``/``inputs``/
-    ``outputs``): the global buffer, or the outermost ``memory_hierarchy`` level keeping it
-    (``None``: unbounded; ``0``: no shared level keeps it)."""
-    if hw.memory_hierarchy is None:
-        return float(hw.global_buffer.size_kib) * 1024.0
-    for level in hw.memory_hierarchy:
-        if level.instances == "one" and tensor in level.keeps:
-            return None if level.size_bytes is None else float(level.size_bytes)
-    return 0.0
+    ``outputs``): the outermost shared storage level keeping it (the flat shorthand's global
+    buffer keeps every tensor; ``None``: unbounded; ``0``: no shared level keeps it)."""
+    return resolve(hw).capacity[tensor]
 
 
 def streamed_reason(hw, weight_bytes: float, capacity: float | None) -> str:
@@ -150,9 +146,11 @@ def plan_network(layers: list, hw, batch: int = 1, weights: str | None = None,
     """
     if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
         raise ConfigError(None, "batch", f"expected a positive integer, got {batch!r}")
+    design = resolve(hw)
+    hw = design.hw
     policy = weights or hw.residency.weights
     n = len(layers)
-    w_cap = buffer_capacity(hw, "weights")
+    w_cap = design.capacity["weights"]
     notes: list[str] = []
     w_bytes = [_weight_bytes(l, hw, hw.storage.weights.on_chip) for l in layers]
     total_w = float(sum(w_bytes))
@@ -169,9 +167,9 @@ def plan_network(layers: list, hw, batch: int = 1, weights: str | None = None,
                               "streamed or auto")
         else:
             notes.append(streamed_reason(hw, total_w, w_cap))
-    a_cap = buffer_capacity(hw, "outputs")
+    a_cap = design.capacity["outputs"]
     keep = [False] * n
-    i_cap = buffer_capacity(hw, "inputs")
+    i_cap = design.capacity["inputs"]
     ins_on = [False] * n
     op_dram = 0.0
     use_graph = graph is not None and bool(getattr(graph, "ops", None))

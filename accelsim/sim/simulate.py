@@ -7,6 +7,7 @@ from typing import Iterable
 
 from accelsim.errors import AccelsimError, MappingError
 from accelsim.sim.engine import FIDELITIES, HwParams, iter_layers, simulate_layer
+from accelsim.sim.design import Design, resolve
 from accelsim.sim.residency import plan_network, streamed
 from accelsim.sim.result import SimResult, totals_of
 
@@ -30,23 +31,28 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     """
     if fidelity not in FIDELITIES:
         raise AccelsimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
-    params = HwParams.of(hw)
+    design = resolve(hw)      # the description resolved once; everything below reads it
+    hw = design.hw
+    params = HwParams.of(design)
     if trace_hash is None:
         trace_hash = getattr(layers, "content_hash", None)
     if batch is None:
         batch = hw.residency.batch
     threads = sample_threads(threads)
     items = list(iter_layers(layers))
-    plan = plan_network(items, hw, batch, samples=samples, graph=getattr(layers, "graph", None))
+    plan = plan_network(items, design, batch, samples=samples,
+                        graph=getattr(layers, "graph", None))
     executor = ThreadPoolExecutor(threads, thread_name_prefix="accelsim-sim") if threads > 1 else None
     try:
         try:
-            rows = _run(items, hw, fidelity, samples, params, plan, progress, mappings, executor)
+            rows = _run(items, design, fidelity, samples, params, plan, progress, mappings,
+                        executor)
         except MappingError:
             if not (plan.weights_resident and hw.residency.weights == "auto"):
                 raise
-            plan = streamed(plan, items, hw)     # auto: resident weights left too little room
-            rows = _run(items, hw, fidelity, samples, params, plan, progress, mappings, executor)
+            plan = streamed(plan, items, design)     # auto: resident weights left too little room
+            rows = _run(items, design, fidelity, samples, params, plan, progress, mappings,
+                        executor)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -75,7 +81,7 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     totals["area_by_component_mm2"] = area.by_name()
     graph = getattr(layers, "graph", None)
     _add_vector_ops(totals, meta, graph, hw, samples)
-    _add_between_ops_dram(totals, plan, hw)
+    _add_between_ops_dram(totals, plan, design)
     if graph is not None and graph.ops:   # runtime memory from the tensors' real lifetimes
         from accelsim.sim.liveness import liveness
 
@@ -107,8 +113,9 @@ def sample_threads(threads: int | None = None) -> int:
 MAX_THREADS = 64
 
 
-def _run(items: list, hw, fidelity: str, samples, params, plan, progress: bool,
+def _run(items: list, design: Design, fidelity: str, samples, params, plan, progress: bool,
          mappings: dict | None = None, executor=None) -> list[dict]:
+    hw = design.hw
     work = zip(items, plan.contexts)
     if progress:
         from accelsim.sweep.progress import progress_iter
@@ -119,7 +126,7 @@ def _run(items: list, hw, fidelity: str, samples, params, plan, progress: bool,
         unknown = sorted(set(fixed) - {layer.name for layer in items})
         if unknown:
             raise AccelsimError(f"mappings: no layer named {', '.join(unknown[:5])} in the trace")
-    return [simulate_layer(layer, hw, fidelity, samples, params, ctx, fixed.get(layer.name),
+    return [simulate_layer(layer, design, fidelity, samples, params, ctx, fixed.get(layer.name),
                            executor) for layer, ctx in work]
 
 
@@ -144,24 +151,21 @@ def _add_vector_ops(totals: dict, meta: dict, graph, hw, samples) -> None:
         totals["latency_s"] = totals["cycles"] / (meta["clock_mhz"] * 1e6)
 
 
-def _add_between_ops_dram(totals: dict, plan, hw) -> None:
+def _add_between_ops_dram(totals: dict, plan, design: Design) -> None:
     """DRAM traffic of the ops between layers whose tensors the residency plan could not keep on
     chip (known only when the trace records its graph)."""
     extra = float(plan.between_ops_dram_bytes)
     totals["dram_between_ops_bytes"] = extra
     if not extra:
         return
-    from accelsim.hw.energy import energy_model
-
-    energy = extra * 8.0 * energy_model(hw).dram_pj_per_bit
+    hw = design.hw
+    energy = extra * 8.0 * design.energy.dram_pj_per_bit
     totals["dram_bytes"] = totals.get("dram_bytes", 0.0) + extra
     totals["dram_capacity_bytes"] = totals.get("dram_capacity_bytes", 0.0) + extra
     totals["energy_dram_pj"] = totals.get("energy_dram_pj", 0.0) + energy
     totals["energy_pj"] = totals.get("energy_pj", 0.0) + energy
     totals["energy_uj"] = totals["energy_pj"] * 1e-6
-    from accelsim.sim.memory import dram_bytes_per_cycle
-
-    per_cycle = dram_bytes_per_cycle(hw)
+    per_cycle = design.dram_bytes_per_cycle
     if per_cycle:   # the vector unit waits for its off-chip operands
         totals["cycles"] = totals.get("cycles", 0.0) + extra / per_cycle
         if hw.technology.clock_mhz:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.hw.energy import energy_model, int_add_pj, load_table
+from accelsim.hw.energy import int_add_pj, load_table
 from accelsim.hw.hierarchy import shared_port
 from accelsim.hw.schema import VectorUnit
 from accelsim.sim.graph_sizes import tensor_bits
@@ -128,7 +128,9 @@ def vector_op_costs(graph, hw, samples: int | None = None, level: str = "on_chip
         bits = tensor_bits(graph, hw, samples, level)
     n = bits.shape[1]
     e_op = _energy_per_op(hw, unit)
-    glb = energy_model(hw).glb_pj_per_bit
+    from accelsim.sim.design import resolve
+
+    glb = resolve(hw).energy.glb_pj_per_bit
     words, word_bits = shared_port(hw)
     port_bits = None if words is None else words * word_bits
     ops = graph.between_layer_ops
