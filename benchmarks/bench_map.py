@@ -25,6 +25,7 @@ from pathlib import Path
 from accelsim.hw import load_hw
 from accelsim.map.nest import LoopNest
 from accelsim.sim import loopnest
+from accelsim.sim.design import resolve
 from accelsim.trace.statistical import statistical_from_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +92,7 @@ def main() -> None:
 
     old = None if args.no_before else before_mapper()
     if old is not None:
-        arch = loopnest._design(hw).arch
+        arch = resolve(hw).arch
         times, ratios = [], []
         for nest, layer in shapes.items():
             t = time.perf_counter()
