@@ -1,12 +1,24 @@
 """Shared pytest fixtures."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 HW_DIR = REPO / "hw_configs"
+
+# The mapper's on-disk store (accelsim.map.store) and any other accelsim cache write to a
+# folder of this test session (inherited by the processes tests start), never the real home.
+_CACHE_DIR = tempfile.mkdtemp(prefix="accelsim-test-cache-")
+os.environ["ACCELSIM_CACHE_DIR"] = _CACHE_DIR
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
 @pytest.fixture

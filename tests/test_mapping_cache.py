@@ -19,6 +19,7 @@ def test_designs_differing_outside_the_mapping_share_its_search(monkeypatch):
         calls.append(args[0])
         return real(*args, **kwargs)
     monkeypatch.setattr(loopnest, "search", counted)
+    monkeypatch.setenv("ACCELSIM_MAPPING_CACHE", "0")   # in-process sharing only (no disk store)
     monkeypatch.setattr(loopnest, "_MAPPINGS", {})
     monkeypatch.setattr(loopnest, "_SEARCHES", {})
     layer = random_layer("l", C=8, H=10, W=10, K=8, R=3, S=3, density_a=0.5)

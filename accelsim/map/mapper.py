@@ -47,6 +47,11 @@ from accelsim.map.cost import MappingCost, SparseModel, mapping_cost, sparse_cos
 from accelsim.map.mapping import LevelLoops, Loop, Mapping
 from accelsim.map.nest import DIMS, TENSORS, LoopNest
 
+#: Version of the search: bump it whenever a change to the search (or to the access counts and
+#: costs it ranks by) can change the mapping it picks for the same inputs, so results stored on
+#: disk by earlier versions (:mod:`accelsim.map.store`) are not reused.
+MAPPER_VERSION = 1
+
 
 @dataclass(frozen=True)
 class DataflowRule:

@@ -25,6 +25,7 @@ from accelsim.errors import AccelsimError, MappingError, TraceError
 from accelsim.map.access import FILLS, READS, UPDATES, AccessCounts
 from accelsim.map.arch import Arch
 from accelsim.map.cost import Densities, level_time, sparse_model
+from accelsim.map import store as mapping_store
 from accelsim.map.mapper import MapResult, search
 from accelsim.map.nest import DIMS, LoopNest
 from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs,
@@ -49,7 +50,8 @@ def _mapped(nest: LoopNest, hw, objective: str, reserved_bits: float = 0.0,
     at those densities (dense when None). Behind it, searches are shared by everything they
     depend on (shape, storage levels and their costs, dataflow, objective, budget, the sparse
     cost model), so the designs of a sweep that differ elsewhere (vector unit, residency,
-    names, ...) map a shape once."""
+    names, ...) map a shape once, and behind that the on-disk store shares them across
+    processes (:mod:`accelsim.map.store`)."""
     densities = (densities or Densities()).rounded()
     key = (nest, hw.hash, objective, reserved_bits, densities)
     if key not in _MAPPINGS:
@@ -60,10 +62,12 @@ def _mapped(nest: LoopNest, hw, objective: str, reserved_bits: float = 0.0,
         if reserved_bits:
             arch = _reserve(arch, reserved_bits)
         model = sparse_model(hw, arch, nest, densities)
-        inputs = (nest, arch, hw.pe_array.dataflow, objective, hw.mapping.search_size, model)
+        dataflow, size = hw.pe_array.dataflow, hw.mapping.search_size
+        inputs = (nest, arch, dataflow, objective, size, model)
         if inputs not in _SEARCHES:
-            _SEARCHES[inputs] = search(nest, arch, hw.pe_array.dataflow, objective,
-                                       hw.mapping.search_size, model=model)
+            _SEARCHES[inputs] = mapping_store.cached_search(
+                nest, arch, dataflow, objective, size, model,
+                lambda: search(nest, arch, dataflow, objective, size, model=model))
         _MAPPINGS[key] = _SEARCHES[inputs]
     return _MAPPINGS[key]
 

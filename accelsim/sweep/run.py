@@ -8,7 +8,8 @@ share this filesystem).
 
 Outputs under ``DIR``: ``cache/`` (one JSON per point: what a re-run resumes from),
 ``parts/`` (the rows finished so far, written incrementally), ``results.csv`` (or
-``.parquet``, assembled from the parts by streaming) and ``sweep.json``. The folder
+``.parquet``, assembled from the parts by streaming) and ``sweep.json``; the mapper's results
+are shared by the workers in ``cache/mappings/`` (:mod:`accelsim.map.store`). The folder
 is locked while a sweep runs (``.sweep.lock``); temporary files left by killed
 writers are removed when the next sweep starts.
 """
@@ -24,6 +25,7 @@ import pandas as pd
 import accelsim
 from accelsim.atomic import remove_stale_temps
 from accelsim.errors import AccelsimError
+from accelsim.map import store as mapping_store
 from accelsim.sweep.cache import ResultCache, point_identity, point_key, write_json_atomic
 from accelsim.sweep.evaluate import (PointTask, check_local_workers, evaluate_chunk, set_kernel_threads,
                                      usable_cores)
@@ -299,19 +301,21 @@ def _run_locked(spec: SweepSpec, out: Path, workers: int | None, scheduler: str 
 
     method = None
     try:
-        if pending:
-            if scheduler:
-                from accelsim.sweep.cluster import run_dask
+        # the workers (and this process) share mapper results in the sweep's own cache folder
+        with mapping_store.folder_for_processes(cache.directory):
+            if pending:
+                if scheduler:
+                    from accelsim.sweep.cluster import run_dask
 
-                run_dask(pending, scheduler, done, connect_timeout_s)
-            elif (workers or usable_cores()) == 1 or len(pending) == 1:
-                _run_serial(pending, str(cache.directory), done)
-            else:
-                from accelsim.sweep.pool import run_pool
+                    run_dask(pending, scheduler, done, connect_timeout_s)
+                elif (workers or usable_cores()) == 1 or len(pending) == 1:
+                    _run_serial(pending, str(cache.directory), done)
+                else:
+                    from accelsim.sweep.pool import run_pool
 
-                method = run_pool(pending, str(cache.directory),
-                                  min(workers or usable_cores(), len(pending)), done,
-                                  start_method=start_method)
+                    method = run_pool(pending, str(cache.directory),
+                                      min(workers or usable_cores(), len(pending)), done,
+                                      start_method=start_method)
     finally:
         bar.close()
         writer.flush()
