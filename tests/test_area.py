@@ -59,10 +59,10 @@ def test_mac_area_grows_with_operand_widths():
 
 
 def test_sram_by_capacity_banks_and_ports():
-    base = _mm2(TPU)["global_buffer"]
-    double = _mm2(TPU, {"global_buffer.size_kib": 1024})["global_buffer"]
+    base = _mm2(TPU)["unified_buffer"]
+    double = _mm2(TPU, {"memory_hierarchy.unified_buffer.size_bytes": 1 << 20})["unified_buffer"]
     assert 1.9 < double / base <= 2.0            # per-bit area falls slightly with bank size
-    more_banks = _mm2(TPU, {"global_buffer.banks": 256})["global_buffer"]
+    more_banks = _mm2(TPU, {"memory_hierarchy.unified_buffer.banks": 256})["unified_buffer"]
     assert more_banks > base                     # smaller banks are less dense (CACTI's points)
     hw = load_hw(EYERISS, {"memory_hierarchy.glb.write_words_per_cycle": 2})
     two_port = area_of(hw).by_name()["glb"]

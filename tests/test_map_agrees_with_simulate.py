@@ -17,16 +17,23 @@ TRACE = ROOT / "traces" / "lenet5_digits_dual.trace"
 HW = ROOT / "hw_configs" / "eyeriss_v1.yaml"
 
 
-def _map_json(capsys, *extra) -> dict:
-    assert main(["map", "--trace", str(TRACE), "--hw", str(HW), "--json", *extra]) == 0
+#: a systolic design (pe_array.systolic): map shows the lowered GEMM's SCALE-Sim mapping
+TPU = ROOT / "hw_configs" / "dense_ws_tpu_like.yaml"
+
+
+def _map_json(capsys, *extra, hw=HW) -> dict:
+    assert main(["map", "--trace", str(TRACE), "--hw", str(hw), "--json", *extra]) == 0
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("batch", [None, 2])
-def test_map_figures_are_simulates_rows(capsys, batch):
+@pytest.mark.parametrize("hw, batch", [(HW, None), (HW, 2), (TPU, None)])
+def test_map_figures_are_simulates_rows(capsys, hw, batch):
+    from accelsim.map.fixed import parse_mappings
+    from accelsim.sim.loopnest import mapping_text
+
     extra = ["--samples", "4"] + (["--batch", str(batch)] if batch else [])
-    out = _map_json(capsys, *extra)
-    rows = {r["layer"]: r for r in simulate(open_trace(TRACE), load_hw(HW), samples=4,
+    out = _map_json(capsys, *extra, hw=hw)
+    rows = {r["layer"]: r for r in simulate(open_trace(TRACE), load_hw(hw), samples=4,
                                            batch=batch).rows}
     assert [r["layer"] for r in out["layers"]] == list(rows)
     for report in out["layers"]:
@@ -34,6 +41,8 @@ def test_map_figures_are_simulates_rows(capsys, batch):
         for key in ("cycles", "energy_pj", "dram_bytes"):
             assert sim[key] == row[key], (report["layer"], key)
         assert sim["mapping"] == row["mapping"]        # the same mapping was simulated
+        shown = parse_mappings({"version": 1, "layers": {"x": report["mapping"]}})["x"]
+        assert mapping_text(shown) == row["mapping"]   # ... and it is the one map shows
 
 
 def test_map_says_where_each_layers_tensors_live(capsys):

@@ -171,7 +171,7 @@ def test_map_cli_refuses_a_systolic_design(capsys):
     from accelsim.cli import main
 
     assert main(["map", "--trace", "traces/lenet5_digits_dual.trace", "--hw",
-                 "hw_configs/dense_ws_tpu_like.yaml"]) == 2
+                 "tests/fixtures/systolic_designs/dense_ws_tpu_like.yaml"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "memory_hierarchy" in err
 

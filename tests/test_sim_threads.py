@@ -72,7 +72,7 @@ def test_a_failing_sample_raises_from_the_pool(monkeypatch):
         return real(layer, *args, **kwargs)
 
     monkeypatch.setattr(engine, "_simulate_sample", boom)
-    hw = load_hw("hw_configs/dense_ws_tpu_like.yaml")   # the systolic engine's sample pool
+    hw = load_hw("tests/fixtures/systolic_designs/dense_ws_tpu_like.yaml")   # the flat engine's pool
     with open_trace(TRACE) as trace, pytest.raises(RuntimeError, match="sample failed"):
         simulate(trace, hw, threads=2)
     assert len(calls) >= 3

@@ -46,11 +46,22 @@ def _eyeriss():
     return area_of(load_hw(ROOT / "hw_configs" / "eyeriss_v1.yaml"))
 
 
-def _tpu():
-    """The shipped TPU-like design at the published TPU v1 size and node."""
+def _tpu(flat: bool = False):
+    """The shipped TPU-like design at the published TPU v1 size and node; ``flat``: in the flat
+    form it had when ``layout_overhead`` was calibrated on it (2 + 2 + 4 B PE scratchpads; kept
+    in ``tests/fixtures/systolic_designs``). The mapped form's PE stores its 2-B weight and
+    passes an 8-bit input and a 32-bit partial sum through pipeline registers."""
+    size = {"pe_array.rows": 256, "pe_array.cols": 256, "technology.node_nm": 28}
+    if flat:
+        return area_of(load_hw(ROOT / "tests" / "fixtures" / "systolic_designs" /
+                               "dense_ws_tpu_like.yaml", dict(size, **{"global_buffer.size_kib": 24 * 1024})))
     return area_of(load_hw(ROOT / "hw_configs" / "dense_ws_tpu_like.yaml",
-                           {"pe_array.rows": 256, "pe_array.cols": 256,
-                            "global_buffer.size_kib": 24 * 1024, "technology.node_nm": 28}))
+                           dict(size, **{"memory_hierarchy.unified_buffer.size_bytes": 24 << 20})))
+
+
+def _buffer(area) -> float:
+    names = area.by_name()
+    return names.get("global_buffer", names.get("unified_buffer"))
 
 
 def test_eyeriss_v1_is_modelled_at_65nm():
@@ -72,16 +83,17 @@ def test_eyeriss_v1_sram_capacity_against_jssc2017():
 
 
 def test_layout_overhead_is_the_tpu_v1_calibration():
-    area = _tpu()
-    ub = area.by_name()["global_buffer"] / area.layout_overhead
+    area = _tpu(flat=True)
+    ub = _buffer(area) / area.layout_overhead
     mxu = area.cells_mm2 - ub
     published = TPU_DIE_MM2 * (TPU_MXU_SHARE + TPU_UB_SHARE)
     assert technology_data()["area"]["layout_overhead"] == pytest.approx(published / (mxu + ub), rel=0.01)
 
 
-def test_tpu_v1_matrix_unit_to_buffer_split():
-    area = _tpu()
-    ub = area.by_name()["global_buffer"]
+@pytest.mark.parametrize("flat", [False, True])
+def test_tpu_v1_matrix_unit_to_buffer_split(flat):
+    area = _tpu(flat)
+    ub = _buffer(area)
     mxu = area.total_mm2 - ub
     ratio = (mxu / ub) / (TPU_MXU_SHARE / TPU_UB_SHARE)
     assert SPLIT_WINDOW[0] <= ratio <= SPLIT_WINDOW[1], ratio

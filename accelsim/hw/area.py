@@ -9,8 +9,9 @@ Primitives and their sources are in ``accelsim/hw/data/technology_nodes.yaml``:
 * **MACs**: an ``a x w`` array multiplier (Aladdin's 32x32 block x a*w/1024) plus an accumulator
   adder of ``accumulator_bits`` (Aladdin's 32-bit adder, linear in width), per MAC lane.
 * **Network**: per PE, a port register per tensor (its operand width) and, on a multicast
-  network, a tag comparator per tensor (Eyeriss' row/column ID check); a systolic design's PE
-  registers are its links (nothing added).
+  network, a tag comparator per tensor (Eyeriss' row/column ID check); a systolic design's links
+  are the pipeline registers of the operands it passes between neighbours (flat form: its PE
+  registers, nothing added).
 * **PE control**: an address counter per per-PE level of more than one word.
 * **Sparse logic** the design declares: zero detectors and a gating latch per MAC lane
   (``gate_zero_operands``); an index adder, zero detector and index counter per lane (one-sided
@@ -283,7 +284,14 @@ def area_of(hw: HardwareConfig, backend: str | None = None) -> AreaBreakdown:
                  f"{p.activation_bits}x{p.weight_bits}-bit multiply, {p.accumulator_bits}-bit "
                  f"accumulate x {pes * lanes:,} lanes", 0.0))
 
-    if hw.memory_hierarchy is not None:
+    if hw.memory_hierarchy is not None and hw.pe_array.systolic:
+        from accelsim.sim.systolic import passed_bits_per_slot
+
+        bits = passed_bits_per_slot(hw.pe_array.dataflow, p.activation_bits, p.weight_bits,
+                                    p.accumulator_bits)
+        rows.append(("noc", "logic", pes, prim.register(bits) * pes,
+                     f"systolic links: {bits:g}-bit pipeline registers x {pes:,} PEs", 0.0))
+    elif hw.memory_hierarchy is not None:
         shared = [lv for lv in levels if lv.instances == "one"]
         multicast = bool(shared) and shared[-1].network == "multicast"
         widths = (p.activation_bits, p.weight_bits, p.accumulator_bits)

@@ -220,6 +220,41 @@ def _check_actions(levels: tuple, source: str) -> None:
             targets.add(action.target)
 
 
+def _check_systolic(config: HardwareConfig, source: str) -> None:
+    """``pe_array.systolic`` on the loop-nest model: what the lowered GEMM can represent."""
+    pe = config.pe_array
+    if not pe.systolic:
+        return
+    if config.memory_hierarchy is None:
+        raise ConfigError(source, "pe_array.systolic", "needs a memory_hierarchy (a design without "
+                                                       "one is systolic already: drop the field)")
+    if pe.dataflow not in ("output_stationary", "weight_stationary", "input_stationary"):
+        raise ConfigError(source, "pe_array.dataflow", "a systolic array runs output_stationary, "
+                                                       f"weight_stationary or input_stationary, got "
+                                                       f"{pe.dataflow!r}")
+    stationary = {"output_stationary": "outputs", "weight_stationary": "weights",
+                  "input_stationary": "inputs"}[pe.dataflow]
+    per_pe = [(i, lv) for i, lv in enumerate(config.memory_hierarchy) if lv.instances == "per_pe"]
+    if not per_pe:
+        raise ConfigError(source, "memory_hierarchy", f"a systolic array needs a per-PE level keeping "
+                                                      f"its stationary {stationary}")
+    for i, lv in per_pe:
+        if tuple(lv.keeps) != (stationary,):
+            raise ConfigError(source, f"memory_hierarchy[{i}].keeps",
+                              f"a systolic {pe.dataflow} array keeps only its stationary "
+                              f"{stationary} in a PE (the other operands and partial sums pass "
+                              f"between PEs every cycle), got {list(lv.keeps)}")
+    if config.dram.access_stream:
+        raise ConfigError(source, "dram.access_stream", "not modelled for a systolic design: its "
+                                                        "layers run as im2col GEMMs whose operand "
+                                                        "matrix is not the input's DRAM layout; set "
+                                                        "it false (DRAM priced per bit)")
+    if config.sparsity.skip_zero_activations and not config.sparsity.skip_padding:
+        raise ConfigError(source, "sparsity.skip_padding", "a systolic design's operand matrix holds "
+                                                           "padding as zeros, which activation "
+                                                           "skipping skips: set it true")
+
+
 def _check_cross_fields(config: HardwareConfig, source: str) -> None:
     _check_memory_hierarchy(config, source)
     if config.num_pes > MAX_PES:
@@ -236,6 +271,7 @@ def _check_cross_fields(config: HardwareConfig, source: str) -> None:
     if not lp.power_gating and (lp.wakeup_cycles or lp.wakeup_energy_pj):
         raise ConfigError(source, "low_power.wakeup_cycles",
                           "wake-up costs are set but power_gating is false; enable power_gating or drop them")
+    _check_systolic(config, source)
     spad = config.scratchpad
     need = config.precision.weight_bits if config.pe_array.dataflow == "weight_stationary" else 0
     if need and spad is not None and spad.weight_bytes * 8 < need * config.pe_array.macs_per_pe:

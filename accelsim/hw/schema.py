@@ -93,6 +93,11 @@ class PEArray:
     operand_queue_depth: int | None = spec(rules.optional(rules.bounded(rules.positive_int, 1 << 20)),
                                            "cycle fidelity: operand pairs buffered per PE "
                                            "(null = unbounded)", None)
+    systolic: bool = spec(rules.boolean,
+                          "with a memory_hierarchy: operands pass between neighbouring PEs in "
+                          "skewed streams; each layer runs as its im2col GEMM with SCALE-Sim's "
+                          "mapping and every fold pays the array's fill and drain "
+                          "(accelsim.sim.systolic)", False)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ def derived_figures(hw: HardwareConfig) -> dict:
         },
         "energy_model": e.as_dict(),
         "model": "loop_nest" if hw.memory_hierarchy is not None else "systolic",
+        "mapping": ("systolic" if hw.memory_hierarchy is None or hw.pe_array.systolic
+                    else "mapper"),
         "hierarchy": hierarchy_lines(hw),
         "area": area_figures(hw),
     }
@@ -130,6 +132,10 @@ def format_figures(figures: dict) -> str:
         if figures["model"] == "systolic":
             lines.append("model                     systolic (SCALE-Sim's mapping; no memory_hierarchy "
                          "given), equivalent hierarchy:")
+        elif figures.get("mapping") == "systolic":
+            lines.append("model                     loop nest over the memory_hierarchy, systolic "
+                         "(each layer's im2col GEMM on SCALE-Sim's mapping, fill and drain per "
+                         "fold):")
         else:
             lines.append("model                     loop nest over the memory_hierarchy (mapper per layer):")
         lines.extend(f"  {line}" for line in figures["hierarchy"])

@@ -80,7 +80,18 @@ def _map(args: argparse.Namespace) -> int:
     for layer in layers:
         ctx = contexts[layer.name]
         batch = min(ctx.batch, rows[layer.name]["samples"])
-        if layer.name in fixed:
+        if hw.pe_array.systolic:   # the lowered GEMM on SCALE-Sim's mapping, as simulated
+            from accelsim.map.nest import LoopNest
+            from accelsim.sim.design import resolve
+            from accelsim.sim.loopnest import _reserve, _systolic_mapped
+            from accelsim.sim.systolic import lowered_geometry
+
+            arch = resolve(hw).arch
+            if ctx.reserved_bytes:
+                arch = _reserve(arch, ctx.reserved_bytes * 8.0)
+            nest = LoopNest.of_geometry(lowered_geometry(layer.geometry, batch))
+            mapped = _systolic_mapped(layer.name, nest, arch, hw.pe_array.dataflow)
+        elif layer.name in fixed:
             from accelsim.map.nest import LoopNest
             from accelsim.sim.design import resolve
             from accelsim.sim.loopnest import _reserve

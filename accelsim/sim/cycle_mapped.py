@@ -196,9 +196,11 @@ def cause_names(arch: Arch) -> list[str]:
 
 
 def apply(row: dict, energy: dict, *, work, uniform, mapping, arch: Arch, c: np.ndarray,
-          times, meta_times, reads, writes, instances, stats: np.ndarray, hw, em) -> None:
+          times, meta_times, reads, writes, instances, stats: np.ndarray, hw, em,
+          overhead: int = 0) -> None:
     """Replace the fast figures of ``row`` that depend on time by the cycle-level run's: cycles,
-    stalls by cause, utilisation, leakage and clock energy (as ``_sample`` derives them)."""
+    stalls by cause, utilisation, leakage and clock energy (as ``_sample`` derives them).
+    ``overhead``: cycles every step pays before its work (a systolic fold's fill and drain)."""
     sync = sch.SYNC_CODES[hw.pe_array.sync]
     depth = max(1, int(hw.pe_array.work_queue_depth))
     gbusy, issued = busy_groups(work, uniform, arch, sync)
@@ -208,7 +210,7 @@ def apply(row: dict, energy: dict, *, work, uniform, mapping, arch: Arch, c: np.
                             f"step loops make {n_steps}")
     result, stalls = run(gbusy, issued,
                          lambda w: level_profiles(mapping, arch, c, gbusy.shape[0], w),
-                         arch, 0, depth, times, meta_times, reads, writes, instances)
+                         arch, int(overhead), depth, times, meta_times, reads, writes, instances)
     cycles = float(result[mc.MC_CYCLES])
     compute = float(result[mc.MC_COMPUTE])
     row["cycles"] = cycles

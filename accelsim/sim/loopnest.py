@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from accelsim.map.nest import DIMS, LoopNest
 from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs,
                                   step_work)
 from accelsim.sim import dram_stream, fetch, storage, tile_conditions
+from accelsim.sim import systolic as systolic_mod
 from accelsim.sim.conditions import LiveSlots, live_slots
 from accelsim.sim.design import resolve
 from accelsim.sim.energy import COMPONENTS
@@ -185,8 +187,31 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
     mappings: list = []
     shared_ratios = None if per_sample_weights else _weight_ratios(wmasks, hw)
 
+    systolic = hw.pe_array.systolic
+    if systolic and mapping is not None:
+        raise AccelsimError(f"{hw.name}: a systolic design (pe_array.systolic) runs SCALE-Sim's "
+                            f"mapping; layer {layer.name!r} cannot take a fixed mapping")
+
     def one_batch(start: int, group: np.ndarray) -> tuple[dict, int, object]:
         b = group.shape[0]
+        wmask = wmasks[start] if per_sample_weights else wmasks
+        ratios = _weight_ratios(wmask, hw) if per_sample_weights else shared_ratios
+        if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (accelsim.sim.fetch)
+            frac = fetch.hw_fetch_fraction(layer, group, hw)
+            stream_w = (ratios[1], fetch.needed_inputs(group)) if fetch.skips(geo) else None
+            ratios = (ratios[0] * frac, ratios[1] * frac)
+        else:
+            stream_w = None
+        if systolic:   # the im2col GEMM on SCALE-Sim's mapping (accelsim.sim.systolic)
+            low = systolic_mod.lower(geo, group, wmask)
+            held = _reserve(arch, ctx.reserved_bytes * 8.0) if ctx.reserved_bytes else arch
+            mapped = _systolic_mapped(layer.name, low.nest, held, hw.pe_array.dataflow)
+            timing = (systolic_mod.overhead(hw.pe_array.dataflow, arch.rows, arch.cols),
+                      systolic_mod.dram_input_scale(low))
+            row = _sample(_LoweredLayer(layer.name, low.geometry, layer.output_density), low.act,
+                          low.weights, low.nest, mapped.mapping, mapped.counts, arch, em, hw, mode,
+                          ratios, ctx, fidelity, None, timing)
+            return row, b, mapped.mapping
         nest = LoopNest.of_geometry(geo, batch=b)
         if mapping is not None:
             from accelsim.map.fixed import fixed_result
@@ -195,14 +220,6 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
             mapped = fixed_result(layer.name, mapping, nest, held)
         else:
             mapped = map_layer(layer, hw, b, ctx.reserved_bytes, written_density(layer, ctx))
-        wmask = wmasks[start] if per_sample_weights else wmasks
-        ratios = _weight_ratios(wmask, hw) if per_sample_weights else shared_ratios
-        stream_w = None
-        if hw.sparsity.skip_weight_fetch:  # zero inputs skip their weights (accelsim.sim.fetch)
-            frac = fetch.hw_fetch_fraction(layer, group, hw)
-            if fetch.skips(geo):   # the access stream cuts the weight ranges itself
-                stream_w = (ratios[1], fetch.needed_inputs(group))
-            ratios = (ratios[0] * frac, ratios[1] * frac)
         row = _sample(layer, group, wmask, nest, mapped.mapping, mapped.counts, arch, em, hw, mode,
                       ratios, ctx, fidelity, stream_w)
         return row, b, mapped.mapping
@@ -247,6 +264,31 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
     out["bottleneck"] = max(bottlenecks, key=bottlenecks.get)
     out["mapping"] = mapping_text(first_mapping)
     return out
+
+
+@dataclass(frozen=True)
+class _LoweredLayer:
+    """What the row of a lowered (im2col) batch reads of its layer."""
+
+    name: str
+    geometry: object
+    output_density: float | None
+
+
+_SYSTOLIC: dict[tuple, MapResult] = {}
+
+
+def _systolic_mapped(name: str, nest: LoopNest, arch: Arch, dataflow: str) -> MapResult:
+    """SCALE-Sim's mapping of a lowered nest that fits ``arch`` (cached per nest, arch)."""
+    key = (nest, arch, dataflow)
+    if key not in _SYSTOLIC:
+        if len(_SYSTOLIC) > _CACHE_LIMIT:
+            _SYSTOLIC.clear()
+        try:
+            _SYSTOLIC[key] = systolic_mod.systolic_result(name, nest, arch, dataflow)
+        except MappingError as exc:
+            raise MappingError(str(exc).replace("layer ''", f"layer {name!r}")) from None
+    return _SYSTOLIC[key]
 
 
 #: Batches in flight at once on a thread pool (their results are collected in order).
@@ -361,11 +403,14 @@ def _tensor_actions(hw, arch: Arch) -> tuple:
 
 
 def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, em, hw, mode,
-            w_ratios, ctx: LayerContext, fidelity: str = "fast", stream_w: tuple | None = None
-            ) -> dict:
+            w_ratios, ctx: LayerContext, fidelity: str = "fast", stream_w: tuple | None = None,
+            systolic: tuple[int, float] | None = None) -> dict:
     """One batch's result row. ``w_ratios``: on- and off-chip weight ratios (a skipped weight
     fetch's fraction included); ``stream_w``: ``(off-chip weight ratio without it, inputs
-    needed)`` for the access stream, which cuts the skipped weights at their addresses."""
+    needed)`` for the access stream, which cuts the skipped weights at their addresses.
+    ``systolic``: ``(fill + drain cycles per fold, DRAM input scale)`` of a lowered layer
+    (:mod:`accelsim.sim.systolic`)."""
+    overhead, input_scale = systolic or (0, 1.0)
     geo = layer.geometry
     fan = arch.fanout_level
     p = hw.precision
@@ -378,7 +423,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     outer, ys, xs = _block_size(mapping, fan)
     block = counts.macs // max(outer * ys * xs, 1)
     lp = hw.low_power
-    schedule = (arch.lanes, 0, sch.SYNC_CODES[hw.pe_array.sync],
+    schedule = (arch.lanes, overhead, sch.SYNC_CODES[hw.pe_array.sync],
                 max(1, int(hw.pe_array.work_queue_depth)), lp.power_gating,
                 max(1, lp.min_idle_cycles, lp.wakeup_cycles))
     remainder = any(mapping.factor_product(d) != nest.bound(d) for d in DIMS)
@@ -437,7 +482,11 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         mac_part[inner[ti], ti, READS] = mac_reads[ti]
     mac_part[inner[2], 2, UPDATES] = counts.counts[inner[2], 2, UPDATES]
     c = counts.counts - mac_part
-    c[0] *= np.array([w_ratios[1], a_off, o_off])[:, None]
+    c[0] *= np.array([w_ratios[1], a_off * input_scale, o_off])[:, None]
+    if input_scale != 1.0:   # a lowered layer's input reaches its first on-chip level un-lowered
+        first = next((i for i in range(1, len(arch.levels)) if "I" in arch.levels[i].keeps), None)
+        if first is not None:
+            c[first, 1, FILLS] *= input_scale
     meta = np.zeros_like(c)      # metadata moved at levels that keep it in their own storage
     for i in range(1, len(arch.levels)):    # on chip: each level's own format of W and I
         spec = hw.memory_hierarchy[i - 1]
@@ -519,6 +568,18 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
                              mac_part[inner[2], 2, UPDATES] * full[2],
                              _reduction_fanin(mapping, arch, fan))
     energy["noc"] = delivered * em.noc_pj_per_bit_hop
+    if systolic is not None:   # the array's network is the chain between neighbouring PEs
+        df = hw.pe_array.dataflow
+        st = "WIO".index(systolic_mod.ROLES[df][3])
+        keeper = max(i for i, lv in enumerate(arch.levels) if "WIO"[st] in lv.keeps)
+        moves = c[fan, st, UPDATES] if df == "output_stationary" else c[keeper, st, FILLS]
+        stationary_bits = p.activation_bits if st != 0 else p.weight_bits
+        energy["noc"] = em.noc_pj_per_bit_hop * systolic_mod.chain_bit_hops(
+            df, issued, float(moves), stationary_bits, arch.rows, p.activation_bits,
+            p.weight_bits, p.accumulator_bits)
+        # each passed operand is written into and read from the receiving PE's pipeline register
+        energy["spad"] += 2.0 * issued * em.spad_pj_per_bit * systolic_mod.passed_bits_per_slot(
+            df, p.activation_bits, p.weight_bits, p.accumulator_bits)
     macs_gated = issued - live.live(hw.sparsity.gate_on) if gating else 0.0
     energy["mac"] = (issued - macs_gated) * em.mac_pj + macs_gated * em.gated_mac_pj
     cycles = max([compute] + times + [t for _, t in meta_times])
@@ -533,7 +594,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     dram_read = float(reads[0]) / 8.0
     dram_write = float(writes[0]) / 8.0
     w_dram = wmask.size * p.weight_bits * w_ratios[1] / 8.0
-    i_dram = a_mask.size * p.activation_bits * a_off / 8.0
+    i_dram = a_mask.size * input_scale * p.activation_bits * a_off / 8.0
     o_dram = o_elems * p.activation_bits * o_off / 8.0
     compulsory = ((0.0 if ctx.weights_resident else min(w_dram, c[0, 0, READS] * bits[0] / 8.0))
                   + (min(i_dram, c[0, 1, READS] * bits[1] / 8.0) if ctx.network_input else 0.0)
@@ -548,7 +609,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         "stall_cycles": cycles - compute,
         "glb_stall_cycles": max(0.0, max([0.0] + port_times) - compute),
         "dram_stall_cycles": max(0.0, cycles - max([compute] + port_times)),
-        "fill_drain_cycles": 0.0,
+        "fill_drain_cycles": float(stats[sch.ST_FILL_DRAIN]),
         "folds": stats[sch.ST_FOLDS],
         "stream_chunks": 1.0,
         "utilization": issued / (pes * arch.lanes * cycles) if cycles > 0 else 0.0,
@@ -598,6 +659,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
 
         cycle_mapped.apply(row, energy, work=work, uniform=(outer, ys, xs, block), mapping=mapping,
                            arch=arch, c=c, times=times, meta_times=meta_times, reads=reads,
-                           writes=writes, instances=counts.instances, stats=stats, hw=hw, em=em)
+                           writes=writes, instances=counts.instances, stats=stats, hw=hw, em=em,
+                           overhead=overhead)
     row["_bottleneck"] = bottleneck
     return row

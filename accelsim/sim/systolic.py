@@ -1,0 +1,196 @@
+"""The systolic dataflow as a mapping and timing mode of the loop-nest model (issue 23 item 3).
+
+A design with ``pe_array.systolic: true`` and a ``memory_hierarchy`` runs on the loop-nest
+model like every mapped design, with SCALE-Sim's mapping and timing instead of the mapper's:
+
+1. **Lowering.** A layer (one batch of ``b`` samples) becomes its im2col GEMM: the loop nest
+   ``N=1, G, K, C' = C/G * R * S, P = M = b * P * Q, Q = R = S = 1`` (stride 1); the input
+   mask becomes the operand matrix (every output pixel's receptive field, ``(c, r, s)`` flat,
+   padding positions as zeros), the weight mask ``(K, C', 1, 1)``. Counts, energies and
+   sparse work then come from these masks as for any layer; the input lives in DRAM
+   un-lowered, so DRAM reads of the input are scaled from the operand matrix's elements to
+   the real input's (:func:`dram_input_scale`).
+2. **Mapping** (:func:`systolic_mapping`, SCALE-Sim's, :mod:`accelsim.sim.map`): the array's
+   rows (Y) take ``Sr`` and its columns (X) take ``Sc`` of the dataflow (OS: ``M`` x ``K``,
+   stream ``C'``; WS: ``C'`` x ``K``, stream ``M``; IS: ``C'`` x ``M``, stream ``K``), folded
+   with remainders (groups outermost, column folds, then row folds); the stream runs at the
+   innermost per-PE level keeping the stationary tensor. The fold loops sit at the fan-out
+   level when the level holds their tiles, else at DRAM; when even one fold's tiles do not
+   fit, the stream is cut into chunks at DRAM (each chunk its own folds, as the systolic
+   engine splits its output stream).
+3. **Timing.** Each step above the PEs is one fold; it pays SCALE-Sim's fill and drain
+   (:func:`accelsim.sim.map.fill_drain`, the full array's even for partial folds) on top of
+   its busiest sync group's issued slots, in the same fold recurrence as every mapped design.
+   A dense layer therefore takes SCALE-Sim's ``folds * (T + fill + drain)`` cycles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelsim.errors import MappingError
+from accelsim.map.mapping import Loop, LevelLoops, Mapping
+from accelsim.map.nest import LoopNest
+from accelsim.sim.map import fill_drain
+from accelsim.trace.geometry import LayerGeometry
+
+#: Per dataflow: (dimension on the array's rows, on its columns, streamed, stationary tensor).
+ROLES = {
+    "output_stationary": ("P", "K", "C", "O"),
+    "weight_stationary": ("C", "K", "P", "W"),
+    "input_stationary": ("C", "P", "K", "I"),
+}
+TENSOR_NAMES = {"W": "weights", "I": "inputs", "O": "outputs"}
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """One batch of a layer as its im2col GEMM."""
+
+    geometry: LayerGeometry     # 1x1 convolution: C = G * C', H = M, W = 1, K, groups G
+    nest: LoopNest
+    act: np.ndarray             # (1, G * C', M, 1) bool: the operand matrix, padding zero
+    weights: np.ndarray         # (K, C', 1, 1) bool
+    input_elements: int         # elements of the real (un-lowered) input of the batch
+
+
+def lower(geometry: LayerGeometry, act: np.ndarray, wmask: np.ndarray) -> Lowered:
+    """The im2col GEMM of a batch ``act`` (b, C, H, W) of a layer with weights ``wmask``
+    (K, C/G, R, S): operand rows ``(g, c, r, s)``, columns ``(n, p, q)``."""
+    g = int(geometry.groups)
+    b = int(act.shape[0])
+    cg, r, s = geometry.c_per_group, geometry.R, geometry.S
+    p, q = geometry.P, geometry.Q
+    padded = np.pad(np.asarray(act, dtype=bool),
+                    ((0, 0), (0, 0), (geometry.pad_h, geometry.pad_h),
+                     (geometry.pad_w, geometry.pad_w)))
+    # window (p, q) tap (r, s) reads padded row p * stride + r * dilation
+    rows = (np.arange(p)[:, None] * geometry.stride_h + np.arange(r)[None, :] * geometry.dil_h)
+    cols = (np.arange(q)[:, None] * geometry.stride_w + np.arange(s)[None, :] * geometry.dil_w)
+    taps = padded[:, :, rows[:, None, :, None], cols[None, :, None, :]]   # (b, C, P, Q, R, S)
+    taps = taps.reshape(b, g, cg, p, q, r, s).transpose(1, 2, 5, 6, 0, 3, 4)
+    operand = np.ascontiguousarray(taps.reshape(g * cg * r * s, b * p * q))[None, :, :, None]
+    low = lowered_geometry(geometry, b)
+    weights = np.ascontiguousarray(
+        np.asarray(wmask, dtype=bool).reshape(geometry.K, cg * r * s))[:, :, None, None]
+    return Lowered(low, LoopNest.of_geometry(low), operand, weights,
+                   int(b * geometry.C * geometry.H * geometry.W))
+
+
+def lowered_geometry(geometry: LayerGeometry, batch: int = 1) -> LayerGeometry:
+    """The 1x1 convolution of a layer's im2col GEMM for ``batch`` samples: ``C = G * C/G * R *
+    S``, ``H = batch * P * Q`` pixels, ``W = 1``, the same ``K`` and groups."""
+    g = int(geometry.groups)
+    c_red = geometry.c_per_group * geometry.R * geometry.S
+    kind = "conv2d" if g == 1 else "grouped_conv2d"
+    return LayerGeometry(kind, N=1, C=g * c_red, H=int(batch) * geometry.P * geometry.Q, W=1,
+                         K=geometry.K, R=1, S=1, groups=g)
+
+
+def dram_input_scale(lowered: Lowered) -> float:
+    """DRAM holds the input un-lowered: its reads scale from the operand matrix's elements to
+    the real input's (each element once per pass over the input, however many windows use it)."""
+    elements = int(lowered.act.size)
+    return lowered.input_elements / elements if elements else 1.0
+
+
+def overhead(dataflow: str, rows: int, cols: int) -> int:
+    """Fill + drain cycles every fold pays (SCALE-Sim's, full array)."""
+    fill, drain = fill_drain(dataflow, rows, cols)
+    return int(fill + drain)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def systolic_mapping(nest: LoopNest, arch, dataflow: str, where: str = "fanout",
+                     chunks: int = 1) -> Mapping:
+    """SCALE-Sim's mapping of a lowered ``nest`` on ``arch`` (see the module): fold loops at
+    the fan-out level (``where="fanout"``) or at DRAM (``"dram"``), the stream cut into
+    ``chunks`` at DRAM."""
+    if dataflow not in ROLES:
+        raise MappingError(f"pe_array.dataflow: a systolic array runs one of "
+                           f"{', '.join(ROLES)}, got {dataflow!r}")
+    y_dim, x_dim, stream, stationary = ROLES[dataflow]
+    fan = arch.fanout_level
+    last = len(arch.levels) - 1
+    per_pe = [i for i in range(fan + 1, last + 1)]
+    keepers = [i for i in per_pe if stationary in arch.levels[i].keeps]
+    at = keepers[-1] if keepers else last
+    ys = min(arch.rows, nest.bound(y_dim))
+    xs = min(arch.cols, nest.bound(x_dim))
+    t = nest.bound(stream)
+    t_in = _ceil(t, chunks)
+    folds = [Loop("G", nest.bound("G")), Loop(x_dim, _ceil(nest.bound(x_dim), xs)),
+             Loop(y_dim, _ceil(nest.bound(y_dim), ys))]
+    temporal: dict[int, list[Loop]] = {i: [] for i in range(len(arch.levels))}
+    temporal[0].append(Loop("N", nest.bound("N")))
+    if chunks > 1:
+        temporal[0].append(Loop(stream, _ceil(t, t_in)))
+    temporal[fan if where == "fanout" else 0].extend(folds)
+    temporal[at].append(Loop(stream, t_in))
+    levels = []
+    for i, lv in enumerate(arch.levels):
+        spatial = ((Loop(y_dim, ys, spatial=True, axis="Y"), Loop(x_dim, xs, spatial=True, axis="X"))
+                   if i == fan else ())
+        levels.append(LevelLoops(lv.name, tuple(temporal[i]), spatial))
+    return Mapping(tuple(levels))
+
+
+def systolic_result(layer_name: str, nest: LoopNest, arch, dataflow: str):
+    """The :class:`~accelsim.map.mapper.MapResult` of SCALE-Sim's mapping that fits ``arch``:
+    fold loops at the fan-out level, else at DRAM, else the stream in the fewest chunks whose
+    tiles fit (one line naming the level when even a chunk of one step does not)."""
+    from accelsim.map.fixed import fixed_result
+
+    _, _, stream, _ = ROLES.get(dataflow, (None, None, "P", None))
+    last_error = None
+    for where in ("fanout", "dram"):
+        try:
+            return fixed_result(layer_name, systolic_mapping(nest, arch, dataflow, where), nest, arch)
+        except MappingError as exc:
+            last_error = exc
+    t = nest.bound(stream)
+    lo, hi = 2, t          # the fewest chunks that fit: fitting is monotone in the chunk size
+    found = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        try:
+            found = fixed_result(layer_name, systolic_mapping(nest, arch, dataflow, "dram", mid),
+                                 nest, arch)
+            hi = mid - 1
+        except MappingError as exc:
+            last_error = exc
+            lo = mid + 1
+    if found is None:
+        raise last_error
+    return found
+
+
+#: Per dataflow: (bits of the operands that pass to the next PE per issued slot, as
+#: (activation, weight, partial-sum) multiples) -- OS: inputs along the row, weights down
+#: the column; WS: inputs along the row, partial sums down the column; IS: weights along the
+#: row, partial sums down the column.
+_PASSED = {
+    "output_stationary": (1, 1, 0),
+    "weight_stationary": (1, 0, 1),
+    "input_stationary": (0, 1, 1),
+}
+
+
+def passed_bits_per_slot(dataflow: str, a_bits: int, w_bits: int, acc_bits: int) -> float:
+    """Bits that move one hop to a neighbouring PE (and through its pipeline register) for
+    every issued MAC slot of a systolic array."""
+    a, w, s = _PASSED[dataflow]
+    return float(a * a_bits + w * w_bits + s * acc_bits)
+
+
+def chain_bit_hops(dataflow: str, issued: float, stationary_moves: float, stationary_bits: int,
+                   rows: int, a_bits: int, w_bits: int, acc_bits: int) -> float:
+    """Bit-hops of a systolic array's network: the passed operands one hop per issued slot,
+    and every stationary element loaded (OS: every finished output drained) over
+    ``(rows + 1) / 2`` hops on average, down its column."""
+    return (issued * passed_bits_per_slot(dataflow, a_bits, w_bits, acc_bits)
+            + stationary_moves * stationary_bits * (rows + 1) / 2.0)

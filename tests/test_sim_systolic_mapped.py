@@ -1,0 +1,237 @@
+"""The systolic dataflow as a mode of the loop-nest model (issue 23 item 3).
+
+Targets, fixed before the implementation:
+- dense cycles, folds and the buffer's input/filter reads equal SCALE-Sim 3.0.0's recorded runs
+  (``tests/fixtures/scalesim``; cycles = its last-cycle index + 1), partial-sum writes too for
+  weight and input stationary (SCALE-Sim's output-stationary write count carries its
+  ``folds * (rows + cols)`` quirk, see ``tests/test_sim_scalesim.py``);
+- sparse compute cycles and issued slots equal a brute force written from SCALE-Sim's fold
+  definition (operand matrix built element by element from the convolution's index algebra,
+  folds walked one by one, each paying fill + drain plus its busiest PE's issued slots);
+- the shipped TPU-like design, ported from the flat form to the mapped form, keeps the flat
+  engine's compute cycles and folds exactly and its energy within 1 %.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim_helpers import make_hw, random_layer
+from test_sim_scalesim import DATAFLOWS, _layer
+
+from accelsim.errors import ConfigError
+from accelsim.hw import load_hw
+from accelsim.map.access import READS, UPDATES
+from accelsim.sim import simulate
+from accelsim.sim.design import resolve
+from accelsim.sim.systolic import lower, systolic_result
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "scalesim"
+STATIONARY = {"output_stationary": "outputs", "weight_stationary": "weights",
+              "input_stationary": "inputs"}
+#: SCALE-Sim's fill + drain per fold (its demand matrices): OS rows + cols - 2, WS/IS
+#: 2 rows + cols - 2.
+FILL_DRAIN = {"output_stationary": lambda r, c: r + c - 2,
+              "weight_stationary": lambda r, c: 2 * r + c - 2,
+              "input_stationary": lambda r, c: 2 * r + c - 2}
+
+
+def _systolic_hw(dataflow: str, rows: int, cols: int, **extra):
+    levels = [{"name": "glb", "keeps": ["weights", "inputs", "outputs"], "instances": "one",
+               "word_bits": 8, "read_words_per_cycle": 1 << 16},
+              {"name": "reg", "keeps": [STATIONARY[dataflow]], "instances": "per_pe",
+               "size_bytes": 4, "word_bits": 8}]
+    pe = {"rows": rows, "cols": cols, "dataflow": dataflow, "systolic": True}
+    pe.update(extra.pop("pe_array", {}))
+    return make_hw(pe_array=pe, memory_hierarchy=levels, **extra)
+
+
+def _runs():
+    if not FIXTURES.is_dir():
+        return []
+    out = []
+    for path in sorted(FIXTURES.glob("*.json")):
+        data = json.loads(path.read_text())
+        if data.get("schema") == "accelsim.scalesim_run/1" and not data.get("sparsity_support"):
+            out.append(pytest.param(data, id=path.stem))
+    return out
+
+
+@pytest.mark.parametrize("run", _runs())
+def test_dense_cycles_and_buffer_reads_equal_scalesim(run):
+    dataflow = DATAFLOWS[run["dataflow"]]
+    hw = _systolic_hw(dataflow, run["rows"], run["cols"])
+    layers = [_layer(row, i) for i, row in enumerate(run["layers"])]
+    rows = simulate(layers, hw).layers.to_dict(orient="records")
+    arch = resolve(hw).arch
+    for layer, row, ours in zip(layers, run["layers"], rows):
+        mapping = row["mapping"]
+        assert ours["macs_dense"] == row["macs"]
+        assert ours["folds"] == mapping["row_folds"] * mapping["col_folds"]
+        assert ours["compute_cycles"] == row["total_cycles"] + 1
+        low = lower(layer.geometry, layer.act_mask(1)[:1], layer.weight_mask())
+        c = systolic_result(layer.name, low.nest, arch, dataflow).counts.counts
+        sram = row["sram"]
+        assert c[1, 1, READS] == sram["ifmap_reads"]
+        assert c[1, 0, READS] == sram["filter_reads"]
+        if dataflow != "output_stationary":
+            assert c[1, 2, UPDATES] == sram["ofmap_writes"]
+
+
+def _operand(act: np.ndarray, geo) -> np.ndarray:
+    """The operand matrix (G, C/G * R * S, N * P * Q) built element by element: entry
+    ((c, r, s), (n, p, q)) is the input at row p * stride - pad + r * dilation (zero outside)."""
+    g, cg = geo.groups, geo.C // geo.groups
+    n_, _, h, w = act.shape
+    out = np.zeros((g, cg * geo.R * geo.S, n_ * geo.P * geo.Q), dtype=bool)
+    for gi in range(g):
+        for c in range(cg):
+            for r in range(geo.R):
+                for s in range(geo.S):
+                    row = (c * geo.R + r) * geo.S + s
+                    for n in range(n_):
+                        for p in range(geo.P):
+                            for q in range(geo.Q):
+                                y = p * geo.stride_h - geo.pad_h + r * geo.dil_h
+                                x = q * geo.stride_w - geo.pad_w + s * geo.dil_w
+                                if 0 <= y < h and 0 <= x < w:
+                                    out[gi, row, (n * geo.P + p) * geo.Q + q] = act[n, gi * cg + c, y, x]
+    return out
+
+
+def _brute_cycles(layer, hw) -> tuple[int, int]:
+    """(compute cycles, issued slots) of one sample, fold by fold."""
+    geo = layer.geometry
+    pe, sp = hw.pe_array, hw.sparsity
+    act = np.asarray(layer.act_mask(1)[:1], dtype=bool)
+    a = _operand(act, geo)                                             # (G, C', M)
+    w = np.asarray(layer.weight_mask(), dtype=bool).reshape(geo.groups, geo.K // geo.groups, -1)
+    rows, cols, lanes = pe.rows, pe.cols, pe.macs_per_pe
+    total = issued = 0
+    for g in range(geo.groups):
+        # issued[c', m, k]: the slot of reduction c', pixel m, filter k happens
+        slot = np.ones((a.shape[1], a.shape[2], w.shape[1]), dtype=bool)
+        if sp.skip_zero_activations:
+            slot &= a[g][:, :, None]
+        if sp.skip_zero_weights:
+            slot &= w[g].T[:, None, :]
+        sizes = {"C": a.shape[1], "M": a.shape[2], "K": w.shape[1]}
+        y, x, _ = {"output_stationary": ("M", "K", "C"), "weight_stationary": ("C", "K", "M"),
+                   "input_stationary": ("C", "M", "K")}[pe.dataflow]
+        for fx in range(math.ceil(sizes[x] / cols)):
+            for fy in range(math.ceil(sizes[y] / rows)):
+                busiest = 0
+                for i in range(rows):
+                    for j in range(cols):
+                        idx = {y: fy * rows + i, x: fx * cols + j}
+                        if idx[y] >= sizes[y] or idx[x] >= sizes[x]:
+                            continue
+                        sel = [idx.get(d, slice(None)) for d in ("C", "M", "K")]
+                        work = int(slot[tuple(sel)].sum())
+                        issued += work
+                        busiest = max(busiest, -(-work // lanes))
+                total += FILL_DRAIN[pe.dataflow](rows, cols) + busiest
+    return total, issued
+
+
+def _case(seed: int):
+    rng = np.random.default_rng(seed)
+    dataflow = list(STATIONARY)[seed % 3]
+    groups = int(rng.choice([1, 1, 2]))
+    geometry = dict(C=groups * int(rng.integers(1, 4)), K=groups * int(rng.integers(1, 5)),
+                    R=int(rng.integers(1, 4)), S=int(rng.integers(1, 4)),
+                    stride_h=int(rng.integers(1, 3)), stride_w=int(rng.integers(1, 3)),
+                    pad_h=int(rng.integers(0, 2)), pad_w=int(rng.integers(0, 2)),
+                    dil_h=int(rng.integers(1, 3)), dil_w=1, groups=groups,
+                    kind="conv2d" if groups == 1 else "grouped_conv2d")
+    geometry["H"] = (geometry["R"] - 1) * geometry["dil_h"] + 1 + int(rng.integers(0, 5))
+    geometry["W"] = geometry["S"] + int(rng.integers(0, 5))
+    density = [0.0, 1.0, 0.5, 0.3][seed % 4]
+    layer = random_layer("l", density, 0.6, seed=seed, **geometry)
+    rows, cols = (1, 1) if seed % 7 == 0 else (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    skip_a, skip_w = bool(seed % 2), bool((seed // 2) % 2)
+    hw = _systolic_hw(dataflow, rows, cols,
+                      sparsity={"skip_zero_activations": skip_a, "skip_zero_weights": skip_w,
+                                "skip_padding": True})
+    return layer, hw
+
+
+def _check(seed: int) -> None:
+    layer, hw = _case(seed)
+    row = simulate([layer], hw, samples=1).layers.iloc[0]
+    cycles, issued = _brute_cycles(layer, hw)
+    assert row["compute_cycles"] == cycles, seed
+    assert row["macs_issued"] == issued, seed
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_sparse_cycles_equal_a_fold_by_fold_walk(seed):
+    _check(seed)
+
+
+@pytest.mark.slow
+def test_sparse_cycles_equal_a_fold_by_fold_walk_many_seeds():
+    for seed in range(16, 216):
+        _check(seed)
+
+
+def test_hand_counted_weight_stationary_layer():
+    # 1x1 conv, C=3, K=2, 2x2 pixels on a 2x2 array: rows take C (2 folds: 2 + 1), columns K;
+    # each fold streams M = 4 pixels and pays 2*2 + 2 - 2 = 4: 2 * (4 + 4) = 16 cycles
+    layer = random_layer("l", 1.0, 1.0, C=3, K=2, H=2, W=2, R=1, S=1)
+    row = simulate([layer], _systolic_hw("weight_stationary", 2, 2)).layers.iloc[0]
+    assert row["compute_cycles"] == 16
+    assert row["folds"] == 2
+    assert row["fill_drain_cycles"] == 8
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"pe_array": {"dataflow": "row_stationary"}}, "pe_array.dataflow"),
+    ({"dram": {"ideal": False, "bandwidth_gb_per_s": 10, "device": "DDR4-3200",
+               "access_stream": True}}, "dram.access_stream"),
+    ({"sparsity": {"skip_zero_activations": True}}, "sparsity.skip_padding"),
+])
+def test_what_the_lowered_gemm_cannot_represent_is_refused(change, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        _systolic_hw("weight_stationary", 4, 4, **change)
+
+
+def test_a_pe_keeping_a_streamed_tensor_is_refused():
+    levels = [{"name": "glb", "keeps": ["weights", "inputs", "outputs"], "instances": "one"},
+              {"name": "reg", "keeps": ["weights", "outputs"], "instances": "per_pe",
+               "size_bytes": 8}]
+    with pytest.raises(ConfigError, match=r"memory_hierarchy\[1\]\.keeps"):
+        make_hw(pe_array={"rows": 4, "cols": 4, "dataflow": "weight_stationary", "systolic": True},
+                memory_hierarchy=levels)
+    with pytest.raises(ConfigError, match="pe_array.systolic"):
+        make_hw(pe_array={"rows": 4, "cols": 4, "dataflow": "weight_stationary", "systolic": True})
+
+
+def test_shipped_tpu_like_keeps_the_flat_engine_figures():
+    from accelsim.trace import open_trace
+
+    import yaml
+
+    from accelsim.hw import load_hw_dict
+
+    trace = open_trace(REPO / "traces" / "lenet5_digits_dual.trace")
+    path = REPO / "hw_configs" / "dense_ws_tpu_like.yaml"
+    # the same design in the flat form it was shipped in before the port (flat engine)
+    raw = yaml.safe_load(path.read_text())
+    del raw["memory_hierarchy"], raw["pe_array"]["systolic"]
+    raw["scratchpad"] = {"input_bytes": 2, "weight_bytes": 2, "psum_bytes": 4}
+    raw["global_buffer"] = {"size_kib": 512, "banks": 16, "words_per_cycle": 64, "word_bits": 8}
+    flat = simulate(trace, load_hw_dict(raw), samples=2)
+    mapped_hw = load_hw(path)
+    assert mapped_hw.memory_hierarchy is not None and mapped_hw.pe_array.systolic
+    mapped = simulate(trace, mapped_hw, samples=2)
+    a, b = flat.layers, mapped.layers
+    assert list(a["compute_cycles"]) == list(b["compute_cycles"])
+    assert list(a["folds"]) == list(b["folds"])
+    assert b["energy_pj"].sum() == pytest.approx(a["energy_pj"].sum(), rel=0.01)
+    assert b["cycles"].sum() == pytest.approx(a["cycles"].sum(), rel=0.01)
