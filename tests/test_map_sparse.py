@@ -145,3 +145,145 @@ def test_step_work_with_remainder_tiles_equals_brute_force(seed):
 @pytest.mark.parametrize("seed", range(200))
 def test_step_work_with_remainder_tiles_many_seeds(seed):
     _check_remainder_work(seed)
+
+
+# --- the ordered kernels (output written in its own order; single-row blocks on padded spaces)
+
+def _single_case(rng, kind=None):
+    """A layer whose blocks are one (n, g, p, q) row x one filter (N, G, K, P, Q never split
+    below the fan-out level), the reduction split anywhere, with or without remainders: conv
+    (stride, dilation, padding, groups), depthwise, linear; one PE or an array."""
+    from test_map_access import remainder_factors
+
+    kind = kind or rng.choice(["conv", "conv", "depthwise", "linear"])
+    sizes = [1, 2, 3, 5, 7]
+    b = dict(N=rng.choice([1, 2]), G=rng.choice([1, 1, 2]), K=rng.choice(sizes), C=rng.choice(sizes),
+             P=rng.choice(sizes), Q=rng.choice([1, 2, 3]), R=rng.choice([1, 2, 3]), S=rng.choice([1, 3]))
+    if kind == "depthwise":
+        b.update(G=rng.choice([2, 3, 4]), K=1, C=1)
+    if kind == "linear":
+        b.update(P=1, Q=1, R=1, S=1, C=rng.choice([3, 64, 65, 130]), K=rng.choice([1, 4, 9]))
+    stride = (1, 1) if kind == "linear" else (rng.choice([1, 2]), rng.choice([1, 2]))
+    dil = (1, 1) if kind == "linear" else (rng.choice([1, 2]), rng.choice([1, 2]))
+    nest = LoopNest(tuple(b[d] for d in DIMS), *stride, *dil)
+    one_pe = rng.random() < 0.2
+    exact = rng.random() < 0.4
+    levels = [[[], []] for _ in range(3)]
+    for d in DIMS:
+        # (level, spatial) slots: nothing of N, G, K, P, Q inside a PE; one PE: no spatial loop
+        slots = [(0, False), (1, False), (1, True), (2, False)]
+        if d not in "CRS":
+            slots = slots[:3]
+        if one_pe:
+            slots = [sl for sl in slots if not sl[1]]
+        fs = (split_factors(b[d], len(slots), rng) if exact
+              else remainder_factors(b[d], len(slots), rng))
+        for (lv, spatial), f in zip(slots, fs):
+            levels[lv][int(spatial)].append(Loop(d, f, spatial, rng.choice("XY")))
+    mapping = Mapping(tuple(LevelLoops(f"L{i}", tuple(t), tuple(s)) for i, (t, s) in enumerate(levels)))
+    mapping.check(nest)
+    pads = (0, 0) if kind == "linear" else (rng.choice([0, 1]), rng.choice([0, 1, 2]))
+    H = max((b["P"] - 1) * nest.stride_h + (b["R"] - 1) * nest.dil_h + 1 - 2 * pads[0], 1)
+    W = max((b["Q"] - 1) * nest.stride_w + (b["S"] - 1) * nest.dil_w + 1 - 2 * pads[1], 1)
+    np_rng = np.random.default_rng(rng.randrange(1 << 30))
+    act = np_rng.random((b["N"], b["G"] * b["C"], H, W)) < rng.choice([0.0, 0.3, 0.8, 1.0])
+    wmask = np_rng.random((b["G"] * b["K"], b["C"], b["R"], b["S"])) < rng.choice([0.0, 0.5, 1.0])
+    return nest, mapping, act, wmask, pads
+
+
+def _check_single(seed):
+    from accelsim.map import sparse
+
+    rng = random.Random(9100 + seed)
+    nest, mapping, act, wmask, pads = _single_case(rng)
+    assert sparse._plan(nest, mapping, 1).single
+    for mode in (MODE_DENSE, MODE_ACT, MODE_WEIGHT, MODE_BOTH):
+        for pad_issued in ((False, True) if mode in (MODE_ACT, MODE_BOTH) and any(pads) else (False,)):
+            slow = brute_work(nest, mapping, 1, act, wmask, pads, mode) if not pad_issued else \
+                brute_work_padded(nest, mapping, 1, act, wmask, pads, mode)
+            for method in ("packed", "boxed"):
+                fast = step_work(nest, mapping, 1, act, wmask, pads, mode, method, pad_issued)
+                assert fast.dtype == np.int64
+                np.testing.assert_array_equal(fast, slow, err_msg=f"{method} mode {mode}")
+
+
+def brute_work_padded(nest, mapping, fan, act, wmask, pads, mode):
+    """``brute_work`` with padding positions counted as present activations (pad_issued):
+    the same walk over a mask whose padding ring is ones and no padding."""
+    n, c, h, w = act.shape
+    big = np.ones((n, c, h + 2 * pads[0], w + 2 * pads[1]), dtype=bool)
+    big[:, :, pads[0]:pads[0] + h, pads[1]:pads[1] + w] = act
+    return brute_work(nest, mapping, fan, big, wmask, (0, 0), mode)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_single_row_blocks_equal_brute_force(seed):
+    _check_single(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(300))
+def test_single_row_blocks_many_seeds(seed):
+    _check_single(seed)
+
+
+def test_single_row_blocks_by_hand():
+    """K over two PEs (X), steps C-box x P; C = 3 cut in boxes of 2 (the second box has one
+    channel, its outer loop a padded remainder): every count written out."""
+    nest = LoopNest((1, 1, 2, 3, 2, 1, 1, 1))
+    mapping = Mapping((LevelLoops("L0", (Loop("C", 2), Loop("P", 2))),
+                       LevelLoops("L1", (), (Loop("K", 2, True, "X"),)),
+                       LevelLoops("L2", (Loop("C", 2),))))
+    a = np.array([[1, 1], [0, 1], [1, 0]], dtype=bool)          # a[c, p]
+    act = a.reshape(1, 3, 2, 1)
+    w = np.array([[1, 1, 1], [0, 1, 1]], dtype=bool)            # w[k, c]
+    wmask = w.reshape(2, 3, 1, 1)
+    # steps: (box 0 = c 0..1, p 0), (box 0, p 1), (box 1 = c 2, p 0), (box 1, p 1); x = k
+    expect = {MODE_BOTH: [[1, 0], [2, 1], [1, 1], [0, 0]],
+              MODE_ACT: [[1, 1], [2, 2], [1, 1], [0, 0]],
+              MODE_WEIGHT: [[2, 1], [2, 1], [1, 1], [1, 1]],
+              MODE_DENSE: [[2, 2], [2, 2], [1, 1], [1, 1]]}
+    for mode, want in expect.items():
+        for method in ("boxed", "packed", "auto"):
+            got = step_work(nest, mapping, 1, act, wmask, (0, 0), mode, method)
+            np.testing.assert_array_equal(got, np.array(want).reshape(4, 1, 2), err_msg=method)
+
+
+def test_caches_follow_the_masks_and_hand_out_copies():
+    """The weight side is cached per mask object but recomputed when its content changes; the
+    dense work is cached per mapping and every call gets its own array."""
+    rng = random.Random(5)
+    nest, mapping, act, wmask, pads = _single_case(rng, "conv")
+    wmask = np.ones_like(wmask)
+    first = step_work(nest, mapping, 1, act, wmask, pads, MODE_BOTH, "boxed")
+    np.testing.assert_array_equal(first, brute_work(nest, mapping, 1, act, wmask, pads, MODE_BOTH))
+    wmask[...] = False                               # same object, new content
+    again = step_work(nest, mapping, 1, act, wmask, pads, MODE_BOTH, "boxed")
+    assert again.sum() == 0
+    dense = step_work(nest, mapping, 1, act, wmask, pads, MODE_DENSE, "boxed")
+    dense[...] = -1
+    fresh = step_work(nest, mapping, 1, act, wmask, pads, MODE_DENSE, "boxed")
+    np.testing.assert_array_equal(fresh, brute_work(nest, mapping, 1, act, wmask, pads, MODE_DENSE))
+
+
+def test_large_box_arrays_fall_back_to_packed(monkeypatch):
+    from accelsim.map import sparse
+
+    monkeypatch.setattr(sparse, "_BOX_WORDS_LIMIT", 0)
+    for seed in range(4):
+        nest, mapping, act, wmask, pads = _single_case(random.Random(300 + seed))
+        for mode in (MODE_ACT, MODE_BOTH):
+            np.testing.assert_array_equal(step_work(nest, mapping, 1, act, wmask, pads, mode, "boxed"),
+                                          brute_work(nest, mapping, 1, act, wmask, pads, mode))
+
+
+def test_ordered_kernels_compile_once():
+    """One specialisation each (arrays int64 / uint64 C-contiguous, flags as ints)."""
+    from accelsim.map import sparse
+
+    for seed in range(3):
+        _check_single(seed)
+        test_step_work_with_remainder_tiles_equals_brute_force(seed)
+    for kernel in (sparse._blocks_ordered, sparse._blocks_ordered_single):
+        if hasattr(kernel, "signatures"):       # NUMBA_DISABLE_JIT runs plain Python
+            assert len(kernel.signatures) == 1, kernel.signatures

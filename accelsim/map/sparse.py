@@ -17,8 +17,19 @@ outer partial ranges otherwise. When a block has many output rows and a small re
 (row-stationary PEs, say), the same count is cheaper factored: the sum over its (c, r, s) box of
 (non-zero activations over its pixels, from 2-D prefix sums) x (non-zero weights over its
 filters, from prefix sums); the cheaper of the two is used per layer.
+
+The popcount method (``boxed``) writes the work in its own order: the outer and spatial loops,
+sorted by their weight in the flat ``(step, y, x)`` index, form a mixed radix that an odometer
+visits in order. Each operand row is cut to every reduction box once, straight from the mask
+(``[box][row][word]``, a box's bits laid out on its extents). When every block is one row x one
+filter the operands sit on the mapping's padded index spaces (zeros past a bound) and the
+offsets of the innermost loops are tabulated, so a chunk of outputs is a plain gather + AND +
+popcount. What depends on (nest, mapping, fan-out level) alone, the dense work and a layer's
+weight side are cached (bounded).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -179,164 +190,166 @@ def _blocks(dim, factor, stride, coord_of, place, n_outer, ny, nx, ext, apack, w
 
 
 @njit(**JIT)
-def _read64(row, bit):
-    """The 64 bits of ``row`` from bit ``bit`` (zeros past its end)."""
-    w = bit >> 6
-    o = bit & 63
-    if w >= row.shape[0]:
-        return np.uint64(0)
-    x = row[w] >> np.uint64(o)
-    if o > 0 and w + 1 < row.shape[0]:
-        x |= row[w + 1] << np.uint64(64 - o)
-    return x
+def _blocks_ordered(sdim, sfactor, sstride, ext, bounds, order, nbx, mode, wpb, abits, wbits,
+                    acnt, wcnt, total):
+    """``work`` (flat, ``total`` = steps x Y x X) written in its own order.
 
-
-@njit(**JIT)
-def _extract(row, starts, lengths, out):
-    """Copy the bit ranges ``[starts[i], starts[i] + lengths[i])`` of ``row`` into ``out``,
-    one after the other from bit 0 (``out`` zeroed first)."""
-    out[:] = 0
-    pos = 0
-    for i in range(starts.shape[0]):
-        off = 0
-        while off < lengths[i]:
-            n = min(64, lengths[i] - off)
-            chunk = _read64(row, starts[i] + off)
-            if n < 64:
-                chunk &= (np.uint64(1) << np.uint64(n)) - np.uint64(1)
-            dw = pos >> 6
-            do = pos & 63
-            out[dw] |= chunk << np.uint64(do)
-            if do > 0 and do + n > 64:
-                out[dw + 1] |= chunk >> np.uint64(64 - do)
-            pos += n
-            off += n
-
-
-@njit(**JIT)
-def _contributions(dim, factor, stride, coord_of, place, bound, d, ny, nx):
-    """Per value ``v < bound`` of dimension ``d``: its flat ``(step, y, x)`` offset, the sum over
-    the outer and spatial loops over ``d`` of their digit ``(v // stride) % factor`` times
-    their place (the block coordinate is additive over dimensions)."""
-    out = np.zeros(bound, dtype=np.int64)
-    scale = np.array([ny * nx, nx, 1], dtype=np.int64)
-    for v in range(bound):
-        total = 0
-        for l in range(dim.shape[0]):
-            if dim[l] == d:
-                total += ((v // stride[l]) % factor[l]) * place[l] * scale[coord_of[l]]
-        out[v] = total
+    ``sdim/sfactor/sstride``: the outer and spatial loops (factor > 1) sorted by their weight
+    in the flat ``(step, y, x)`` index, heaviest first: an odometer over them visits the flat
+    index 0, 1, 2, ... (a mixed radix). The innermost loop runs as a chunk of consecutive
+    outputs whose block bases move linearly (row, filter row, reduction box). A block's count,
+    by ``mode``: dense (product of its clipped ranges), act (``acnt``: set bits per box and
+    (n, g, p, q) row, times its filters), weight (``wcnt``: per box and (g, k), times its
+    pixels), both (AND + popcount of the box's words ``abits`` x ``wbits``, laid out
+    ``[box][row][word]``). Boxes: ``b = (i0 * nbx[1] + i1) * nbx[2] + i2`` with
+    ``i = val[order[m]] // ext[order[m]]``.
+    """
+    out = np.zeros(total, dtype=np.int64)
+    nn, gg, kk, pp, qq = bounds[_N], bounds[_G], bounds[_K], bounds[_P], bounds[_Q]
+    rows = nn * gg * pp * qq
+    gk = gg * kk
+    rowmul = np.zeros(8, dtype=np.int64)
+    rowmul[_N] = gg * pp * qq
+    rowmul[_G] = pp * qq
+    rowmul[_P] = qq
+    rowmul[_Q] = 1
+    boxmul = np.zeros(8, dtype=np.int64)
+    boxmul[order[0]] = nbx[1] * nbx[2]
+    boxmul[order[1]] = nbx[2]
+    boxmul[order[2]] = 1
+    L = sdim.shape[0]
+    d_in, f_in, st = sdim[L - 1], sfactor[L - 1], sstride[L - 1]
+    idx = np.zeros(L, dtype=np.int64)
+    val = np.zeros(8, dtype=np.int64)
+    cut = np.zeros(8, dtype=np.int64)
+    db = (st // ext[d_in]) * boxmul[d_in] if boxmul[d_in] > 0 else 0
+    dr = st * rowmul[d_in]
+    dw = st * kk if d_in == _G else (st if d_in == _K else 0)
+    o = 0
+    while True:
+        ok = True
+        for d in range(8):
+            if d != d_in and val[d] >= bounds[d]:
+                ok = False
+            cut[d] = min(ext[d], bounds[d] - val[d])
+        if ok and val[d_in] < bounds[d_in]:
+            jmax = min(f_in, (bounds[d_in] - val[d_in] + st - 1) // st) if st > 0 else f_in
+            b0 = 0
+            for m in range(3):
+                b0 += (val[order[m]] // ext[order[m]]) * boxmul[order[m]]
+            r0 = ((val[_N] * gg + val[_G]) * pp + val[_P]) * qq + val[_Q]
+            w0 = val[_G] * kk + val[_K]
+            for j in range(jmax):
+                cut[d_in] = min(ext[d_in], bounds[d_in] - (val[d_in] + j * st))
+                b = b0 + j * db
+                r = r0 + j * dr
+                wr = w0 + j * dw
+                count = 0
+                if mode == MODE_DENSE:
+                    count = 1
+                    for d in range(8):
+                        count *= cut[d]
+                elif mode == MODE_ACT:
+                    for n in range(cut[_N]):
+                        for g in range(cut[_G]):
+                            for p in range(cut[_P]):
+                                rr = b * rows + r + ((n * gg + g) * pp + p) * qq
+                                for q in range(cut[_Q]):
+                                    count += acnt[rr + q]
+                    count *= cut[_K]
+                elif mode == MODE_WEIGHT:
+                    for g in range(cut[_G]):
+                        for k in range(cut[_K]):
+                            count += wcnt[b * gk + wr + g * kk + k]
+                    count *= cut[_N] * cut[_P] * cut[_Q]
+                else:
+                    for n in range(cut[_N]):
+                        for g in range(cut[_G]):
+                            for p in range(cut[_P]):
+                                for q in range(cut[_Q]):
+                                    ra = (b * rows + r + ((n * gg + g) * pp + p) * qq + q) * wpb
+                                    for k in range(cut[_K]):
+                                        rw = (b * gk + wr + g * kk + k) * wpb
+                                        for w in range(wpb):
+                                            count += np.int64(popcount64(abits[ra + w]
+                                                                         & wbits[rw + w]))
+                out[o + j] = count
+        o += f_in
+        l = L - 2
+        while l >= 0:
+            idx[l] += 1
+            val[sdim[l]] += sstride[l]
+            if idx[l] < sfactor[l]:
+                break
+            idx[l] = 0
+            val[sdim[l]] -= sstride[l] * sfactor[l]
+            l -= 1
+        if l < 0:
+            break
     return out
 
 
 @njit(**JIT)
-def _blocks_boxed(dim, factor, stride, coord_of, place, n_outer, ny, nx, ext, apack, wpack,
-                  order, sizes, use_a, use_w, bounds):
-    """The counts of :func:`_blocks`, grouped by reduction box: every block whose (C, R, S)
-    ranges are one box shares that box's bits, so each activation row and weight row is cut
-    to the box once (compact, word-aligned), every (n, g, p, q) x k pair costs a plain AND +
-    popcount over the compact words, and its count lands on the block coordinate, which is a
-    sum of per-dimension offsets (:func:`_contributions`)."""
-    work = np.zeros(n_outer * ny * nx, dtype=np.int64)
-    contrib = [_contributions(dim, factor, stride, coord_of, place, bounds[d], d, ny, nx)
-               for d in range(8)]
-    nb, gb, kb, pb, qb = bounds[0], bounds[1], bounds[2], bounds[4], bounds[5]
-    s1, s2 = sizes[1], sizes[2]
-    o0, o1, o2 = order[0], order[1], order[2]
-    n0 = -(-bounds[o0] // ext[o0])
-    n1 = -(-bounds[o1] // ext[o1])
-    n2 = -(-bounds[o2] // ext[o2])
-    max_words = (sizes[0] * s1 * s2 + 63) // 64 + 1
-    abox = np.zeros((nb, gb, pb, qb, max_words), dtype=np.uint64)
-    wbox = np.zeros((gb, kb, max_words), dtype=np.uint64)
-    wcount = np.zeros((gb, kb), dtype=np.int64)
-    starts = np.zeros(ext[o0] * ext[o1] + 1, dtype=np.int64)
-    lengths = np.zeros(ext[o0] * ext[o1] + 1, dtype=np.int64)
-    for i0 in range(n0):
-        b0 = i0 * ext[o0]
-        e0 = min(b0 + ext[o0], bounds[o0]) - b0
-        for i1 in range(n1):
-            b1 = i1 * ext[o1]
-            e1 = min(b1 + ext[o1], bounds[o1]) - b1
-            for i2 in range(n2):
-                b2 = i2 * ext[o2]
-                e2 = min(b2 + ext[o2], bounds[o2]) - b2
-                # the box's bit ranges: one per (x0, x1), the innermost range contiguous
-                nseg = 0
-                for x0 in range(b0, b0 + e0):
-                    for x1 in range(b1, b1 + e1):
-                        start = (x0 * s1 + x1) * s2 + b2
-                        if nseg > 0 and starts[nseg - 1] + lengths[nseg - 1] == start:
-                            lengths[nseg - 1] += e2     # adjacent: merge
-                        else:
-                            starts[nseg] = start
-                            lengths[nseg] = e2
-                            nseg += 1
-                bits = e0 * e1 * e2
-                words = (bits + 63) // 64
-                offset = contrib[o0][b0] + contrib[o1][b1] + contrib[o2][b2]
-                if use_w:
-                    for g in range(gb):
-                        for k in range(kb):
-                            _extract(wpack[g, k], starts[:nseg], lengths[:nseg], wbox[g, k, :words])
-                if use_a:
-                    for n in range(nb):
-                        for g in range(gb):
-                            for p in range(pb):
-                                for q in range(qb):
-                                    _extract(apack[n, g, p, q], starts[:nseg], lengths[:nseg],
-                                             abox[n, g, p, q, :words])
-                ck = contrib[2]
-                if use_w and not use_a:
-                    for g in range(gb):
-                        for k in range(kb):
-                            c = 0
-                            for w in range(words):
-                                c += popcount64(wbox[g, k, w])
-                            wcount[g, k] = c
-                for n in range(nb):
-                    for g in range(gb):
-                        wg = wbox[g]
-                        for p in range(pb):
-                            for q in range(qb):
-                                base = (offset + contrib[0][n] + contrib[1][g] + contrib[4][p]
-                                        + contrib[5][q])
-                                arow = abox[n, g, p, q]
-                                if use_a and use_w:
-                                    k4 = kb - kb % 4
-                                    for k in range(0, k4, 4):
-                                        c0 = 0
-                                        c1 = 0
-                                        c2 = 0
-                                        c3 = 0
-                                        for w in range(words):
-                                            x = arow[w]
-                                            c0 += popcount64(x & wg[k, w])
-                                            c1 += popcount64(x & wg[k + 1, w])
-                                            c2 += popcount64(x & wg[k + 2, w])
-                                            c3 += popcount64(x & wg[k + 3, w])
-                                        work[base + ck[k]] += c0
-                                        work[base + ck[k + 1]] += c1
-                                        work[base + ck[k + 2]] += c2
-                                        work[base + ck[k + 3]] += c3
-                                    for k in range(k4, kb):
-                                        c0 = 0
-                                        for w in range(words):
-                                            c0 += popcount64(arow[w] & wg[k, w])
-                                        work[base + ck[k]] += c0
-                                elif use_a:
-                                    acount = 0
-                                    for w in range(words):
-                                        acount += popcount64(arow[w])
-                                    for k in range(kb):
-                                        work[base + ck[k]] += acount
-                                elif use_w:
-                                    for k in range(kb):
-                                        work[base + ck[k]] += wcount[g, k]
-                                else:
-                                    for k in range(kb):
-                                        work[base + ck[k]] += bits
-    return work.reshape((n_outer, ny, nx))
+def _blocks_ordered_single(ofactor, odeltas, tables, mode, wpb, abits, wbits, xcnt, ycnt,
+                           total):
+    """:func:`_blocks_ordered` where every block is one (n, g, p, q) row x one filter, over
+    operands laid out on the mapping's padded index spaces (every loop value has a slot; slots
+    past a bound hold zero words / counts, so blocks past a bound count nothing).
+
+    The innermost loops form a chunk of consecutive outputs whose operand offsets are
+    ``tables[t, i]`` (t: abits, wbits, xcnt, ycnt; unsigned, so indexing needs no wraparound
+    test and the loop vectorises) from the chunk's base; the outer loops ``ofactor`` (possibly
+    none) move the bases by ``odeltas[t, l]`` per step (an odometer). Mode both: AND +
+    popcount of the ``wpb`` consecutive box words of a row; act and weight: ``xcnt x ycnt``
+    (set bits of one operand x 0/1 presence of the other)."""
+    out = np.empty(total, dtype=np.int64)
+    L = ofactor.shape[0]
+    chunk = tables.shape[1]
+    ta, tw, tc, tk = tables[0], tables[1], tables[2], tables[3]
+    idx = np.zeros(L, dtype=np.int64)
+    off = np.zeros(4, dtype=np.int64)
+    o = 0
+    while True:
+        ot = out[o:o + chunk]
+        a0, w0 = np.uint64(off[0]), np.uint64(off[1])
+        if mode == MODE_BOTH and wpb == 1:
+            for i in range(chunk):
+                ot[i] = np.int64(popcount64(abits[a0 + ta[i]] & wbits[w0 + tw[i]]))
+        elif mode == MODE_BOTH and wpb == 2:
+            a1, w1 = a0 + np.uint64(1), w0 + np.uint64(1)
+            for i in range(chunk):
+                ot[i] = np.int64(popcount64(abits[a0 + ta[i]] & wbits[w0 + tw[i]])
+                                 + popcount64(abits[a1 + ta[i]] & wbits[w1 + tw[i]]))
+        elif mode == MODE_BOTH:
+            ot[:] = 0
+            for x in range(wpb):
+                ax = a0 + np.uint64(x)
+                wx = w0 + np.uint64(x)
+                for i in range(chunk):
+                    ot[i] += np.int64(popcount64(abits[ax + ta[i]] & wbits[wx + tw[i]]))
+        else:
+            c0, k0 = np.uint64(off[2]), np.uint64(off[3])
+            for i in range(chunk):
+                ot[i] = xcnt[c0 + tc[i]] * ycnt[k0 + tk[i]]
+        o += chunk
+        l = L - 1
+        while l >= 0:
+            idx[l] += 1
+            for t in range(4):
+                off[t] += odeltas[t, l]
+            if idx[l] < ofactor[l]:
+                break
+            idx[l] = 0
+            for t in range(4):
+                off[t] -= odeltas[t, l] * ofactor[l]
+            l -= 1
+        if l < 0:
+            break
+    return out
+
+
+#: Most outputs in one chunk of :func:`_blocks_ordered_single` (its offset tables).
+_CHUNK = 4096
 
 
 def _segments(ext: np.ndarray, order: tuple[int, int, int], nest: LoopNest) -> int:
@@ -428,24 +441,47 @@ def _pack(bits: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed).view(np.uint64)
 
 
-def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarray,
-              wmask: np.ndarray, pads: tuple[int, int], mode: int,
-              method: str = "auto", pad_issued: bool = False) -> np.ndarray:
-    """Issued MAC slots ``(steps, Y, X)`` of one batch of ``act`` ``(N, C, H, W)`` masks.
+class _Plan(NamedTuple):
+    """What ``step_work`` derives from (nest, mapping, fan-out level) alone."""
+    arrays: tuple            # dim, factor, stride, coord_of, place of the outer loops
+    coord_size: tuple        # steps, Y, X
+    ext: np.ndarray          # a block's extent per dimension
+    bounds: np.ndarray
+    order: tuple             # C, R, S packing order (outermost first)
+    sizes: np.ndarray        # their full extents in that order
+    seq: tuple               # sdim, sfactor, sstride: outer loops in flat-index order
+    nbx: tuple               # reduction boxes along each order dimension (over the bounds)
+    box: tuple               # a box's bits along each order dimension (its extent, clipped)
+    wpb: int                 # words per box
+    single: bool             # every block one (n, g, p, q) row x one filter
+    span: tuple              # per dimension, the values its loops reach (factor product)
+    nbxp: tuple              # reduction boxes along each order dimension over the span
+    row_axes: tuple          # N, G, P, Q in the single kernel's row layout (outermost first)
+    ofactor: np.ndarray      # loops outside the chunk of _blocks_ordered_single
+    odeltas: np.ndarray      # (4, loops): offsets of abits, wbits, xcnt, ycnt per loop step
+    tables: np.ndarray       # (4, chunk) uint64: the same offsets over one chunk's outputs
 
-    ``fanout_level``: the innermost level whose spatial loops spread over the PE array (spatial
-    loops at it and above index PEs); temporal loops at it and above are steps, loops at levels
-    below it (and the MAC lanes) are PE blocks. ``method``: ``packed`` (popcounts over packed
-    segments, block by block), ``boxed`` (the same popcounts grouped by reduction box over
-    compacted rows), ``factored`` (prefix sums over the reduction box) or ``auto`` (boxed or
-    factored, the cheaper).
-    ``pad_issued``: activation skipping issues the slots of padding positions (they count as
-    present activations; ``sparsity.skip_padding`` false); otherwise padding is a skipped zero.
-    A mapping with remainder tiles runs its padded loops: blocks are clipped to the bounds
-    (a block past a bound has no work, in every mode).
-    """
-    if method not in ("auto", "packed", "boxed", "factored"):
-        raise ValueError(f"method: expected auto, packed, boxed or factored, got {method!r}")
+
+_PLANS: dict = {}
+_PLAN_LIMIT = 512
+#: Largest box-word array (words; packed from a boolean array of 64 bytes per word) the
+#: ordered kernels build; past it ``packed`` runs.
+_BOX_WORDS_LIMIT = 1 << 22
+
+
+def _plan(nest: LoopNest, mapping: Mapping, fanout_level: int) -> _Plan:
+    """The cached :class:`_Plan` of (nest, mapping, fan-out level) (a bounded dict)."""
+    key = (nest, mapping, fanout_level)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _make_plan(nest, mapping, fanout_level)
+        if len(_PLANS) >= _PLAN_LIMIT:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+def _make_plan(nest: LoopNest, mapping: Mapping, fanout_level: int) -> _Plan:
     flat = mapping.flat()
     radix: dict = {}
     strides = [0] * len(flat)
@@ -472,8 +508,235 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
         dim.append(DIMS.index(loop.dim))
         factor.append(loop.factor)
         stride.append(strides[i])
-    arrays = [np.array(list(reversed(v)), dtype=np.int64) for v in (dim, factor, stride, coord_of, place)]
+    arrays = tuple(np.array(list(reversed(v)), dtype=np.int64)
+                   for v in (dim, factor, stride, coord_of, place))
+    # the flat (step, y, x) index is a mixed radix over the loops: weight place x coordinate
+    # scale; heaviest first, an odometer visits it in order (factor-1 loops carry no digit)
+    scale = (coord_size[1] * coord_size[2], coord_size[2], 1)
+    seq = sorted(((place[j] * scale[coord_of[j]], dim[j], factor[j], stride[j])
+                  for j in range(len(dim)) if factor[j] > 1), reverse=True)
+    if not seq:
+        seq = [(1, _N, 1, 0)]
+    seq_arrays = tuple(np.array([row[i] for row in seq], dtype=np.int64) for i in (1, 2, 3))
     bounds = np.array(nest.bounds, dtype=np.int64)
+    order = reduction_order(np.minimum(ext, bounds), nest)
+    sizes = np.array([nest.bound(DIMS[d]) for d in order], dtype=np.int64)
+    # reduction boxes: box i of an order dimension covers [i * ext, (i + 1) * ext); its bits
+    # are laid out on the (clipped) extents of the three, the same for both operands
+    nbx = tuple(-(-int(bounds[d]) // int(ext[d])) for d in order)
+    box = tuple(min(int(ext[d]), int(bounds[d])) for d in order)
+    wpb = _words(box[0] * box[1] * box[2])
+    # the single-row kernel's operands live on the padded index spaces: every value a loop
+    # reaches (its dimension's factor product) has a slot, those past a bound hold zeros
+    span = tuple(mapping.factor_product(d) for d in DIMS)
+    nbxp = tuple(span[d] // int(ext[d]) for d in order)
+    single = all(int(ext[d]) == 1 for d in (_N, _G, _K, _P, _Q))
+    # rows (n, g, p, q) laid out with the innermost loop's dimension last
+    d_in = seq[-1][1]
+    row_axes = tuple([d for d in (_N, _G, _P, _Q) if d != d_in]
+                     + ([d_in] if d_in in (_N, _G, _P, _Q) else []))
+    rowmul, mul = {}, 1
+    for d in reversed(row_axes):
+        rowmul[d] = mul
+        mul *= span[d]
+    rows, gk = mul, span[_G] * span[_K]
+    boxmul = {order[0]: nbxp[1] * nbxp[2], order[1]: nbxp[2], order[2]: 1}
+    cols = []
+    for _, d, f, st in seq:
+        dbox = (st // int(ext[d])) * boxmul[d] if d in boxmul else 0
+        drow = st * rowmul.get(d, 0)
+        dk = st * span[_K] if d == _G else (st if d == _K else 0)
+        cols.append((f, (dbox * rows + drow) * wpb, (dbox * gk + dk) * wpb, dbox * rows + drow,
+                     dbox * gk + dk))
+    # the innermost loops whose outputs fit one chunk: their offsets tabulated
+    split, size = len(cols), 1
+    while split > 0 and size * cols[split - 1][0] <= _CHUNK:
+        split -= 1
+        size *= cols[split][0]
+    tables = np.zeros((4, 1), dtype=np.int64)
+    for f, *delta in cols[split:]:
+        step = np.arange(f, dtype=np.int64)
+        tables = (tables[:, :, None] + step[None, None, :] * np.array(delta)[:, None, None]
+                  ).reshape(4, -1)
+    ofactor = np.array([c[0] for c in cols[:split]], dtype=np.int64)
+    odeltas = np.array([c[1:] for c in cols[:split]], dtype=np.int64).reshape(-1, 4).T
+    return _Plan(arrays, tuple(coord_size), ext, bounds, order, sizes, seq_arrays, nbx, box,
+                 wpb, single, span, nbxp, row_axes, ofactor, np.ascontiguousarray(odeltas),
+                 np.ascontiguousarray(tables, dtype=np.uint64))
+
+
+_NO_WORDS = np.zeros(1, dtype=np.uint64)
+_NO_COUNTS = np.zeros(1, dtype=np.int64)
+#: Dense work per (nest, mapping, fan-out level) (it reads no mask), and the weight side of
+#: the ordered kernels per (plan, layout, weight mask); each bounded by its bytes.
+_DENSE: dict = {}
+_WEIGHTS: dict = {}
+_CACHE_BYTES = 1 << 27
+
+
+def _remember(cache: dict, key, value, nbytes: int) -> None:
+    """Store ``value`` under ``key``, emptying ``cache`` first when it would pass
+    ``_CACHE_BYTES`` (entries: ``(value, bytes)``)."""
+    if sum(b for _, b in cache.values()) + nbytes > _CACHE_BYTES:
+        cache.clear()
+    if nbytes <= _CACHE_BYTES:
+        cache[key] = (value, nbytes)
+
+
+def _weight_side(wmask: np.ndarray, nest: LoopNest, plan: _Plan, single: bool,
+                 want: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(words, counts)`` of the weights (:func:`_ordered_bits`), cached per plan, layout and
+    mask object: a layer's weights are the same for every sample. The entry keeps the plan and
+    a copy of the mask, and is used only for that plan and an equal mask (content compared)."""
+    wmask = np.asarray(wmask)
+    key = (id(plan), single, want, id(wmask))
+    hit = _WEIGHTS.get(key)
+    if hit is not None:
+        (owner, copy, words, counts), _ = hit
+        if owner is plan and copy.shape == wmask.shape and np.array_equal(copy, wmask):
+            return words, counts
+    _, g, k, _, _, _, _, _ = nest.bounds
+    w = np.asarray(wmask, dtype=bool).reshape(g, k, *nest.bounds[3:4], *nest.bounds[6:8])
+    w = w.transpose(0, 1, *[2 + _CRS[d] for d in plan.order])
+    words, counts = _ordered_bits(w, plan, (g, k), (_G, _K), single, want)
+    copy = np.array(wmask, dtype=bool, copy=True)
+    _remember(_WEIGHTS, key, (plan, copy, words, counts),
+              copy.nbytes + words.nbytes + counts.nbytes)
+    return words, counts
+    _, g, k, _, _, _, _, _ = nest.bounds
+    w = np.asarray(wmask, dtype=bool).reshape(g, k, *nest.bounds[3:4], *nest.bounds[6:8])
+    w = w.transpose(0, 1, *[2 + _CRS[d] for d in plan.order])
+    words, counts = _ordered_bits(w, plan, (g, k), (_G, _K), single, want)
+    copy = np.array(wmask, copy=True)
+    _remember(_WEIGHTS, key, (plan, wmask, copy, words, counts),
+              copy.nbytes + words.nbytes + counts.nbytes)
+    return words, counts
+
+
+def _box_words(bits: np.ndarray, plan: _Plan, row_real: tuple, boxes: tuple, row_slots: tuple,
+               axes: tuple) -> np.ndarray:
+    """Words ``(box0, box1, box2, *row_slots, wpb)`` of an operand's bits ``bits`` (``(*rows,
+    C, R, S)`` booleans, the reduction axes in ``plan.order``): each row cut to every reduction
+    box, its bits laid out on the box's extents (``plan.box``) and packed little-endian; rows
+    permuted by ``axes`` into ``row_slots`` (at least ``row_real``), boxes over ``boxes`` (at
+    least ``plan.nbx``); slots past the real ones hold zeros."""
+    nr = len(row_real)
+    e = plan.box
+    cube = e[0] * e[1] * e[2]
+    out = np.zeros(tuple(boxes) + tuple(row_slots) + (plan.wpb * 64,), dtype=bool)
+    dst = out[..., :cube].reshape(tuple(boxes) + tuple(row_slots) + e)
+    rsl = tuple(slice(0, row_real[i]) for i in axes)
+    # along each order axis: the full boxes (a reshape) and a clipped last one (when any)
+    parts = []
+    for m in range(3):
+        size, ext = int(plan.sizes[m]), int(plan.ext[plan.order[m]])
+        full = size // ext if ext <= size else 0
+        part = [(slice(0, full * ext), slice(0, full), full, ext)] if full else []
+        if full * ext < size:
+            part.append((slice(full * ext, size), slice(full, full + 1), 1, size - full * ext))
+        parts.append(part)
+    for p0 in parts[0]:
+        for p1 in parts[1]:
+            for p2 in parts[2]:
+                src = bits[(Ellipsis, p0[0], p1[0], p2[0])]
+                src = src.reshape(src.shape[:nr] + (p0[2], p0[3], p1[2], p1[3], p2[2], p2[3]))
+                src = src.transpose((nr, nr + 2, nr + 4) + tuple(axes) + (nr + 1, nr + 3, nr + 5))
+                dst[(p0[1], p1[1], p2[1]) + rsl + (slice(0, p0[3]), slice(0, p1[3]),
+                                                   slice(0, p2[3]))] = src
+    return np.packbits(out, axis=-1, bitorder="little").view(np.uint64).reshape(-1)
+
+
+def _act_box_words(act: np.ndarray, nest: LoopNest, pads: tuple[int, int], pad_value: bool,
+                   plan: _Plan, boxes: tuple, slots: tuple, axes: tuple) -> np.ndarray:
+    """The words of :func:`_box_words` for the activations' im2col rows, written straight from
+    each filter tap's strided window of the padded mask (no im2col array): tap (r, s) fills
+    its bit of every box (the C axis cut into full boxes and a clipped last one)."""
+    _, g, _, cg, p, q, r_, s_ = nest.bounds
+    n = act.shape[0]
+    e = plan.box
+    cube = e[0] * e[1] * e[2]
+    out = np.zeros(tuple(boxes) + tuple(slots) + (plan.wpb * 64,), dtype=bool)
+    dst = out[..., :cube].reshape(tuple(boxes) + tuple(slots) + e)
+    padded = np.pad(np.asarray(act, dtype=bool),
+                    ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])),
+                    constant_values=pad_value)
+    hh = (p - 1) * nest.stride_h + 1
+    ww = (q - 1) * nest.stride_w + 1
+    ext_c = int(plan.ext[_C])
+    full = cg // ext_c if ext_c <= cg else 0
+    cparts = [(slice(0, full * ext_c), slice(0, full), full, ext_c)] if full else []
+    if full * ext_c < cg:
+        cparts.append((slice(full * ext_c, cg), slice(full, full + 1), 1, cg - full * ext_c))
+    src_rows = (0, 1, 4, 5)               # N, G, P, Q of a window (n, g, boxes, c, p, q)
+    for i in range(r_):
+        for j in range(s_):
+            h0, w0 = i * nest.dil_h, j * nest.dil_w
+            win = padded[:, :, h0:h0 + hh:nest.stride_h, w0:w0 + ww:nest.stride_w]
+            pw, qw = win.shape[2], win.shape[3]
+            win = win.reshape(n, g, cg, pw, qw)
+            real = (n, g, pw, qw)
+            rsl = tuple(slice(0, real[a]) for a in axes)
+            for csl, bsl, nb, ne in cparts:
+                src = win[:, :, csl].reshape(n, g, nb, ne, pw, qw)
+                src = src.transpose((2,) + tuple(src_rows[a] for a in axes) + (3,))
+                box_idx, pos = [], []
+                for m, d in enumerate(plan.order):
+                    if d == _C:
+                        box_idx.append(bsl)
+                        pos.append(slice(0, ne))
+                    else:
+                        v, x = (i, int(plan.ext[_R])) if d == _R else (j, int(plan.ext[_S]))
+                        box_idx.append(v // x)
+                        pos.append(v % x)
+                dst[tuple(box_idx) + rsl + tuple(pos)] = src
+    return np.packbits(out, axis=-1, bitorder="little").view(np.uint64).reshape(-1)
+
+
+def _row_axes(plan: _Plan, row_dims: tuple) -> tuple:
+    """The single kernel's row layout of an operand: activations (n, g, p, q) in
+    ``plan.row_axes``, weights (g, k) as they are."""
+    if row_dims == (_G, _K):
+        return (0, 1)
+    return tuple(row_dims.index(d) for d in plan.row_axes)
+
+
+def _ordered_bits(bits: np.ndarray, plan: _Plan, row_real: tuple, row_dims: tuple,
+                  single: bool, want: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(words, counts)`` of one operand for :func:`_blocks_ordered` (``single``: padded and
+    permuted for :func:`_blocks_ordered_single`); words only when ``want``."""
+    if single:
+        axes = _row_axes(plan, row_dims)
+        slots = tuple(plan.span[row_dims[i]] for i in axes)
+        boxes = plan.nbxp
+    else:
+        axes = tuple(range(len(row_dims)))
+        slots, boxes = tuple(row_real), plan.nbx
+    words = _box_words(bits, plan, row_real, boxes, slots, axes)
+    counts = np.bitwise_count(words.reshape(-1, plan.wpb)).sum(axis=1, dtype=np.int64)
+    return (words if want else _NO_WORDS), counts
+
+
+def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarray,
+              wmask: np.ndarray, pads: tuple[int, int], mode: int,
+              method: str = "auto", pad_issued: bool = False) -> np.ndarray:
+    """Issued MAC slots ``(steps, Y, X)`` of one batch of ``act`` ``(N, C, H, W)`` masks.
+
+    ``fanout_level``: the innermost level whose spatial loops spread over the PE array (spatial
+    loops at it and above index PEs); temporal loops at it and above are steps, loops at levels
+    below it (and the MAC lanes) are PE blocks. ``method``: ``packed`` (popcounts over packed
+    segments, block by block), ``boxed`` (the same popcounts over each row's bits cut to its
+    reduction box, written in the output's order), ``factored`` (prefix sums over the
+    reduction box) or ``auto`` (boxed or factored, the cheaper).
+    ``pad_issued``: activation skipping issues the slots of padding positions (they count as
+    present activations; ``sparsity.skip_padding`` false); otherwise padding is a skipped zero.
+    A mapping with remainder tiles runs its padded loops: blocks are clipped to the bounds
+    (a block past a bound has no work, in every mode).
+    """
+    if method not in ("auto", "packed", "boxed", "factored"):
+        raise ValueError(f"method: expected auto, packed, boxed or factored, got {method!r}")
+    plan = _plan(nest, mapping, fanout_level)
+    ext, bounds, order = plan.ext, plan.bounds, plan.order
+    shape = plan.coord_size
     use_a = mode in (MODE_ACT, MODE_BOTH)
     use_w = mode in (MODE_WEIGHT, MODE_BOTH)
     n, g, k, _, p, q, _, _ = nest.bounds
@@ -482,24 +745,80 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
         # (~ one word op per segment per output row) or the factored sum over its reduction box
         # (one product per reduction element); take the cheaper
         rows = int(ext[_N] * ext[_G] * ext[_K] * ext[_P] * ext[_Q])
-        order = reduction_order(np.minimum(ext, bounds), nest)
         segment_ops = rows * _segments(np.minimum(ext, bounds), order, nest)
         box_ops = int(ext[_G] * ext[_C] * ext[_R] * ext[_S]) * (int(ext[_N]) if use_a else 1)
         if method == "factored" or (method == "auto" and box_ops < segment_ops):
             aint = (act_prefix(act, nest, pads, pad_issued) if use_a
                     else np.zeros((1,) * 7, np.int64))
             wcum = weight_prefix(wmask, nest) if use_w else np.zeros((1,) * 5, np.int64)
-            return _blocks_factored(*arrays, coord_size[0], coord_size[1], coord_size[2], ext,
+            return _blocks_factored(*plan.arrays, shape[0], shape[1], shape[2], ext,
                                     aint, wcum, use_a, use_w, bounds)
-    order = reduction_order(np.minimum(ext, bounds), nest)
-    sizes = np.array([nest.bound(DIMS[d]) for d in order], dtype=np.int64)
-    # an operand the mode ignores is never read: a one-word placeholder row per index
-    apack = (pack_im2col(act, nest, pads, order, pad_issued) if use_a
-             else np.zeros((n, g, p, q, 1), np.uint64))
-    wpack = pack_weights(wmask, nest, order) if use_w else np.zeros((g, k, 1), np.uint64)
-    blocks = _blocks if method == "packed" or not (use_a or use_w) else _blocks_boxed
-    return blocks(*arrays, coord_size[0], coord_size[1], coord_size[2], ext, apack, wpack,
-                  np.array(order, dtype=np.int64), sizes, use_a, use_w, bounds)
+    single = plan.single and mode != MODE_DENSE
+    sp = plan.span
+    nbox = int(np.prod(plan.nbxp if single else plan.nbx))
+    slots = (sp[_N] * sp[_G] * sp[_P] * sp[_Q], sp[_G] * sp[_K]) if single else (n * g * p * q,
+                                                                                 g * k)
+    too_big = nbox * plan.wpb * max(slots) > _BOX_WORDS_LIMIT
+    if method == "packed" or (too_big and mode != MODE_DENSE):
+        # an operand the mode ignores is never read: a one-word placeholder row per index
+        apack = (pack_im2col(act, nest, pads, order, pad_issued) if use_a
+                 else np.zeros((n, g, p, q, 1), np.uint64))
+        wpack = pack_weights(wmask, nest, order) if use_w else np.zeros((g, k, 1), np.uint64)
+        return _blocks(*plan.arrays, shape[0], shape[1], shape[2], ext, apack, wpack,
+                       np.array(order, dtype=np.int64), plan.sizes, use_a, use_w, bounds)
+    if mode == MODE_DENSE:        # reads no mask: cached per plan
+        key = (nest, mapping, fanout_level)
+        hit = _DENSE.get(key)
+        if hit is None:
+            work = _blocks_ordered(*plan.seq, ext, bounds, np.array(order, dtype=np.int64),
+                                   np.array(plan.nbx, dtype=np.int64), int(mode),
+                                   int(plan.wpb), _NO_WORDS, _NO_WORDS, _NO_COUNTS, _NO_COUNTS,
+                                   int(shape[0] * shape[1] * shape[2])).reshape(shape)
+            _remember(_DENSE, key, work, work.nbytes)
+            return work.copy()
+        return hit[0].copy()
+    both = mode == MODE_BOTH
+    abits, acnt = _NO_WORDS, _NO_COUNTS
+    wbits, wcnt = _NO_WORDS, _NO_COUNTS
+    if use_a:
+        if single:
+            axes = _row_axes(plan, (_N, _G, _P, _Q))
+            slots = tuple(plan.span[(_N, _G, _P, _Q)[i]] for i in axes)
+            boxes = plan.nbxp
+        else:
+            axes, slots, boxes = (0, 1, 2, 3), (n, g, p, q), plan.nbx
+        abits = _act_box_words(act, nest, pads, pad_issued, plan, boxes, slots, axes)
+        acnt = np.bitwise_count(abits.reshape(-1, plan.wpb)).sum(axis=1, dtype=np.int64)
+        if not both:
+            abits = _NO_WORDS
+    if use_w:
+        wbits, wcnt = _weight_side(wmask, nest, plan, single, both)
+    total = shape[0] * shape[1] * shape[2]
+    if single:
+        if both:
+            xc = yc = _NO_COUNTS
+        elif use_a:     # set bits per (box, row) x presence of the filter
+            abits, xc = _NO_WORDS, acnt
+            yc = _presence(plan, (g, k), (_G, _K))
+        else:           # presence of the row x set bits per (box, filter)
+            wbits, yc = _NO_WORDS, wcnt
+            xc = _presence(plan, (n, g, p, q), (_N, _G, _P, _Q))
+        work = _blocks_ordered_single(plan.ofactor, plan.odeltas, plan.tables, int(mode),
+                                      int(plan.wpb), abits, wbits, xc, yc, int(total))
+        return work.reshape(shape)
+    work = _blocks_ordered(*plan.seq, ext, bounds, np.array(order, dtype=np.int64),
+                           np.array(plan.nbx, dtype=np.int64), int(mode), int(plan.wpb),
+                           abits, wbits, acnt, wcnt, int(total))
+    return work.reshape(shape)
+
+
+def _presence(plan: _Plan, row_real: tuple, row_dims: tuple) -> np.ndarray:
+    """1 per real row of every box (padded and permuted like the single kernel's counts)."""
+    axes = _row_axes(plan, row_dims)
+    slots = tuple(plan.span[row_dims[i]] for i in axes)
+    out = np.zeros(tuple(plan.nbxp) + slots, dtype=np.int64)
+    out[(Ellipsis,) + tuple(slice(0, row_real[i]) for i in axes)] = 1
+    return out.reshape(-1)
 
 
 def effectual_pairs(nest: LoopNest, act: np.ndarray, wmask: np.ndarray,
