@@ -276,3 +276,153 @@ def test_remainder_mappings_match_brute_force(seed):
 @pytest.mark.parametrize("seed", range(400))
 def test_remainder_mappings_match_brute_force_many_seeds(seed):
     _check_remainder_seed(seed)
+
+
+# ---- the speed-up's own tables (accelsim.map.access: move classes, cached multisets) ----------
+
+
+def _translation_reference(nest, mapping, tensor, child):
+    """Per temporal loop above ``child`` (outer to inner): 0 if advancing it leaves the child's
+    tile in place, 1 if it moves it exactly as a step of the innermost such loop, else 2;
+    from the tile's base evaluated at the index vectors before and after the advance."""
+    loops = [(i, l) for i, lv in enumerate(mapping.levels) for l in lv.temporal + lv.spatial
+             if l.factor > 1]
+    radix = []
+    for j, (_, l) in enumerate(loops):
+        r = 1
+        for _, l2 in loops[j + 1:]:
+            if l2.dim == l.dim:
+                r *= l2.factor
+        radix.append(r)
+    sh, sw, dh, dw = nest.stride_h, nest.stride_w, nest.dil_h, nest.dil_w
+    coordinates = {"W": {"G": ("g", 1), "K": ("k", 1), "C": ("c", 1), "R": ("r", 1), "S": ("s", 1)},
+                   "O": {"N": ("n", 1), "G": ("g", 1), "K": ("k", 1), "P": ("p", 1), "Q": ("q", 1)},
+                   "I": {"N": ("n", 1), "G": ("g", 1), "C": ("c", 1), "P": ("h", sh), "R": ("h", dh),
+                         "Q": ("w", sw), "S": ("w", dw)}}[tensor]
+    above = [j for j, (lv, l) in enumerate(loops) if lv < child and not l.spatial]
+
+    def base(index: dict) -> dict:
+        out: dict = {}
+        for j, i in index.items():
+            dim = loops[j][1].dim
+            if dim in coordinates:
+                name, coef = coordinates[dim]
+                out[name] = out.get(name, 0) + i * radix[j] * coef
+        return {k: v for k, v in out.items() if v}
+
+    def move(j: int) -> dict:
+        inside = [k for k in above if k > j]
+        before = {j: 0, **{k: loops[k][1].factor - 1 for k in inside}}
+        after = {j: 1, **{k: 0 for k in inside}}
+        b, a = base(before), base(after)
+        return {k: a.get(k, 0) - b.get(k, 0) for k in set(a) | set(b) if a.get(k, 0) != b.get(k, 0)}
+
+    if not above:
+        return []
+    innermost = move(above[-1])
+    return [0 if not move(j) else 1 if move(j) == innermost else 2 for j in above]
+
+
+def _check_move_classes(nest, mapping, levels):
+    from accelsim.map.access import _Flat
+
+    flat = _Flat(nest, mapping)
+    for tensor in TENSORS:
+        for child in range(1, levels + 1):
+            _, classes, _ = flat.classes(tensor, child)
+            assert classes == _translation_reference(nest, mapping, tensor, child), (
+                tensor, child, mapping.render(), nest)
+
+
+def test_move_classes_by_hand():
+    # inputs below DRAM, 1-D conv P=4, R=3 (stride 1). Loops K 2 (irrelevant), P 4: a P step
+    # slides the window (class 1), a K step brings P back by 3 (reload, 2)
+    from accelsim.map.access import _Flat
+
+    nest = LoopNest((1, 1, 2, 1, 4, 1, 3, 1))
+    dram = lambda *loops: Mapping((LevelLoops("DRAM", loops), LevelLoops("buf", (Loop("R", 3),))))
+    assert _Flat(nest, dram(Loop("K", 2), Loop("P", 4))).classes("I", 1)[1] == [2, 1]
+    # irrelevant innermost K: its steps keep the tile (0), a P step is not its translation (2)
+    assert _Flat(nest, dram(Loop("P", 4), Loop("K", 2))).classes("I", 1)[1] == [2, 0]
+    # P split in two: the outer P step (2 - (2-1)*1 = 1) equals the inner's: sliding (1, 1)
+    assert _Flat(nest, dram(Loop("P", 2), Loop("P", 2))).classes("I", 1)[1] == [1, 1]
+    # stride 2 on h = 2p + r, loops P 2, K 2, P 2: the inner P moves h by 2 (1); K by
+    # 0 - (2-1)*2 (2); the outer P by 2*2 - (2-1)*0 - (2-1)*2 = 2, the inner's move (1)
+    nest2 = LoopNest((1, 1, 2, 1, 4, 1, 3, 1), 2, 1, 1, 1)
+    assert _Flat(nest2, dram(Loop("P", 2), Loop("K", 2), Loop("P", 2))).classes("I", 1)[1] == [1, 2, 1]
+    for n, m in ((nest, dram(Loop("K", 2), Loop("P", 4))),
+                 (nest2, dram(Loop("P", 2), Loop("K", 2), Loop("P", 2)))):
+        _check_move_classes(n, m, 2)
+
+
+def _check_classes_seed(seed: int) -> None:
+    rng = random.Random(7000 + seed)
+    levels = rng.choice([1, 2, 3, 4])
+    make = random_remainder_case if rng.random() < 0.5 else random_case
+    nest, mapping, _ = make(rng, levels=levels)
+    if rng.random() < 0.2:     # a zero stride or dilation: the general (vector) rule
+        nest = LoopNest(nest.bounds, rng.choice([0, 1]), 1, rng.choice([0, 2]), 1)
+    _check_move_classes(nest, mapping, levels)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_move_classes_match_tile_positions(seed):
+    _check_classes_seed(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(500))
+def test_move_classes_match_tile_positions_many_seeds(seed):
+    _check_classes_seed(seed)
+
+
+def _check_multiset_seed(seed: int) -> None:
+    from collections import Counter
+    from itertools import permutations, product
+
+    from accelsim.map.access import _add, _multiset
+
+    rng = random.Random(seed)
+    terms = []
+    for _ in range(rng.randrange(0, 4)):
+        if rng.random() < 0.6:     # a progression first + a*step, a < count
+            first, count, step = rng.choice([0, 0, 1, 3]), rng.randrange(1, 5), rng.randrange(1, 4)
+            terms.append(((0, first, count, step), [first + a * step for a in range(count)]))
+        else:                      # listed values (with repeats, as sibling offsets give)
+            values = sorted(rng.choice([0, 1, 2, 4, 5]) for _ in range(rng.randrange(2, 4)))
+            terms.append(((1,) + tuple(values), values))
+    counts = Counter(sum(pick) for pick in product(*[v for _, v in terms]))
+    expected = [counts.get(v, 0) for v in range(max(counts) + 1)]
+    for order in permutations(terms):
+        ops = ()
+        for op, _ in order:
+            ops = _add(ops, op)
+        got = _multiset(ops)
+        assert list(got) == expected, (order, list(got), expected)
+        assert not got.flags.writeable
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_multiset_of_bases_is_the_sum_of_its_terms_in_any_order(seed):
+    _check_multiset_seed(seed)
+
+
+def test_counts_do_not_depend_on_cache_state():
+    # the same remainder cases analysed with cold caches, then again in reverse order with the
+    # caches holding every other case's entries: identical results, all equal the brute force
+    import accelsim.map.access as access
+
+    rng = random.Random(99)
+    cases = []
+    while len(cases) < 12:
+        nest, mapping, keeps = random_remainder_case(rng, levels=rng.choice([2, 3]))
+        if max(nest.macs, _padded_macs(mapping)) <= 1500:
+            cases.append((nest, mapping, keeps))
+    for value in vars(access).values():
+        if hasattr(value, "cache_clear"):
+            value.cache_clear()
+    cold = [analyse(*c) for c in cases]
+    warm = [analyse(*c) for c in reversed(cases)][::-1]
+    for (nest, mapping, keeps), a, b in zip(cases, cold, warm):
+        assert (a.counts == b.counts).all() and (a.macs_reads == b.macs_reads).all()
+        _compare(nest, mapping, keeps)

@@ -38,6 +38,12 @@ the work is per loop, not per iteration. Timeloop's default run extrapolates a l
 iterations 0 and 1 (it sees the wrap as ``t_j - sum_{i>j} t_i``); that can differ from walking
 every step only when a loop inside the advancing one moves the tile and has more than 2
 iterations.
+
+Speed (the mapper counts hundreds of candidates per layer shape): :class:`_Flat` builds each
+table a mapping's counting reads repeatedly once, and the pure per-coordinate pieces (window
+overlaps, multisets of tile bases named by their terms, weighted sums over them, digit counts)
+are cached across mappings in bounded ``lru_cache`` tables (read-only arrays);
+``benchmarks/bench_access.py`` checks the results equal the version before, field for field.
 """
 from __future__ import annotations
 
@@ -69,36 +75,194 @@ class AccessCounts:
 
 
 class _Flat:
-    """The mapping's loops flattened outer to inner, with each loop's radix stride."""
+    """The mapping's loops flattened outer to inner, with each loop's radix stride.
+
+    It also keeps the tables the counting reads many times for one mapping, each built once:
+    the extents below every level, the spatial factor of every level, and per tensor the
+    coordinate each loop moves (and by how much), the class of each move (see
+    :meth:`classes`), per level the sibling offsets along each coordinate.
+    """
 
     def __init__(self, nest: LoopNest, mapping: Mapping):
         self.nest = nest
         self.loops: list[tuple[int, Loop]] = mapping.flat()
-        self.nlevels = len(mapping.levels)
-        stride = {}
-        self.stride: list[int] = [0] * len(self.loops)
-        for idx in range(len(self.loops) - 1, -1, -1):
+        self.nlevels = nl = len(mapping.levels)
+        n = len(self.loops)
+        stride: dict = {}
+        self.stride: list[int] = [0] * n
+        for idx in range(n - 1, -1, -1):
             _, loop = self.loops[idx]
             self.stride[idx] = stride.get(loop.dim, 1)
             stride[loop.dim] = self.stride[idx] * loop.factor
         #: the range each dim's loops run over (its bound unless a remainder pads it)
         self.padded = {d: stride.get(d, 1) for d in DIMS_ORDER}
+        self.bounds = dict(zip(DIMS_ORDER, nest.bounds))
+        self.remainder = any(self.padded[d] != self.bounds[d] for d in DIMS_ORDER)
+        # extents of the loops at levels >= i for i in 0..nl (flat() lists loops level by level)
+        ext: list = [None] * (nl + 1)
+        cur = dict.fromkeys(DIMS_ORDER, 1)
+        ext[nl] = dict(cur)
+        pos = n
+        for lv in range(nl - 1, -1, -1):
+            while pos and self.loops[pos - 1][0] == lv:
+                pos -= 1
+                loop = self.loops[pos][1]
+                cur[loop.dim] *= loop.factor
+            ext[lv] = dict(cur)
+        self.ext: list[dict] = ext
+        self.level_spatial: list[int] = [1] * nl
+        self.temporal: list[int] = []
+        self.spatial: list[int] = []
+        for idx, (lv, loop) in enumerate(self.loops):
+            if loop.spatial:
+                self.level_spatial[lv] *= loop.factor
+                self.spatial.append(idx)
+            else:
+                self.temporal.append(idx)
+        self._memo: dict = {}
+        self._coords: dict = {}
 
     def inner_extents(self, child: int) -> dict:
         """Range of every dim covered by loops at levels >= ``child`` (contiguous, from 0)."""
-        out = dict.fromkeys(DIMS_ORDER, 1)
-        for (lv, loop) in self.loops:
-            if lv >= child:
-                out[loop.dim] *= loop.factor
-        return out
+        return dict(self.ext[child])
 
     def spatial_product(self, below: int, above: int = 0) -> int:
         """Product of spatial factors at levels in ``[above, below)``."""
         out = 1
-        for (lv, loop) in self.loops:
-            if loop.spatial and above <= lv < below:
-                out *= loop.factor
+        for lv in range(max(above, 0), min(below, self.nlevels)):
+            out *= self.level_spatial[lv]
         return out
+
+    def coords(self, tensor: str) -> tuple:
+        """(coordinates of ``tensor``, per loop ``(coordinate index or None, how far one step
+        of it moves the tile along that coordinate)``, per coordinate whether its dims have no
+        remainder, whether every coordinate's coefficients are positive)."""
+        got = self._coords.get(tensor)
+        if got is None:
+            nest = self.nest
+            tds, coef, positive = _coefficients(tensor, nest.stride_h, nest.stride_w, nest.dil_h,
+                                                nest.dil_w)
+            stride = self.stride
+            vals = [(None, 0) if (c := coef.get(loop.dim)) is None else (c[0], stride[idx] * c[1])
+                    for idx, (_, loop) in enumerate(self.loops)]
+            if self.remainder:
+                padded, bounds = self.padded, self.bounds
+                whole = tuple(all(padded[d] == bounds[d] for d in td.dims) for td in tds)
+            else:
+                whole = (True,) * len(tds)
+            got = self._coords[tensor] = (tds, vals, whole, positive)
+        return got
+
+    def above(self, child: int) -> list[int]:
+        """Indices of the temporal loops at levels above ``child``, outer to inner."""
+        return [idx for idx in self.temporal if self.loops[idx][0] < child]
+
+    def classes(self, tensor: str, child: int) -> tuple:
+        """``(above, classes, inner)``: the temporal loops above ``child``, each one's move of
+        the child's tile when it advances (0: no move, 1: the innermost loop's translation, a
+        sliding step, 2: any other, a reload), and the innermost loop's translation per
+        coordinate. An outer loop ``j`` moves the tile by ``t_j - sum_{i>j} (n_i - 1) t_i``."""
+        key = ("classes", tensor, child)
+        got = self._memo.get(key)
+        if got is not None:
+            return got
+        tds, vals, _, positive = self.coords(tensor)
+        above = self.above(child)
+        nc = len(tds)
+        inner = [0] * nc
+        if not above:
+            got = self._memo[key] = (above, [], tuple(inner))
+            return got
+        cls = [0] * len(above)
+        loops = self.loops
+        ck, vk = vals[above[-1]]
+        if ck is not None:
+            inner[ck] = vk
+        if positive:
+            # a loop's translation is one positive entry (or none), so the inner loops' travel
+            # ``wrapped`` is positive wherever it is not zero and the jump ``t_j - wrapped`` is
+            # negative there: it is zero only when ``wrapped`` lies on the loop's own
+            # coordinate and equals its step, and the innermost's translation (``vk`` > 0 on
+            # ``ck``) only when the loop and ``wrapped`` lie on ``ck`` and differ by ``vk``
+            wrapped: dict = {}       # coordinate -> sum over the loops inside of (n_i - 1) t_i
+            for j in range(len(above) - 1, -1, -1):
+                idx = above[j]
+                ci, v = vals[idx]
+                if ci is None:
+                    cls[j] = 2 if wrapped else 0
+                    continue
+                w = wrapped.get(ci, 0)
+                alone = len(wrapped) <= (1 if w else 0)
+                cls[j] = 0 if alone and w == v else 1 if alone and ci == ck and v - w == vk else 2
+                wrapped[ci] = w + (loops[idx][1].factor - 1) * v
+        else:
+            zero, inner_t, wrapped_v = (0,) * nc, tuple(inner), [0] * nc
+            for j in range(len(above) - 1, -1, -1):
+                idx = above[j]
+                ci, v = vals[idx]
+                s_ = [0] * nc
+                if ci is not None:
+                    s_[ci] = v
+                jump = tuple([a - b for a, b in zip(s_, wrapped_v)])
+                cls[j] = 0 if jump == zero else 1 if jump == inner_t else 2
+                f1 = loops[idx][1].factor - 1
+                wrapped_v = [w + f1 * x for w, x in zip(wrapped_v, s_)]
+        got = self._memo[key] = (above, cls, tuple(inner))
+        return got
+
+    def level_offsets(self, tensor: str, level: int) -> list:
+        """Per coordinate moved by the spatial loops of ``level``: ``(coordinate, sorted
+        distinct offsets its children take along it)``, coordinates with one offset left out."""
+        key = ("offsets", tensor, level)
+        got = self._memo.get(key)
+        if got is None:
+            tds, vals, _, _ = self.coords(tensor)
+            offs: dict = {}
+            for idx, (lv, loop) in enumerate(self.loops):
+                if lv == level and loop.spatial:
+                    ci, step = vals[idx]
+                    if ci is not None:
+                        cur = offs.get(ci, (0,))
+                        offs[ci] = {o + a * step for o in cur for a in range(loop.factor)}
+            got = self._memo[key] = [(ci, tuple(sorted(o))) for ci, o in sorted(offs.items())
+                                     if len(o) > 1]
+        return got
+
+    def spatial_dims(self, below: int) -> dict:
+        """Per dim, the product of its spatial factors at levels above ``below``."""
+        key = ("spatial_dims", below)
+        got = self._memo.get(key)
+        if got is None:
+            got = dict.fromkeys(DIMS_ORDER, 1)
+            for (lv, loop) in self.loops:
+                if loop.spatial and lv < below:
+                    got[loop.dim] *= loop.factor
+            self._memo[key] = got
+        return got
+
+    def dim_loops(self, dim: str) -> list:
+        """``(level, factor, spatial, radix stride)`` of ``dim``'s loops, outer to inner."""
+        key = ("dim", dim)
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = [(lv, loop.factor, loop.spatial, self.stride[idx])
+                                     for idx, (lv, loop) in enumerate(self.loops) if loop.dim == dim]
+        return got
+
+
+@lru_cache(maxsize=1024)
+def _coefficients(tensor: str, stride_h: int, stride_w: int, dil_h: int, dil_w: int) -> tuple:
+    """(coordinates of ``tensor``, per dim indexing it ``(coordinate index, coefficient)``,
+    whether every coefficient is positive)."""
+    tds = LoopNest((1,) * len(DIMS_ORDER), stride_h, stride_w, dil_h, dil_w).tensor_dims(tensor)
+    coef = {}
+    for ci, td in enumerate(tds):
+        if td.inner is None:
+            coef[td.outer] = (ci, 1)
+        else:
+            coef[td.outer] = (ci, td.stride)
+            coef[td.inner] = (ci, td.dilation)
+    return tds, coef, all(c > 0 for _, c in coef.values())
 
 
 @lru_cache(maxsize=4096)
@@ -116,36 +280,15 @@ def _overlap(eo: int, ei: int, stride: int, dilation: int, shift: int) -> tuple[
     return len(base), sum(1 for v in base if v - shift in base)
 
 
-def _coordinate(td: TensorDim, after: dict, before: dict | None, ext: dict) -> tuple[int, int]:
-    """(values the new tile uses, of those the old tile held) along one tensor coordinate."""
-    if td.inner is None:
-        e = ext[td.outer]
-        if before is None:
-            return e, 0
-        return e, max(0, e - abs(after[td.outer] - before[td.outer]))
-    eo, ei = ext[td.outer], ext[td.inner]
-    if before is None:
-        return _overlap(eo, ei, td.stride, td.dilation, 0)[0], 0
-    shift = ((after[td.outer] - before[td.outer]) * td.stride
-             + (after[td.inner] - before[td.inner]) * td.dilation)
-    return _overlap(eo, ei, td.stride, td.dilation, shift)
-
-
-def _delta(tds, after: dict, before: dict | None, ext: dict) -> int:
-    """|tile after \\ tile before| (``before=None``: the whole tile)."""
-    new, kept = 1, 1
+def _tile(tds, ext: dict) -> int:
+    """Elements of the tile whose dims span ``ext``."""
+    out = 1
     for td in tds:
-        a, b = _coordinate(td, after, before, ext)
-        new *= a
-        kept *= b
-    return new - (kept if before is not None else 0)
-
-
-def _shifts(flat: _Flat, tds, idx: int) -> tuple[int, ...]:
-    """How far the tile moves along each tensor coordinate when loop ``idx`` advances by one."""
-    dim, step = flat.loops[idx][1].dim, flat.stride[idx]
-    return tuple(step * td.stride if dim == td.outer else step * td.dilation if dim == td.inner
-                 else 0 for td in tds)
+        if td.inner is None:
+            out *= ext[td.outer]
+        else:
+            out *= _overlap(ext[td.outer], ext[td.inner], td.stride, td.dilation, 0)[0]
+    return out
 
 
 def _moved(tds, shift: tuple[int, ...], ext: dict) -> int:
@@ -176,7 +319,7 @@ def _offsets(factors_strides) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
-def _distinct_children(flat: _Flat, tds, level: int) -> int:
+def _distinct_children(flat: _Flat, tensor: str, level: int) -> int:
     """Children of one instance of ``level`` (its spatial loops) whose tiles differ.
 
     A child's tile is child 0's translated along each coordinate by that child's offset, so
@@ -185,24 +328,28 @@ def _distinct_children(flat: _Flat, tds, level: int) -> int:
     differ in ``p`` and ``r`` but not in ``p*stride + r*dilation`` (row stationary's diagonal)
     need the same input rows.
     """
+    key = ("children", tensor, level)
+    got = flat._memo.get(key)
+    if got is not None:
+        return got
     per_dim: dict = {}
     for idx, (lv, loop) in enumerate(flat.loops):
         if lv == level and loop.spatial:
             per_dim.setdefault(loop.dim, []).append((loop.factor, flat.stride[idx]))
-    if not per_dim:
-        return 1
     out = 1
-    for td in tds:
-        outer = per_dim.get(td.outer)
-        inner = per_dim.get(td.inner) if td.inner is not None else None
-        if inner is None:
-            for factor, _ in outer or ():
-                out *= factor
-        elif outer is None:
-            for factor, _ in inner:
-                out *= factor
-        else:
-            out *= _sumset(_offsets(outer), _offsets(inner), td.stride, td.dilation)
+    if per_dim:
+        for td in flat.coords(tensor)[0]:
+            outer = per_dim.get(td.outer)
+            inner = per_dim.get(td.inner) if td.inner is not None else None
+            if inner is None:
+                for factor, _ in outer or ():
+                    out *= factor
+            elif outer is None:
+                for factor, _ in inner:
+                    out *= factor
+            else:
+                out *= _sumset(_offsets(outer), _offsets(inner), td.stride, td.dilation)
+    flat._memo[key] = out
     return out
 
 
@@ -212,15 +359,12 @@ def _fanout(flat: _Flat, tensor: str, lo: int, hi: int, multicast: bool = True) 
     (Timeloop compares the deltas of a level's children and multicasts to those that are
     equal; through levels that bypass the tensor the factors of the levels multiply). Without
     multicast every sibling costs its own read / update."""
-    out = 1
     if not multicast:
-        for (lv, loop) in flat.loops:
-            if loop.spatial and lo <= lv < hi:
-                out *= loop.factor
-        return out
-    tds = flat.nest.tensor_dims(tensor)
-    for lv in range(lo, hi):
-        out *= _distinct_children(flat, tds, lv)
+        return flat.spatial_product(hi, lo)
+    out = 1
+    for lv in range(lo, min(hi, flat.nlevels)):
+        if flat.level_spatial[lv] > 1:
+            out *= _distinct_children(flat, tensor, lv)
     return out
 
 
@@ -234,43 +378,28 @@ def _transfers(flat: _Flat, tensor: str, child: int, ext: dict) -> int:
     overlap), and the whole tile for any other translation (Timeloop's reset on a change of
     stride: see the module docstring).
     """
-    tds = flat.nest.tensor_dims(tensor)
-    above = [idx for idx, (lv, loop) in enumerate(flat.loops) if lv < child and not loop.spatial]
-    full = _delta(tds, {d: 0 for d in ext}, None, ext)      # the first tile
+    tds = flat.coords(tensor)[0]
+    full = _tile(tds, ext)              # the first tile
+    above, cls, inner = flat.classes(tensor, child)
     if not above:
         return full
-    zero = (0,) * len(tds)
-    inner = _shifts(flat, tds, above[-1])
-    step = _moved(tds, inner, ext)
-    jumps, wrapped = [], zero        # wrapped: sum over the loops inside of (n_i - 1) t_i
-    for idx in reversed(above):
-        shift = _shifts(flat, tds, idx)
-        jumps.append(tuple(a - b for a, b in zip(shift, wrapped)))
-        factor = flat.loops[idx][1].factor
-        wrapped = tuple(w + (factor - 1) * s for w, s in zip(wrapped, shift))
+    step = _moved(tds, inner, ext) if 1 in cls else 0
     total = full
     outer_iters = 1
-    for idx, jump in zip(above, reversed(jumps)):
-        delta = 0 if jump == zero else step if jump == inner else full
-        factor = flat.loops[idx][1].factor
-        total += (factor - 1) * outer_iters * delta
+    loops = flat.loops
+    for idx, c in zip(above, cls):
+        factor = loops[idx][1].factor
+        if c:
+            total += (factor - 1) * outer_iters * (step if c == 1 else full)
         outer_iters *= factor
     return total
 
 
 def _distinct(flat: _Flat, tensor: str, below: int) -> int:
     """Distinct elements of ``tensor`` one instance at level ``below`` ever touches."""
-    nest = flat.nest
-    ext = {d: nest.bound(d) // _spatial_dim(flat, d, below) for d in DIMS_ORDER}
-    return _delta(nest.tensor_dims(tensor), {d: 0 for d in ext}, None, ext)
-
-
-def _spatial_dim(flat: _Flat, dim: str, below: int) -> int:
-    out = 1
-    for (lv, loop) in flat.loops:
-        if loop.spatial and lv < below and loop.dim == dim:
-            out *= loop.factor
-    return out
+    spread = flat.spatial_dims(below)
+    ext = {d: b // spread[d] for d, b in flat.bounds.items()}
+    return _tile(flat.coords(tensor)[0], ext)
 
 
 def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...],
@@ -285,24 +414,23 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...],
     nl = flat.nlevels
     if set(keeps[0]) != set(TENSORS):
         raise ValueError("the outermost level must keep every tensor")
-    if any(flat.padded[d] != nest.bound(d) for d in DIMS_ORDER):
+    if flat.remainder:
         return _analyse_remainder(flat, mapping, keeps, unicast)
     counts = np.zeros((nl, 3, 3))
     footprint = np.zeros((nl, 3))
     instances = np.array([flat.spatial_product(i) for i in range(nl + 1)], dtype=np.int64)
     macs_reads = np.zeros(3)
-    dims = ("N", "G", "K", "C", "P", "Q", "R", "S")
+    steps = mapping.steps
     for ti, tensor in enumerate(TENSORS):
+        tds = flat.coords(tensor)[0]
         chain = [i for i in range(nl) if tensor in keeps[i]]
         for lvl in chain:
-            ext = flat.inner_extents(lvl)
-            footprint[lvl, ti] = _delta(nest.tensor_dims(tensor), {d: 0 for d in dims}, None, ext)
+            footprint[lvl, ti] = _tile(tds, flat.ext[lvl])
         for parent, child in zip(chain, chain[1:] + [nl]):
             p_inst = instances[parent]
-            ext = flat.inner_extents(child)
             spread = _fanout(flat, tensor, parent, child, parent not in unicast)
             # per child instance over the run: elements received (as many are sent back)
-            moved = mapping.steps if child == nl else _transfers(flat, tensor, child, ext)
+            moved = steps if child == nl else _transfers(flat, tensor, child, flat.ext[child])
             arrivals = spread * moved       # the MAC units hold nothing: every step is new
             if tensor != "O":
                 counts[parent, ti, READS] += p_inst * arrivals
@@ -323,7 +451,7 @@ def analyse(nest: LoopNest, mapping: Mapping, keeps: tuple[frozenset, ...],
                 macs_reads[ti] = p_inst * refetch
             else:
                 counts[child, ti, FILLS] += instances[child] * (moved - _distinct(flat, tensor, child))
-    return AccessCounts(counts, footprint, instances, nest.macs, mapping.steps, macs_reads)
+    return AccessCounts(counts, footprint, instances, nest.macs, steps, macs_reads)
 
 
 # ---- imperfect factorisation: remainder tiles ------------------------------------------------
@@ -367,43 +495,75 @@ def _progression(m: np.ndarray, first: int, count: int, step: int) -> np.ndarray
     return np.concatenate([np.zeros(first, dtype=np.int64), out]) if first else out
 
 
-def _coefficient(td: TensorDim, dim: str) -> int:
+# A multiset of tile bases along one coordinate is a sum of sets of added values, kept as the
+# sorted tuple of those sets (``(0, first, count, step)``: the progression ``first + a*step``,
+# ``a < count``; ``(1, v0, v1, ...)``: the values listed): a sum of multisets does not depend on
+# the order of its terms, and its count array (values 0 .. the largest sum) neither, so the
+# tuple names the array and everything computed from it is cached on it across mappings.
+
+
+def _add(ops: tuple, op: tuple) -> tuple:
+    """The multiset ``ops`` plus the set ``op`` (canonical: terms sorted)."""
+    return tuple(sorted(ops + (op,)))
+
+
+@lru_cache(maxsize=2048)
+def _multiset(ops: tuple) -> np.ndarray:
+    """Counts by value of the multiset ``ops`` (see above); shared, read-only."""
+    if not ops:
+        out = np.ones(1, dtype=np.int64)
+    else:
+        m, op = _multiset(ops[:-1]), ops[-1]
+        out = _progression(m, op[1], op[2], op[3]) if op[0] == 0 else _minkowski(m, op[1:])
+        if out is m:
+            out = m.copy()
+    out.flags.writeable = False
+    return out
+
+
+def _coordinate_key(td: TensorDim, ext: dict, padded: dict, bounds: dict) -> tuple:
+    """What the tile of one coordinate depends on: ``(extent, padded range, bound)`` of a
+    single dim, ``(stride, dilation, extents, padded ranges, bounds)`` of a window."""
     if td.inner is None:
-        return 1
-    return td.stride if dim == td.outer else td.dilation
-
-
-def _coordinate_sets(flat: _Flat, td: TensorDim, ext: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets of a padded tile along ``td``, sorted; real values as an int 0/1 array)."""
-    nest = flat.nest
-    dims = td.dims
-    return _coordinate_arrays(td, tuple(ext[d] for d in dims), tuple(flat.padded[d] for d in dims),
-                              tuple(nest.bound(d) for d in dims))
+        d = td.outer
+        return (ext[d], padded[d], bounds[d])
+    o, i = td.outer, td.inner
+    return (td.stride, td.dilation, ext[o], ext[i], padded[o], padded[i], bounds[o], bounds[i])
 
 
 @lru_cache(maxsize=4096)
-def _coordinate_arrays(td: TensorDim, ext: tuple, padded: tuple, bound: tuple):
-    if td.inner is None:
-        offsets = np.arange(ext[0], dtype=np.int64)
-        real = np.zeros(padded[0] + 1, dtype=np.int64)
-        real[:bound[0]] = 1
+def _coordinate_arrays(key: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets of a padded tile along the coordinate ``key``, sorted; real values as an int
+    0/1 array)."""
+    if len(key) == 3:
+        ext, padded, bound = key
+        offsets = np.arange(ext, dtype=np.int64)
+        real = np.zeros(padded + 1, dtype=np.int64)
+        real[:bound] = 1
         return offsets, real
-    o = np.arange(ext[0], dtype=np.int64)[:, None] * td.stride
-    i = np.arange(ext[1], dtype=np.int64)[None, :] * td.dilation
+    stride, dilation, eo, ei, po, pi, bo, bi = key
+    o = np.arange(eo, dtype=np.int64)[:, None] * stride
+    i = np.arange(ei, dtype=np.int64)[None, :] * dilation
     offsets = np.unique(o + i)
-    span = (padded[0] - 1) * td.stride + (padded[1] - 1) * td.dilation + 2
+    span = (po - 1) * stride + (pi - 1) * dilation + 2
     real = np.zeros(span, dtype=np.int64)
-    touched = (np.arange(bound[0], dtype=np.int64)[:, None] * td.stride
-               + np.arange(bound[1], dtype=np.int64)[None, :] * td.dilation)
+    touched = (np.arange(bo, dtype=np.int64)[:, None] * stride
+               + np.arange(bi, dtype=np.int64)[None, :] * dilation)
     real[touched.ravel()] = 1
     return offsets, real
 
 
 @lru_cache(maxsize=65536)
-def _kept_offsets(td: TensorDim, ext: tuple, padded: tuple, bound: tuple, shift: int) -> np.ndarray:
+def _kept_offsets(key: tuple, shift: int) -> np.ndarray:
     """Offsets ``w`` of the tile whose ``w + shift`` is in the tile too (held before a step)."""
-    offsets = _coordinate_arrays(td, ext, padded, bound)[0]
+    offsets = _coordinate_arrays(key)[0]
     return offsets[np.isin(offsets + shift, offsets)]
+
+
+@lru_cache(maxsize=65536)
+def _tile_size(key: tuple, shift: int | None = None) -> int:
+    """Offsets of the tile (``shift``: of those held before a step of ``shift``)."""
+    return len(_coordinate_arrays(key)[0] if shift is None else _kept_offsets(key, shift))
 
 
 def _weighted(m: np.ndarray, real: np.ndarray, offsets: np.ndarray) -> int:
@@ -417,27 +577,37 @@ def _weighted(m: np.ndarray, real: np.ndarray, offsets: np.ndarray) -> int:
     return int(corr[offsets].sum())
 
 
-def _remainder_moves(flat: _Flat, tds, child: int, lo: int, distinct: bool) -> int:
+@lru_cache(maxsize=32768)
+def _coordinate_sum(key: tuple, ops: tuple, shift: int | None = None) -> int:
+    """Real values of the tiles along coordinate ``key`` summed over the bases of multiset
+    ``ops`` (``shift``: only the offsets held before a step of ``shift``)."""
+    offsets = _coordinate_arrays(key)[0] if shift is None else _kept_offsets(key, shift)
+    return _weighted(_multiset(ops), _coordinate_arrays(key)[1], offsets)
+
+
+def _bases_total(irrelevant: int, bases: list, keys: list, whole: tuple,
+                 shift: tuple | None = None) -> int:
+    """Real elements over every position: ``irrelevant`` times, per coordinate, a count times
+    the tile (a coordinate without remainder) or the multiset's sum (``shift``: only what the
+    tile held before a step of ``shift``)."""
+    out = irrelevant
+    for ci, (m, key) in enumerate(zip(bases, keys)):
+        sh = None if shift is None else shift[ci]
+        out *= m * _tile_size(key, sh) if whole[ci] else _coordinate_sum(key, m, sh)
+    return out
+
+
+def _remainder_moves(flat: _Flat, tensor: str, child: int, lo: int, distinct: bool) -> int:
     """Elements moved into instances of ``child`` over the run, summed over the children of
     every instance of level ``lo`` (its parent): each child (``distinct`` False) or each group
     of siblings whose padded tiles coincide (multicast: one per group)."""
     loops = flat.loops
-    nest = flat.nest
-    ext = flat.inner_extents(child)
-    sets = [_coordinate_sets(flat, td, ext) for td in tds]
-    keys = [(td, tuple(ext[d] for d in td.dims), tuple(flat.padded[d] for d in td.dims),
-             tuple(nest.bound(d) for d in td.dims)) for td in tds]
-    #: a coordinate whose dims have no remainder: every tile is whole (counts suffice)
-    whole = [all(flat.padded[d] == nest.bound(d) for d in td.dims) for td in tds]
-    coord_of = {d: ci for ci, td in enumerate(tds) for d in td.dims}
-    above = [idx for idx, (lv, l) in enumerate(loops) if lv < child and not l.spatial]
-    free = [idx for idx, (lv, l) in enumerate(loops) if l.spatial and (lv < lo or (lv < child and not distinct))]
-    groups = sorted({lv for lv, l in loops if l.spatial and lo <= lv < child}) if distinct else []
-
-    def value(idx: int) -> tuple[int | None, int]:
-        dim = loops[idx][1].dim
-        ci = coord_of.get(dim)
-        return (None, 0) if ci is None else (ci, flat.stride[idx] * _coefficient(tds[ci], dim))
+    tds, vals, whole, _ = flat.coords(tensor)
+    ext = flat.ext[child]
+    keys = flat._memo.get(("keys", tensor, child))
+    if keys is None:
+        keys = flat._memo[("keys", tensor, child)] = [
+            _coordinate_key(td, ext, flat.padded, flat.bounds) for td in tds]
 
     # positions of the loops outside the tile, per coordinate: a multiset of tile bases (a
     # count for a whole coordinate), built once for the free loops (spatial, and one read per
@@ -445,141 +615,183 @@ def _remainder_moves(flat: _Flat, tds, child: int, lo: int, distinct: bool) -> i
     # (outer to inner): the loops outside the advancing one take every digit, it takes 1..f-1,
     # those inside it 0
     irrelevant = 1
-    ms: list = [1 if w else np.ones(1, dtype=np.int64) for w in whole]
-    for idx in free:
-        ci, step = value(idx)
-        factor = loops[idx][1].factor
+    ms: list = [1 if w else () for w in whole]
+    limit = lo if distinct else child
+    for idx in flat.spatial:
+        lv, loop = loops[idx]
+        if lv >= limit:
+            break               # loops are listed level by level
+        ci, step = vals[idx]
         if ci is None:
-            irrelevant *= factor
+            irrelevant *= loop.factor
         elif whole[ci]:
-            ms[ci] *= factor
+            ms[ci] *= loop.factor
         else:
-            ms[ci] = _progression(ms[ci], 0, factor, step)
-    for lv in groups:
-        level = [idx for idx, (l_, loop) in enumerate(loops) if l_ == lv and loop.spatial]
-        for ci in range(len(tds)):
-            offs = {0}
-            for idx in level:
-                c, step = value(idx)
-                if c == ci:
-                    offs = {o + a * step for o in offs for a in range(loops[idx][1].factor)}
-            if len(offs) > 1:
-                ms[ci] = ms[ci] * len(offs) if whole[ci] else _minkowski(ms[ci], sorted(offs))
+            ms[ci] = _add(ms[ci], (0, 0, loop.factor, step))
+    if distinct:
+        for lv in range(lo, child):
+            if flat.level_spatial[lv] > 1:
+                for ci, offs in flat.level_offsets(tensor, lv):
+                    ms[ci] = ms[ci] * len(offs) if whole[ci] else _add(ms[ci], (1,) + offs)
 
-    def full(irr: int, bases: list) -> int:
-        out = irr
-        for (offsets, real), m, w in zip(sets, bases, whole):
-            out *= m * len(offsets) if w else _weighted(m, real, offsets)
-        return out
+    def factor(ci: int, m) -> int:
+        return m * _tile_size(keys[ci]) if whole[ci] else _coordinate_sum(keys[ci], m)
 
-    total = full(irrelevant, ms)          # the first tile of every child
-    if not above:
-        return total
-    zero = (0,) * len(tds)
-    inner = _shifts(flat, tds, above[-1])
-    jumps, wrapped = [], zero
-    for idx in reversed(above):
-        shift = _shifts(flat, tds, idx)
-        jumps.append(tuple(a - b for a, b in zip(shift, wrapped)))
-        wrapped = tuple(w + (loops[idx][1].factor - 1) * s_ for w, s_ in zip(wrapped, shift))
-    for idx, jump in zip(above, reversed(jumps)):
-        ci, step = value(idx)
-        factor = loops[idx][1].factor
-        if jump != zero:
-            bases = list(ms)
-            irr = irrelevant * (factor - 1) if ci is None else irrelevant
-            if ci is not None:
-                bases[ci] = ms[ci] * (factor - 1) if whole[ci] else _progression(ms[ci], step, factor - 1, step)
-            moved = full(irr, bases)
-            if jump == inner:     # a sliding step keeps what the tile before held
-                kept = irr
-                for (offsets, real), m, sh, key, w in zip(sets, bases, jump, keys, whole):
-                    held = _kept_offsets(*key, sh)
-                    kept *= m * len(held) if w else _weighted(m, real, held)
-                moved -= kept
+    sums = [factor(ci, m) for ci, m in enumerate(ms)]
+    total = irrelevant
+    for f in sums:
+        total *= f            # the first tile of every child
+    above, cls, inner = flat.classes(tensor, child)
+    ck = next((ci for ci, v in enumerate(inner) if v), None)
+    for idx, c in zip(above, cls):
+        ci, step = vals[idx]
+        factor_ = loops[idx][1].factor
+        if c:
+            # the advancing loop takes 1..f-1: only its coordinate's multiset changes, so the
+            # other coordinates' sums are reused (a sliding step moves along the innermost
+            # loop's coordinate only: what the tile held differs there alone)
+            for c2, f in enumerate(sums):
+                if f is None:
+                    sums[c2] = factor(c2, ms[c2])
+            if ci is None and c == 2:
+                moved = irrelevant * (factor_ - 1)
+                for f in sums:
+                    moved *= f
+            elif ci is not None and (c == 2 or (ci == ck and not any(
+                    v for c2, v in enumerate(inner) if c2 != ci))):
+                moved = irrelevant
+                for c2, f in enumerate(sums):
+                    if c2 != ci:
+                        moved *= f
+                m = ms[ci] * (factor_ - 1) if whole[ci] else _add(ms[ci], (0, step, factor_ - 1, step))
+                new = factor(ci, m)
+                if c == 1:    # a sliding step keeps what the tile before held
+                    sh = inner[ci]
+                    new -= m * _tile_size(keys[ci], sh) if whole[ci] else _coordinate_sum(keys[ci], m, sh)
+                moved *= new
+            else:             # not met with positive strides: every coordinate's held part
+                bases, irr = list(ms), irrelevant
+                if ci is None:
+                    irr *= factor_ - 1
+                else:
+                    bases[ci] = (ms[ci] * (factor_ - 1) if whole[ci]
+                                 else _add(ms[ci], (0, step, factor_ - 1, step)))
+                moved = (_bases_total(irr, bases, keys, whole)
+                         - _bases_total(irr, bases, keys, whole, inner))
             total += moved
         # the loops inside the next one take every digit of this one
         if ci is None:
-            irrelevant *= factor
-        elif whole[ci]:
-            ms[ci] *= factor
+            irrelevant *= factor_
         else:
-            ms[ci] = _progression(ms[ci], 0, factor, step)
+            ms[ci] = ms[ci] * factor_ if whole[ci] else _add(ms[ci], (0, 0, factor_, step))
+            sums[ci] = None       # computed when next needed
     return total
 
 
-def _remainder_mac_groups(flat: _Flat, tds, lo: int) -> int:
+def _dim_key(flat: _Flat, dim: str, lo: int) -> tuple:
+    """``dim``'s loops as ``(factor, radix stride, level if a sibling loop (spatial, at or
+    below ``lo``) else -1)``, outer to inner."""
+    return tuple((f, s, lv if sp and lv >= lo else -1) for lv, f, sp, s in flat.dim_loops(dim))
+
+
+@lru_cache(maxsize=1024)
+def _digits(key: tuple) -> tuple:
+    """Per padded index of a dim whose loops are ``key`` (:func:`_dim_key`): (value, code of
+    its non-sibling digits, per sibling level the offset its digits there add)."""
+    levels = sorted({t for _, _, t in key if t >= 0})
+    value = np.zeros(1, dtype=np.int64)
+    code = np.zeros(1, dtype=np.int64)
+    offs = [np.zeros(1, dtype=np.int64) for _ in levels]
+    for factor, stride, t in key:
+        digit = np.arange(factor, dtype=np.int64)
+        value, old = np.repeat(value, factor) + np.tile(digit * stride, len(value)), len(code)
+        sib = t >= 0
+        code = np.repeat(code, factor) * (1 if sib else factor) + (0 if sib else np.tile(digit, old))
+        offs = [np.repeat(o, factor) + (np.tile(digit * stride, len(o)) if sib and t == l else 0)
+                for o, l in zip(offs, levels)]
+    return value, code, dict(zip(levels, offs))
+
+
+@lru_cache(maxsize=16384)
+def _real_codes(bound: int, key: tuple) -> int:
+    """Distinct codes (:func:`_digits`) of the real indices of a dim."""
+    value, code, _ = _digits(key)
+    return len(np.unique(code[value < bound]))
+
+
+@lru_cache(maxsize=16384)
+def _window_groups(stride: int, dilation: int, bounds: tuple, padded: tuple, keys: tuple) -> int:
+    """Groups of sibling MAC units over every step needing the same value of a window
+    coordinate ``o*stride + i*dilation`` whose dims have bounds/padded ranges/loops (``keys``,
+    :func:`_dim_key`) ``(outer, inner)``."""
+    (bo, bi), (ko, ki) = bounds, keys
+    if padded == bounds:
+        # positions outside the siblings, times per level the distinct sibling offsets
+        def siblings(key):
+            out = 1
+            for f, _, t in key:
+                if t >= 0:
+                    out *= f
+            return out
+
+        out = (bo // siblings(ko)) * (bi // siblings(ki))
+        for lv in sorted({t for _, _, t in ko + ki if t >= 0}):
+            a = _offsets([(f, s) for f, s, t in ko if t == lv])
+            b = _offsets([(f, s) for f, s, t in ki if t == lv])
+            out *= _sumset(a, b, stride, dilation)
+        return out
+    vo, co, oo = _digits(ko)
+    vi, ci, oi = _digits(ki)
+    ok = (vo[:, None] < bo) & (vi[None, :] < bi)
+    cols = [np.broadcast_to(co[:, None], ok.shape), np.broadcast_to(ci[None, :], ok.shape)]
+    for lv in sorted(set(oo) | set(oi)):
+        a = oo.get(lv, np.zeros(1, dtype=np.int64))
+        b = oi.get(lv, np.zeros(1, dtype=np.int64))
+        cols.append(np.broadcast_to(a[:, None] * stride + b[None, :] * dilation, ok.shape))
+    rows = np.stack([k[ok] for k in cols], axis=1)
+    return len(np.unique(rows, axis=0)) if len(rows) else 0
+
+
+def _remainder_mac_groups(flat: _Flat, tensor: str, lo: int) -> int:
     """Over every step and instance of level ``lo``: groups of the MAC units below it that do
     real work and need the same element of the tensor (one read or reduced update each)."""
-    nest = flat.nest
-    loops = flat.loops
-    coord_of = {d: ci for ci, td in enumerate(tds) for d in td.dims}
-
-    def digits_of(dim: str):
-        """Per padded index of ``dim``: (value, code of its non-sibling digits, per sibling
-        level the offset its digits there add)."""
-        mine = [idx for idx, (lv, l) in enumerate(loops) if l.dim == dim]
-        levels = sorted({loops[i][0] for i in mine if loops[i][1].spatial and loops[i][0] >= lo})
-        value = np.zeros(1, dtype=np.int64)
-        code = np.zeros(1, dtype=np.int64)
-        offs = [np.zeros(1, dtype=np.int64) for _ in levels]
-        for idx in mine:
-            lv, loop = loops[idx]
-            digit = np.arange(loop.factor, dtype=np.int64)
-            rep = lambda a: np.repeat(a, loop.factor)
-            value = rep(value) + np.tile(digit * flat.stride[idx], len(value))
-            sib = loop.spatial and lv >= lo
-            code = rep(code) * (1 if sib else loop.factor) + (0 if sib else np.tile(digit, len(code)))
-            offs = [rep(o) + (np.tile(digit * flat.stride[idx], len(o)) if sib and lv == l else 0)
-                    for o, l in zip(offs, levels)]
-        return value, code, dict(zip(levels, offs))
-
-    def whole(dim: str) -> bool:
-        return flat.padded[dim] == nest.bound(dim)
-
-    def siblings(dim: str) -> int:
-        out = 1
-        for (lv, loop) in loops:
-            if loop.dim == dim and loop.spatial and lv >= lo:
-                out *= loop.factor
-        return out
-
+    tds = flat.coords(tensor)[0]
+    bounds, padded = flat.bounds, flat.padded
+    coord_of = {d: td for td in tds for d in td.dims}
     out = 1
     for dim in DIMS_ORDER:
-        if dim not in coord_of:       # siblings differing only here share: one per position
-            if whole(dim):
-                out *= nest.bound(dim) // siblings(dim)
+        td = coord_of.get(dim)
+        if td is None:      # siblings differing only here share: one per position
+            if padded[dim] == bounds[dim]:
+                siblings = 1
+                for lv, f, sp, _ in flat.dim_loops(dim):
+                    if sp and lv >= lo:
+                        siblings *= f
+                out *= bounds[dim] // siblings
             else:
-                value, code, _ = digits_of(dim)
-                out *= len(np.unique(code[value < nest.bound(dim)]))
-        elif tds[coord_of[dim]].inner is None:
-            out *= nest.bound(dim)    # every real index is its own element
+                out *= _real_codes(bounds[dim], _dim_key(flat, dim, lo))
+        elif td.inner is None:
+            out *= bounds[dim]    # every real index is its own element
     for td in tds:
-        if td.inner is None:
-            continue
-        if whole(td.outer) and whole(td.inner):
-            # positions outside the siblings, times per level the distinct sibling offsets
-            out *= (nest.bound(td.outer) // siblings(td.outer)) * (nest.bound(td.inner) // siblings(td.inner))
-            per: dict = {}
-            for idx, (lv, loop) in enumerate(loops):
-                if loop.spatial and lv >= lo and loop.dim in td.dims:
-                    per.setdefault(lv, {}).setdefault(loop.dim, []).append((loop.factor, flat.stride[idx]))
-            for dims in per.values():
-                a = _offsets(dims.get(td.outer, ()))
-                b = _offsets(dims.get(td.inner, ()))
-                out *= _sumset(a, b, td.stride, td.dilation)
-            continue
-        vo, co, oo = digits_of(td.outer)
-        vi, ci, oi = digits_of(td.inner)
-        ok = (vo[:, None] < nest.bound(td.outer)) & (vi[None, :] < nest.bound(td.inner))
-        keys = [np.broadcast_to(co[:, None], ok.shape), np.broadcast_to(ci[None, :], ok.shape)]
-        for lv in sorted(set(oo) | set(oi)):
-            a = oo.get(lv, np.zeros(1, dtype=np.int64))
-            b = oi.get(lv, np.zeros(1, dtype=np.int64))
-            keys.append(np.broadcast_to(a[:, None] * td.stride + b[None, :] * td.dilation, ok.shape))
-        rows = np.stack([k[ok] for k in keys], axis=1)
-        out *= len(np.unique(rows, axis=0)) if len(rows) else 0
+        if td.inner is not None:
+            o, i = td.outer, td.inner
+            out *= _window_groups(td.stride, td.dilation, (bounds[o], bounds[i]),
+                                  (padded[o], padded[i]), (_dim_key(flat, o, lo), _dim_key(flat, i, lo)))
     return out
+
+
+@lru_cache(maxsize=16384)
+def _held_codes(bound: int, key: tuple) -> int:
+    """Distinct digits of the loops above (``key``: ``(factor, radix stride, above)`` outer to
+    inner) among the real indices of a dim."""
+    value = np.zeros(1, dtype=np.int64)
+    code = np.zeros(1, dtype=np.int64)
+    for factor, stride, above in key:
+        digit = np.arange(factor, dtype=np.int64)
+        code = np.repeat(code, factor) * (factor if above else 1) + (
+            np.tile(digit, len(code)) if above else 0)
+        value = np.repeat(value, factor) + np.tile(digit * stride, len(value))
+    return len(np.unique(code[value < bound]))
 
 
 def _held_outputs(flat: _Flat, level: int, by_macs: bool = False) -> int:
@@ -587,27 +799,16 @@ def _held_outputs(flat: _Flat, level: int, by_macs: bool = False) -> int:
     each real output once per instance of the spatial loops above over dims not indexing it
     (``by_macs``: only the instances whose real MACs touch it, i.e. whose digits of those
     loops admit a real index)."""
-    nest = flat.nest
-    out = 1
-    for d in ("N", "G", "K", "P", "Q"):
-        out *= nest.bound(d)
+    bounds = flat.bounds
+    out = bounds["N"] * bounds["G"] * bounds["K"] * bounds["P"] * bounds["Q"]
     for d in ("C", "R", "S"):
-        mine = [(lv, loop, flat.stride[idx]) for idx, (lv, loop) in enumerate(flat.loops)
-                if loop.dim == d]
+        mine = flat.dim_loops(d)
         if not by_macs:
-            for lv, loop, _ in mine:
-                if loop.spatial and lv < level:
-                    out *= loop.factor
+            for lv, f, sp, _ in mine:
+                if sp and lv < level:
+                    out *= f
             continue
-        value = np.zeros(1, dtype=np.int64)
-        code = np.zeros(1, dtype=np.int64)
-        for lv, loop, stride in mine:
-            digit = np.arange(loop.factor, dtype=np.int64)
-            above = loop.spatial and lv < level
-            code = np.repeat(code, loop.factor) * (loop.factor if above else 1) + (
-                np.tile(digit, len(code)) if above else 0)
-            value = np.repeat(value, loop.factor) + np.tile(digit * stride, len(value))
-        out *= len(np.unique(code[value < nest.bound(d)]))
+        out *= _held_codes(bounds[d], tuple((f, s, sp and lv < level) for lv, f, sp, s in mine))
     return out
 
 
@@ -620,15 +821,14 @@ def _analyse_remainder(flat: _Flat, mapping: Mapping, keeps, unicast) -> AccessC
     instances = np.array([flat.spatial_product(i) for i in range(nl + 1)], dtype=np.int64)
     macs_reads = np.zeros(3)
     for ti, tensor in enumerate(TENSORS):
-        tds = nest.tensor_dims(tensor)
+        tds, _, whole, _ = flat.coords(tensor)
         chain = [i for i in range(nl) if tensor in keeps[i]]
         for lvl in chain:       # capacity: the padded tile (the controller's fixed bounds)
-            ext = flat.inner_extents(lvl)
-            footprint[lvl, ti] = _delta(tds, {d: 0 for d in DIMS_ORDER}, None, ext)
+            footprint[lvl, ti] = _tile(tds, flat.ext[lvl])
         for parent, child in zip(chain, chain[1:] + [nl]):
             multicast = parent not in unicast
             if child == nl:
-                arrivals = _remainder_mac_groups(flat, tds, parent) if multicast else nest.macs
+                arrivals = _remainder_mac_groups(flat, tensor, parent) if multicast else nest.macs
                 if tensor != "O":
                     counts[parent, ti, READS] += arrivals
                     macs_reads[ti] = arrivals
@@ -638,17 +838,16 @@ def _analyse_remainder(flat: _Flat, mapping: Mapping, keeps, unicast) -> AccessC
                     counts[parent, ti, UPDATES] += arrivals
                     macs_reads[ti] = refetch
                 continue
-            if all(flat.padded[d] == nest.bound(d) for td in tds for d in td.dims):
+            if all(whole):
                 # no remainder on the tensor's own dims: every tile whole (tiles ignore the
                 # other dims), so the closed form of a perfect nest holds
-                ext = flat.inner_extents(child)
-                per_child = _transfers(flat, tensor, child, ext)
+                per_child = _transfers(flat, tensor, child, flat.ext[child])
                 arrivals = instances[parent] * _fanout(flat, tensor, parent, child, multicast) * per_child
                 moved = instances[child] * per_child
             else:
-                moved = _remainder_moves(flat, tds, child, parent, False)
-                siblings = any(l.spatial and parent <= lv < child for lv, l in flat.loops)
-                arrivals = (_remainder_moves(flat, tds, child, parent, True)
+                moved = _remainder_moves(flat, tensor, child, parent, False)
+                siblings = any(flat.level_spatial[lv] > 1 for lv in range(parent, child))
+                arrivals = (_remainder_moves(flat, tensor, child, parent, True)
                             if multicast and siblings else moved)
             if tensor != "O":
                 counts[parent, ti, READS] += arrivals
