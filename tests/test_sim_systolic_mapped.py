@@ -235,3 +235,22 @@ def test_shipped_tpu_like_keeps_the_flat_engine_figures():
     assert list(a["folds"]) == list(b["folds"])
     assert b["energy_pj"].sum() == pytest.approx(a["energy_pj"].sum(), rel=0.01)
     assert b["cycles"].sum() == pytest.approx(a["cycles"].sum(), rel=0.01)
+
+
+def test_cycle_fidelity_pays_the_same_folds():
+    layer = random_layer("l", 1.0, 1.0, C=5, K=7, H=6, W=6, R=3, S=3, pad_h=1, pad_w=1)
+    hw = _systolic_hw("weight_stationary", 4, 3)
+    fast = simulate([layer], hw).layers.iloc[0]
+    cycle = simulate([layer], hw, fidelity="cycle").layers.iloc[0]
+    assert cycle["compute_cycles"] == fast["compute_cycles"]     # dense: the same fold schedule
+    assert cycle["cycles"] >= cycle["compute_cycles"]
+
+
+def test_an_operand_matrix_beyond_the_limit_is_refused(monkeypatch):
+    from accelsim.errors import MappingError
+    from accelsim.sim import systolic
+
+    monkeypatch.setattr(systolic, "MAX_OPERAND_ELEMENTS", 100)
+    layer = random_layer("big", 1.0, 1.0, C=4, K=2, H=6, W=6, R=3, S=3)   # 36 x 16 = 576
+    with pytest.raises(MappingError, match="layer 'big'.*576 elements"):
+        simulate([layer], _systolic_hw("weight_stationary", 4, 4))

@@ -203,7 +203,7 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
         else:
             stream_w = None
         if systolic:   # the im2col GEMM on SCALE-Sim's mapping (accelsim.sim.systolic)
-            low = systolic_mod.lower(geo, group, wmask)
+            low = systolic_mod.lower(geo, group, wmask, layer.name)
             held = _reserve(arch, ctx.reserved_bytes * 8.0) if ctx.reserved_bytes else arch
             mapped = _systolic_mapped(layer.name, low.nest, held, hw.pe_array.dataflow)
             timing = (systolic_mod.overhead(hw.pe_array.dataflow, arch.rows, arch.cols),

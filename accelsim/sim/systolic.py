@@ -55,13 +55,26 @@ class Lowered:
     input_elements: int         # elements of the real (un-lowered) input of the batch
 
 
-def lower(geometry: LayerGeometry, act: np.ndarray, wmask: np.ndarray) -> Lowered:
+#: Most elements of one batch's operand matrix (a boolean each, plus the window view it is
+#: gathered from): beyond it the batch is refused rather than exhausting memory.
+MAX_OPERAND_ELEMENTS = 1 << 28
+
+
+def lower(geometry: LayerGeometry, act: np.ndarray, wmask: np.ndarray, name: str = "") -> Lowered:
     """The im2col GEMM of a batch ``act`` (b, C, H, W) of a layer with weights ``wmask``
-    (K, C/G, R, S): operand rows ``(g, c, r, s)``, columns ``(n, p, q)``."""
+    (K, C/G, R, S): operand rows ``(g, c, r, s)``, columns ``(n, p, q)``. A
+    :class:`MappingError` names the layer (``name``) when the matrix would exceed
+    :data:`MAX_OPERAND_ELEMENTS`."""
     g = int(geometry.groups)
     b = int(act.shape[0])
     cg, r, s = geometry.c_per_group, geometry.R, geometry.S
     p, q = geometry.P, geometry.Q
+    elements = g * cg * r * s * b * p * q
+    if elements > MAX_OPERAND_ELEMENTS:
+        raise MappingError(f"layer {name!r}: its im2col operand matrix for a batch of {b} has "
+                           f"{elements:,} elements, more than the {MAX_OPERAND_ELEMENTS:,} a "
+                           f"systolic design lowers at once; use a smaller batch "
+                           f"(residency.batch / --batch)")
     padded = np.pad(np.asarray(act, dtype=bool),
                     ((0, 0), (0, 0), (geometry.pad_h, geometry.pad_h),
                      (geometry.pad_w, geometry.pad_w)))
