@@ -568,18 +568,21 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
                              mac_part[inner[2], 2, UPDATES] * full[2],
                              _reduction_fanin(mapping, arch, fan))
     energy["noc"] = delivered * em.noc_pj_per_bit_hop
+    pipeline_bits = 0.0
     if systolic is not None:   # the array's network is the chain between neighbouring PEs
         df = hw.pe_array.dataflow
         st = "WIO".index(systolic_mod.ROLES[df][3])
         keeper = max(i for i, lv in enumerate(arch.levels) if "WIO"[st] in lv.keeps)
         moves = c[fan, st, UPDATES] if df == "output_stationary" else c[keeper, st, FILLS]
         stationary_bits = p.activation_bits if st != 0 else p.weight_bits
-        energy["noc"] = em.noc_pj_per_bit_hop * systolic_mod.chain_bit_hops(
-            df, issued, float(moves), stationary_bits, arch.rows, p.activation_bits,
-            p.weight_bits, p.accumulator_bits)
+        delivered = systolic_mod.chain_bit_hops(df, issued, float(moves), stationary_bits,
+                                                arch.rows, p.activation_bits, p.weight_bits,
+                                                p.accumulator_bits)
+        energy["noc"] = em.noc_pj_per_bit_hop * delivered
         # each passed operand is written into and read from the receiving PE's pipeline register
-        energy["spad"] += 2.0 * issued * em.spad_pj_per_bit * systolic_mod.passed_bits_per_slot(
+        pipeline_bits = 2.0 * issued * systolic_mod.passed_bits_per_slot(
             df, p.activation_bits, p.weight_bits, p.accumulator_bits)
+        energy["spad"] += pipeline_bits * em.spad_pj_per_bit
     macs_gated = issued - live.live(hw.sparsity.gate_on) if gating else 0.0
     energy["mac"] = (issued - macs_gated) * em.mac_pj + macs_gated * em.gated_mac_pj
     cycles = max([compute] + times + [t for _, t in meta_times])
@@ -626,7 +629,8 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         row[f"energy_{name}_pj"] = energy[name]
     row["energy_pj"] = sum(energy.values())
     row.update({
-        "spad_bits": float(sum(reads[i] + writes[i] for i, lv in enumerate(arch.levels) if lv.per_pe)),
+        "spad_bits": float(sum(reads[i] + writes[i] for i, lv in enumerate(arch.levels) if lv.per_pe))
+                     + pipeline_bits,
         "glb_bits": float(sum(reads[i] + writes[i] for i, lv in enumerate(arch.levels)
                               if i > 0 and not lv.per_pe)),
         "noc_bit_hops": delivered,
