@@ -15,9 +15,10 @@ model like every mapped design, with SCALE-Sim's mapping and timing instead of t
    stream ``C'``; WS: ``C'`` x ``K``, stream ``M``; IS: ``C'`` x ``M``, stream ``K``), folded
    with remainders (groups outermost, column folds, then row folds); the stream runs at the
    innermost per-PE level keeping the stationary tensor. The fold loops sit at the fan-out
-   level when the level holds their tiles, else at DRAM; when even one fold's tiles do not
-   fit, the stream is cut into chunks at DRAM (each chunk its own folds, as the systolic
-   engine splits its output stream).
+   level, or the column folds at DRAM and the row folds at the fan-out level, or all at DRAM:
+   of the placements whose tiles fit, the one moving the fewest DRAM bits; when even one
+   fold's tiles do not fit, the stream is cut into chunks at DRAM (each chunk its own folds, as
+   the systolic engine splits its output stream).
 3. **Timing.** Each step above the PEs is one fold; it pays SCALE-Sim's fill and drain
    (:func:`accelsim.sim.map.fill_drain`, the full array's even for partial folds) on top of
    its busiest sync group's issued slots, in the same fold recurrence as every mapped design.
@@ -118,14 +119,21 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
+#: Where the fold loops sit, SCALE-Sim's fold order kept (column folds outside row folds):
+#: all at the last shared level; the column folds at DRAM and the row folds at that level; all
+#: at DRAM.
+PLACEMENTS = ("fanout", "columns_dram", "dram")
+
+
 def systolic_mapping(nest: LoopNest, arch, dataflow: str, where: str = "fanout",
                      chunks: int = 1) -> Mapping:
-    """SCALE-Sim's mapping of a lowered ``nest`` on ``arch`` (see the module): fold loops at
-    the fan-out level (``where="fanout"``) or at DRAM (``"dram"``), the stream cut into
-    ``chunks`` at DRAM."""
+    """SCALE-Sim's mapping of a lowered ``nest`` on ``arch`` (see the module), the fold loops
+    placed as ``where`` (:data:`PLACEMENTS`), the stream cut into ``chunks`` at DRAM."""
     if dataflow not in ROLES:
         raise MappingError(f"pe_array.dataflow: a systolic array runs one of "
                            f"{', '.join(ROLES)}, got {dataflow!r}")
+    if where not in PLACEMENTS:
+        raise ValueError(f"where: expected one of {PLACEMENTS}, got {where!r}")
     y_dim, x_dim, stream, stationary = ROLES[dataflow]
     fan = arch.fanout_level
     last = len(arch.levels) - 1
@@ -136,13 +144,20 @@ def systolic_mapping(nest: LoopNest, arch, dataflow: str, where: str = "fanout",
     xs = min(arch.cols, nest.bound(x_dim))
     t = nest.bound(stream)
     t_in = _ceil(t, chunks)
-    folds = [Loop("G", nest.bound("G")), Loop(x_dim, _ceil(nest.bound(x_dim), xs)),
-             Loop(y_dim, _ceil(nest.bound(y_dim), ys))]
+    groups = Loop("G", nest.bound("G"))
+    x_folds = Loop(x_dim, _ceil(nest.bound(x_dim), xs))
+    y_folds = Loop(y_dim, _ceil(nest.bound(y_dim), ys))
     temporal: dict[int, list[Loop]] = {i: [] for i in range(len(arch.levels))}
     temporal[0].append(Loop("N", nest.bound("N")))
     if chunks > 1:
         temporal[0].append(Loop(stream, _ceil(t, t_in)))
-    temporal[fan if where == "fanout" else 0].extend(folds)
+    if where == "fanout":
+        temporal[fan].extend((groups, x_folds, y_folds))
+    elif where == "columns_dram":
+        temporal[0].extend((groups, x_folds))
+        temporal[fan].append(y_folds)
+    else:
+        temporal[0].extend((groups, x_folds, y_folds))
     temporal[at].append(Loop(stream, t_in))
     levels = []
     for i, lv in enumerate(arch.levels):
@@ -152,19 +167,30 @@ def systolic_mapping(nest: LoopNest, arch, dataflow: str, where: str = "fanout",
     return Mapping(tuple(levels))
 
 
+def _dram_bits(result, arch) -> float:
+    """Bits a mapping moves to and from DRAM (its dense counts)."""
+    bits = np.asarray(arch.tensor_bits, dtype=np.float64)
+    return float((result.counts.counts[0].sum(axis=1) * bits).sum())
+
+
 def systolic_result(layer_name: str, nest: LoopNest, arch, dataflow: str):
     """The :class:`~accelsim.map.mapper.MapResult` of SCALE-Sim's mapping that fits ``arch``:
-    fold loops at the fan-out level, else at DRAM, else the stream in the fewest chunks whose
-    tiles fit (one line naming the level when even a chunk of one step does not)."""
+    of the fold placements whose tiles fit (:data:`PLACEMENTS`), the one moving the fewest
+    DRAM bits; when none fits, every fold at DRAM with the stream in the fewest chunks whose
+    tiles fit (the last error, naming the level, when even one step does not)."""
     from accelsim.map.fixed import fixed_result
 
     _, _, stream, _ = ROLES.get(dataflow, (None, None, "P", None))
     last_error = None
-    for where in ("fanout", "dram"):
+    fitting = []
+    for where in PLACEMENTS:
         try:
-            return fixed_result(layer_name, systolic_mapping(nest, arch, dataflow, where), nest, arch)
+            fitting.append(fixed_result(layer_name, systolic_mapping(nest, arch, dataflow, where),
+                                        nest, arch))
         except MappingError as exc:
             last_error = exc
+    if fitting:
+        return min(fitting, key=lambda r: _dram_bits(r, arch))     # first of equals: in order
     t = nest.bound(stream)
     lo, hi = 2, t          # the fewest chunks that fit: fitting is monotone in the chunk size
     found = None
