@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -30,27 +29,19 @@ from bench_scale import simulate_process  # noqa: E402
 def run(trace: Path, hw: Path, samples: int) -> dict:
     """The three runs' figures, the entries the cold run stored and whether the rows match."""
     out: dict = {"trace": str(trace), "hw": hw.name, "samples": samples}
-    saved = {k: os.environ.get(k) for k in ("ACCELSIM_CACHE_DIR", "ACCELSIM_MAPPING_CACHE")}
     with tempfile.TemporaryDirectory() as scratch:
         store = Path(scratch) / "cache"
         csvs = {}
-        try:
-            for label in ("off", "cold", "warm"):
-                os.environ["ACCELSIM_CACHE_DIR"] = str(store)
-                os.environ["ACCELSIM_MAPPING_CACHE"] = "0" if label == "off" else "1"
-                csv = Path(scratch) / f"{label}.csv"
-                figures = simulate_process(["--trace", str(trace), "--hw", str(hw),
-                                            "--samples", str(samples), "-o", str(csv)])
-                out[label] = {k: round(v, 2) for k, v in figures.items()}
-                csvs[label] = csv.read_bytes()
-                if label == "cold":
-                    out["entries"] = len(list((store / "mappings").glob("*/*.json")))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        for label in ("off", "cold", "warm"):
+            env = {"ACCELSIM_CACHE_DIR": store,
+                   "ACCELSIM_MAPPING_CACHE": "0" if label == "off" else "1"}
+            csv = Path(scratch) / f"{label}.csv"
+            figures = simulate_process(["--trace", str(trace), "--hw", str(hw),
+                                        "--samples", str(samples), "-o", str(csv)], env=env)
+            out[label] = {k: round(v, 2) for k, v in figures.items()}
+            csvs[label] = csv.read_bytes()
+            if label == "cold":
+                out["entries"] = len(list((store / "mappings").glob("*/*.json")))
         out["rows_identical"] = csvs["off"] == csvs["cold"] == csvs["warm"]
     out["cold_minus_warm_cpu_s"] = round(out["cold"]["cpu_s"] - out["warm"]["cpu_s"], 2)
     out["store_overhead_cold_cpu_s"] = round(out["cold"]["cpu_s"] - out["off"]["cpu_s"], 2)

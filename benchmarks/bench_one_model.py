@@ -36,21 +36,10 @@ MAPPED = REPO / "hw_configs" / "sparten_like.yaml"
 
 def run(design: Path, trace: str, samples: int, out: Path, cache: Path | None) -> dict:
     """One whole simulate process; ``cache``: the mapping store's folder (None: store off)."""
-    saved = {k: os.environ.get(k) for k in ("ACCELSIM_CACHE_DIR", "ACCELSIM_MAPPING_CACHE")}
-    try:
-        if cache is None:
-            os.environ["ACCELSIM_MAPPING_CACHE"] = "0"
-        else:
-            os.environ.pop("ACCELSIM_MAPPING_CACHE", None)
-            os.environ["ACCELSIM_CACHE_DIR"] = str(cache)
-        return simulate_process(["--trace", trace, "--hw", str(design), "--samples", str(samples),
-                                 "-o", str(out)])
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    env = ({"ACCELSIM_MAPPING_CACHE": "0"} if cache is None
+           else {"ACCELSIM_MAPPING_CACHE": None, "ACCELSIM_CACHE_DIR": cache})
+    return simulate_process(["--trace", trace, "--hw", str(design), "--samples", str(samples),
+                             "-o", str(out)], env=env)
 
 
 def main() -> int:

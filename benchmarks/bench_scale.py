@@ -206,15 +206,22 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def simulate_process(args: list[str], tree: Path = REPO) -> dict:
+def simulate_process(args: list[str], tree: Path = REPO, env: dict | None = None) -> dict:
     """One whole ``accelsim simulate ARGS`` process of ``tree``'s accelsim (start-up included):
-    wall seconds, CPU seconds (user + sys, from ``wait4``) and the process's own peak RSS."""
+    wall seconds, CPU seconds (user + sys, from ``wait4``) and the process's own peak RSS.
+    ``env``: variables set (a value of None: unset) in the child's environment only."""
+    child = {**os.environ}
+    for key, value in (env or {}).items():
+        if value is None:
+            child.pop(key, None)
+        else:
+            child[key] = str(value)
     command = [sys.executable, "-c", _PEAK_WRAPPER, "simulate", *args]
     with tempfile.TemporaryDirectory() as scratch:
         peak_file = Path(scratch) / "peak"
         start = time.perf_counter()
         proc = subprocess.Popen(command, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True, env={**os.environ, "PYTHONPATH": str(tree),
+                                text=True, env={**child, "PYTHONPATH": str(tree),
                                                 "BENCH_PEAK_FILE": str(peak_file)})
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
