@@ -83,12 +83,13 @@ def test_dense_cycles_and_buffer_reads_equal_scalesim(run):
             assert c[1, 2, UPDATES] == sram["ofmap_writes"]
 
 
-def _operand(act: np.ndarray, geo) -> np.ndarray:
+def _operand(act: np.ndarray, geo, outside: bool = False) -> np.ndarray:
     """The operand matrix (G, C/G * R * S, N * P * Q) built element by element: entry
-    ((c, r, s), (n, p, q)) is the input at row p * stride - pad + r * dilation (zero outside)."""
+    ((c, r, s), (n, p, q)) is the input at row p * stride - pad + r * dilation (``outside``
+    where that position is padding)."""
     g, cg = geo.groups, geo.C // geo.groups
     n_, _, h, w = act.shape
-    out = np.zeros((g, cg * geo.R * geo.S, n_ * geo.P * geo.Q), dtype=bool)
+    out = np.full((g, cg * geo.R * geo.S, n_ * geo.P * geo.Q), outside, dtype=bool)
     for gi in range(g):
         for c in range(cg):
             for r in range(geo.R):
@@ -104,12 +105,22 @@ def _operand(act: np.ndarray, geo) -> np.ndarray:
     return out
 
 
+def _brute_effectual(layer) -> int:
+    """Slots whose input (never padding) and weight are both non-zero, one sample."""
+    geo = layer.geometry
+    a = _operand(np.asarray(layer.act_mask(1)[:1], dtype=bool), geo)
+    w = np.asarray(layer.weight_mask(), dtype=bool).reshape(geo.groups, geo.K // geo.groups, -1)
+    return sum(int((a[g][:, :, None] & w[g].T[:, None, :]).sum()) for g in range(geo.groups))
+
+
 def _brute_cycles(layer, hw) -> tuple[int, int]:
     """(compute cycles, issued slots) of one sample, fold by fold."""
     geo = layer.geometry
     pe, sp = hw.pe_array, hw.sparsity
     act = np.asarray(layer.act_mask(1)[:1], dtype=bool)
-    a = _operand(act, geo)                                             # (G, C', M)
+    # a slot is issued unless its input is a skipped zero: padding positions are zeros that
+    # activation skipping still issues unless sparsity.skip_padding
+    a = _operand(act, geo, outside=not sp.skip_padding)               # (G, C', M)
     w = np.asarray(layer.weight_mask(), dtype=bool).reshape(geo.groups, geo.K // geo.groups, -1)
     rows, cols, lanes = pe.rows, pe.cols, pe.macs_per_pe
     total = issued = 0
@@ -157,7 +168,7 @@ def _case(seed: int):
     skip_a, skip_w = bool(seed % 2), bool((seed // 2) % 2)
     hw = _systolic_hw(dataflow, rows, cols,
                       sparsity={"skip_zero_activations": skip_a, "skip_zero_weights": skip_w,
-                                "skip_padding": True})
+                                "skip_padding": bool((seed // 4) % 2)})
     return layer, hw
 
 
@@ -167,6 +178,8 @@ def _check(seed: int) -> None:
     cycles, issued = _brute_cycles(layer, hw)
     assert row["compute_cycles"] == cycles, seed
     assert row["macs_issued"] == issued, seed
+    if hw.sparsity.skip_zero_activations or hw.sparsity.skip_zero_weights:
+        assert row["macs_effectual"] == _brute_effectual(layer), seed
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -194,7 +207,6 @@ def test_hand_counted_weight_stationary_layer():
     ({"pe_array": {"dataflow": "row_stationary"}}, "pe_array.dataflow"),
     ({"dram": {"ideal": False, "bandwidth_gb_per_s": 10, "device": "DDR4-3200",
                "access_stream": True}}, "dram.access_stream"),
-    ({"sparsity": {"skip_zero_activations": True}}, "sparsity.skip_padding"),
 ])
 def test_what_the_lowered_gemm_cannot_represent_is_refused(change, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):

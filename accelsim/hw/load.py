@@ -249,10 +249,6 @@ def _check_systolic(config: HardwareConfig, source: str) -> None:
                                                         "layers run as im2col GEMMs whose operand "
                                                         "matrix is not the input's DRAM layout; set "
                                                         "it false (DRAM priced per bit)")
-    if config.sparsity.skip_zero_activations and not config.sparsity.skip_padding:
-        raise ConfigError(source, "sparsity.skip_padding", "a systolic design's operand matrix holds "
-                                                           "padding as zeros, which activation "
-                                                           "skipping skips: set it true")
 
 
 def _check_cross_fields(config: HardwareConfig, source: str) -> None:

@@ -40,10 +40,13 @@ class LiveSlots:
 
 
 def live_slots(nest: LoopNest, act: np.ndarray, wmask: np.ndarray, pads: tuple[int, int],
-               mode: int, pad_issued: bool, issued: float, both: float | None = None) -> LiveSlots:
+               mode: int, pad_issued: bool, issued: float, both: float | None = None,
+               pad_slots: float = 0.0) -> LiveSlots:
     """:class:`LiveSlots` of one batch (``act``: (N, C, H, W), ``wmask``: (K, C/g, R, S)).
 
-    ``issued``: the slots the schedule issued; ``both``: the effectual slots if already counted.
+    ``issued``: the slots the schedule issued; ``both``: the effectual slots if already counted;
+    ``pad_slots``: slots of padding positions with a non-zero weight that ``pads`` does not
+    describe (a lowered layer's padding lies inside its operand matrix).
     """
     act = np.asarray(act, dtype=bool)
     wmask = np.asarray(wmask, dtype=bool)
@@ -53,7 +56,7 @@ def live_slots(nest: LoopNest, act: np.ndarray, wmask: np.ndarray, pads: tuple[i
     w_in = float(effectual_pairs(nest, np.ones_like(act), wmask, pads))      # weight != 0, in bounds
     n, p, q = nest.bound("N"), nest.bound("P"), nest.bound("Q")
     w_all = float(n * p * q) * float(wmask.sum())                               # padding slots too
-    pad_w = w_all - w_in            # slots of padding positions with a non-zero weight
+    pad_w = w_all - w_in + pad_slots   # slots of padding positions with a non-zero weight
     if mode == MODE_DENSE:
         return LiveSlots(issued, a_nz, w_all, both)
     if mode == MODE_ACT:            # issued: non-zero inputs (+ padding positions when issued)

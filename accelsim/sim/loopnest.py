@@ -203,11 +203,13 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
         else:
             stream_w = None
         if systolic:   # the im2col GEMM on SCALE-Sim's mapping (accelsim.sim.systolic)
-            low = systolic_mod.lower(geo, group, wmask, layer.name)
+            low = systolic_mod.lower(geo, group, wmask, layer.name,
+                                     with_padding=mode in (MODE_ACT, MODE_BOTH)
+                                     and not hw.sparsity.skip_padding)
             held = _reserve(arch, ctx.reserved_bytes * 8.0) if ctx.reserved_bytes else arch
             mapped = _systolic_mapped(layer.name, low.nest, held, hw.pe_array.dataflow)
             timing = (systolic_mod.overhead(hw.pe_array.dataflow, arch.rows, arch.cols),
-                      systolic_mod.dram_input_scale(low))
+                      systolic_mod.dram_input_scale(low), low.pad)
             row = _sample(_LoweredLayer(layer.name, low.geometry, layer.output_density), low.act,
                           low.weights, low.nest, mapped.mapping, mapped.counts, arch, em, hw, mode,
                           ratios, ctx, fidelity, None, timing)
@@ -404,13 +406,14 @@ def _tensor_actions(hw, arch: Arch) -> tuple:
 
 def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, em, hw, mode,
             w_ratios, ctx: LayerContext, fidelity: str = "fast", stream_w: tuple | None = None,
-            systolic: tuple[int, float] | None = None) -> dict:
+            systolic: tuple[int, float, np.ndarray | None] | None = None) -> dict:
     """One batch's result row. ``w_ratios``: on- and off-chip weight ratios (a skipped weight
     fetch's fraction included); ``stream_w``: ``(off-chip weight ratio without it, inputs
     needed)`` for the access stream, which cuts the skipped weights at their addresses.
-    ``systolic``: ``(fill + drain cycles per fold, DRAM input scale)`` of a lowered layer
-    (:mod:`accelsim.sim.systolic`)."""
-    overhead, input_scale = systolic or (0, 1.0)
+    ``systolic``: ``(fill + drain cycles per fold, DRAM input scale, padding positions of the
+    operand matrix or None)`` of a lowered layer (:mod:`accelsim.sim.systolic`): the padding
+    positions are given when activation skipping issues them, and are issued as present zeros."""
+    overhead, input_scale, pad_mask = systolic or (0, 1.0, None)
     geo = layer.geometry
     fan = arch.fanout_level
     p = hw.precision
@@ -419,7 +422,9 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     # activation skipping issues the slots of padding positions unless sparsity.skip_padding:
     # they are zeros (never effectual, gated by gate_zero_operands) that still take their slot
     pad_issued = (mode in (MODE_ACT, MODE_BOTH) and not hw.sparsity.skip_padding
-                  and (geo.pad_h > 0 or geo.pad_w > 0))
+                  and (geo.pad_h > 0 or geo.pad_w > 0 or pad_mask is not None))
+    # a lowered layer's padding is inside its operand matrix: issued slots see it as present
+    present = act if pad_mask is None else act | pad_mask
     outer, ys, xs = _block_size(mapping, fan)
     block = counts.macs // max(outer * ys * xs, 1)
     lp = hw.low_power
@@ -431,7 +436,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     if mode == MODE_DENSE and not remainder:   # every PE the same work each step (closed form)
         stats = sch.uniform_fold_stats(outer, ys, xs, block, arch.rows, arch.cols, *schedule)
     else:
-        work = step_work(nest, mapping, fan, act, wmask, pads, mode, pad_issued=pad_issued)
+        work = step_work(nest, mapping, fan, present, wmask, pads, mode, pad_issued=pad_issued)
         stats = sch.fold_schedule(sch.as_work(work), arch.rows, arch.cols, *schedule)
     issued = float(stats[sch.ST_ISSUED])
     gating = hw.sparsity.gate_zero_operands
@@ -443,7 +448,9 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         effectual = issued
     actions = _tensor_actions(hw, arch)
     if gating or any(a is not None for a in actions):
-        live = live_slots(nest, act, wmask, pads, mode, pad_issued, issued, effectual)
+        pad_slots = (0.0 if pad_mask is None else
+                     float(effectual_pairs(nest, pad_mask, wmask, pads)))
+        live = live_slots(nest, act, wmask, pads, mode, pad_issued, issued, effectual, pad_slots)
     else:
         live = LiveSlots(issued, issued, issued, effectual)
     compute = float(stats[sch.ST_CYCLES])

@@ -54,6 +54,7 @@ class Lowered:
     act: np.ndarray             # (1, G * C', M, 1) bool: the operand matrix, padding zero
     weights: np.ndarray         # (K, C', 1, 1) bool
     input_elements: int         # elements of the real (un-lowered) input of the batch
+    pad: np.ndarray | None = None   # like ``act``: True at padding positions (when asked for)
 
 
 #: Most elements of one batch's operand matrix (a boolean each, plus the window view it is
@@ -61,11 +62,14 @@ class Lowered:
 MAX_OPERAND_ELEMENTS = 1 << 28
 
 
-def lower(geometry: LayerGeometry, act: np.ndarray, wmask: np.ndarray, name: str = "") -> Lowered:
+def lower(geometry: LayerGeometry, act: np.ndarray, wmask: np.ndarray, name: str = "",
+          with_padding: bool = False) -> Lowered:
     """The im2col GEMM of a batch ``act`` (b, C, H, W) of a layer with weights ``wmask``
     (K, C/G, R, S): operand rows ``(g, c, r, s)``, columns ``(n, p, q)``. A
     :class:`MappingError` names the layer (``name``) when the matrix would exceed
-    :data:`MAX_OPERAND_ELEMENTS`."""
+    :data:`MAX_OPERAND_ELEMENTS`. ``with_padding``: also mark the operand matrix's padding
+    positions (:attr:`Lowered.pad`; ``None`` when the layer has no padding), for designs whose
+    activation skipping issues them (``sparsity.skip_padding`` false)."""
     g = int(geometry.groups)
     b = int(act.shape[0])
     cg, r, s = geometry.c_per_group, geometry.R, geometry.S
@@ -76,20 +80,50 @@ def lower(geometry: LayerGeometry, act: np.ndarray, wmask: np.ndarray, name: str
                            f"{elements:,} elements, more than the {MAX_OPERAND_ELEMENTS:,} a "
                            f"systolic design lowers at once; use a smaller batch "
                            f"(residency.batch / --batch)")
-    padded = np.pad(np.asarray(act, dtype=bool),
-                    ((0, 0), (0, 0), (geometry.pad_h, geometry.pad_h),
-                     (geometry.pad_w, geometry.pad_w)))
+    operand = _operand_matrix(geometry, np.asarray(act, dtype=bool), False)
+    pad = None
+    if with_padding and (geometry.pad_h or geometry.pad_w):
+        pad = _padding_matrix(geometry, b)
+    low = lowered_geometry(geometry, b)
+    weights = np.ascontiguousarray(
+        np.asarray(wmask, dtype=bool).reshape(geometry.K, cg * r * s))[:, :, None, None]
+    return Lowered(low, LoopNest.of_geometry(low), operand, weights,
+                   int(b * geometry.C * geometry.H * geometry.W), pad)
+
+
+def _padding_matrix(geometry: LayerGeometry, b: int) -> np.ndarray | None:
+    """Like the operand matrix: True where tap ``(r, s)`` of pixel ``(p, q)`` falls on padding
+    (the same for every group, channel and sample); ``None`` when no tap does."""
+    y = (np.arange(geometry.P)[:, None] * geometry.stride_h
+         + np.arange(geometry.R)[None, :] * geometry.dil_h - geometry.pad_h)          # (P, R)
+    x = (np.arange(geometry.Q)[:, None] * geometry.stride_w
+         + np.arange(geometry.S)[None, :] * geometry.dil_w - geometry.pad_w)          # (Q, S)
+    inside_y = (y >= 0) & (y < geometry.H)
+    inside_x = (x >= 0) & (x < geometry.W)
+    # outside[r, s, p, q]
+    outside = ~(inside_y.T[:, None, :, None] & inside_x.T[None, :, None, :])
+    if not outside.any():
+        return None
+    g, cg = int(geometry.groups), geometry.c_per_group
+    full = np.broadcast_to(outside[None, None, :, :, None, :, :],
+                           (g, cg, geometry.R, geometry.S, b, geometry.P, geometry.Q))
+    return np.ascontiguousarray(full).reshape(1, -1, b * geometry.P * geometry.Q, 1)
+
+
+def _operand_matrix(geometry: LayerGeometry, act: np.ndarray, fill: bool) -> np.ndarray:
+    """``(1, G * C', b * P * Q, 1)``: every output pixel's receptive field of ``act`` (b, C, H,
+    W), padding positions ``fill``."""
+    g, b = int(geometry.groups), int(act.shape[0])
+    cg, r, s = geometry.c_per_group, geometry.R, geometry.S
+    p, q = geometry.P, geometry.Q
+    padded = np.pad(act, ((0, 0), (0, 0), (geometry.pad_h, geometry.pad_h),
+                          (geometry.pad_w, geometry.pad_w)), constant_values=fill)
     # window (p, q) tap (r, s) reads padded row p * stride + r * dilation
     rows = (np.arange(p)[:, None] * geometry.stride_h + np.arange(r)[None, :] * geometry.dil_h)
     cols = (np.arange(q)[:, None] * geometry.stride_w + np.arange(s)[None, :] * geometry.dil_w)
     taps = padded[:, :, rows[:, None, :, None], cols[None, :, None, :]]   # (b, C, P, Q, R, S)
     taps = taps.reshape(b, g, cg, p, q, r, s).transpose(1, 2, 5, 6, 0, 3, 4)
-    operand = np.ascontiguousarray(taps.reshape(g * cg * r * s, b * p * q))[None, :, :, None]
-    low = lowered_geometry(geometry, b)
-    weights = np.ascontiguousarray(
-        np.asarray(wmask, dtype=bool).reshape(geometry.K, cg * r * s))[:, :, None, None]
-    return Lowered(low, LoopNest.of_geometry(low), operand, weights,
-                   int(b * geometry.C * geometry.H * geometry.W))
+    return np.ascontiguousarray(taps.reshape(g * cg * r * s, b * p * q))[None, :, :, None]
 
 
 def lowered_geometry(geometry: LayerGeometry, batch: int = 1) -> LayerGeometry:
