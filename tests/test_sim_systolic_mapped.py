@@ -178,8 +178,9 @@ def _check(seed: int) -> None:
     cycles, issued = _brute_cycles(layer, hw)
     assert row["compute_cycles"] == cycles, seed
     assert row["macs_issued"] == issued, seed
-    if hw.sparsity.skip_zero_activations or hw.sparsity.skip_zero_weights:
-        assert row["macs_effectual"] == _brute_effectual(layer), seed
+    # reported as the layer's own: effectual pairs on any design, the real input's density
+    assert row["macs_effectual"] == _brute_effectual(layer), seed
+    assert row["act_density"] == pytest.approx(float(np.mean(layer.act_mask(1)[:1])), abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -191,6 +192,22 @@ def test_sparse_cycles_equal_a_fold_by_fold_walk(seed):
 def test_sparse_cycles_equal_a_fold_by_fold_walk_many_seeds():
     for seed in range(16, 216):
         _check(seed)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_dense_loop_nest_design_reports_its_effectual_pairs(seed):
+    # no skipping, no gating: every slot is issued, and macs_effectual still counts the pairs
+    # whose operands are both non-zero (docs/simulator.md), as the flat engine reports them
+    levels = [{"name": "glb", "keeps": ["weights", "inputs", "outputs"], "instances": "one"},
+              {"name": "spad", "keeps": ["weights", "inputs", "outputs"], "instances": "per_pe",
+               "size_bytes": 64}]
+    hw = make_hw(pe_array={"rows": 3, "cols": 4, "dataflow": "row_stationary"},
+                 memory_hierarchy=levels)
+    layer = random_layer("l", 0.4, 0.5, seed=seed, C=3, H=7, W=6, K=4, R=3, S=3, pad_h=1,
+                         pad_w=1, stride_h=1 + seed % 2)
+    row = simulate([layer], hw, samples=1).layers.iloc[0]
+    assert row["macs_issued"] == row["macs_dense"]
+    assert row["macs_effectual"] == _brute_effectual(layer)
 
 
 def test_hand_counted_weight_stationary_layer():

@@ -210,7 +210,8 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
             mapped = _systolic_mapped(layer.name, low.nest, held, hw.pe_array.dataflow)
             timing = (systolic_mod.overhead(hw.pe_array.dataflow, arch.rows, arch.cols),
                       systolic_mod.dram_input_scale(low), low.pad)
-            row = _sample(_LoweredLayer(layer.name, low.geometry, layer.output_density), low.act,
+            row = _sample(_LoweredLayer(layer.name, low.geometry, layer.output_density, group),
+                          low.act,
                           low.weights, low.nest, mapped.mapping, mapped.counts, arch, em, hw, mode,
                           ratios, ctx, fidelity, None, timing)
             return row, b, mapped.mapping
@@ -275,6 +276,7 @@ class _LoweredLayer:
     name: str
     geometry: object
     output_density: float | None
+    input: np.ndarray           # the batch's real input mask (b, C, H, W): what rows report
 
 
 _SYSTOLIC: dict[tuple, MapResult] = {}
@@ -440,12 +442,10 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         stats = sch.fold_schedule(sch.as_work(work), arch.rows, arch.cols, *schedule)
     issued = float(stats[sch.ST_ISSUED])
     gating = hw.sparsity.gate_zero_operands
-    if mode == MODE_BOTH and not pad_issued:
+    if mode == MODE_BOTH and not pad_issued:   # every issued slot has both operands non-zero
         effectual = issued
-    elif gating or mode != MODE_DENSE:
+    else:     # the pairs with both operands non-zero, whatever the design issues
         effectual = float(effectual_pairs(nest, act, wmask, pads))
-    else:
-        effectual = issued
     actions = _tensor_actions(hw, arch)
     if gating or any(a is not None for a in actions):
         pad_slots = (0.0 if pad_mask is None else
@@ -612,6 +612,14 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     onchip = sum(float((counts.footprint[i] * bits).sum()) * counts.instances[i]
                  for i in range(1, len(arch.levels))) / 8.0
     sum_mean = stats[sch.ST_SUM_MEAN_BUSY]
+    # the layer's input as it is, not a lowered layer's operand matrix (which repeats elements)
+    real_input = getattr(layer, "input", None)
+    if real_input is None:
+        real_input, real_on = a_mask, a_on
+    else:
+        real_input = np.asarray(real_input, dtype=bool)
+        real_on = _compressed_ratio(real_input, hw.storage.activations.on_chip,
+                                    p.activation_bits, True)
     port_times = times[1:] + [t for _, t in meta_times]   # on-chip ports, metadata's included
     row = {
         "cycles": cycles,
@@ -649,10 +657,10 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         "dram_compulsory_bytes": compulsory,
         "dram_capacity_bytes": dram_read + dram_write - compulsory,
         "psum_spill_bytes": float(c[0, 2, READS] * bits[2]) / 8.0,
-        "act_bytes": a_mask.size * p.activation_bits * a_on / 8.0,
+        "act_bytes": real_input.size * p.activation_bits * real_on / 8.0,
         "weight_bytes": wmask.size * p.weight_bits * w_ratios[0] / 8.0,
         "output_bytes": o_elems * p.activation_bits * o_on / 8.0,
-        "act_density": float(a_mask.mean()) if a_mask.size else 0.0,
+        "act_density": float(real_input.mean()) if real_input.size else 0.0,
         "live_bytes": onchip,
         "onchip_peak_bytes": onchip,
         "offchip_peak_bytes": 0.0,
