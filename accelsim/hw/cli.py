@@ -21,6 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(handler=_show)
 
+    port = verbs.add_parser(
+        "port", help="write a flat design (no memory_hierarchy) in the one model's systolic form",
+        description="Write a design given by the flat global_buffer/scratchpad sections as a "
+                    "memory_hierarchy with pe_array.systolic (accelsim.hw.port): the shared "
+                    "buffer becomes one level, the stationary operand's scratchpad the per-PE "
+                    "level, the other scratchpads the array's pipeline registers.")
+    port.add_argument("file", metavar="FILE")
+    port.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    port.set_defaults(handler=_port)
+
     tables = verbs.add_parser("tables", help="the packaged energy tables and their energies")
     tables.add_argument("--json", action="store_true", help="print JSON instead of text")
     tables.set_defaults(handler=_tables)
@@ -69,6 +79,29 @@ def _show(args: argparse.Namespace) -> int:
     print(format_defaults(resolved, sections, leaves))
     print("# derived figures")
     print(format_figures(figures))
+    return 0
+
+
+def _port(args: argparse.Namespace) -> int:
+    import yaml
+
+    from accelsim.hw.load import load_hw, resolve_extends
+    from accelsim.hw.port import port, ported_dict
+
+    config = load_hw(args.file)
+    raw = ported_dict(config, str(args.file), base=resolve_extends(args.file))
+    port(config, str(args.file))            # the result validates, or one error line
+    text = (f"# {config.name}: ported by `accelsim hw port` from {args.file}\n"
+            "# (the flat global_buffer/scratchpad sections as a memory_hierarchy on the loop-nest\n"
+            "# model's systolic mode; the other scratchpads are the array's pipeline registers)\n"
+            + yaml.safe_dump(raw, sort_keys=False))
+    if args.output:
+        from accelsim.atomic import atomic_write_text
+
+        atomic_write_text(args.output, text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
