@@ -1,11 +1,13 @@
-"""Per-step mask work of the loop-nest model (``accelsim.map.sparse.step_work``): HEAD vs now.
+"""Per-step mask work of the loop-nest model and its fold schedule (``accelsim.map.sparse.step_work``
+then ``accelsim.sim.kernels.schedule.fold_schedule``): HEAD vs now.
 
 Collects, for every layer of a trace on each design, the calls ``simulate`` makes (one per
 layer and sample: the design's mapping from :func:`accelsim.sim.loopnest.map_layer`, its mode,
-padding and fan-out level), then times the committed implementation (``git show
-HEAD:accelsim/map/sparse.py`` loaded as a temporary module) and the working tree's in the same
-process, kernels compiled before timing, and checks every array is equal. Prints the seconds
-and the ratio per design.
+padding and fan-out level, and the design's schedule arguments), then times the committed
+implementations (``git show HEAD:accelsim/map/sparse.py`` and ``HEAD:.../schedule.py`` loaded as
+temporary modules) and the working tree's in the same process, kernels compiled before timing,
+and checks every work array and every statistics vector is equal (bit for bit). Prints the CPU
+seconds and the ratio per design: step_work, fold_schedule and the two together.
 
 Usage: python benchmarks/bench_step_work.py --trace /tmp/i14/r50.trace --samples 8
        [--designs sparten_like cnvlutin_like eyeriss_v1] [--repeats 3]
@@ -29,16 +31,18 @@ from accelsim.hw import load_hw  # noqa: E402
 from accelsim.map import sparse  # noqa: E402
 from accelsim.map.nest import DIMS, LoopNest  # noqa: E402
 from accelsim.sim import loopnest  # noqa: E402
+from accelsim.sim.kernels import schedule  # noqa: E402
 
 
-def baseline_module():
-    """``accelsim/map/sparse.py`` as committed at HEAD, as a module of its own."""
-    text = subprocess.run(["git", "show", "HEAD:accelsim/map/sparse.py"], cwd=ROOT, check=True,
+def baseline_module(path: str = "accelsim/map/sparse.py", name: str = "sparse_head"):
+    """``path`` as committed at HEAD, as a module of its own (a fresh folder: Numba's cache
+    never hands it another module's kernels)."""
+    text = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout
     folder = Path(tempfile.mkdtemp(prefix="bench_step_work_"))
-    path = folder / "sparse_head.py"
+    path = folder / f"{name}.py"
     path.write_text(text)
-    spec = importlib.util.spec_from_file_location("sparse_head", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -70,9 +74,20 @@ def collect(trace, hw, samples: int) -> list[tuple]:
     return calls
 
 
+def schedule_args(hw) -> tuple:
+    """``(rows, cols, lanes, overhead, sync, depth, gate, threshold)`` of ``fold_schedule`` as
+    :func:`accelsim.sim.loopnest._sample` passes them (no systolic fill / drain)."""
+    from accelsim.map.arch import arch_of
+
+    arch, lp = arch_of(hw), hw.low_power
+    return (arch.rows, arch.cols, arch.lanes, 0, schedule.SYNC_CODES[hw.pe_array.sync],
+            max(1, int(hw.pe_array.work_queue_depth)), lp.power_gating,
+            max(1, lp.min_idle_cycles, lp.wakeup_cycles))
+
+
 def timed(module, calls, repeats: int) -> tuple[float, float]:
-    """Best of ``repeats`` total CPU and wall seconds over ``calls`` (CPU time: the machine may
-    be shared; each output is dropped at once, as ``simulate`` consumes it)."""
+    """Best of ``repeats`` total CPU and wall seconds of ``step_work`` over ``calls`` (CPU time:
+    the machine may be shared; each output is dropped at once, as ``simulate`` consumes it)."""
     cpu = wall = float("inf")
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
@@ -81,6 +96,30 @@ def timed(module, calls, repeats: int) -> tuple[float, float]:
         cpu = min(cpu, time.process_time() - c)
         wall = min(wall, time.perf_counter() - t)
     return cpu, wall
+
+
+def timed_schedule(head_schedule, calls, sched: tuple, repeats: int) -> tuple[float, float, list]:
+    """CPU seconds of HEAD's and the tree's ``fold_schedule`` over the work of ``calls`` (each
+    call's work made once, as ``simulate`` hands it over, and scheduled ``repeats`` times by
+    each module, alternating; the best of each kept) and the layers whose statistics vector
+    differs (bit for bit)."""
+    old = new = 0.0
+    bad = []
+    for name, args, kwargs in calls:
+        work = schedule.as_work(sparse.step_work(*args, **kwargs))
+        best_old = best_new = float("inf")
+        for _ in range(repeats):
+            c = time.process_time()
+            x = head_schedule.fold_schedule(work, *sched)
+            best_old = min(best_old, time.process_time() - c)
+            c = time.process_time()
+            y = schedule.fold_schedule(work, *sched)
+            best_new = min(best_new, time.process_time() - c)
+        old += best_old
+        new += best_new
+        if x.tobytes() != y.tobytes():
+            bad.append(name)
+    return old, new, bad
 
 
 def differing(head, calls) -> list[str]:
@@ -104,26 +143,31 @@ def main() -> None:
     from accelsim.trace import open_trace
 
     head = baseline_module()
+    head_schedule = baseline_module("accelsim/sim/kernels/schedule.py", "schedule_head")
     trace = open_trace(args.trace)
     total_old = total_new = 0.0
     for name in args.designs:
         hw = load_hw(ROOT / "hw_configs" / f"{name}.yaml")
         calls = collect(trace, hw, args.samples)
+        sched = schedule_args(hw)
         for module in (head, sparse):              # compile every kernel before timing
             for _, a, kw in calls[:: max(1, args.samples)]:
                 module.step_work(*a, **kw)
         old, old_wall = timed(head, calls, args.repeats)
         new, new_wall = timed(sparse, calls, args.repeats)
         bad = differing(head, calls)
-        total_old += old
-        total_new += new
-        print(f"{name:<14} {len(calls):>4} calls  CPU s: HEAD {old:7.3f}  now {new:7.3f}  "
-              f"ratio {old / new:5.2f}x  (wall {old_wall:.3f} / {new_wall:.3f})  "
+        sold, snew, bad_schedule = timed_schedule(head_schedule, calls, sched, args.repeats)
+        bad += bad_schedule
+        total_old += old + sold
+        total_new += new + snew
+        print(f"{name:<14} {len(calls):>4} calls  CPU s  step_work: HEAD {old:7.3f} now {new:7.3f} "
+              f"({old / new:4.2f}x, wall {old_wall:.3f} / {new_wall:.3f})  fold_schedule: HEAD "
+              f"{sold:6.3f} now {snew:6.3f} ({sold / snew:4.2f}x)  both: {(old + sold) / (new + snew):4.2f}x  "
               f"{'EQUAL' if not bad else 'DIFFER: ' + ', '.join(bad[:5])}")
         if bad:
             raise SystemExit(1)
-    print(f"{'all':<14}             CPU s: HEAD {total_old:7.3f}  now {total_new:7.3f}  "
-          f"ratio {total_old / total_new:5.2f}x")
+    print(f"{'all':<14}             CPU s, step_work + fold_schedule: HEAD {total_old:7.3f}  "
+          f"now {total_new:7.3f}  ratio {total_old / total_new:5.2f}x")
 
 
 if __name__ == "__main__":

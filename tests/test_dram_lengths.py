@@ -226,3 +226,100 @@ def test_linear_order_equals_a_walk_of_the_storage(seed):
     blocked = tuple(c for c in rng.permutation(nc) if tile[c])
     tiled = Region("I", 0, sizes, lo, 1.0, perm=perm, tile=tile, block_order=blocked)
     np.testing.assert_array_equal(linear_order(tiled, mask), _enumerated_order(tiled, mask))
+
+
+# ---- byte ranges of element runs in one kernel (accelsim.sim.dram_stream._scaled_bytes) ----
+def _bytes_reference(starts, lens, codes, base, eb, pb, codes_of):
+    """Per run, its byte range from first principles: a run of a code with a real code
+    covers the whole bytes holding the bits between its boundaries (bits from the entry-by-
+    entry encoder); else round-half-even of the element bytes (Python's round), a psum
+    spill its own length."""
+    out = []
+    for x, n, c in zip(starts.tolist(), lens.tolist(), codes.tolist()):
+        if c in codes_of:
+            mask, shape, fmt, b = codes_of[c]
+            lo, hi = _oracle(mask, shape, fmt, b, [x, x + n])
+            out.append((base[c] + lo // 8, -(-hi // 8) - lo // 8, 0))
+            continue
+        b0 = round(x * eb[c])
+        b1 = b0 + round(n * pb[c]) if c == 2 else round((x + n) * eb[c])
+        out.append((base[c] + b0, b1 - b0, int(c == 3)))
+    return out
+
+
+def _bytes_check(seed: int) -> None:
+    from accelsim.sim.dram_stream import _scaled_bytes
+
+    rng = np.random.default_rng(seed)
+    codes_of, offsets = {}, {}
+    for code in (0, 1):                  # W_READ, I_READ: a real code (or the mean ratio)
+        if rng.random() < 0.8:
+            mask, shape, b = _case(seed * 2 + code)
+            fmt = FORMATS[int(rng.integers(1, len(FORMATS)))]
+            codes_of[code] = (mask, shape, fmt, b)
+            offsets[code] = BitOffsets(mask, shape, fmt, b)
+    k = int(rng.integers(1, 40))
+    codes = rng.integers(0, 4, k).astype(np.int64)
+    starts = np.empty(k, dtype=np.int64)
+    lens = np.empty(k, dtype=np.int64)
+    for i, c in enumerate(codes):
+        size = codes_of[c][0].size if c in codes_of else 1000
+        starts[i] = rng.integers(0, size + 1)
+        lens[i] = rng.integers(0, size - starts[i] + 1)
+    base = np.array([0, 1 << 20, 2 << 20, 2 << 20], dtype=np.int64)
+    eb = np.array([float(rng.choice([0.5, 1.25, 2.5, 1 / 3, 0.7])) for _ in range(4)])
+    pb = eb.copy()
+    pb[2] = float(rng.choice([2.5, 3.0, 0.375]))
+    s, n, w = _scaled_bytes(starts, lens, codes, base, eb, pb, offsets)
+    assert list(zip(s.tolist(), n.tolist(), w.tolist())) == _bytes_reference(
+        starts, lens, codes, base, eb, pb, codes_of), seed
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_run_bytes_equal_the_encoder_and_rounding(seed):
+    _bytes_check(seed)
+
+
+@pytest.mark.slow
+def test_run_bytes_equal_the_encoder_and_rounding_many_seeds():
+    for seed in range(12, 312):
+        _bytes_check(seed)
+
+
+def test_run_bytes_by_hand():
+    from accelsim.sim.dram_stream import _scaled_bytes
+
+    # W: bitmap of 1 0 1 1 (8-bit values): boundaries 0, 1, 2, 3, 4 at bits 0, 9, 10, 19, 28;
+    # the run [1, 3) spans bits [9, 19): bytes 1..2 (floor 9/8 = 1, ceil 19/8 = 3): 2 bytes.
+    # O read (psum spill) at 2.5 bytes/element, 3 psums of 2.5 bytes: start rint(1 * 2.5) =
+    # 2 (half to even), 7.5 bytes -> rint 8. An O write of [1, 2) at 2.5: rint 2.5 = 2, rint 5.0.
+    mask = np.array([1, 0, 1, 1], dtype=bool)
+    offsets = {0: BitOffsets(mask, (4,), LevelFormat("bitmap"), 8)}
+    base = np.array([100, 200, 300, 300], dtype=np.int64)
+    eb = np.array([1.0, 1.0, 2.5, 2.5])
+    pb = eb.copy()
+    s, n, w = _scaled_bytes(np.array([1, 1, 1]), np.array([2, 3, 1]), np.array([0, 2, 3]),
+                            base, eb, pb, offsets)
+    assert s.tolist() == [101, 302, 302]
+    assert n.tolist() == [2, 8, 3]
+    assert w.tolist() == [0, 0, 1]
+    with pytest.raises(ValueError, match="boundaries"):
+        _scaled_bytes(np.array([3]), np.array([2]), np.array([0]), base, eb, pb, offsets)
+
+
+def test_run_length_ranks_that_overflow_fall_back_to_the_scan():
+    # run_bits 1: 140,000 zeros before a non-zero are 70,000 overflow entries; the next
+    # element shares its block (140,000 % 64 = 32), so its rank in the block does not fit
+    # 16 bits: offsets come from the scan, still the encoder's
+    mask = np.zeros(140_010, dtype=bool)
+    mask[[140_000, 140_001, 140_005]] = True
+    fmt = LevelFormat("run_length", run_bits=1)
+    off = BitOffsets(mask, mask.shape, fmt, 8)
+    assert off.terms() is None
+    xs = np.array([0, 64, 140_000, 140_001, 140_002, 140_003, 140_006, 140_010])
+    np.testing.assert_array_equal(off.at(xs), _oracle(mask, mask.shape, fmt, 8, xs))
+    # a short run: ranks fit, offsets from the ranks
+    small = BitOffsets(mask[139_000:], (1010,), fmt, 8)
+    assert small.terms() is not None
+    xs = np.arange(0, 1011, 7)
+    np.testing.assert_array_equal(small.at(xs), _oracle(mask[139_000:], (1010,), fmt, 8, xs))

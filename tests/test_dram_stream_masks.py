@@ -16,6 +16,7 @@ import pytest
 from accelsim.hw.load import load_hw
 from accelsim.map.nest import LoopNest
 from accelsim.sim import dram_stream, fetch
+from accelsim.sim.dram_stream import layouts
 from accelsim.sim.design import resolve
 from accelsim.sim.loopnest import map_layer, simulate_layer_loopnest
 from accelsim.sim.residency import LayerContext
@@ -137,3 +138,92 @@ def test_tile_major_compressed_inputs_move_their_code():
     assert 0 < coded_i < dense_i
     row = simulate_layer_loopnest(layer, hw, context=ctx)
     assert row["dram_stream_bytes"] > 0 and 0 < row["dram_row_hit_rate"] <= 1
+
+
+@pytest.mark.parametrize("fmt", ["bitmap", "csr", "run_length"])
+def test_layer_dram_equals_the_separate_coalescer(fmt):
+    """layer_dram coalesces in the DRAM kernel, from cached layouts and element blocks: the
+    same figures as the stream through accelsim.dram.coalesce then a plain device (computed
+    here without the caches), for two samples of one layer (the second reuses the caches)."""
+    from accelsim.dram.coalesce import coalesced_blocks
+    from accelsim.dram.model import stream_ranges
+    from accelsim.dram.presets import get_device
+
+    layer = random_layer(C=8, H=9, W=9, K=8, R=3, S=3, N=1, seed=5, pad_h=1, pad_w=1,
+                         density_a=0.4, density_w=0.5)
+    hw = load_hw(EYERISS, {"dram.device": "LPDDR4X-4266", "dram.access_stream": True,
+                           "storage.weights": {"format": fmt},
+                           "dram.layout": {"inputs": {"tile_major": True}}})
+    nest = LoopNest.of_geometry(layer.geometry, 1)
+    mapping = map_layer(layer, hw, 1).mapping
+    arch = resolve(hw).arch
+    ctx = LayerContext(network_input=False)
+    wmask = np.asarray(layer.weight_mask(), dtype=bool)
+    rng = np.random.default_rng(1)
+    d = hw.dram
+    for sample, ratios in ((0, (0.6, 0.5, 0.7)), (1, (0.55, 0.45, 0.65))):
+        act = rng.random(np.asarray(layer.act_mask()[:1]).shape) < 0.4
+        for cache in (dram_stream._BLOCKS, dram_stream._LAYOUTS, dram_stream._CODES):
+            if sample == 0:
+                cache.clear()
+        got = dram_stream.layer_dram(layer, nest, mapping, arch, hw, ctx, ratios,
+                                     masks=(wmask, act))
+        saved = {k: dict(v) for k, v in (("b", dram_stream._BLOCKS), ("l", dram_stream._LAYOUTS),
+                                          ("c", dram_stream._CODES))}
+        for cache in (dram_stream._BLOCKS, dram_stream._LAYOUTS, dram_stream._CODES):
+            cache.clear()
+        stream = dram_stream.stream_of(layer, nest, mapping, arch, hw, ctx, ratios,
+                                       masks=(wmask, act))
+        res = stream_ranges(d.device, coalesced_blocks(stream, get_device(d.device).burst_bytes),
+                            d.channels, d.address_mapping, d.page_policy or "open")
+        dram_stream._BLOCKS.update(saved["b"])
+        dram_stream._LAYOUTS.update(saved["l"])
+        dram_stream._CODES.update(saved["c"])
+        assert got[2]["dram_stream_bytes"] == float(res.bytes) > 0
+        assert got[2]["dram_row_hit_rate"] == res.row_hit_rate
+        assert got[1] == res.total_energy_pj
+        assert got[2]["dram_cycles"] == res.time_ns * hw.technology.clock_mhz * 1e-3
+
+
+def test_cached_layouts_equal_fresh_ones_and_blocks_stay_bounded(monkeypatch):
+    layer = random_layer(C=8, H=6, W=6, K=12, R=3, S=3, N=1, seed=2)
+    hw = load_hw(EYERISS, {"dram.device": "LPDDR4X-4266", "dram.access_stream": True})
+    nest = LoopNest.of_geometry(layer.geometry, 1)
+    mapping = map_layer(layer, hw, 1).mapping
+    arch = resolve(hw).arch
+    geo = layer.geometry
+    dense = {"W": 2.0, "I": 2.0, "O": 2.0}
+    layout = dram_stream.stream_layout(hw, geo)
+    dram_stream._LAYOUTS.clear()
+    for elem in ({"W": 2.0, "I": 2.0, "O": 2.0}, {"W": 0.75, "I": 1.3, "O": 0.4}):
+        got = dram_stream._layouts_of(nest, elem, dense, (1, 1), (int(geo.H), int(geo.W)), True,
+                                      layout, mapping, arch.keeps)
+        want = layouts(nest, elem, (1, 1), (int(geo.H), int(geo.W)), True, reserve_bytes=dense,
+                       layout=layout, mapping=mapping, keeps=arch.keeps)
+        assert got == want
+    assert len(dram_stream._LAYOUTS) == 1
+    # the element blocks: least recently used dropped first, never more than CACHE_TOTAL
+    monkeypatch.setattr(dram_stream, "CACHE_TOTAL", 0)
+    dram_stream._BLOCKS.clear()
+    list(dram_stream.stream_of(layer, nest, mapping, arch, hw, LayerContext(), (1.0, 1.0, 1.0)))
+    assert not dram_stream._BLOCKS
+    monkeypatch.setattr(dram_stream, "CACHE_TOTAL", 1 << 20)
+
+    def stream(k):
+        other = random_layer(C=8, H=6, W=6, K=k, R=3, S=3, N=1, seed=2)
+        onest = LoopNest.of_geometry(other.geometry, 1)
+        list(dram_stream.stream_of(other, onest, map_layer(other, hw, 1).mapping, arch, hw,
+                                   LayerContext(), (1.0, 1.0, 1.0)))
+        return next(reversed(dram_stream._BLOCKS))      # its key: the most recent
+
+    def held():
+        return sum(len(b[0]) for v in dram_stream._BLOCKS.values() for b in v)
+
+    dram_stream._BLOCKS.clear()
+    a, b = stream(12), stream(16)
+    assert a != b and len(dram_stream._BLOCKS) == 2
+    assert stream(12) == a                       # a hit: now the most recently used
+    monkeypatch.setattr(dram_stream, "CACHE_TOTAL", held())
+    c = stream(4)
+    assert c not in (a, b) and b not in dram_stream._BLOCKS and a in dram_stream._BLOCKS
+    assert held() <= dram_stream.CACHE_TOTAL

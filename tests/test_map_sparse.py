@@ -284,6 +284,128 @@ def test_ordered_kernels_compile_once():
     for seed in range(3):
         _check_single(seed)
         test_step_work_with_remainder_tiles_equals_brute_force(seed)
-    for kernel in (sparse._blocks_ordered, sparse._blocks_ordered_single):
+    test_act_box_words_equal_brute_force(1)
+    for kernel in (sparse._blocks_ordered, sparse._blocks_ordered_single, sparse._act_words):
         if hasattr(kernel, "signatures"):       # NUMBA_DISABLE_JIT runs plain Python
             assert len(kernel.signatures) == 1, kernel.signatures
+
+
+# --- the activations' box words, written straight from the mask (no im2col array)
+
+def brute_act_words(act, nest, pads, pad_value, plan, boxes, slots, axes):
+    """Words ``[box0][box1][box2][row slots][word]`` bit by bit from their definition: row
+    (n, g, p, q) at the slot of its values permuted by ``axes``; reduction element (c, r, s) in
+    box ``coord // ext`` along each order dimension at bit ``(x0 * e1 + x1) * e2 + x2`` (``x``:
+    ``coord % ext``, ``e``: the box's bits per dimension); the element read at padded position
+    (p * stride + r * dilation, ...): the mask, ``pad_value`` in the padding ring, absent past
+    the padded mask."""
+    from accelsim.map.sparse import _C, _R, _S
+
+    n_, g_, _, cg, p_, q_, r_, s_ = nest.bounds
+    h_, w_ = act.shape[2], act.shape[3]
+    e = plan.box
+    words = {}
+    for n, g, p, q, c, r, s in product(range(act.shape[0]), range(g_), range(p_), range(q_),
+                                       range(cg), range(r_), range(s_)):
+        hp, wp = p * nest.stride_h + r * nest.dil_h, q * nest.stride_w + s * nest.dil_w
+        if hp >= h_ + 2 * pads[0] or wp >= w_ + 2 * pads[1]:
+            continue
+        h, w = hp - pads[0], wp - pads[1]
+        bit = act[n, g * cg + c, h, w] if (0 <= h < h_ and 0 <= w < w_) else pad_value
+        if not bit:
+            continue
+        coord = {_C: c, _R: r, _S: s}
+        box = tuple(coord[d] // int(plan.ext[d]) for d in plan.order)
+        x = [coord[d] % int(plan.ext[d]) for d in plan.order]
+        pos = (x[0] * e[1] + x[1]) * e[2] + x[2]
+        slot = tuple((n, g, p, q)[a] for a in axes)
+        key = box + slot + (pos // 64,)
+        words[key] = words.get(key, 0) | (1 << (pos % 64))
+    out = np.zeros(tuple(boxes) + tuple(slots) + (plan.wpb,), dtype=np.uint64)
+    for key, value in words.items():
+        out[key] = value
+    return out.reshape(-1)
+
+
+def _check_act_words(seed):
+    from accelsim.map import sparse
+
+    rng = random.Random(4400 + seed)
+    nest, mapping, act, _, pads = _single_case(rng) if seed % 2 else _case(rng)
+    if seed % 5 == 0:                 # odd mask sizes: wider / narrower than the layer reads
+        act = np.random.default_rng(seed).random(act.shape[:2] + (act.shape[2] + seed % 3,
+                                                                  max(1, act.shape[3] - 1))) < 0.5
+    for fan in (0, 1, 2):
+        plan = sparse._plan(nest, mapping, fan)
+        n, g, _, _, p, q, _, _ = nest.bounds
+        layouts = [(plan.nbx, (n, g, p, q), (0, 1, 2, 3))]
+        if plan.single:
+            axes = sparse._row_axes(plan, (sparse._N, sparse._G, sparse._P, sparse._Q))
+            layouts.append((plan.nbxp, tuple(plan.span[(sparse._N, sparse._G, sparse._P,
+                                                        sparse._Q)[i]] for i in axes), axes))
+        for boxes, slots, axes in layouts:
+            for pad_value in (False, True):
+                got = sparse._act_box_words(act, nest, pads, pad_value, plan, boxes, slots, axes)
+                want = brute_act_words(act, nest, pads, pad_value, plan, boxes, slots, axes)
+                assert got.dtype == np.uint64
+                np.testing.assert_array_equal(got, want, err_msg=f"fan {fan} pad {pad_value}")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_act_box_words_equal_brute_force(seed):
+    _check_act_words(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(20, 400))
+def test_act_box_words_many_seeds(seed):
+    _check_act_words(seed)
+
+
+def test_act_box_words_by_hand():
+    """C = 3 in boxes of 2 (the second clipped to one channel), R = 1, S = 2 (a full box), one
+    pixel row of Q = 2, stride 1, pad 1 on the left and right; order R, C, S (R fixed first):
+    the bit of (c, s) in its box is (c % 2) * 2 + s."""
+    from accelsim.map import sparse
+
+    nest = LoopNest((1, 1, 1, 3, 1, 2, 1, 2))
+    mapping = Mapping((LevelLoops("L0", (Loop("C", 2),)), LevelLoops("L1", ()),
+                       LevelLoops("L2", (Loop("C", 2), Loop("S", 2)))))
+    plan = sparse._plan(nest, mapping, 1)
+    assert plan.order == (sparse._R, sparse._C, sparse._S) and plan.box == (1, 2, 2)
+    act = np.array([[1], [0], [1]], dtype=bool).reshape(1, 3, 1, 1)   # W = 1, padded to 3
+    # pixel q reads padded columns q, q + 1: q = 0 -> (pad, a), q = 1 -> (a, pad)
+    # zero padding: box 0 (c 0, 1): q0: c0 s1 -> bit 1; q1: c0 s0 -> bit 0; box 1 (c 2): the
+    # same; padding present: q0 adds (c0, s0), (c1, s0) -> bits 0, 2; q1 adds (c0, s1),
+    # (c1, s1) -> bits 1, 3; box 1 adds bit 0 (q0) and bit 1 (q1)
+    want = {False: [0b10, 0b01, 0b10, 0b01], True: [0b0111, 0b1011, 0b11, 0b11]}
+    for pad_value, words in want.items():
+        got = sparse._act_box_words(act, nest, (0, 1), pad_value, plan, plan.nbx, (1, 1, 1, 2),
+                                    (0, 1, 2, 3))
+        assert got.tolist() == words, (pad_value, got.tolist())
+
+
+@pytest.mark.parametrize("bounds,stride,pads", [((1, 1, 2, 130, 1, 1, 1, 1), 1, (0, 0)),
+                                                ((2, 2, 2, 70, 3, 2, 1, 1), 2, (1, 0)),
+                                                ((1, 1, 3, 8, 3, 3, 3, 3), 1, (1, 1))])
+def test_act_box_words_with_whole_words(bounds, stride, pads):
+    """Boxes of 64 and more bits (whole words of the box): the reduction inside the PE."""
+    from accelsim.map import sparse
+
+    nest = LoopNest(bounds, stride, stride)
+    n, g, k, c, p, q, r, s = bounds
+    mapping = Mapping((LevelLoops("L0", (Loop("N", n), Loop("G", g), Loop("P", p), Loop("Q", q))),
+                       LevelLoops("L1", (), (Loop("K", k, True, "X"),)),
+                       LevelLoops("L2", (Loop("C", c), Loop("R", r), Loop("S", s)))))
+    h = (p - 1) * stride + r - 2 * pads[0]
+    w = (q - 1) * stride + s - 2 * pads[1]
+    rng = np.random.default_rng(c)
+    for act in (rng.random((n, g * c, h, w)) < 0.5, np.ones((n, g * c, h, w), bool)):
+        plan = sparse._plan(nest, mapping, 1)
+        assert plan.wpb >= 2
+        for pad_value in (False, True):
+            got = sparse._act_box_words(act, nest, pads, pad_value, plan, plan.nbx, (n, g, p, q),
+                                        (0, 1, 2, 3))
+            np.testing.assert_array_equal(got, brute_act_words(act, nest, pads, pad_value, plan,
+                                                               plan.nbx, (n, g, p, q),
+                                                               (0, 1, 2, 3)))

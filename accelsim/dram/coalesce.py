@@ -8,7 +8,9 @@ the last burst it moved: a burst equal to the one just served in the same direct
 requested again. Everything else is served as issued (no reordering, no wider cache).
 
 :func:`coalesce` returns burst-aligned ranges (starts and lengths multiples of the burst), so
-``lengths.sum()`` is the bytes the bus carries.
+``lengths.sum()`` is the bytes the bus carries. The DRAM kernel applies the same rule while it
+expands the ranges (``accelsim.dram.model.stream_ranges(..., coalesce=True)``, what
+``dram_stream.layer_dram`` uses); this module stays its reference and the NumPy form.
 """
 from __future__ import annotations
 

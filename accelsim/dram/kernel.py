@@ -49,6 +49,11 @@ from numba import njit
 
 from accelsim.numba_config import JIT
 
+#: The kernels allocate nothing, so they compile without Numba's reference counting (NRT):
+#: with it, every request paid the increments and decrements of its state arrays' counts
+#: (about half the time of a row hit).
+KJIT = {**JIT, "_nrt": False}
+
 INF = np.int64(1) << np.int64(62)
 NEG = -(np.int64(1) << np.int64(61))
 
@@ -83,7 +88,7 @@ S_READS, S_WRITES, S_ACTS, S_PRES, S_REFS, S_HITS, S_MISSES, S_CONFLICTS, S_BANK
 N_STATS = 12
 
 
-@njit(**JIT)
+@njit(**KJIT)
 def _event(rk, ev, ri, t, d, s, w):
     """Queue a rank-activity event: ``d = +1`` an interval opens at ``t``, ``-1`` one that
     opened at ``s`` closes at ``t`` (``w``: banks it stands for)."""
@@ -97,7 +102,7 @@ def _event(rk, ev, ri, t, d, s, w):
     rk[ri, R_EVN] = n + 1
 
 
-@njit(**JIT)
+@njit(**KJIT)
 def _flush(rk, ev, ri, T):
     """Account rank ``ri``'s active clocks (a bank open or a refresh running) up to ``T``,
     consuming its queued events at or before ``T`` in time order. No event may arrive
@@ -129,7 +134,7 @@ def _flush(rk, ev, ri, T):
         rk[ri, R_ACCT] = T
 
 
-@njit(**JIT)
+@njit(**KJIT)
 def _close(bk, rk, ev, b, ri, t, tm, st):
     """Bank ``b`` precharges at ``t`` (explicit, PREA or auto)."""
     s = bk[b, B_ACTT]
@@ -140,7 +145,7 @@ def _close(bk, rk, ev, b, ri, t, tm, st):
     st[S_PRES] += 1
 
 
-@njit(**JIT)
+@njit(**KJIT)
 def _row_floor(ch, c, cfg):
     """Earliest clock of a row command (PRE/ACT) of the current request: after the column
     command of the request ``lookahead`` back and after the channel's last refresh."""
@@ -148,7 +153,7 @@ def _row_floor(ch, c, cfg):
     return max(ch[c, C_RING0 + back], ch[c, C_LREF]) + 1
 
 
-@njit(**JIT)
+@njit(**KJIT)
 def _row_slot(ch, c, t):
     """``t`` or the first later clock whose command slot no recent command holds."""
     moved = True
@@ -165,7 +170,7 @@ def _row_slot(ch, c, t):
     return t
 
 
-@njit(**JIT)
+@njit(**KJIT)
 def _row_issued(ch, c, t):
     i = ch[c, C_ROWI]
     ch[c, C_ROW0 + i] = t
@@ -173,7 +178,7 @@ def _row_issued(ch, c, t):
     ch[c, C_LMAX] = max(ch[c, C_LMAX], t)
 
 
-@njit(**JIT)
+@njit(**KJIT)
 def _refresh(c, ri, bk, rk, ch, ev, tm, cfg, st):
     banks = cfg[K_BANKS]
     b0 = ri * banks
@@ -210,25 +215,9 @@ def _refresh(c, ri, bk, rk, ch, ev, tm, cfg, st):
     st[S_REFS] += 1
 
 
-@njit(**JIT)
-def _request(addr, is_write, order, radix, bk, bg, rk, ch, ev, tm, cfg, st):
-    """Serve one burst at burst index ``addr``."""
-    x = addr
-    c = r = g = k = row = np.int64(0)
-    for i in range(6):
-        f = order[i]
-        d = x % radix[f]
-        x //= radix[f]
-        if f == 0:
-            c = d
-        elif f == 1:
-            r = d
-        elif f == 2:
-            g = d
-        elif f == 3:
-            k = d
-        elif f == 4:
-            row = d
+@njit(**KJIT, inline="always")
+def _request(c, r, g, k, row, is_write, bk, bg, rk, ch, ev, tm, cfg, st):
+    """Serve one burst at channel ``c``, rank ``r``, bank group ``g``, bank ``k``, ``row``."""
     ranks = cfg[K_RANKS]
     banks = cfg[K_BANKS]
     ri = c * ranks + r
@@ -329,11 +318,21 @@ def _request(addr, is_write, order, radix, bk, bg, rk, ch, ev, tm, cfg, st):
     st[S_REQUESTS] += 1
 
 
-@njit(**JIT)
-def run_ranges(starts, lengths, writes, order, radix, bk, bg, rk, ch, ev, tm, cfg, st):
+@njit(**KJIT)
+def run_ranges(starts, lengths, writes, order, radix, bk, bg, rk, ch, ev, tm, cfg, st, carry):
     """Serve every burst of the ranges ``(starts[i], lengths[i] bytes, writes[i])`` in order,
-    updating the state arrays and counters in place."""
+    updating the state arrays and counters in place. ``carry``: ``(coalesce, last burst,
+    last is_write)`` then six scratch slots (the fields of the burst decoded last); with
+    ``coalesce`` non-zero a range's first burst equal to the last burst of the range before
+    it (same direction) is not served again (the transfer engine of
+    :mod:`accelsim.dram.coalesce`), the last burst carried across calls.
+
+    A burst's address fields (mixed radix, ``order`` least significant first) are decoded by
+    division, or by a carry-propagating increment when it follows the burst decoded last."""
     bb = cfg[K_BURST_BYTES]
+    dig = carry[3:9]
+    held = np.int64(-2)          # the burst whose fields dig holds
+    merge = carry[0] != 0
     for i in range(starts.shape[0]):
         n = lengths[i]
         if n <= 0:
@@ -341,11 +340,32 @@ def run_ranges(starts, lengths, writes, order, radix, bk, bg, rk, ch, ev, tm, cf
         first = starts[i] // bb
         last = (starts[i] + n - 1) // bb
         w = writes[i] != 0
+        if merge:
+            if first == carry[1] and (carry[2] != 0) == w:
+                first += 1
+            carry[1] = last
+            carry[2] = 1 if w else 0
+            if first > last:
+                continue
         for a in range(first, last + 1):
-            _request(a, w, order, radix, bk, bg, rk, ch, ev, tm, cfg, st)
+            if a == held + 1:           # the next burst: increment the digits
+                for j in range(6):
+                    f = order[j]
+                    dig[f] += 1
+                    if dig[f] < radix[f]:
+                        break
+                    dig[f] = 0
+            elif a != held:
+                x = a
+                for j in range(6):
+                    f = order[j]
+                    dig[f] = x % radix[f]
+                    x //= radix[f]
+            held = a
+            _request(dig[0], dig[1], dig[2], dig[3], dig[4], w, bk, bg, rk, ch, ev, tm, cfg, st)
 
 
-@njit(**JIT)
+@njit(**KJIT)
 def finish(rk, bk, ev, banks, T):
     """Close the books at clock ``T`` (on copies of the state): every rank's active clocks up
     to ``T``; bank-open clocks clipped at ``T``."""

@@ -102,7 +102,7 @@ class DramState:
 
     def __init__(self, device: DramDevice | str, channels: int | None = None,
                  address_mapping: str | None = None, page_policy: str = "open",
-                 lookahead: int = DEFAULT_LOOKAHEAD) -> None:
+                 lookahead: int = DEFAULT_LOOKAHEAD, coalesce: bool = False) -> None:
         from accelsim.dram import kernel as K
 
         self.device = get_device(device) if isinstance(device, str) else device
@@ -117,26 +117,22 @@ class DramState:
                 or not 1 <= lookahead <= K.RING:
             raise ValueError(f"lookahead: expected an integer from 1 to {K.RING}, got {lookahead!r}")
         self.lookahead = int(lookahead)
-        self.address_mapping = "-".join(parse_scheme(address_mapping))
-        self.order, self.radix = mapping_arrays(address_mapping, d, self.channels)
-        self.tm = np.array([d.t(n) for n in TIMING_FIELDS] + [d.burst_clocks], dtype=np.int64)
-        self.cfg = np.array([d.ranks, d.bank_groups, d.banks_per_group, d.banks,
-                             1 if page_policy == "closed" else 0, d.burst_bytes, self.lookahead],
-                            dtype=np.int64)
-        ranks = self.channels * d.ranks
-        self.bk = np.zeros((ranks * d.banks, K.NB_COLS), dtype=np.int64)
-        self.bk[:, K.B_ROW] = -1
-        self.bg = np.zeros((ranks * d.bank_groups, K.NG_COLS), dtype=np.int64)
-        self.rk = np.zeros((ranks, K.NR_COLS), dtype=np.int64)
-        self.rk[:, K.R_FAW0:K.R_FAW3 + 1] = K.NEG
-        self.rk[:, K.R_REFDUE] = d.t("REFI")
-        # rank-activity events not yet accounted: bounded by the lookahead window and the banks
-        self.ev = np.zeros((ranks, 4 * K.ROW_RING + 3 * d.banks + 8, K.NE_COLS), dtype=np.int64)
-        self.ch = np.zeros((self.channels, K.NC_COLS), dtype=np.int64)
-        for col in (K.C_LACT, K.C_LREF, K.C_LCAS, K.C_LMAX, K.C_PEND):
-            self.ch[:, col] = -1
-        self.ch[:, K.C_RING0:] = K.NEG
-        self.st = np.zeros(K.N_STATS, dtype=np.int64)
+        key = (id(d), self.channels, address_mapping, page_policy, self.lookahead)
+        kept = _FRESH.get(key)
+        if kept is None or kept[0] is not d:        # the device kept: its id is not reused
+            kept = (d, _fresh_state(d, self.channels, address_mapping, page_policy,
+                                    self.lookahead))
+            while len(_FRESH) >= 16:
+                _FRESH.pop(next(iter(_FRESH)), None)
+            _FRESH[key] = kept
+        fresh = kept[1]
+        self.address_mapping = fresh["address_mapping"]
+        for name in ("order", "radix", "tm", "cfg", "bk", "bg", "rk", "ev", "ch", "st"):
+            setattr(self, name, fresh[name].copy())
+        # (coalesce, last burst, last is_write): the transfer engine's burst coalescing
+        # (accelsim.dram.coalesce) applied in the kernel, carried across blocks; then the
+        # kernel's scratch (a burst's six address fields)
+        self.carry = np.array([1 if coalesce else 0, -1, 0] + [0] * 6, dtype=np.int64)
         self._kernel = K
 
     def feed(self, starts, lengths, writes=None) -> None:
@@ -152,7 +148,7 @@ class DramState:
             raise ValueError("range starts and lengths must be non-negative")
         K = self._kernel
         K.run_ranges(starts, lengths, writes, self.order, self.radix, self.bk, self.bg, self.rk,
-                     self.ch, self.ev, self.tm, self.cfg, self.st)
+                     self.ch, self.ev, self.tm, self.cfg, self.st, self.carry)
 
     def result(self) -> DramResult:
         """Counters, time and energy of everything fed so far (the state is not changed)."""
@@ -177,6 +173,41 @@ class DramState:
             burst_bytes=d.burst_bytes,
             bank_level_parallelism=(int(st[K.S_BANKBUSY]) / chan_busy) if chan_busy else 0.0,
             active_cycles=int(active.sum()), energy_pj=energy, **counts)
+
+
+#: A fresh state's arrays per (device, channels, mapping, policy, lookahead), the last few:
+#: a layer's stream starts from one, so each DramState copies them.
+_FRESH: dict[tuple, tuple] = {}
+
+
+def _fresh_state(d: DramDevice, channels: int, address_mapping: str | None, page_policy: str,
+                 lookahead: int) -> dict:
+    """The arrays of :class:`DramState` before its first request."""
+    from accelsim.dram import kernel as K
+
+    out = {"address_mapping": "-".join(parse_scheme(address_mapping))}
+    out["order"], out["radix"] = mapping_arrays(address_mapping, d, channels)
+    out["tm"] = np.array([d.t(n) for n in TIMING_FIELDS] + [d.burst_clocks], dtype=np.int64)
+    out["cfg"] = np.array([d.ranks, d.bank_groups, d.banks_per_group, d.banks,
+                           1 if page_policy == "closed" else 0, d.burst_bytes, lookahead],
+                          dtype=np.int64)
+    ranks = channels * d.ranks
+    bk = np.zeros((ranks * d.banks, K.NB_COLS), dtype=np.int64)
+    bk[:, K.B_ROW] = -1
+    rk = np.zeros((ranks, K.NR_COLS), dtype=np.int64)
+    rk[:, K.R_FAW0:K.R_FAW3 + 1] = K.NEG
+    rk[:, K.R_REFDUE] = d.t("REFI")
+    ch = np.zeros((channels, K.NC_COLS), dtype=np.int64)
+    for col in (K.C_LACT, K.C_LREF, K.C_LCAS, K.C_LMAX, K.C_PEND):
+        ch[:, col] = -1
+    ch[:, K.C_RING0:] = K.NEG
+    out.update(bk=bk, rk=rk, ch=ch,
+               bg=np.zeros((ranks * d.bank_groups, K.NG_COLS), dtype=np.int64),
+               # rank-activity events not yet accounted: bounded by the lookahead window and
+               # the banks
+               ev=np.zeros((ranks, 4 * K.ROW_RING + 3 * d.banks + 8, K.NE_COLS), dtype=np.int64),
+               st=np.zeros(K.N_STATS, dtype=np.int64))
+    return out
 
 
 def energy_pj(device: DramDevice, *, reads: int, writes: int, activates: int, precharges: int,
@@ -224,16 +255,19 @@ def _blocks(ranges_iter: Iterable) -> Iterator[tuple[np.ndarray, np.ndarray, np.
 
 def stream_ranges(device: DramDevice | str, ranges_iter: Iterable, channels: int | None = None,
                   address_mapping: str | None = None, page_policy: str = "open",
-                  state: DramState | None = None, lookahead: int = DEFAULT_LOOKAHEAD) -> DramResult:
+                  state: DramState | None = None, lookahead: int = DEFAULT_LOOKAHEAD,
+                  coalesce: bool = False) -> DramResult:
     """Serve an iterator of range blocks chunk by chunk and return the result.
 
     Each block is an ``(n, 3)`` integer array of ``(start byte, bytes, is_write)`` rows (or
     ``(n, 2)``: reads) or a ``(starts, lengths, writes)`` tuple. DRAM state carries across
     blocks, so the result does not depend on how the stream is cut; memory stays that of
-    one block. Pass ``state`` to continue a stream (it is updated in place).
+    one block. Pass ``state`` to continue a stream (it is updated in place). ``coalesce``
+    (a fresh state only): the bursts pass the transfer engine's burst coalescing first, as
+    :func:`accelsim.dram.coalesce.coalesced_blocks` would hand them (same bursts, same order).
     """
     st = state if state is not None else DramState(device, channels, address_mapping, page_policy,
-                                                   lookahead)
+                                                   lookahead, coalesce)
     for starts, lengths, writes in _blocks(ranges_iter):
         st.feed(starts, lengths, writes)
     return st.result()

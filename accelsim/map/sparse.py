@@ -583,6 +583,16 @@ def _remember(cache: dict, key, value, nbytes: int) -> None:
         cache[key] = (value, nbytes)
 
 
+def _same_mask(copy: np.ndarray, mask: np.ndarray) -> bool:
+    """``np.array_equal(copy, mask)`` for a boolean ``copy`` of the same shape, compared 8
+    elements per step when both are contiguous booleans of a whole number of words."""
+    if (mask.dtype == np.bool_ and copy.nbytes % 8 == 0 and copy.flags.c_contiguous
+            and mask.flags.c_contiguous):
+        return bool(np.array_equal(copy.reshape(-1).view(np.uint64),
+                                   mask.reshape(-1).view(np.uint64)))
+    return bool(np.array_equal(copy, mask))
+
+
 def _weight_side(wmask: np.ndarray, nest: LoopNest, plan: _Plan, single: bool,
                  want: bool) -> tuple[np.ndarray, np.ndarray]:
     """``(words, counts)`` of the weights (:func:`_ordered_bits`), cached per plan, layout and
@@ -593,7 +603,7 @@ def _weight_side(wmask: np.ndarray, nest: LoopNest, plan: _Plan, single: bool,
     hit = _WEIGHTS.get(key)
     if hit is not None:
         (owner, copy, words, counts), _ = hit
-        if owner is plan and copy.shape == wmask.shape and np.array_equal(copy, wmask):
+        if owner is plan and copy.shape == wmask.shape and _same_mask(copy, wmask):
             return words, counts
     _, g, k, _, _, _, _, _ = nest.bounds
     w = np.asarray(wmask, dtype=bool).reshape(g, k, *nest.bounds[3:4], *nest.bounds[6:8])
@@ -601,14 +611,6 @@ def _weight_side(wmask: np.ndarray, nest: LoopNest, plan: _Plan, single: bool,
     words, counts = _ordered_bits(w, plan, (g, k), (_G, _K), single, want)
     copy = np.array(wmask, dtype=bool, copy=True)
     _remember(_WEIGHTS, key, (plan, copy, words, counts),
-              copy.nbytes + words.nbytes + counts.nbytes)
-    return words, counts
-    _, g, k, _, _, _, _, _ = nest.bounds
-    w = np.asarray(wmask, dtype=bool).reshape(g, k, *nest.bounds[3:4], *nest.bounds[6:8])
-    w = w.transpose(0, 1, *[2 + _CRS[d] for d in plan.order])
-    words, counts = _ordered_bits(w, plan, (g, k), (_G, _K), single, want)
-    copy = np.array(wmask, copy=True)
-    _remember(_WEIGHTS, key, (plan, wmask, copy, words, counts),
               copy.nbytes + words.nbytes + counts.nbytes)
     return words, counts
 
@@ -649,47 +651,128 @@ def _box_words(bits: np.ndarray, plan: _Plan, row_real: tuple, boxes: tuple, row
 def _act_box_words(act: np.ndarray, nest: LoopNest, pads: tuple[int, int], pad_value: bool,
                    plan: _Plan, boxes: tuple, slots: tuple, axes: tuple) -> np.ndarray:
     """The words of :func:`_box_words` for the activations' im2col rows, written straight from
-    each filter tap's strided window of the padded mask (no im2col array): tap (r, s) fills
-    its bit of every box (the C axis cut into full boxes and a clipped last one)."""
+    the mask (no im2col array) by :func:`_act_words`: bit ``pos`` of box ``b`` of a row (both
+    the digits of (c, r, s) over the box extents, laid out in ``plan.order``) is the element
+    that (c, r, s) reads for that row's pixel; rows ``(n, g, p, q)`` permuted by ``axes`` into
+    ``slots``; a padding position is ``pad_value``."""
     _, g, _, cg, p, q, r_, s_ = nest.bounds
-    n = act.shape[0]
-    e = plan.box
-    cube = e[0] * e[1] * e[2]
-    out = np.zeros(tuple(boxes) + tuple(slots) + (plan.wpb * 64,), dtype=bool)
-    dst = out[..., :cube].reshape(tuple(boxes) + tuple(slots) + e)
-    padded = np.pad(np.asarray(act, dtype=bool),
-                    ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])),
-                    constant_values=pad_value)
-    hh = (p - 1) * nest.stride_h + 1
-    ww = (q - 1) * nest.stride_w + 1
-    ext_c = int(plan.ext[_C])
-    full = cg // ext_c if ext_c <= cg else 0
-    cparts = [(slice(0, full * ext_c), slice(0, full), full, ext_c)] if full else []
-    if full * ext_c < cg:
-        cparts.append((slice(full * ext_c, cg), slice(full, full + 1), 1, cg - full * ext_c))
-    src_rows = (0, 1, 4, 5)               # N, G, P, Q of a window (n, g, boxes, c, p, q)
-    for i in range(r_):
-        for j in range(s_):
-            h0, w0 = i * nest.dil_h, j * nest.dil_w
-            win = padded[:, :, h0:h0 + hh:nest.stride_h, w0:w0 + ww:nest.stride_w]
-            pw, qw = win.shape[2], win.shape[3]
-            win = win.reshape(n, g, cg, pw, qw)
-            real = (n, g, pw, qw)
-            rsl = tuple(slice(0, real[a]) for a in axes)
-            for csl, bsl, nb, ne in cparts:
-                src = win[:, :, csl].reshape(n, g, nb, ne, pw, qw)
-                src = src.transpose((2,) + tuple(src_rows[a] for a in axes) + (3,))
-                box_idx, pos = [], []
-                for m, d in enumerate(plan.order):
-                    if d == _C:
-                        box_idx.append(bsl)
-                        pos.append(slice(0, ne))
-                    else:
-                        v, x = (i, int(plan.ext[_R])) if d == _R else (j, int(plan.ext[_S]))
-                        box_idx.append(v // x)
-                        pos.append(v % x)
-                dst[tuple(box_idx) + rsl + tuple(pos)] = src
-    return np.packbits(out, axis=-1, bitorder="little").view(np.uint64).reshape(-1)
+    crs = (_C, _R, _S)
+    # per order dimension: its C/R/S code, full size, box extent, bits in a box, boxes
+    dims = np.array([[crs.index(d) for d in plan.order],
+                     [int(x) for x in plan.sizes],
+                     [int(plan.ext[d]) for d in plan.order],
+                     [int(x) for x in plan.box],
+                     [int(x) for x in boxes]], dtype=np.int64)
+    rowmul = np.zeros(4, dtype=np.int64)       # per n, g, p, q: the row multiplier
+    mul = 1
+    for i in reversed(range(len(axes))):
+        rowmul[axes[i]] = mul
+        mul *= int(slots[i])
+    geometry = np.array([g, cg, p, q, r_, s_, nest.stride_h, nest.stride_w, nest.dil_h,
+                         nest.dil_w, pads[0], pads[1]], dtype=np.int64)
+    return _act_words(np.ascontiguousarray(act, dtype=np.bool_), geometry, dims, rowmul, mul,
+                      int(plan.wpb), bool(pad_value))
+
+
+@njit(**JIT)
+def _act_words(act, geometry, dims, rowmul, nslots, wpb, pad_value):
+    """Box words ``[box][row][word]`` (boxes of ``nslots`` row slots) of the activations ``act``
+    ``(N, G * Cg, H, W)`` for :func:`_act_box_words`. ``geometry``: G, Cg, P, Q, R, S,
+    strides, dilations, pads; ``dims`` (5, 3): per order dimension its C/R/S code, size, box
+    extent, bits in a box and boxes; ``rowmul`` per n, g, p, q: the row multiplier.
+
+    The mask is copied once into a padded plane (``pad_value`` around it, zeros past the
+    padded mask), so a box's bit ``pos`` of the row of pixel (p, q) reads the plane at the
+    pixel's offset plus a per-box table entry: each word is gathered in a register."""
+    g_, cg, pp, qq, rr, ss = geometry[0], geometry[1], geometry[2], geometry[3], geometry[4], \
+        geometry[5]
+    sh, sw, dh, dw, ph, pw = geometry[6], geometry[7], geometry[8], geometry[9], geometry[10], \
+        geometry[11]
+    n_, c_, h_, w_ = act.shape[0], act.shape[1], act.shape[2], act.shape[3]
+    hp = max(h_ + 2 * ph, (pp - 1) * sh + (rr - 1) * dh + 1)
+    wp = max(w_ + 2 * pw, (qq - 1) * sw + (ss - 1) * dw + 1)
+    if hp == h_ and wp == w_:       # no padding: the mask itself
+        flat = act.reshape(-1)
+    else:
+        plane = np.zeros((n_, c_, hp, wp), dtype=np.bool_)
+        if pad_value:       # the padded mask's frame (zeros past it: absent positions)
+            plane[:, :, :min(hp, h_ + 2 * ph), :min(wp, w_ + 2 * pw)] = True
+        plane[:, :, ph:ph + h_, pw:pw + w_] = act
+        flat = plane.reshape(-1)
+    # the source offset of one step of C, R, S
+    unit = np.array([hp * wp, dh * wp, dw], dtype=np.int64)
+    e0, e1, e2 = dims[3, 0], dims[3, 1], dims[3, 2]
+    nb0, nb1, nb2 = dims[4, 0], dims[4, 1], dims[4, 2]
+    cube = e0 * e1 * e2
+    delta = np.empty(cube, dtype=np.uint64)      # unsigned: no wraparound test
+    shift = np.empty(cube, dtype=np.uint64)
+    wstart = np.empty(wpb + 1, dtype=np.int64)
+    out = np.zeros(nb0 * nb1 * nb2 * nslots * wpb, dtype=np.uint64)
+    for i0 in range(nb0):
+        for i1 in range(nb1):
+            for i2 in range(nb2):
+                b = (i0 * nb1 + i1) * nb2 + i2
+                # valid extents of this box (the last one along a dimension is clipped; boxes
+                # past the size hold zeros)
+                v0 = min(e0, dims[1, 0] - i0 * dims[2, 0])
+                v1 = min(e1, dims[1, 1] - i1 * dims[2, 1])
+                v2 = min(e2, dims[1, 2] - i2 * dims[2, 2])
+                if v0 <= 0 or v1 <= 0 or v2 <= 0:
+                    continue
+                base = (i0 * dims[2, 0] * unit[dims[0, 0]] + i1 * dims[2, 1] * unit[dims[0, 1]]
+                        + i2 * dims[2, 2] * unit[dims[0, 2]])
+                m = 0
+                for w in range(wpb + 1):
+                    wstart[w] = 0
+                for x0 in range(v0):
+                    for x1 in range(v1):
+                        for x2 in range(v2):
+                            pos = (x0 * e1 + x1) * e2 + x2
+                            delta[m] = np.uint64(base + x0 * unit[dims[0, 0]]
+                                                 + x1 * unit[dims[0, 1]] + x2 * unit[dims[0, 2]])
+                            shift[m] = np.uint64(pos & 63)
+                            wstart[(pos >> 6) + 1] = m + 1
+                            m += 1
+                for w in range(1, wpb + 1):       # words without a bit: empty ranges
+                    wstart[w] = max(wstart[w], wstart[w - 1])
+                for n in range(n_):
+                    for g in range(g_):
+                        src0 = (n * c_ + g * cg) * hp * wp
+                        o0 = (b * nslots + n * rowmul[0] + g * rowmul[1]) * wpb
+                        for p in range(pp):
+                            src1 = src0 + p * sh * wp
+                            o1 = o0 + p * rowmul[2] * wpb
+                            for q in range(qq):
+                                src = np.uint64(src1 + q * sw)
+                                o = o1 + q * rowmul[3] * wpb
+                                for w in range(wpb):
+                                    k0, k1 = wstart[w], wstart[w + 1]
+                                    acc = np.uint64(0)
+                                    if k1 - k0 == 64:    # a full word: bit k is entry k0 + k
+                                        # four independent OR chains
+                                        a1 = a2 = a3 = np.uint64(0)
+                                        for k in range(0, 64, 4):
+                                            j = k0 + k
+                                            acc |= np.uint64(flat[src + delta[j]]) << np.uint64(k)
+                                            a1 |= (np.uint64(flat[src + delta[j + 1]])
+                                                   << np.uint64(k + 1))
+                                            a2 |= (np.uint64(flat[src + delta[j + 2]])
+                                                   << np.uint64(k + 2))
+                                            a3 |= (np.uint64(flat[src + delta[j + 3]])
+                                                   << np.uint64(k + 3))
+                                        acc |= a1 | a2 | a3
+                                    else:
+                                        a1 = np.uint64(0)
+                                        for k in range(k0, k1 - 1, 2):
+                                            acc |= np.uint64(flat[src + delta[k]]) << shift[k]
+                                            a1 |= (np.uint64(flat[src + delta[k + 1]])
+                                                   << shift[k + 1])
+                                        if (k1 - k0) % 2:
+                                            acc |= (np.uint64(flat[src + delta[k1 - 1]])
+                                                    << shift[k1 - 1])
+                                        acc |= a1
+                                    out[o + w] = acc
+    return out
 
 
 def _row_axes(plan: _Plan, row_dims: tuple) -> tuple:
@@ -788,8 +871,8 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
         else:
             axes, slots, boxes = (0, 1, 2, 3), (n, g, p, q), plan.nbx
         abits = _act_box_words(act, nest, pads, pad_issued, plan, boxes, slots, axes)
-        acnt = np.bitwise_count(abits.reshape(-1, plan.wpb)).sum(axis=1, dtype=np.int64)
-        if not both:
+        if not both:    # set bits per (box, row): mode act's counts (mode both ANDs the words)
+            acnt = np.bitwise_count(abits.reshape(-1, plan.wpb)).sum(axis=1, dtype=np.int64)
             abits = _NO_WORDS
     if use_w:
         wbits, wcnt = _weight_side(wmask, nest, plan, single, both)

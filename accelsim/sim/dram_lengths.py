@@ -19,10 +19,10 @@ exact size there):
   but laid out as that exact size spread evenly over the elements (the per-rank payloads
   are not placed element by element here).
 
-Memory stays small for any tensor: the caller's mask plus two counters per
-:data:`BLOCK` elements; an offset is the block's counter plus a scan of at most
-``BLOCK - 1`` elements (Numba).
-"""
+Memory stays small for any tensor: the caller's mask, two counters per :data:`BLOCK`
+elements and two bytes per element (its entries since its block's start), so an offset is
+two array reads; where a zero run is so long that such a rank does not fit in 16 bits, an
+offset is the block's counter plus a scan of at most ``BLOCK - 1`` elements (Numba)."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,10 +37,17 @@ _NO_OVERFLOW = 62    # a run field this wide never overflows (gap >> 62 == 0)
 
 
 @njit(**JIT)
-def _tables(flat, run_bits, block):
+def _tables(flat, run_bits, block, rank):
     """Per block start: entries before it (non-zeros plus overflow entries) and the zero gap
-    open there."""
+    open there. With a ``rank`` of ``n + 1`` entries, also per element boundary ``x`` the
+    entries between its block's start and ``x`` (``rank[x]``), so a boundary's entries are
+    ``cum[x // block] + rank[x]`` without a scan; the third value is False when some rank
+    did not fit ``rank``'s type (long zero runs of a run-length code; ``rank`` is then not
+    to be read)."""
     n = flat.shape[0]
+    ranked = rank.shape[0] == n + 1
+    top = 65535                 # rank: uint16
+    fits = True
     nb = n // block + 1
     cum = np.zeros(nb, dtype=np.int64)
     gaps = np.zeros(nb, dtype=np.int64)
@@ -53,17 +60,34 @@ def _tables(flat, run_bits, block):
         hi = min(lo + block, n)
         if run_bits >= _NO_OVERFLOW:    # no overflow entries: a count of the non-zeros
             c = np.int64(0)
-            for i in range(lo, hi):
-                c += flat[i] != 0
+            if ranked:
+                for i in range(lo, hi):
+                    rank[i] = c
+                    c += flat[i] != 0
+            else:
+                for i in range(lo, hi):
+                    c += flat[i] != 0
             entries += c
             continue
         for i in range(lo, hi):
+            if ranked:
+                r = entries - cum[b]
+                if r > top:
+                    fits = False
+                else:
+                    rank[i] = r
             if flat[i] != 0:
                 entries += 1 + (gap >> run_bits)
                 gap = 0
             else:
                 gap += 1
-    return cum, gaps
+    if ranked:      # boundary n: the entries of its (possibly empty, last) block before it
+        r = entries - cum[n // block]
+        if r > top:
+            fits = False
+        else:
+            rank[n] = r
+    return cum, gaps, fits
 
 
 @njit(**JIT)
@@ -135,7 +159,26 @@ class BitOffsets:
             total = storage.tensor_bits(flat.reshape(shape), fmt, self.value_bits)
             self._scale = total / n if n else 0.0
         if self.format not in ("dense", "ranked"):
-            self._cum, self._gaps = _tables(self._flat, np.int64(self._run_bits), np.int64(BLOCK))
+            # a boundary's entries: a block counter plus its rank in the block (two bytes per
+            # element), read without a scan; a rank that does not fit: the scan
+            self._rank = np.empty(n + 1, dtype=np.uint16)
+            self._cum, self._gaps, fits = _tables(self._flat, np.int64(self._run_bits),
+                                                  np.int64(BLOCK), self._rank)
+            if not fits:
+                self._rank = self._rank[:0]
+
+    def terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(cum, rank, (A, E, P, row, n))`` when an offset is a formula of the entries read
+        without a scan: ``bits(x) = A x + E e(x) + P (ceil(x / row) + (x == n))``, ``e(x) =
+        cum[x // BLOCK] + rank[x]`` (:meth:`at`'s arithmetic, for a kernel); else None."""
+        if self.format in ("dense", "ranked") or not self._rank.shape[0]:
+            return None
+        b = self.value_bits
+        ib = self._index_bits
+        a, e, p = {"run_length": (0, self._entry if self.format == "run_length" else 0, 0),
+                   "bitmap": (1, b, 0), "coo": (0, self._ndim * ib + b, 0),
+                   "csr": (0, ib + b, ib)}[self.format]
+        return self._cum, self._rank, np.array([a, e, p, self._row, self.n], dtype=np.int64)
 
     @property
     def total_bits(self) -> int:
@@ -152,9 +195,12 @@ class BitOffsets:
             return xs * b
         if self.format == "ranked":
             return np.rint(xs * self._scale).astype(np.int64)
-        entries = np.empty(xs.shape[0], dtype=np.int64)
-        _entries_before(self._flat, np.int64(self._run_bits), np.int64(BLOCK), self._cum,
-                        self._gaps, xs, entries)
+        if self._rank.shape[0]:
+            entries = self._cum[xs // BLOCK] + self._rank[xs]
+        else:
+            entries = np.empty(xs.shape[0], dtype=np.int64)
+            _entries_before(self._flat, np.int64(self._run_bits), np.int64(BLOCK), self._cum,
+                            self._gaps, xs, entries)
         if self.format == "run_length":
             return entries * self._entry
         if self.format == "bitmap":

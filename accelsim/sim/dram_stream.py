@@ -42,11 +42,13 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+from numba import njit
 
 from accelsim.hw.schema import LAYOUT_DIMS
 from accelsim.map.access import _Flat
 from accelsim.map.nest import TENSOR_NAMES, TENSORS, LoopNest
-from accelsim.sim.dram_lengths import cut_to_runs
+from accelsim.numba_config import JIT
+from accelsim.sim.dram_lengths import BLOCK, cut_to_runs
 
 ALIGN = 1 << 20            # tensor regions start on a 1 MiB boundary (a multiple of any row)
 CHUNK = 1 << 16            # ranges per block handed to the DRAM model
@@ -587,19 +589,84 @@ def _cut(starts, lens, codes, code: int, runs) -> tuple[np.ndarray, np.ndarray, 
 
 def _scaled_bytes(starts, lens, codes, base, eb, pb, offsets: dict | None):
     """:func:`to_bytes` of one block with fractional element sizes, or real bit offsets for
-    the codes ``offsets`` names."""
-    e = eb[codes]
-    b0 = np.rint(starts * e).astype(np.int64)
-    b1 = np.rint((starts + lens) * e).astype(np.int64)
-    spill = codes == O_READ
-    if spill.any():
-        b1[spill] = b0[spill] + np.rint(lens[spill] * pb[O_READ]).astype(np.int64)
+    the codes ``offsets`` names (read in the kernel when :meth:`BitOffsets.terms` gives them,
+    else by :meth:`BitOffsets.at`)."""
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    lens = np.ascontiguousarray(lens, dtype=np.int64)
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    out_s = np.empty(starts.shape[0], dtype=np.int64)
+    out_n = np.empty_like(out_s)
+    out_w = np.empty_like(out_s)
+    tables = [(_NO_CUM, _NO_RANK, _NO_TERMS)] * 2      # W_READ, I_READ
+    rest = {}
     for code, off in (offsets or {}).items():
-        sel = codes == code
-        if sel.any():
-            b0[sel] = off.at(starts[sel]) // 8
-            b1[sel] = -(-off.at(starts[sel] + lens[sel]) // 8)
-    return base[codes] + b0, b1 - b0, (codes == O_WRITE).astype(np.int64)
+        terms = off.terms() if code in (W_READ, I_READ) else None
+        if terms is None:
+            rest[code] = off
+        else:
+            tables[code] = terms
+    (cum_w, rank_w, terms_w), (cum_i, rank_i, terms_i) = tables
+    bad = _range_bytes(starts, lens, codes, base, np.asarray(eb, dtype=np.float64),
+                       np.asarray(pb, dtype=np.float64), cum_w, rank_w, terms_w, cum_i, rank_i,
+                       terms_i, out_s, out_n, out_w)
+    if bad >= 0:
+        raise ValueError(f"BitOffsets: boundaries must lie in [0, {offsets[bad].n}]")
+    for code, off in rest.items():
+        sel = np.flatnonzero(codes == code)
+        if sel.size:
+            s0 = starts[sel]
+            b0 = off.at(s0) // 8
+            out_s[sel] = base[code] + b0
+            out_n[sel] = -(-off.at(s0 + lens[sel]) // 8) - b0
+    return out_s, out_n, out_w
+
+
+_NO_CUM = np.zeros(0, dtype=np.int64)
+_NO_RANK = np.zeros(0, dtype=np.uint16)
+_NO_TERMS = np.zeros(0, dtype=np.int64)
+
+
+@njit(**{**JIT, "fastmath": False})      # NumPy's float rounding, bit for bit
+def _range_bytes(starts, lens, codes, base, eb, pb, cum_w, rank_w, terms_w, cum_i, rank_i,
+                 terms_i, out_s, out_n, out_w):
+    """Byte ``(starts, lengths, writes)`` of element runs: a run of ``n`` elements at index
+    ``x`` of code ``c`` covers ``[rint(x eb[c]), rint((x + n) eb[c]))`` past ``base[c]``; a
+    psum spill (:data:`O_READ`) ``rint(n pb[c])`` bytes from its start. A code with terms
+    (``W_READ``: ``terms_w``, ``I_READ``: ``terms_i``, :meth:`BitOffsets.terms`) covers the
+    whole bytes holding the bits between its boundaries instead. Returns -1, or the code of a
+    boundary outside its region (nothing else is then meaningful)."""
+    for i in range(starts.shape[0]):
+        c = codes[i]
+        x0 = starts[i]
+        x1 = x0 + lens[i]
+        if (c == W_READ and terms_w.shape[0]) or (c == I_READ and terms_i.shape[0]):
+            if c == W_READ:
+                cum, rank, terms = cum_w, rank_w, terms_w
+            else:
+                cum, rank, terms = cum_i, rank_i, terms_i
+            a, e, p, row, n = terms[0], terms[1], terms[2], terms[3], terms[4]
+            if x0 < 0 or x1 > n or x1 < 0 or x0 > n:
+                return c
+            bits0 = a * x0 + e * (cum[x0 // BLOCK] + rank[x0])
+            bits1 = a * x1 + e * (cum[x1 // BLOCK] + rank[x1])
+            if p:
+                bits0 += p * (-(-x0 // row) + (1 if x0 == n else 0))
+                bits1 += p * (-(-x1 // row) + (1 if x1 == n else 0))
+            b0 = bits0 // 8
+            out_s[i] = base[c] + b0
+            out_n[i] = -(-bits1 // 8) - b0
+            out_w[i] = 0
+            continue
+        e = eb[c]
+        b0 = np.int64(np.rint(x0 * e))
+        if c == O_READ:
+            b1 = b0 + np.int64(np.rint(lens[i] * pb[c]))
+        else:
+            b1 = np.int64(np.rint(x1 * e))
+        out_s[i] = base[c] + b0
+        out_n[i] = b1 - b0
+        out_w[i] = 1 if c == O_WRITE else 0
+    return -1
 
 
 def dram_ranges(nest: LoopNest, mapping, keeps: tuple[frozenset, ...],
@@ -636,23 +703,48 @@ def stream_of(layer, nest: LoopNest, mapping, arch, hw, ctx, ratios: tuple[float
             "O": p.activation_bits / 8.0 * o_r}
     geo = layer.geometry
     dense = {"W": p.weight_bits / 8.0, "I": p.activation_bits / 8.0, "O": p.activation_bits / 8.0}
-    regions = layouts(nest, elem, (int(geo.pad_h), int(geo.pad_w)), (int(geo.H), int(geo.W)),
-                      drop_padding, reserve_bytes=dense, layout=stream_layout(hw, geo),
-                      mapping=mapping, keeps=arch.keeps)
+    regions = _layouts_of(nest, elem, dense, (int(geo.pad_h), int(geo.pad_w)),
+                          (int(geo.H), int(geo.W)), drop_padding, stream_layout(hw, geo),
+                          mapping, arch.keeps)
     on_chip = frozenset(t for t, flag in (("W", ctx.weights_resident), ("I", ctx.input_on_chip),
                                           ("O", ctx.output_on_chip))
                         if flag and _holder(arch, t) is not None)
     key = (nest, mapping, arch.keeps, on_chip,
            tuple(r.shape_key for r in regions.values()))
-    blocks = _BLOCKS.get(key)
+    blocks = _BLOCKS.pop(key, None)
     if blocks is None:
         blocks = _recorded(key, element_blocks(nest, mapping, arch.keeps, regions, on_chip))
+    else:
+        _BLOCKS[key] = blocks       # most recently used last
     offsets = _offsets(regions, hw, ctx, masks) if masks is not None else None
     needed = None
     if needed_inputs is not None:
         needed = {W_READ: _needed_weight_runs(regions["W"], np.asarray(needed_inputs, dtype=bool))}
     return to_bytes(blocks, regions, psum_bytes=p.accumulator_bits / 8.0 * o_r,
                     offsets=offsets or None, needed=needed)
+
+
+def _layouts_of(nest: LoopNest, elem: dict[str, float], dense: dict[str, float],
+                pads: tuple[int, int], real_hw: tuple[int, int], drop_padding: bool, layout,
+                mapping, keeps) -> dict[str, Region]:
+    """:func:`layouts` with ``reserve_bytes=dense``, the regions' placement kept per layer
+    and mapping (:data:`_LAYOUTS`): the bases and shapes depend on the dense sizes only, so
+    a sample's compressed element bytes just replace ``elem_bytes``."""
+    key = (nest, tuple(dense.values()), pads, real_hw, drop_padding, layout, mapping, keeps)
+    placed = _LAYOUTS.get(key)
+    if placed is None:
+        placed = layouts(nest, dense, pads, real_hw, drop_padding, reserve_bytes=dense,
+                         layout=layout, mapping=mapping, keeps=keeps)
+        while len(_LAYOUTS) >= CACHE_LAYOUTS:
+            _LAYOUTS.pop(next(iter(_LAYOUTS)), None)
+        _LAYOUTS[key] = placed
+    return {t: Region(t, r.base, r.sizes, r.lo, float(elem[t]), r.perm, r.tile, r.block_order)
+            for t, r in placed.items()}
+
+
+#: Placed regions per (layer, mapping, layout) (:func:`_layouts_of`), the last few.
+_LAYOUTS: dict[tuple, dict[str, Region]] = {}
+CACHE_LAYOUTS = 256
 
 
 #: ``dram.weight_layout: input_major``: one input's weights contiguous (the transposed matrix).
@@ -736,11 +828,14 @@ def _needed_weight_runs(region: Region, needed: np.ndarray) -> tuple[np.ndarray,
     return runs_of(linear_order(region, per))
 
 
-#: The element blocks of the last few streams (the samples of a layer share them: only the
-#: compressed element sizes differ), each at most CACHE_RANGES ranges, so memory stays bounded.
+#: The element blocks of the last streams (the samples of a layer share them: only the
+#: compressed element sizes differ), least recently used first: each at most CACHE_RANGES
+#: ranges and CACHE_TOTAL ranges in all (24 bytes a range), so memory stays bounded while a
+#: network's layers (ResNet-50: about 0.4 M ranges) stay kept across batches of samples.
 _BLOCKS: dict[tuple, list] = {}
 CACHE_RANGES = 1 << 19
-CACHE_STREAMS = 2
+CACHE_TOTAL = 1 << 20
+CACHE_STREAMS = 2       # the weights' codes kept (_CODES)
 
 
 def _recorded(key: tuple, blocks: Iterator) -> Iterator:
@@ -755,10 +850,15 @@ def _recorded(key: tuple, blocks: Iterator) -> Iterator:
             else:
                 kept = None
         yield block
-    if kept is not None:
-        while len(_BLOCKS) >= CACHE_STREAMS:
-            _BLOCKS.pop(next(iter(_BLOCKS)), None)
+    if kept is not None and size <= CACHE_TOTAL:
+        held = sum(_ranges(v) for v in _BLOCKS.values())
+        while _BLOCKS and held + size > CACHE_TOTAL:
+            held -= _ranges(_BLOCKS.pop(next(iter(_BLOCKS))))
         _BLOCKS[key] = kept
+
+
+def _ranges(blocks: list) -> int:
+    return sum(len(b[0]) for b in blocks)
 
 
 def layer_dram(layer, nest: LoopNest, mapping, arch, hw, ctx,
@@ -770,15 +870,14 @@ def layer_dram(layer, nest: LoopNest, mapping, arch, hw, ctx,
     bus bytes at ``bandwidth_gb_per_s`` when that sustained limit is slower (0 when
     ``dram.ideal``). ``masks`` and ``needed_inputs``: as :func:`stream_of`; the bytes reach the
     device through the transfer engine's burst coalescing (:mod:`accelsim.dram.coalesce`)."""
-    from accelsim.dram.coalesce import coalesced_blocks
     from accelsim.dram.model import ENERGY_ACTIONS, stream_ranges
-    from accelsim.dram.presets import get_device
 
     d = hw.dram
     stream = stream_of(layer, nest, mapping, arch, hw, ctx, ratios, masks=masks,
                        needed_inputs=needed_inputs)
-    res = stream_ranges(d.device, coalesced_blocks(stream, get_device(d.device).burst_bytes),
-                        d.channels, d.address_mapping, d.page_policy or "open")
+    # coalesced in the DRAM kernel: the bursts of accelsim.dram.coalesce.coalesced_blocks
+    res = stream_ranges(d.device, stream, d.channels, d.address_mapping, d.page_policy or "open",
+                        coalesce=True)
     cycles = res.time_ns * hw.technology.clock_mhz * 1e-3
     row = {"dram_cycles": cycles, "dram_row_hit_rate": res.row_hit_rate,
            "dram_bank_parallelism": res.bank_level_parallelism,

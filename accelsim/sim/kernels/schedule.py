@@ -68,81 +68,180 @@ def sync_group_of(sync, i, j, cols):
     return i * cols + j
 
 
+#: The plain schedule's float sums (the mean busy cycles: one division per fold) are kept in
+#: their written order and rounding: fast-math would turn a fold count that is the same in
+#: every fold into a multiplication by its reciprocal (off by an ulp).
+_STRICT = {**JIT, "fastmath": False}
+
+
 @njit(**JIT)
-def _fold_schedule_plain(work, rows, cols, overhead, sync, depth):
+def _fold_pass(blk, fin, gate_level, overhead, decoupled):
+    """One fold of :func:`_fold_schedule_plain` over ``blk`` (busy cycles of its mapped PEs,
+    flat): ``(sum, max, PEs with work, latest finish)``; decoupled: advances each PE's finish
+    time ``fin`` (same layout) in place."""
+    fold_max = 0
+    fold_sum = 0
+    n_busy = 0
+    fold_end = 0
+    if decoupled:
+        for t in range(blk.shape[0]):
+            b = np.int64(blk[t])
+            fold_sum += b
+            fold_max = max(fold_max, b)
+            n_busy += b > 0
+            f = max(fin[t], gate_level) + overhead + b
+            fin[t] = f
+            fold_end = max(fold_end, f)
+    else:
+        for t in range(blk.shape[0]):
+            b = np.int64(blk[t])
+            fold_sum += b
+            fold_max = max(fold_max, b)
+            n_busy += b > 0
+    return fold_sum, fold_max, n_busy, fold_end
+
+
+@njit(**_STRICT)
+def _fold_schedule_plain(work, rows, cols, lanes, overhead, sync, depth):
     """:func:`fold_schedule` without power gating for the whole-array and per-PE sync
     groups: one pass per fold over its work entries, updating the group finish times in
     the same pass (no per-fold busy vector). Same statistics, same order of float sums.
-    ``work`` holds busy cycles (already divided by the lanes)."""
+    ``work`` holds issued pairs; a PE's busy cycles ``ceil(work / lanes)`` are divided fold
+    by fold into a buffer of one fold (no copy of the whole array).
+
+    A layer of one fold per conv group (``Sr <= rows``, ``Sc <= cols``: every fold maps the
+    same PEs) runs one flat loop per fold over its ``Sr * Sc`` contiguous entries, the per-PE
+    finish times laid out the same way; the PEs it never maps all share one finish time (the
+    same recurrence with no work from the same start), carried as one number."""
     n_groups_conv, sr, sc = work.shape
     row_folds = (sr + rows - 1) // rows
     col_folds = (sc + cols - 1) // cols
     stats = np.zeros(N_STATS, dtype=np.float64)
-    finish = np.zeros(rows * cols, dtype=np.int64)   # per PE (decoupled) or finish[0] (array)
     history = np.zeros(depth, dtype=np.int64)
     decoupled = sync == SYNC_DECOUPLED
-    fold = 0
-    for g in range(n_groups_conv):
-        for fc in range(col_folds):
-            cu = min(cols, sc - fc * cols)
-            y0 = fc * cols
-            for fr in range(row_folds):
-                ru = min(rows, sr - fr * rows)
-                x0 = fr * rows
-                gate_level = 0
-                if fold >= depth:
-                    gate_level = history[fold % depth]
-                fold_max = 0
-                fold_sum = 0
-                n_busy = 0
-                fold_end = 0
-                if decoupled:
-                    for i in range(ru):
-                        blk = work[g, x0 + i, y0:y0 + cu]
-                        fin = finish[i * cols:i * cols + cu]
-                        for j in range(cu):
-                            b = np.int64(blk[j])
-                            fold_sum += b
-                            fold_max = max(fold_max, b)
-                            n_busy += b > 0
-                            f = max(fin[j], gate_level) + overhead + b
-                            fin[j] = f
-                            fold_end = max(fold_end, f)
-                else:
-                    for i in range(ru):
-                        blk = work[g, x0 + i, y0:y0 + cu]
-                        for j in range(cu):
-                            b = np.int64(blk[j])
-                            fold_sum += b
-                            fold_max = max(fold_max, b)
-                            n_busy += b > 0
-                if decoupled:
-                    if ru < rows or cu < cols:   # PEs without an element this fold
-                        for i in range(rows):
-                            for j in range(cols):
-                                if i >= ru or j >= cu:
-                                    f = max(finish[i * cols + j], gate_level) + overhead
-                                    finish[i * cols + j] = f
-                                    fold_end = max(fold_end, f)
-                else:
-                    fold_end = max(finish[0], gate_level) + overhead + fold_max
-                    finish[0] = fold_end
-                mapped = ru * cu
-                stats[ST_SUM_MAX_BUSY] += fold_max
-                stats[ST_SUM_MEAN_BUSY] += fold_sum / mapped
-                stats[ST_BUSY_PE_CYCLES] += fold_sum
-                stats[ST_MAPPED_PE_FOLDS] += mapped
-                history[fold % depth] = fold_end
-                stats[ST_ACTIVE_PE_CYCLES] += overhead * n_busy + fold_sum
-                fold += 1
+    issued = 0
+    sum_max = 0.0
+    sum_mean = 0.0
+    busy_cycles = 0.0
+    mapped_folds = 0.0
+    active = 0.0
     total = 0
-    n_sync = rows * cols if decoupled else 1
-    for s in range(n_sync):
-        if finish[s] > total:
-            total = finish[s]
+    fold = 0
+    if row_folds == 1 and col_folds == 1:
+        n = sr * sc
+        flat = np.ascontiguousarray(work).reshape(n_groups_conv, n)
+        fin = np.zeros(n, dtype=np.int64)
+        buf = np.empty(n, dtype=np.int64)
+        idle = 0                      # finish time of the PEs no fold maps (decoupled)
+        has_idle = n < rows * cols
+        for g in range(n_groups_conv):
+            gate_level = 0
+            if fold >= depth:
+                gate_level = history[fold % depth]
+            if lanes != 1:
+                blk = flat[g]
+                for t in range(n):
+                    w = np.int64(blk[t])
+                    issued += w
+                    buf[t] = (w + lanes - 1) // lanes
+                fold_sum, fold_max, n_busy, fold_end = _fold_pass(buf, fin, gate_level, overhead,
+                                                                  decoupled)
+            else:
+                fold_sum, fold_max, n_busy, fold_end = _fold_pass(flat[g], fin, gate_level,
+                                                                  overhead, decoupled)
+            if decoupled:
+                if has_idle:
+                    idle = max(idle, gate_level) + overhead
+                    fold_end = max(fold_end, idle)
+            else:
+                fold_end = max(total, gate_level) + overhead + fold_max
+                total = fold_end
+            sum_max += fold_max
+            sum_mean += fold_sum / n
+            busy_cycles += fold_sum
+            mapped_folds += n
+            history[fold % depth] = fold_end
+            active += overhead * n_busy + fold_sum
+            fold += 1
+        if decoupled:
+            total = idle if has_idle and n_groups_conv > 0 else 0
+            for t in range(n):
+                total = max(total, fin[t])
+    else:
+        finish = np.zeros(rows * cols, dtype=np.int64)   # per PE (decoupled) or finish[0]
+        buf = np.empty(rows * cols, dtype=np.int64)
+        for g in range(n_groups_conv):
+            for fc in range(col_folds):
+                cu = min(cols, sc - fc * cols)
+                y0 = fc * cols
+                for fr in range(row_folds):
+                    ru = min(rows, sr - fr * rows)
+                    x0 = fr * rows
+                    gate_level = 0
+                    if fold >= depth:
+                        gate_level = history[fold % depth]
+                    fold_max = 0
+                    fold_sum = 0
+                    n_busy = 0
+                    fold_end = 0
+                    for i in range(ru):
+                        row = work[g, x0 + i, y0:y0 + cu]
+                        blk = buf[i * cols:i * cols + cu]
+                        if lanes != 1:
+                            for j in range(cu):
+                                w = np.int64(row[j])
+                                issued += w
+                                blk[j] = (w + lanes - 1) // lanes
+                        else:
+                            for j in range(cu):
+                                blk[j] = row[j]
+                        if decoupled:
+                            fin = finish[i * cols:i * cols + cu]
+                            for j in range(cu):
+                                b = blk[j]
+                                fold_sum += b
+                                fold_max = max(fold_max, b)
+                                n_busy += b > 0
+                                f = max(fin[j], gate_level) + overhead + b
+                                fin[j] = f
+                                fold_end = max(fold_end, f)
+                        else:
+                            for j in range(cu):
+                                b = blk[j]
+                                fold_sum += b
+                                fold_max = max(fold_max, b)
+                                n_busy += b > 0
+                    if decoupled:   # PEs without an element this fold
+                        for i in range(rows):
+                            for j in range(cu if i < ru else 0, cols):
+                                f = max(finish[i * cols + j], gate_level) + overhead
+                                finish[i * cols + j] = f
+                                fold_end = max(fold_end, f)
+                    else:
+                        fold_end = max(finish[0], gate_level) + overhead + fold_max
+                        finish[0] = fold_end
+                    mapped = ru * cu
+                    sum_max += fold_max
+                    sum_mean += fold_sum / mapped
+                    busy_cycles += fold_sum
+                    mapped_folds += mapped
+                    history[fold % depth] = fold_end
+                    active += overhead * n_busy + fold_sum
+                    fold += 1
+        n_sync = rows * cols if decoupled else 1
+        for s in range(n_sync):
+            if finish[s] > total:
+                total = finish[s]
+    stats[ST_SUM_MAX_BUSY] = sum_max
+    stats[ST_SUM_MEAN_BUSY] = sum_mean
+    stats[ST_BUSY_PE_CYCLES] = busy_cycles
+    stats[ST_MAPPED_PE_FOLDS] = mapped_folds
+    stats[ST_ACTIVE_PE_CYCLES] = active
     stats[ST_CYCLES] = total
     stats[ST_FOLDS] = fold
     stats[ST_FILL_DRAIN] = fold * overhead
+    # lanes 1: busy cycles == pairs (the float sum, as before); else the exact integer sum
+    stats[ST_ISSUED] = busy_cycles if lanes == 1 else issued
     return stats
 
 
@@ -164,21 +263,7 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
     mapped PEs once.
     """
     if not gate and (sync == SYNC_DECOUPLED or sync == SYNC_ARRAY):
-        if lanes != 1:   # busy cycles per PE: ceil(work / lanes), divided once up front
-            busy = np.empty(work.shape, dtype=np.int64)
-            issued = 0
-            for g in range(work.shape[0]):
-                for x in range(work.shape[1]):
-                    for y in range(work.shape[2]):
-                        w = np.int64(work[g, x, y])
-                        issued += w
-                        busy[g, x, y] = (w + lanes - 1) // lanes
-            stats = _fold_schedule_plain(busy, rows, cols, overhead, sync, depth)
-            stats[ST_ISSUED] = issued
-            return stats
-        stats = _fold_schedule_plain(work, rows, cols, overhead, sync, depth)
-        stats[ST_ISSUED] = stats[ST_BUSY_PE_CYCLES]   # lanes 1: busy cycles == pairs
-        return stats
+        return _fold_schedule_plain(work, rows, cols, lanes, overhead, sync, depth)
     n_groups_conv, sr, sc = work.shape
     n_pes = rows * cols
     n_sync = sync_group_count(sync, rows, cols)
