@@ -3,7 +3,10 @@
 Whole ``accelsim simulate`` processes (start-up included; CPU from ``wait4``, peak RSS of the
 process alone), each design after an untimed one-sample warm-up (kernels compiled or loaded):
 
-- ``flat``: ``tests/fixtures/systolic_designs/sparten_like.yaml`` (the flat systolic engine);
+- ``flat``: ``tests/fixtures/systolic_designs/sparten_like.yaml`` on the flat systolic engine,
+  run from the last commit that had it (``--flat-rev``, default ``cdbb28f``; extracted with
+  ``git archive`` into a temporary tree), since flat files now load ported to the one model;
+- ``flat file ported``: the same file on this tree (the one model's systolic mode);
 - ``mapped cold``: ``hw_configs/sparten_like.yaml`` with an empty mapping store (every shape
   searched);
 - ``mapped warm``: the same, the store filled by the cold run (a repeated run, or a sweep's
@@ -12,13 +15,14 @@ process alone), each design after an untimed one-sample warm-up (kernels compile
   form, no access stream through the DRAM model);
 - memory: the warm run at a quarter of the samples against the full count.
 
-    python benchmarks/bench_one_model.py --trace r50.trace [--samples 64] [--json]
+    python benchmarks/bench_one_model.py --trace r50.trace [--samples 64] [--flat-rev REV] [--json]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,18 +38,31 @@ FLAT = REPO / "tests" / "fixtures" / "systolic_designs" / "sparten_like.yaml"
 MAPPED = REPO / "hw_configs" / "sparten_like.yaml"
 
 
-def run(design: Path, trace: str, samples: int, out: Path, cache: Path | None) -> dict:
-    """One whole simulate process; ``cache``: the mapping store's folder (None: store off)."""
+def run(design: Path, trace: str, samples: int, out: Path, cache: Path | None,
+        tree: Path = REPO) -> dict:
+    """One whole simulate process of ``tree``'s accelsim; ``cache``: the mapping store's folder
+    (None: store off)."""
     env = ({"ACCELSIM_MAPPING_CACHE": "0"} if cache is None
            else {"ACCELSIM_MAPPING_CACHE": None, "ACCELSIM_CACHE_DIR": cache})
     return simulate_process(["--trace", trace, "--hw", str(design), "--samples", str(samples),
-                             "-o", str(out)], env=env)
+                             "-o", str(out)], tree=tree, env=env)
+
+
+def extract(rev: str, folder: Path) -> Path:
+    """The repository at ``rev`` (``git archive``) in ``folder``."""
+    folder.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", required=True)
     parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--flat-rev", default="cdbb28f",
+                        help="a commit with the flat engine (the baseline)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     figures: dict = {"trace": args.trace, "samples": args.samples,
@@ -58,10 +75,13 @@ def main() -> int:
         raw["dram"].pop("layout", None)
         per_bit.write_text(yaml.safe_dump(raw))
         store = folder / "store"
-        run(FLAT, args.trace, 1, folder / "warm.csv", None)            # not timed
+        old = extract(args.flat_rev, folder / "flat_tree")
+        figures["flat_rev"] = args.flat_rev
+        run(FLAT, args.trace, 1, folder / "warm.csv", None, old)       # not timed
         run(MAPPED, args.trace, 1, folder / "warm.csv", None)          # not timed
         runs = {
-            "flat": run(FLAT, args.trace, args.samples, folder / "flat.csv", None),
+            "flat": run(FLAT, args.trace, args.samples, folder / "flat.csv", None, old),
+            "flat_file_ported": run(FLAT, args.trace, args.samples, folder / "fp.csv", store),
             "mapped_cold": run(MAPPED, args.trace, args.samples, folder / "cold.csv", store),
             "mapped_warm": run(MAPPED, args.trace, args.samples, folder / "warm64.csv", store),
             "mapped_per_bit_warm": run(per_bit, args.trace, args.samples, folder / "pb.csv", store),

@@ -47,9 +47,13 @@ def make_hw(**overrides):
 
 
 def unbounded_port(hw):
-    """``hw`` with an unbounded global-buffer port (words_per_cycle = None)."""
-    return dataclasses.replace(hw, global_buffer=dataclasses.replace(hw.global_buffer,
-                                                                     words_per_cycle=None))
+    """``hw`` with unbounded on-chip ports (every level's words per cycle None)."""
+    if hw.memory_hierarchy is None:
+        return dataclasses.replace(hw, global_buffer=dataclasses.replace(hw.global_buffer,
+                                                                         words_per_cycle=None))
+    levels = tuple(dataclasses.replace(lv, read_words_per_cycle=None, write_words_per_cycle=None)
+                   for lv in hw.memory_hierarchy)
+    return dataclasses.replace(hw, memory_hierarchy=levels)
 
 
 def random_layer(name="layer", density_a=0.5, density_w=0.5, seed=0, index=0, act_bits=8,

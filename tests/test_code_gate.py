@@ -30,6 +30,7 @@ PAYLOAD = "evil_payload_mod"
 NO_MODEL_NAMES = {
     "hw validate": "hardware YAML: numbers and enumerated words only",
     "hw show": "hardware YAML",
+    "hw port": "hardware YAML",
     "hw tables": "package energy tables",
     "hw schema": "no input",
     "zoo": "no input",

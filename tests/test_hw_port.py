@@ -24,7 +24,9 @@ def _level_fields(level) -> tuple:
 
 @pytest.mark.parametrize("path", sorted(FLAT.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_flat_design_ports_to_a_valid_systolic_design(path, tmp_path, capsys):
-    flat = load_hw(path)
+    flat = load_hw(path, port=False)
+    assert flat.memory_hierarchy is None
+    assert load_hw(path) == port(flat, str(path))   # a flat file loads through the port
     assert main(["hw", "port", str(path), "-o", str(tmp_path / "out.yaml")]) == 0
     ported = load_hw(tmp_path / "out.yaml")
     assert ported.memory_hierarchy is not None and ported.pe_array.systolic
@@ -48,7 +50,7 @@ def test_every_flat_design_ports_to_a_valid_systolic_design(path, tmp_path, caps
 
 def test_the_ported_tpu_is_the_shipped_tpus_hierarchy():
     # hw_configs/dense_ws_tpu_like.yaml was ported by hand from the flat fixture (issue 23)
-    ported = port(load_hw(FLAT / "dense_ws_tpu_like.yaml"))
+    ported = load_hw(FLAT / "dense_ws_tpu_like.yaml")
     shipped = load_hw(REPO / "hw_configs" / "dense_ws_tpu_like.yaml")
     assert [_level_fields(lv) for lv in ported.memory_hierarchy] == [
         _level_fields(lv) for lv in shipped.memory_hierarchy]
@@ -75,9 +77,11 @@ def test_what_cannot_be_ported_is_one_line(change, field, tmp_path, capsys):
         raw[section].update(values)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw))
-    config = load_hw(path)          # the flat form loads (its engine refuses it per layer)
+    config = load_hw(path, port=False)      # valid flat fields, but no room when ported
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         port(config, str(path))
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_hw(path)
     assert main(["hw", "port", str(path)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and field in err[0] and "Traceback" not in err[0]

@@ -79,7 +79,7 @@ def test_unknown_layer_and_systolic_design_are_refused():
     fixed = parse_mappings(_conv2(GOOD))
     with pytest.raises(AccelsimError, match="no layer named nope"):
         simulate(open_trace(TRACE), load_hw(HW), samples=1, mappings={"nope": fixed["conv2"]})
-    with pytest.raises(AccelsimError, match="memory_hierarchy"):   # the flat (systolic) engine
+    with pytest.raises(AccelsimError, match="SCALE-Sim's mapping"):   # a flat file: systolic
         simulate(open_trace(TRACE), load_hw("tests/fixtures/systolic_designs/dense_ws_tpu_like.yaml"),
                  samples=1, mappings=fixed)
     with pytest.raises(AccelsimError, match="SCALE-Sim's mapping"):   # pe_array.systolic

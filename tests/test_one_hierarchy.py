@@ -90,14 +90,15 @@ def test_a_flat_design_still_needs_its_buffer():
 
 
 def test_flat_shorthand_expands_to_levels_with_the_same_sizes():
+    # an output-stationary flat design loads as the systolic mode: the buffer, then the PE's
+    # partial-sum register (its input and weight scratchpads are the chain's registers)
     hw = make_hw()
     levels = {lv.name: lv for lv in levels_of(hw)}
+    assert list(levels) == ["global_buffer", "psum_reg"]
     assert levels["global_buffer"].size_bytes == 256 * 1024
     assert levels["global_buffer"].keeps == ("weights", "inputs", "outputs")
-    assert (levels["input_spad"].size_bytes, levels["weight_spad"].size_bytes,
-            levels["psum_spad"].size_bytes) == (16, 16, 4)
-    assert all(levels[n].instances == "per_pe" for n in ("input_spad", "weight_spad", "psum_spad"))
-    assert onchip_sram_bytes(hw) == 256 * 1024 + 36 * hw.num_pes
+    assert levels["psum_reg"].size_bytes == 4 and levels["psum_reg"].instances == "per_pe"
+    assert onchip_sram_bytes(hw) == 256 * 1024 + 4 * hw.num_pes
 
 
 def test_eyeriss_states_each_size_once_and_sweeping_the_shorthand_is_refused():

@@ -54,7 +54,7 @@ def test_capacity_of_the_flat_shorthand_and_of_a_hierarchy():
     # the shorthand's global buffer keeps every tensor: 3 KiB = 3072 bytes for each
     flat = resolve(make_hw(global_buffer={"size_kib": 3}))
     assert dict(flat.capacity) == {"weights": 3072.0, "inputs": 3072.0, "outputs": 3072.0}
-    assert not flat.mapped
+    assert flat.mapped and flat.hw.pe_array.systolic      # ported as it loads
     levels = [
         {"name": "glb", "keeps": ["inputs", "outputs"], "instances": "one", "size_bytes": 4096,
          "word_bits": 16, "read_words_per_cycle": 8},
@@ -78,8 +78,7 @@ def test_plan_network_takes_either_form():
     assert plan_network(layers, hw) == plan_network(layers, resolve(hw))
 
 
-def test_the_flat_model_without_a_hierarchy_has_no_arch():
-    from accelsim.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="memory_hierarchy"):
-        resolve(make_hw()).arch
+def test_a_flat_design_loads_with_an_arch():
+    # every design is on the one model: a flat file's buffer and stationary register are levels
+    arch = resolve(make_hw()).arch
+    assert [lv.name for lv in arch.levels] == ["DRAM", "global_buffer", "psum_reg"]

@@ -67,15 +67,12 @@ def test_fast_equals_cycle_when_unbounded_more_seeds(seed):
 def test_cycle_never_beats_fast_bounds(seed):
     layer, hw = _random_case(seed)
     for words in (1, 4, 64):
-        for queue in (None, 1, 3):
-            bounded = make_hw(**{"global_buffer__words_per_cycle": words,
-                                 "pe_array__operand_queue_depth": queue,
-                                 **_pe_and_sparsity(hw)})
-            fast = simulate([layer], bounded, fidelity="fast").layers.iloc[0]
-            cycle = simulate([layer], bounded, fidelity="cycle").layers.iloc[0]
-            assert cycle["cycles"] >= fast["cycles"]
-            assert cycle["compute_cycles"] == fast["compute_cycles"]
-            assert cycle["macs_issued"] == fast["macs_issued"]
+        bounded = make_hw(**{"global_buffer__words_per_cycle": words, **_pe_and_sparsity(hw)})
+        fast = simulate([layer], bounded, fidelity="fast").layers.iloc[0]
+        cycle = simulate([layer], bounded, fidelity="cycle").layers.iloc[0]
+        assert cycle["cycles"] >= fast["cycles"]
+        assert cycle["compute_cycles"] == fast["compute_cycles"]
+        assert cycle["macs_issued"] == fast["macs_issued"]
 
 
 def _pe_and_sparsity(hw) -> dict:
@@ -97,21 +94,6 @@ def test_narrow_port_makes_cycle_slower_and_reports_starvation():
     narrow_row = simulate([layer], narrow, fidelity="cycle").layers.iloc[0]
     assert wide_row["glb_stall_cycles"] <= 1  # writing the last fold's outputs takes a cycle
     assert narrow_row["cycles"] > 2 * wide_row["cycles"]
-    assert narrow_row["starved_pe_cycles"] > 0
+    assert narrow_row["glb_stall_cycles"] > 0        # the array waits on the buffer's port
     fast_row = simulate([layer], narrow, fidelity="fast").layers.iloc[0]
     assert narrow_row["cycles"] >= fast_row["cycles"] > wide_row["cycles"]
-
-
-def test_queue_depth_bounds_decoupling():
-    """Decoupled PEs need operand queues: a depth-1 queue blocks the shared port."""
-    layer = random_layer(density_a=0.3, density_w=0.3, seed=4, C=16, H=6, W=6, K=8, R=3, S=3)
-    rows = {}
-    for depth in (1, 8, None):
-        hw = make_hw(pe_array={"rows": 4, "cols": 4, "dataflow": "output_stationary",
-                               "sync": "decoupled", "work_queue_depth": 4,
-                               "operand_queue_depth": depth},
-                     sparsity={"skip_zero_activations": True, "skip_zero_weights": True},
-                     global_buffer={"words_per_cycle": 64})
-        rows[depth] = simulate([layer], hw, fidelity="cycle").layers.iloc[0]
-    assert rows[1]["cycles"] >= rows[8]["cycles"] >= rows[None]["cycles"]
-    assert rows[1]["port_blocked_cycles"] > 0

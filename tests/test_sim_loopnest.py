@@ -167,13 +167,14 @@ def test_map_cli_prints_nest_levels_and_bottleneck(capsys):
         assert outer == -(-bound // inner) and outer * inner >= bound, (d, factors[d])
 
 
-def test_map_cli_refuses_a_systolic_design(capsys):
+def test_map_cli_shows_a_flat_files_systolic_mapping(capsys):
+    """A flat file loads ported to the systolic mode: ``map`` prints its SCALE-Sim mapping."""
     from accelsim.cli import main
 
     assert main(["map", "--trace", "traces/lenet5_digits_dual.trace", "--hw",
-                 "tests/fixtures/systolic_designs/dense_ws_tpu_like.yaml"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "memory_hierarchy" in err
+                 "tests/fixtures/systolic_designs/dense_ws_tpu_like.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "weight_reg" in out and "global_buffer" in out and "conv1" in out
 
 
 def test_a_larger_array_is_not_slower_with_ideal_memory():

@@ -49,20 +49,24 @@ def test_split_stream_when_partial_sums_do_not_fit():
     assert map_gemm(gemm, "output_stationary", 4, 4, psum_capacity_bytes=1).chunks == 1
 
 
-@pytest.mark.parametrize("dataflow", ["weight_stationary", "input_stationary"])
+@pytest.mark.parametrize("dataflow", ["output_stationary", "weight_stationary",
+                                      "input_stationary"])
 def test_split_stream_dense_cycles(dataflow):
-    """Each chunk is its own pass of folds: sum over chunks of folds x (chunk + fill/drain)."""
+    """A buffer too small for one fold's tiles cuts the stream into chunks, each its own pass
+    of folds: sum over chunks of folds x (chunk + fill/drain), as SCALE-Sim splits a stream."""
     hw = make_hw(pe_array={"rows": 4, "cols": 4, "dataflow": dataflow},
-                 global_buffer={"size_kib": 0.5})  # 256 bytes for partial sums
+                 global_buffer={"size_kib": 0.25})
     layer = random_layer(C=8, H=10, W=10, K=24, R=3, S=3, pad_h=1, pad_w=1)
     row = simulate([layer], hw).layers.iloc[0]
     gemm = gemm_of(layer.geometry)
-    m = map_gemm(gemm, dataflow, 4, 4, 256, 24)
-    assert m.chunks > 1 and row["stream_chunks"] == m.chunks
-    lengths = [min(m.chunk_steps, m.T - c * m.chunk_steps) for c in range(m.chunks)]
+    m = map_gemm(gemm, dataflow, 4, 4, 1 << 30, 24)      # the folds of the unsplit stream
+    chunks = int(row["stream_chunks"])
+    assert chunks > 1
+    step = -(-m.T // chunks)
+    lengths = [min(step, m.T - c * step) for c in range(-(-m.T // step))]
     expected = sum(m.row_folds * m.col_folds * (t + m.overhead) for t in lengths)
     assert row["compute_cycles"] == expected
-    assert row["psum_spill_bytes"] == 0
+    assert row["folds"] == m.row_folds * m.col_folds * len(lengths)
 
 
 LAYERS = [

@@ -1,5 +1,5 @@
-"""The engine golden file's cases through the one model (issue 23): each flat design ported to
-the loop-nest model's systolic mode (:func:`accelsim.hw.port.port`).
+"""The engine golden file's cases through the one model (issue 23): each flat design loads
+ported to the loop-nest model's systolic mode (:mod:`accelsim.hw.port`).
 
 Two checks:
 
@@ -10,8 +10,8 @@ Two checks:
   dimension spans the batch, so a batch shares its last partial fold; the flat engine pays it
   per sample);
 - **every figure of the ported designs**, pinned in ``tests/fixtures/ported_golden.json``
-  (written by the one model before flat files are routed through it, so that the routing does
-  not move them). Regenerate only when a result is meant to change, and say why::
+  (written through explicit ports before flat files were routed through the one model as they
+  load; the routing did not move them). Regenerate only when a result is meant to change, and say why::
 
     python tests/test_sim_ported_golden.py --write
 """
@@ -26,11 +26,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import test_sim_engine_golden as flat  # noqa: E402
+import engine_golden_cases as flat  # noqa: E402
 from sim_helpers import make_hw  # noqa: E402
 
 from accelsim.hw import load_hw  # noqa: E402
-from accelsim.hw.port import port  # noqa: E402
 from accelsim.sim import simulate  # noqa: E402
 from accelsim.trace import open_trace  # noqa: E402
 
@@ -44,14 +43,14 @@ SHARED_BATCH_1 = ("compute_cycles", "folds")
 
 
 def trace_case(trace: str, design: str, fidelity: str, batch: int, samples) -> list[dict]:
-    hw = port(load_hw(flat.SYSTOLIC / f"{design}.yaml"))
+    hw = load_hw(flat.SYSTOLIC / f"{design}.yaml")      # a flat file: ported as it loads
     with open_trace(flat.REPO / "traces" / f"{trace}.trace") as opened:
         return flat._row(simulate(opened, hw, fidelity=fidelity, batch=batch,
                                   samples=samples).layers)
 
 
 def random_case(design: str, fidelity: str) -> list[dict]:
-    hw = port(make_hw(**flat.SYNTHETIC[design]))
+    hw = make_hw(**flat.SYNTHETIC[design])
     rows = []
     for layer in flat.random_layers():
         rows += flat._row(simulate([layer], hw, fidelity=fidelity).layers)

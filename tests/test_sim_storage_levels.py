@@ -29,7 +29,8 @@ def test_dram_format_sets_dram_traffic_and_onchip_format_sets_buffer_traffic() -
     assert rle_dram["dram_bytes"] == pytest.approx(rle_both["dram_bytes"])
     assert rle_dram["dram_bytes"] < dense["dram_bytes"]
     # on-chip side: buffer-port traffic, footprint and compute as if dense everywhere
-    assert rle_dram["glb_act_bits"] == pytest.approx(dense["glb_act_bits"])
+    assert rle_dram["level_global_buffer_read_bits"] == pytest.approx(
+        dense["level_global_buffer_read_bits"])
     assert rle_dram["onchip_peak_bytes"] == pytest.approx(dense["onchip_peak_bytes"])
     assert rle_dram["compute_cycles"] == dense["compute_cycles"]
     # the buffer is filled with dense data, so its energy sits between the two

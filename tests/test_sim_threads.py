@@ -60,9 +60,9 @@ def test_thread_count_from_the_environment(monkeypatch):
 
 def test_a_failing_sample_raises_from_the_pool(monkeypatch):
     """An error inside a worker thread reaches the caller (and the pool is shut down)."""
-    from accelsim.sim import engine
+    from accelsim.sim import loopnest
 
-    real = engine._simulate_sample
+    real = loopnest._sample
     calls = []
 
     def boom(layer, *args, **kwargs):
@@ -71,8 +71,8 @@ def test_a_failing_sample_raises_from_the_pool(monkeypatch):
             raise RuntimeError("sample failed")
         return real(layer, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "_simulate_sample", boom)
-    hw = load_hw("tests/fixtures/systolic_designs/dense_ws_tpu_like.yaml")   # the flat engine's pool
+    monkeypatch.setattr(loopnest, "_sample", boom)
+    hw = load_hw("tests/fixtures/systolic_designs/dense_ws_tpu_like.yaml")   # batches in the pool
     with open_trace(TRACE) as trace, pytest.raises(RuntimeError, match="sample failed"):
         simulate(trace, hw, threads=2)
     assert len(calls) >= 3

@@ -188,13 +188,12 @@ def test_loopnest_random_masks(i, dataflow):
 
 
 def test_split_stream_counts_padding_too():
-    """A small buffer splits the WS/IS stream into chunks (the work from byte codes)."""
+    """A small buffer moves the folds (or the cut stream) to DRAM: padding is still issued."""
     layer = _layer(0, LAYERS[0])
     for dataflow in ("weight_stationary", "input_stationary"):
         for flags in (SKIP_A, SKIP_BOTH):
             hw = flat_hw(dataflow, flags, False, global_buffer={"size_kib": 0.09})
             row = simulate_layer(layer, hw, fidelity="cycle", samples=1)
-            assert row["stream_chunks"] > 1
             assert row["macs_issued"] == brute(layer, len(flags) == 2, False)[0]
 
 
@@ -246,13 +245,14 @@ def test_layers_without_padding_ignore_it():
 
 
 def test_padding_is_never_fetched():
-    """Issued padding slots move no activation bits over the buffer port (dense designs
-    move none for padding either): the port's activation bits do not depend on it."""
+    """Issued padding slots fetch nothing from DRAM (padding is made in the array, not
+    stored): DRAM traffic does not depend on whether padding is issued."""
     layer = _layer(0, LAYERS[0])
     for dataflow in FLAT_DATAFLOWS:
         rows = [simulate_layer(layer, flat_hw(dataflow, SKIP_BOTH, sp), samples=1)
                 for sp in (False, True)]
-        assert rows[0]["glb_act_bits"] == rows[1]["glb_act_bits"]
+        assert rows[0]["macs_issued"] > rows[1]["macs_issued"]
+        assert rows[0]["level_DRAM_read_bits"] == rows[1]["level_DRAM_read_bits"]
 
 
 # ---- the cycle kernel with padding issued -------------------------------------------------

@@ -160,7 +160,8 @@ def test_dense_hw_is_the_calc_mode_twin():
     hw = vs_accelsim.dense_hw(8, 16, "is")
     assert (hw.pe_array.rows, hw.pe_array.cols, hw.pe_array.dataflow) == \
         (8, 16, "input_stationary")
-    assert not hw.has_sparsity and hw.dram.ideal and hw.global_buffer.words_per_cycle is None
+    assert not hw.has_sparsity and hw.dram.ideal and hw.pe_array.systolic
+    assert all(lv.read_words_per_cycle is None for lv in hw.memory_hierarchy)
     with pytest.raises(ValueError, match="dataflow"):
         vs_accelsim.dense_hw(8, 8, "rs")
 

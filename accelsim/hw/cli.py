@@ -88,7 +88,7 @@ def _port(args: argparse.Namespace) -> int:
     from accelsim.hw.load import load_hw, resolve_extends
     from accelsim.hw.port import port, ported_dict
 
-    config = load_hw(args.file)
+    config = load_hw(args.file, port=False)
     raw = ported_dict(config, str(args.file), base=resolve_extends(args.file))
     port(config, str(args.file))            # the result validates, or one error line
     text = (f"# {config.name}: ported by `accelsim hw port` from {args.file}\n"

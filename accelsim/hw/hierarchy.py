@@ -7,7 +7,7 @@ the raw mapping before validation: with a hierarchy, every shorthand field given
 field of the level it describes (otherwise one error naming both) and the shorthand is then
 dropped, so the resolved design states each size once; without one, the shorthand is required and
 :func:`levels_of` expands it (what ``hw show`` prints and what sizes, constraints and leakage
-read). Designs without ``memory_hierarchy`` still run the systolic model over the shorthand.
+read); such a file loads ported to the loop-nest model's systolic mode (:mod:`accelsim.hw.port`).
 """
 from __future__ import annotations
 

@@ -109,8 +109,13 @@ def _level_named(levels: list, name: str, dotted: str) -> dict:
                                     f"{', '.join(map(str, names)) or 'none'}")
 
 
-def load_hw_dict(data: Mapping, source: str = "<dict>") -> HardwareConfig:
-    """Validate a raw mapping (already merged) into a :class:`HardwareConfig`."""
+def load_hw_dict(data: Mapping, source: str = "<dict>", port: bool = True) -> HardwareConfig:
+    """Validate a raw mapping (already merged) into a :class:`HardwareConfig`.
+
+    A design written in the flat form (``global_buffer`` and ``scratchpad``, no
+    ``memory_hierarchy``) is a systolic array: it loads through :mod:`accelsim.hw.port` as the
+    loop-nest model's systolic mode, so every design runs on the one model (``port=False``
+    returns the flat form itself, validated, for :func:`accelsim.hw.port.port`)."""
     data = dict(data)
     data.pop("extends", None)
     try:
@@ -119,15 +124,21 @@ def load_hw_dict(data: Mapping, source: str = "<dict>") -> HardwareConfig:
     except rules.RuleError as exc:
         raise ConfigError(source, exc.path, exc.message) from None
     _check_cross_fields(config, source)
+    if port and config.memory_hierarchy is None:
+        from accelsim.hw.port import ported_dict
+
+        return load_hw_dict(ported_dict(config, source, base=data), source)
     return config
 
 
-def load_hw(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> HardwareConfig:
-    """Load, resolve ``extends:``, apply ``overrides`` and validate one hardware file."""
+def load_hw(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None,
+            port: bool = True) -> HardwareConfig:
+    """Load, resolve ``extends:``, apply ``overrides`` and validate one hardware file
+    (``port``: as :func:`load_hw_dict`)."""
     raw = resolve_extends(path)
     if overrides:
         raw = apply_overrides(raw, overrides)
-    return load_hw_dict(raw, source=str(path))
+    return load_hw_dict(raw, source=str(path), port=port)
 
 
 def dump_hw(config: HardwareConfig) -> str:

@@ -15,7 +15,9 @@ writes the same design in the one model's form:
 - ``pe_array.systolic`` is set; everything else (precision, sparsity, formats, DRAM, energy,
   low power, residency) is kept as written.
 
-``accelsim hw port FILE`` prints (or writes, ``-o``) the result.
+Every flat file loads through this port (:func:`accelsim.hw.load.load_hw_dict`), so every
+design runs on the one model; ``accelsim hw port FILE`` prints (or writes, ``-o``) the ported
+file, to edit or sweep by level name.
 """
 from __future__ import annotations
 

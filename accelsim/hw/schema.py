@@ -91,8 +91,10 @@ class PEArray:
     work_queue_depth: int = spec(rules.bounded(rules.positive_int, 65536),
                                  "row/column/decoupled sync: folds a group may run ahead of the slowest", 2)
     operand_queue_depth: int | None = spec(rules.optional(rules.bounded(rules.positive_int, 1 << 20)),
-                                           "cycle fidelity: operand pairs buffered per PE "
-                                           "(null = unbounded)", None)
+                                           "operand pairs buffered per PE (area of the "
+                                           "operand queues; the loop-nest model's cycle "
+                                           "fidelity does not model their back-pressure; "
+                                           "null = unbounded)", None)
     systolic: bool = spec(rules.boolean,
                           "with a memory_hierarchy: operands pass between neighbouring PEs in "
                           "skewed streams; each layer runs as its im2col GEMM with SCALE-Sim's "

@@ -670,8 +670,9 @@ def _act_box_words(act: np.ndarray, nest: LoopNest, pads: tuple[int, int], pad_v
         mul *= int(slots[i])
     geometry = np.array([g, cg, p, q, r_, s_, nest.stride_h, nest.stride_w, nest.dil_h,
                          nest.dil_w, pads[0], pads[1]], dtype=np.int64)
-    return _act_words(np.ascontiguousarray(act, dtype=np.bool_), geometry, dims, rowmul, mul,
-                      int(plan.wpb), bool(pad_value))
+    # one array type for the kernel (a read-only mask would compile a second specialisation)
+    return _act_words(np.require(act, dtype=np.bool_, requirements=("C", "W")), geometry, dims,
+                      rowmul, mul, int(plan.wpb), bool(pad_value))
 
 
 @njit(**JIT)

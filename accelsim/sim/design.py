@@ -78,6 +78,11 @@ def hardware(hw: HardwareConfig | Design) -> HardwareConfig:
 
 def _build(hw: HardwareConfig) -> Design:
     from accelsim.hw.energy import energy_model
+
+    if hw.memory_hierarchy is None:   # a flat form built without the loader: the one model too
+        from accelsim.hw.port import port
+
+        hw = port(hw, hw.name)
     from accelsim.hw.hierarchy import levels_of, shared_bytes, shared_port
     from accelsim.sim.memory import dram_bytes_per_cycle
 

@@ -214,6 +214,8 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
                           low.act,
                           low.weights, low.nest, mapped.mapping, mapped.counts, arch, em, hw, mode,
                           ratios, ctx, fidelity, None, timing)
+            row["stream_chunks"] = float(systolic_mod.stream_chunks(mapped.mapping,
+                                                                    hw.pe_array.dataflow))
             return row, b, mapped.mapping
         nest = LoopNest.of_geometry(geo, batch=b)
         if mapping is not None:
@@ -269,6 +271,36 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
     return out
 
 
+_IN_BOUNDS: dict[tuple, np.ndarray] = {}
+
+
+def _in_bounds(nest: LoopNest, mapping, fan: int, act_shape: tuple, w_shape: tuple,
+               pads: tuple[int, int]) -> np.ndarray:
+    """``(steps, Sr, Sc)`` bool: the PEs holding an iteration of the nest at each step (a
+    remainder leaves some outside the loop bounds): those with dense work (cached)."""
+    key = (nest, mapping, fan,
+           act_shape, w_shape, pads)
+    mask = _IN_BOUNDS.get(key)
+    if mask is None:
+        if len(_IN_BOUNDS) > _CACHE_LIMIT:
+            _IN_BOUNDS.clear()
+        dense = step_work(nest, mapping, fan, np.ones(act_shape, dtype=bool),
+                          np.ones(w_shape, dtype=bool), pads, MODE_DENSE)
+        mask = _IN_BOUNDS[key] = np.asarray(dense) > 0
+    return mask
+
+
+def _mean_busy_sum(work: np.ndarray, lanes: int, inside: np.ndarray) -> float:
+    """Sum over steps of the mean busy cycles of the PEs inside the loop bounds (docs:
+    ``load_imbalance``'s denominator; a PE outside them is not mapped, not idle)."""
+    work = np.asarray(work).reshape(inside.shape[0], -1)
+    inside = inside.reshape(inside.shape[0], -1)
+    busy = np.where(inside, -(-work // lanes), 0).sum(axis=1)
+    mapped = inside.sum(axis=1)
+    used = mapped > 0
+    return float((busy[used] / mapped[used]).sum())
+
+
 @dataclass(frozen=True)
 class _LoweredLayer:
     """What the row of a lowered (im2col) batch reads of its layer."""
@@ -291,7 +323,8 @@ def _systolic_mapped(name: str, nest: LoopNest, arch: Arch, dataflow: str) -> Ma
         try:
             _SYSTOLIC[key] = systolic_mod.systolic_result(name, nest, arch, dataflow)
         except MappingError as exc:
-            raise MappingError(str(exc).replace("layer ''", f"layer {name!r}")) from None
+            raise MappingError(str(exc).replace("layer ''", f"layer {name!r}").replace(
+                "fixed mapping:", "systolic mapping:")) from None
     return _SYSTOLIC[key]
 
 
@@ -440,6 +473,9 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     else:
         work = step_work(nest, mapping, fan, present, wmask, pads, mode, pad_issued=pad_issued)
         stats = sch.fold_schedule(sch.as_work(work), arch.rows, arch.cols, *schedule)
+        if remainder:   # the mean busy PE of a step is over the PEs inside the loop bounds
+            stats[sch.ST_SUM_MEAN_BUSY] = _mean_busy_sum(work, arch.lanes, _in_bounds(
+                nest, mapping, fan, act.shape, wmask.shape, pads))
     issued = float(stats[sch.ST_ISSUED])
     gating = hw.sparsity.gate_zero_operands
     if mode == MODE_BOTH and not pad_issued:   # every issued slot has both operands non-zero
@@ -458,8 +494,13 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     # accesses: dense counts, scaled by compressed sizes and by skipped / gated MAC slots
     a_mask = act
     a_on = _compressed_ratio(a_mask, hw.storage.activations.on_chip, p.activation_bits, True)
+    # the layer's input as it is, not a lowered layer's operand matrix (which repeats elements
+    # and holds padding): what DRAM stores and what rows report
+    real_input = getattr(layer, "input", None)
+    real_input = a_mask if real_input is None else np.asarray(real_input, dtype=bool)
     a_off = (1.0 if ctx.network_input and hw.storage.raw_network_input else
-             _compressed_ratio(a_mask, hw.storage.activations.off_chip, p.activation_bits, True))
+             _compressed_ratio(real_input, hw.storage.activations.off_chip, p.activation_bits,
+                               True))
     out_density = written_density(layer, ctx)
     o_elems = geo.K * geo.P * geo.Q * act.shape[0]
     o_shape = (geo.K, geo.P, geo.Q)
@@ -480,6 +521,12 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         kind, condition = action
         full[ti] = live.live(condition) / dense_macs
         (gated if kind == "gate" else skipped)[ti] = issue_frac - full[ti]
+    if pad_mask is not None and dense_macs and actions[1] is None:
+        # a lowered layer's issued padding slots read no input: the zero is made in the array
+        pad_read = float(effectual_pairs(nest, pad_mask, wmask if mode == MODE_BOTH
+                                         else np.ones_like(wmask), pads)) / dense_macs
+        full[1] = max(0.0, full[1] - pad_read)
+        skipped[1] += min(pad_read, issue_frac)
     bits = np.asarray(arch.tensor_bits, dtype=np.float64)
     inner = [max(i for i, lv in enumerate(arch.levels) if t in lv.keeps) for t in "WIO"]
     mac_reads = counts.macs_reads
@@ -612,14 +659,9 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     onchip = sum(float((counts.footprint[i] * bits).sum()) * counts.instances[i]
                  for i in range(1, len(arch.levels))) / 8.0
     sum_mean = stats[sch.ST_SUM_MEAN_BUSY]
-    # the layer's input as it is, not a lowered layer's operand matrix (which repeats elements)
-    real_input = getattr(layer, "input", None)
-    if real_input is None:
-        real_input, real_on = a_mask, a_on
-    else:
-        real_input = np.asarray(real_input, dtype=bool)
-        real_on = _compressed_ratio(real_input, hw.storage.activations.on_chip,
-                                    p.activation_bits, True)
+    real_on = (a_on if real_input is a_mask else
+               _compressed_ratio(real_input, hw.storage.activations.on_chip, p.activation_bits,
+                                 True))
     port_times = times[1:] + [t for _, t in meta_times]   # on-chip ports, metadata's included
     row = {
         "cycles": cycles,

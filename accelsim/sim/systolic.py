@@ -201,6 +201,13 @@ def systolic_mapping(nest: LoopNest, arch, dataflow: str, where: str = "fanout",
     return Mapping(tuple(levels))
 
 
+def stream_chunks(mapping: Mapping, dataflow: str) -> int:
+    """Pieces the stream of a :func:`systolic_mapping` is cut into (its factor at DRAM)."""
+    stream = ROLES[dataflow][2]
+    top = mapping.levels[0]
+    return int(np.prod([lp.factor for lp in top.temporal if lp.dim == stream] or [1]))
+
+
 def _dram_bits(result, arch) -> float:
     """Bits a mapping moves to and from DRAM (its dense counts)."""
     bits = np.asarray(arch.tensor_bits, dtype=np.float64)

@@ -1,36 +1,29 @@
-"""Golden results of the systolic engine: every per-layer figure of ``simulate`` is frozen.
+"""The cases of the flat systolic engine's golden file and the rows it froze.
 
-The fixture ``tests/fixtures/engine_golden.json`` was written by the engine *before* the
-issue-14 rewrite (bit-packed lowering, packed weights once per layer, blocked samples,
-event-driven cycle model); the rewrite must reproduce every number (rtol 1e-12) and every
-string. Cases: each design shipped without a ``memory_hierarchy`` at the time (kept verbatim in
-``tests/fixtures/systolic_designs``) on both LeNet-5 traces
-(``fast`` and ``cycle``, batch 1 and 4), and random layers (padding, stride, dilation,
-groups, depthwise, linear, matmul, all-zero and all-one masks, odd sizes, a single PE) on
-synthetic designs covering every dataflow, skip, sync, gating and storage format.
+``tests/fixtures/engine_golden.json`` was written by the flat engine (before the issue-14
+rewrite, which reproduced it to rtol 1e-12) for each design shipped without a
+``memory_hierarchy`` at the time (kept verbatim in ``tests/fixtures/systolic_designs``) on both
+LeNet-5 traces (``fast`` and ``cycle``, batch 1 and 4) and random layers (padding, stride,
+dilation, groups, depthwise, linear, matmul, all-zero and all-one masks, odd sizes, a single PE)
+on synthetic designs covering every dataflow, skip, sync, gating and storage format.
 
-Regenerate (only when a result is *meant* to change, and say why in the commit)::
-
-    python tests/test_sim_engine_golden.py --write
+The flat engine is retired (issue 23): flat files load ported to the loop-nest model's systolic
+mode. ``tests/test_sim_ported_golden.py`` runs these cases through the one model and checks
+the columns both must agree on against these frozen rows; this module holds the cases.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sim_helpers import make_hw, random_layer  # noqa: E402
+from sim_helpers import random_layer  # noqa: E402
 
-from accelsim.hw import load_hw  # noqa: E402
-from accelsim.sim import simulate  # noqa: E402
-from accelsim.trace import open_trace  # noqa: E402
 from accelsim.trace.geometry import LayerGeometry  # noqa: E402
 from accelsim.trace.layer import LayerTrace  # noqa: E402
 
@@ -125,20 +118,6 @@ def _row(frame) -> list[dict]:
     return out
 
 
-def trace_case(trace: str, design: str, fidelity: str, batch: int, samples) -> list[dict]:
-    hw = load_hw(SYSTOLIC / f"{design}.yaml")
-    with open_trace(REPO / "traces" / f"{trace}.trace") as opened:
-        return _row(simulate(opened, hw, fidelity=fidelity, batch=batch, samples=samples).layers)
-
-
-def random_case(design: str, fidelity: str) -> list[dict]:
-    hw = make_hw(**SYNTHETIC[design])
-    rows = []
-    for layer in random_layers():
-        rows += _row(simulate([layer], hw, fidelity=fidelity).layers)
-    return rows
-
-
 # The shipped designs without a memory_hierarchy when the fixture was written (frozen: a
 # design added later, or edited, is not what this file pins; their files are in SYSTOLIC).
 DESIGNS = ("cnvlutin_like", "dense_ws_tpu_like", "edge_lowpower", "eyeriss_like", "sparten_like")
@@ -157,17 +136,6 @@ def _key(parts) -> str:
     return "|".join(str(p) for p in parts)
 
 
-def build() -> dict:
-    cases = {}
-    for samples in (QUICK_SAMPLES, None):
-        for key in trace_keys(samples):
-            cases[_key(("trace",) + key)] = trace_case(*key)
-    for design in SYNTHETIC:
-        for fidelity in ("fast", "cycle"):
-            cases[_key(("random", design, fidelity))] = random_case(design, fidelity)
-    return cases
-
-
 def assert_rows_equal(got: list[dict], want: list[dict], label: str) -> None:
     assert len(got) == len(want), f"{label}: {len(got)} rows, golden has {len(want)}"
     for i, (g, w) in enumerate(zip(got, want)):
@@ -180,46 +148,3 @@ def assert_rows_equal(got: list[dict], want: list[dict], label: str) -> None:
                 assert same, f"{label} row {i} ({w.get('layer')}) {col}: {value!r} != {expected!r}"
             else:
                 assert value == expected, f"{label} row {i} {col}: {value!r} != {expected!r}"
-
-
-@pytest.fixture(scope="module")
-def golden() -> dict:
-    return json.loads(FIXTURE.read_text())
-
-
-def test_golden_covers_every_shipped_design(golden) -> None:
-    for key in trace_keys(None) + trace_keys(QUICK_SAMPLES):
-        assert _key(("trace",) + key) in golden
-
-
-@pytest.mark.parametrize("design", list(SYNTHETIC))
-@pytest.mark.parametrize("fidelity", ["fast", "cycle"])
-def test_random_layers_match_golden(golden, design, fidelity) -> None:
-    key = _key(("random", design, fidelity))
-    assert_rows_equal(random_case(design, fidelity), golden[key], key)
-
-
-@pytest.mark.parametrize("key", trace_keys(QUICK_SAMPLES), ids=_key)
-def test_trace_matches_golden_quick(golden, key) -> None:
-    if key[2] == "cycle" and key[3] == 4:
-        pytest.skip("batch 4 of the cycle fidelity is in the slow test")
-    label = _key(("trace",) + key)
-    assert_rows_equal(trace_case(*key), golden[label], label)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("key", trace_keys(None) + [k for k in trace_keys(QUICK_SAMPLES)
-                                                   if k[2] == "cycle" and k[3] == 4], ids=_key)
-def test_trace_matches_golden_all_samples(golden, key) -> None:
-    label = _key(("trace",) + key)
-    assert_rows_equal(trace_case(*key), golden[label], label)
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        raise SystemExit("usage: python tests/test_sim_engine_golden.py --write")
-    from accelsim.atomic import atomic_write_text
-
-    data = build()
-    atomic_write_text(FIXTURE, json.dumps(data, indent=0, sort_keys=True) + "\n")
-    print(f"wrote {FIXTURE} ({len(data)} cases)")
