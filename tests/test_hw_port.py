@@ -98,3 +98,11 @@ def test_output_never_replaces_a_non_regular_file(tmp_path, capsys):
     target.mkdir()
     assert main(["hw", "port", str(FLAT / "sparten_like.yaml"), "-o", str(target)]) != 0
     assert target.is_dir() and not os.listdir(target)
+
+
+def test_show_says_a_flat_file_was_ported(capsys):
+    assert main(["hw", "show", str(FLAT / "sparten_like.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "ported to a memory_hierarchy" in out
+    assert "memory_hierarchy =" not in out and "pe_array.systolic = true" not in out  # not defaults
+    assert "psum_reg: per PE, 4 B, keeps O" in out

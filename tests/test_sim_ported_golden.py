@@ -111,6 +111,15 @@ def test_traces(golden, pinned, key) -> None:
     flat.assert_rows_equal(rows, pinned[label], label)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("key", flat.trace_keys(None) + [k for k in flat.trace_keys(flat.QUICK_SAMPLES)
+                                                        if k[2] == "cycle" and k[3] == 4],
+                         ids=flat._key)
+def test_traces_all_samples_share_the_flat_engines_columns(golden, key) -> None:
+    label = flat._key(("trace",) + key)
+    assert_shared(trace_case(*key), golden[label], label, batch=key[3])
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         raise SystemExit("usage: python tests/test_sim_ported_golden.py --write")

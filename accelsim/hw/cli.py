@@ -68,12 +68,21 @@ def _show(args: argparse.Namespace) -> int:
     config = load_hw(args.file)
     figures = derived_figures(config)
     resolved = config.to_dict()
-    sections, leaves = defaulted_fields(resolve_extends(args.file), resolved)
+    raw = resolve_extends(args.file)
+    ported = not raw.get("memory_hierarchy")
+    if ported:     # the levels and pe_array.systolic come from the port, not from defaults
+        from accelsim.hw.port import ported_dict
+
+        raw = ported_dict(load_hw(args.file, port=False), str(args.file), base=raw)
+    sections, leaves = defaulted_fields(raw, resolved)
     if args.json:
         print(json.dumps({"config": resolved, "derived": figures,
                           "defaulted": {"sections": sections, "fields": leaves}}, indent=2))
         return 0
     print(f"# {args.file}: resolved configuration")
+    if ported:
+        print("# (a flat file: global_buffer/scratchpad ported to a memory_hierarchy on the "
+              "systolic mode, as `accelsim hw port` writes it)")
     print(dump_hw(config), end="")
     print("# defaults taken (not in the file or the files it extends)")
     print(format_defaults(resolved, sections, leaves))
