@@ -276,27 +276,25 @@ _IN_BOUNDS: dict[tuple, np.ndarray] = {}
 
 def _in_bounds(nest: LoopNest, mapping, fan: int, act_shape: tuple, w_shape: tuple,
                pads: tuple[int, int]) -> np.ndarray:
-    """``(steps, Sr, Sc)`` bool: the PEs holding an iteration of the nest at each step (a
-    remainder leaves some outside the loop bounds): those with dense work (cached)."""
-    key = (nest, mapping, fan,
-           act_shape, w_shape, pads)
-    mask = _IN_BOUNDS.get(key)
-    if mask is None:
+    """``(steps,)``: the PEs holding an iteration of the nest at each step (a remainder leaves
+    some outside the loop bounds): those with dense work (cached per nest and mapping)."""
+    key = (nest, mapping, fan, act_shape, w_shape, pads)
+    mapped = _IN_BOUNDS.get(key)
+    if mapped is None:
         if len(_IN_BOUNDS) > _CACHE_LIMIT:
             _IN_BOUNDS.clear()
-        dense = step_work(nest, mapping, fan, np.ones(act_shape, dtype=bool),
-                          np.ones(w_shape, dtype=bool), pads, MODE_DENSE)
-        mask = _IN_BOUNDS[key] = np.asarray(dense) > 0
-    return mask
+        dense = np.asarray(step_work(nest, mapping, fan, np.ones(act_shape, dtype=bool),
+                                     np.ones(w_shape, dtype=bool), pads, MODE_DENSE))
+        mapped = _IN_BOUNDS[key] = (dense.reshape(dense.shape[0], -1) > 0).sum(axis=1)
+    return mapped
 
 
-def _mean_busy_sum(work: np.ndarray, lanes: int, inside: np.ndarray) -> float:
-    """Sum over steps of the mean busy cycles of the PEs inside the loop bounds (docs:
-    ``load_imbalance``'s denominator; a PE outside them is not mapped, not idle)."""
-    work = np.asarray(work).reshape(inside.shape[0], -1)
-    inside = inside.reshape(inside.shape[0], -1)
-    busy = np.where(inside, -(-work // lanes), 0).sum(axis=1)
-    mapped = inside.sum(axis=1)
+def _mean_busy_sum(work: np.ndarray, lanes: int, mapped: np.ndarray) -> float:
+    """Sum over steps of the mean busy cycles of the PEs inside the loop bounds (``mapped``
+    per step; docs: ``load_imbalance``'s denominator). A PE outside them has no work, so the
+    step's busy sum is over all its PEs; only the count excludes them."""
+    work = np.asarray(work).reshape(mapped.shape[0], -1)
+    busy = (work if lanes == 1 else -(-work // lanes)).sum(axis=1)
     used = mapped > 0
     return float((busy[used] / mapped[used]).sum())
 
