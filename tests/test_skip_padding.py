@@ -22,17 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import naive
 from sim_helpers import make_hw, random_layer, unbounded_port
 from accelsim.hw import load_hw
 from accelsim.sim.engine import simulate_layer
-from accelsim.sim.kernels import cycle as cyk
-from accelsim.sim.kernels import schedule as sch
-from accelsim.sim.lower import gemm_of, lower_acts, lower_weights, pack_acts
-from accelsim.sim.map import map_gemm
-from accelsim.sim.traffic import layer_traffic, operand_bits
-from accelsim.sim.work import operand_counts, packed_counts, work_matrix
-from accelsim.trace.geometry import LayerGeometry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -253,81 +245,6 @@ def test_padding_is_never_fetched():
                 for sp in (False, True)]
         assert rows[0]["macs_issued"] > rows[1]["macs_issued"]
         assert rows[0]["level_DRAM_read_bits"] == rows[1]["level_DRAM_read_bits"]
-
-
-# ---- the cycle kernel with padding issued -------------------------------------------------
-
-def _kernel_inputs(dataflow, skip_w, rows=3, cols=2, capacity=None, seed=5):
-    geo = LayerGeometry(kind="conv2d", N=1, C=2, H=6, W=5, K=3, R=3, S=3, pad_h=1, pad_w=1,
-                        stride_w=2)
-    rng = np.random.default_rng(seed)
-    act = rng.random(geo.act_shape[1:]) < 0.5
-    weight = rng.random(geo.weight_shape) < 0.6
-    acodes, wcodes = lower_acts(act, geo), lower_weights(weight, geo)
-    issue_codes = np.where(acodes == 2, np.uint8(1), acodes)   # padding present
-    m = map_gemm(gemm_of(geo), dataflow, rows, cols, capacity, acc_bits=24)
-    work = work_matrix(issue_codes, wcodes, operand_counts(issue_codes, wcodes), m, True, skip_w)
-    return geo, act, weight, acodes, issue_codes, wcodes, work, m
-
-
-@pytest.mark.parametrize("dataflow", FLAT_DATAFLOWS)
-@pytest.mark.parametrize("skip_w", [False, True])
-@pytest.mark.parametrize("qdepth,bw", [(0, 0.0), (2, 7.5), (1, 30.0)])
-def test_cycle_kernel_issues_padding_as_the_reference(dataflow, skip_w, qdepth, bw):
-    """The kernel on the real codes with ``pad_issued`` is the per-cycle reference on codes
-    where padding is a non-zero (same element costs for both)."""
-    _, _, _, acodes, issue_codes, wcodes, work, m = _kernel_inputs(dataflow, skip_w)
-    a_cost, w_cost = np.array([1.0, 9.0, 9.0]), np.array([2.0, 9.0])
-    for lanes, sync in ((1, sch.SYNC_ARRAY), (2, sch.SYNC_DECOUPLED)):
-        args = (work, m.code, m.chunk_steps, True, skip_w, 3, 2, lanes, m.fill, m.drain, sync, 2,
-                qdepth, bw, a_cost, w_cost, 24.0, 8.0)
-        got = cyk.cycle_simulate(acodes, wcodes, *args, True)
-        ref = naive.cycle(issue_codes, wcodes, work, dataflow, *args[2:])
-        assert got[cyk.CY_CYCLES] == ref["cycles"]
-        assert got[cyk.CY_STARVED] == ref["starved"]
-        assert got[cyk.CY_BLOCKED] == ref["blocked"]
-        assert got[cyk.CY_PAIRS] == ref["pairs"] == work.sum()
-        assert got[cyk.CY_GLB_BITS] == pytest.approx(ref["glb_bits"], rel=1e-12)
-        # the default (padding skipped) is the reference on the real codes
-        skipped = work_matrix(acodes, wcodes, operand_counts(acodes, wcodes), m, True, skip_w)
-        base = cyk.cycle_simulate(acodes, wcodes, skipped, *args[1:])
-        assert base[cyk.CY_PAIRS] == skipped.sum() < work.sum()
-
-
-@pytest.mark.parametrize("dataflow", FLAT_DATAFLOWS)
-@pytest.mark.parametrize("skip_w", [False, True])
-def test_cycle_kernel_unbounded_equals_schedule_and_port_bits(dataflow, skip_w):
-    geo, act, weight, acodes, _, wcodes, work, m = _kernel_inputs(dataflow, skip_w, capacity=30)
-    fast = sch.fold_schedule(work, 3, 2, 1, m.overhead, sch.SYNC_ARRAY, 1, False, 1)
-    a_cost, w_cost = np.array([0.0, 11.0, 0.0]), np.array([8.0, 8.0])
-    cyc = cyk.cycle_simulate(acodes, wcodes, work, m.code, m.chunk_steps, True, skip_w, 3, 2, 1,
-                             m.fill, m.drain, sch.SYNC_ARRAY, 1, 0, 0.0, a_cost, w_cost, 24.0,
-                             8.0, True)
-    assert cyc[cyk.CY_CYCLES] == fast[sch.ST_CYCLES]
-    assert cyc[cyk.CY_STARVED] == 0 and cyc[cyk.CY_BLOCKED] == 0
-    # the analytic port bits (fast fidelity): followers read for issued pairs, padding free
-    acts = pack_acts(act, geo)
-    view = acts.with_padding_issued()
-    wc = lower_weights(weight, geo)
-    act_b, weight_b = operand_bits(view, wc, packed_counts(acts, wc), m, True, skip_w, a_cost,
-                                   w_cost)
-    tr = layer_traffic(gemm_of(geo), m, act_b, weight_b, 8, 8, 24, 0.0)
-    assert cyc[cyk.CY_GLB_BITS] == pytest.approx(tr.array_bits)
-
-
-def test_padding_issued_view_of_packed_activations():
-    geo, act, _, acodes, issue_codes, _, _, _ = _kernel_inputs("output_stationary", False)
-    acts = pack_acts(act, geo)
-    view = acts.with_padding_issued()
-    assert np.array_equal(view.nonzero(), issue_codes == 1)
-    assert np.array_equal(view.codes(), issue_codes)
-    assert np.array_equal(view.row_a, (issue_codes == 1).sum(axis=2))
-    assert np.array_equal(view.col_a, (issue_codes == 1).sum(axis=1))
-    assert not view.pad_col.any()
-    assert np.array_equal(acts.codes(), acodes)   # the real activations are untouched
-    nopad = LayerGeometry(kind="conv2d", N=1, C=2, H=6, W=5, K=3, R=3, S=3)
-    plain = pack_acts(np.ones(nopad.act_shape[1:], dtype=bool), nopad)
-    assert plain.with_padding_issued() is plain
 
 
 def test_engine_cycle_equals_fast_with_an_unbounded_port():

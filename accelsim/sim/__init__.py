@@ -1,10 +1,10 @@
 """Simulator: replay sparsity traces on a zero-skipping accelerator.
 
-Pipeline (one module per stage): ``lower`` (layer -> per-group GEMM, im2col of the
-masks) -> ``map`` (dataflow -> array folds, fill/drain) -> ``work`` (surviving pairs
-per PE from AND + popcount) -> ``kernels.schedule`` (fast) or ``kernels.cycle``
-(cycle-level) -> ``memory`` (tiling, DRAM, footprint) -> ``energy`` -> ``result``.
-``storage`` gives exact compressed sizes. The model is documented in
+One model (issue 23): every design is a memory hierarchy on the loop-nest model
+(``loopnest``: the mapper's or a systolic design's SCALE-Sim mapping, per-step work from the
+masks, ``kernels.schedule`` for the fold recurrence, ``cycle_mapped`` for the cycle fidelity,
+``dram_stream`` for DRAM access streams) with network-level residency (``residency``) and the
+results (``result``). ``storage`` gives exact compressed sizes. The model is documented in
 ``docs/simulator.md``.
 
     from accelsim.sim import simulate

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from accelsim.sim.kernels.cycle import DF_IS, DF_OS, DF_WS
 from accelsim.sim.lower import Gemm
+
+DF_OS, DF_WS, DF_IS = 0, 1, 2
 
 DATAFLOW_CODES = {
     "output_stationary": DF_OS,

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 from accelsim.errors import AccelsimError, MappingError
-from accelsim.sim.engine import FIDELITIES, HwParams, iter_layers, simulate_layer
+from accelsim.sim.engine import FIDELITIES, iter_layers, simulate_layer
 from accelsim.sim.design import Design, resolve
 from accelsim.sim.residency import plan_network, streamed
 from accelsim.sim.result import SimResult, totals_of
@@ -33,7 +33,6 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
         raise AccelsimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
     design = resolve(hw)      # the description resolved once; everything below reads it
     hw = design.hw
-    params = HwParams.of(design)
     if trace_hash is None:
         trace_hash = getattr(layers, "content_hash", None)
     if batch is None:
@@ -45,13 +44,13 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
     executor = ThreadPoolExecutor(threads, thread_name_prefix="accelsim-sim") if threads > 1 else None
     try:
         try:
-            rows = _run(items, design, fidelity, samples, params, plan, progress, mappings,
+            rows = _run(items, design, fidelity, samples, plan, progress, mappings,
                         executor)
         except MappingError:
             if not (plan.weights_resident and hw.residency.weights == "auto"):
                 raise
             plan = streamed(plan, items, design)     # auto: resident weights left too little room
-            rows = _run(items, design, fidelity, samples, params, plan, progress, mappings,
+            rows = _run(items, design, fidelity, samples, plan, progress, mappings,
                         executor)
     finally:
         if executor is not None:
@@ -65,8 +64,8 @@ def simulate(layers: Iterable, hw, fidelity: str = "fast", samples: int | None =
         "batch": int(batch),
         "weights_resident": plan.weights_resident,
         "residency_notes": list(plan.notes),
-        "pes": params.pes,
-        "macs_per_pe": params.lanes,
+        "pes": hw.num_pes,
+        "macs_per_pe": hw.pe_array.macs_per_pe,
         "clock_mhz": hw.technology.clock_mhz,
         "provenance": getattr(layers, "provenance", None),
     }
@@ -113,7 +112,7 @@ def sample_threads(threads: int | None = None) -> int:
 MAX_THREADS = 64
 
 
-def _run(items: list, design: Design, fidelity: str, samples, params, plan, progress: bool,
+def _run(items: list, design: Design, fidelity: str, samples, plan, progress: bool,
          mappings: dict | None = None, executor=None) -> list[dict]:
     hw = design.hw
     work = zip(items, plan.contexts)
@@ -126,7 +125,7 @@ def _run(items: list, design: Design, fidelity: str, samples, params, plan, prog
         unknown = sorted(set(fixed) - {layer.name for layer in items})
         if unknown:
             raise AccelsimError(f"mappings: no layer named {', '.join(unknown[:5])} in the trace")
-    return [simulate_layer(layer, design, fidelity, samples, params, ctx, fixed.get(layer.name),
+    return [simulate_layer(layer, design, fidelity, samples, ctx, fixed.get(layer.name),
                            executor) for layer, ctx in work]
 
 
