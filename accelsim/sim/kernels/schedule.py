@@ -195,22 +195,12 @@ def _fold_schedule_plain(work, rows, cols, lanes, overhead, sync, depth):
                         else:
                             for j in range(cu):
                                 blk[j] = row[j]
-                        if decoupled:
-                            fin = finish[i * cols:i * cols + cu]
-                            for j in range(cu):
-                                b = blk[j]
-                                fold_sum += b
-                                fold_max = max(fold_max, b)
-                                n_busy += b > 0
-                                f = max(fin[j], gate_level) + overhead + b
-                                fin[j] = f
-                                fold_end = max(fold_end, f)
-                        else:
-                            for j in range(cu):
-                                b = blk[j]
-                                fold_sum += b
-                                fold_max = max(fold_max, b)
-                                n_busy += b > 0
+                        r_sum, r_max, r_busy, r_end = _fold_pass(
+                            blk, finish[i * cols:i * cols + cu], gate_level, overhead, decoupled)
+                        fold_sum += r_sum
+                        fold_max = max(fold_max, r_max)
+                        n_busy += r_busy
+                        fold_end = max(fold_end, r_end)
                     if decoupled:   # PEs without an element this fold
                         for i in range(rows):
                             for j in range(cu if i < ru else 0, cols):
