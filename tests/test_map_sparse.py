@@ -409,3 +409,92 @@ def test_act_box_words_with_whole_words(bounds, stride, pads):
             np.testing.assert_array_equal(got, brute_act_words(act, nest, pads, pad_value, plan,
                                                                plan.nbx, (n, g, p, q),
                                                                (0, 1, 2, 3)))
+
+
+def _effectual_case(seed: int):
+    """A random layer (odd sizes, padding wider than the input, stride, dilation, groups) with
+    masks at a random density (all zeros and all ones included)."""
+    from types import SimpleNamespace
+
+    rng = random.Random(seed)
+    groups = rng.choice([1, 1, 2, 3])
+    cg, kg = rng.randint(1, 3), rng.randint(1, 3)
+    r, s = rng.randint(1, 4), rng.randint(1, 4)
+    sh, sw, dh, dw = (rng.choice([1, 1, 2, 3]) for _ in range(4))
+    ph, pw = rng.randint(0, 3), rng.randint(0, 3)
+    h, w = rng.randint(1, 9), rng.randint(1, 9)
+    p = (h + 2 * ph - dh * (r - 1) - 1) // sh + 1
+    q = (w + 2 * pw - dw * (s - 1) - 1) // sw + 1
+    if p < 1 or q < 1:
+        return None
+    geo = SimpleNamespace(C=groups * cg, K=groups * kg, groups=groups, H=h, W=w, P=p, Q=q, R=r,
+                          S=s, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw, dil_h=dh, dil_w=dw)
+    n = rng.randint(1, 3)
+    np_rng = np.random.default_rng(seed)
+    act = np_rng.random((n, groups * cg, h, w)) < rng.choice([0.0, 0.4, 0.8, 1.0])
+    wmask = np_rng.random((groups * kg, cg, r, s)) < rng.choice([0.0, 0.5, 1.0])
+    nest = LoopNest((n, groups, kg, cg, p, q, r, s), sh, sw, dh, dw)
+    return geo, nest, act, wmask
+
+
+def _check_effectual(seed: int) -> None:
+    import naive
+
+    case = _effectual_case(seed)
+    if case is None:
+        return
+    geo, nest, act, wmask = case
+    expected = sum(naive.effectual_pairs(act[i], wmask, geo) for i in range(act.shape[0]))
+    assert effectual_pairs(nest, act, wmask, (geo.pad_h, geo.pad_w)) == expected, seed
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_effectual_pairs_equal_direct_convolution_loops(seed):
+    _check_effectual(seed)
+
+
+@pytest.mark.slow
+def test_effectual_pairs_equal_direct_convolution_loops_many_seeds():
+    for seed in range(60, 660):
+        _check_effectual(seed)
+
+
+def _check_step_stats(seed: int) -> None:
+    """The fused count-and-schedule path equals the fold schedule of the stored work array
+    (every statistic, exactly), for each sync group kind it takes and the ones it leaves to
+    the array, with and without per-step mean counts."""
+    from accelsim.map.sparse import step_stats
+    from accelsim.sim.kernels import schedule as sch
+
+    rng = random.Random(seed)
+    nest, mapping, act, wmask, pads = _case(rng)
+    for mode in (MODE_ACT, MODE_WEIGHT, MODE_BOTH):
+        work = step_work(nest, mapping, 1, act, wmask, pads, mode)
+        steps, ys, xs = work.shape
+        rows, cols = ys + rng.choice([0, 0, 1, 3]), xs + rng.choice([0, 0, 2])
+        mean_pes = (None if rng.random() < 0.5 else
+                    np.array([rng.randint(0, ys * xs) for _ in range(steps)], dtype=np.int64))
+        for sync in (sch.SYNC_DECOUPLED, sch.SYNC_ARRAY, sch.SYNC_ROW):
+            for gate in (False, True):
+                schedule = (rows, cols, rng.choice([1, 2, 3]), rng.choice([0, 2]), sync,
+                            rng.choice([1, 2, 4]), gate, 2)
+                pes = np.empty(0, np.int64) if mean_pes is None else mean_pes
+                expected = sch.fold_schedule_over(sch.as_work(work), *schedule, pes)
+                got = step_stats(nest, mapping, 1, act, wmask, pads, mode, schedule, mean_pes)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{seed} {mode} {sync}")
+                # the mean busy PE per step, over the PEs it is given
+                busy = -(-work.reshape(steps, -1) // schedule[2])
+                counts = busy.shape[1] * np.ones(steps, np.int64) if mean_pes is None else mean_pes
+                terms = [busy[i].sum() / counts[i] for i in range(steps) if counts[i] > 0]
+                assert got[sch.ST_SUM_MEAN_BUSY] == pytest.approx(sum(terms), rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_fused_step_schedule_equals_the_schedule_of_the_work_array(seed):
+    _check_step_stats(seed)
+
+
+@pytest.mark.slow
+def test_fused_step_schedule_equals_the_schedule_of_the_work_array_many_seeds():
+    for seed in range(20, 320):
+        _check_step_stats(seed)

@@ -37,6 +37,7 @@ from numba import njit
 from accelsim.map.mapping import Mapping
 from accelsim.map.nest import DIMS, LoopNest
 from accelsim.numba_config import JIT
+from accelsim.sim.kernels import schedule as sch
 from accelsim.sim.kernels.bitops import popcount64
 
 MODE_DENSE, MODE_ACT, MODE_WEIGHT, MODE_BOTH = 0, 1, 2, 3
@@ -290,6 +291,51 @@ def _blocks_ordered(sdim, sfactor, sstride, ext, bounds, order, nbx, mode, wpb, 
 
 
 @njit(**JIT)
+def _single_chunk(ot, off, ta, tw, tc, tk, mode, wpb, abits, wbits, xcnt, ycnt):
+    """One chunk of :func:`_blocks_ordered_single` into ``ot`` (the chunk's outputs), its
+    operand bases ``off``."""
+    chunk = ot.shape[0]
+    a0, w0 = np.uint64(off[0]), np.uint64(off[1])
+    if mode == MODE_BOTH and wpb == 1:
+        for i in range(chunk):
+            ot[i] = np.int64(popcount64(abits[a0 + ta[i]] & wbits[w0 + tw[i]]))
+    elif mode == MODE_BOTH and wpb == 2:
+        a1, w1 = a0 + np.uint64(1), w0 + np.uint64(1)
+        for i in range(chunk):
+            ot[i] = np.int64(popcount64(abits[a0 + ta[i]] & wbits[w0 + tw[i]])
+                             + popcount64(abits[a1 + ta[i]] & wbits[w1 + tw[i]]))
+    elif mode == MODE_BOTH:
+        ot[:] = 0
+        for x in range(wpb):
+            ax = a0 + np.uint64(x)
+            wx = w0 + np.uint64(x)
+            for i in range(chunk):
+                ot[i] += np.int64(popcount64(abits[ax + ta[i]] & wbits[wx + tw[i]]))
+    else:
+        c0, k0 = np.uint64(off[2]), np.uint64(off[3])
+        for i in range(chunk):
+            ot[i] = xcnt[c0 + tc[i]] * ycnt[k0 + tk[i]]
+
+
+@njit(**JIT)
+def _single_next(idx, off, ofactor, odeltas):
+    """Advance the outer loops' odometer ``idx`` and the operand bases ``off``; False past
+    the last chunk."""
+    l = ofactor.shape[0] - 1
+    while l >= 0:
+        idx[l] += 1
+        for t in range(4):
+            off[t] += odeltas[t, l]
+        if idx[l] < ofactor[l]:
+            return True
+        idx[l] = 0
+        for t in range(4):
+            off[t] -= odeltas[t, l] * ofactor[l]
+        l -= 1
+    return False
+
+
+@njit(**JIT)
 def _blocks_ordered_single(ofactor, odeltas, tables, mode, wpb, abits, wbits, xcnt, ycnt,
                            total):
     """:func:`_blocks_ordered` where every block is one (n, g, p, q) row x one filter, over
@@ -303,49 +349,58 @@ def _blocks_ordered_single(ofactor, odeltas, tables, mode, wpb, abits, wbits, xc
     popcount of the ``wpb`` consecutive box words of a row; act and weight: ``xcnt x ycnt``
     (set bits of one operand x 0/1 presence of the other)."""
     out = np.empty(total, dtype=np.int64)
-    L = ofactor.shape[0]
     chunk = tables.shape[1]
-    ta, tw, tc, tk = tables[0], tables[1], tables[2], tables[3]
-    idx = np.zeros(L, dtype=np.int64)
+    idx = np.zeros(ofactor.shape[0], dtype=np.int64)
     off = np.zeros(4, dtype=np.int64)
     o = 0
     while True:
-        ot = out[o:o + chunk]
-        a0, w0 = np.uint64(off[0]), np.uint64(off[1])
-        if mode == MODE_BOTH and wpb == 1:
-            for i in range(chunk):
-                ot[i] = np.int64(popcount64(abits[a0 + ta[i]] & wbits[w0 + tw[i]]))
-        elif mode == MODE_BOTH and wpb == 2:
-            a1, w1 = a0 + np.uint64(1), w0 + np.uint64(1)
-            for i in range(chunk):
-                ot[i] = np.int64(popcount64(abits[a0 + ta[i]] & wbits[w0 + tw[i]])
-                                 + popcount64(abits[a1 + ta[i]] & wbits[w1 + tw[i]]))
-        elif mode == MODE_BOTH:
-            ot[:] = 0
-            for x in range(wpb):
-                ax = a0 + np.uint64(x)
-                wx = w0 + np.uint64(x)
-                for i in range(chunk):
-                    ot[i] += np.int64(popcount64(abits[ax + ta[i]] & wbits[wx + tw[i]]))
-        else:
-            c0, k0 = np.uint64(off[2]), np.uint64(off[3])
-            for i in range(chunk):
-                ot[i] = xcnt[c0 + tc[i]] * ycnt[k0 + tk[i]]
+        _single_chunk(out[o:o + chunk], off, tables[0], tables[1], tables[2], tables[3], mode,
+                      wpb, abits, wbits, xcnt, ycnt)
         o += chunk
-        l = L - 1
-        while l >= 0:
-            idx[l] += 1
-            for t in range(4):
-                off[t] += odeltas[t, l]
-            if idx[l] < ofactor[l]:
-                break
-            idx[l] = 0
-            for t in range(4):
-                off[t] -= odeltas[t, l] * ofactor[l]
-            l -= 1
-        if l < 0:
+        if not _single_next(idx, off, ofactor, odeltas):
             break
     return out
+
+
+@njit(**sch.STRICT)
+def _single_schedule(ofactor, odeltas, tables, mode, wpb, abits, wbits, xcnt, ycnt, n,
+                     pes, lanes, overhead, decoupled, depth, mean_pes):
+    """:func:`_blocks_ordered_single`'s outputs run through the fold recurrence as they are
+    made (:func:`accelsim.sim.kernels.schedule.plain_step`, ``n`` outputs a step on an array
+    of ``pes`` PEs), never stored whole: the statistics vector of
+    :func:`~accelsim.sim.kernels.schedule.fold_schedule_over` over the work array."""
+    chunk = tables.shape[1]
+    cap = 2 * n + chunk
+    buf = np.empty(cap, dtype=np.int64)
+    scratch = np.empty(n, dtype=np.int64)
+    fin = np.zeros(n, dtype=np.int64)
+    history = np.zeros(depth, dtype=np.int64)
+    ist = np.zeros(4, dtype=np.int64)
+    fst = np.zeros(5, dtype=np.float64)
+    has_idle = n < pes
+    idx = np.zeros(ofactor.shape[0], dtype=np.int64)
+    off = np.zeros(4, dtype=np.int64)
+    start = 0
+    fill = 0
+    step = 0
+    while True:
+        if fill + chunk > cap:      # move the unfinished step to the front
+            for t in range(fill - start):
+                buf[t] = buf[start + t]
+            fill -= start
+            start = 0
+        _single_chunk(buf[fill:fill + chunk], off, tables[0], tables[1], tables[2], tables[3],
+                      mode, wpb, abits, wbits, xcnt, ycnt)
+        fill += chunk
+        while fill - start >= n:
+            sch.plain_step(buf[start:start + n], scratch, fin, history, ist, fst, lanes,
+                           overhead, decoupled, depth, has_idle,
+                           mean_pes[step] if mean_pes.shape[0] else n)
+            start += n
+            step += 1
+        if not _single_next(idx, off, ofactor, odeltas):
+            break
+    return sch.plain_stats(ist, fst, fin, decoupled, has_idle, overhead, lanes)
 
 
 #: Most outputs in one chunk of :func:`_blocks_ordered_single` (its offset tables).
@@ -816,6 +871,45 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
     A mapping with remainder tiles runs its padded loops: blocks are clipped to the bounds
     (a block past a bound has no work, in every mode).
     """
+    prepared = _prepared(nest, mapping, fanout_level, act, wmask, pads, mode, method, pad_issued)
+    if isinstance(prepared, np.ndarray):
+        return prepared
+    plan, args = prepared
+    return _blocks_ordered_single(*args, int(np.prod(plan.coord_size))).reshape(plan.coord_size)
+
+
+def step_stats(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarray,
+               wmask: np.ndarray, pads: tuple[int, int], mode: int, schedule: tuple,
+               mean_pes: np.ndarray | None = None, pad_issued: bool = False) -> np.ndarray:
+    """The fold schedule's statistics vector (:func:`accelsim.sim.kernels.schedule.
+    fold_schedule_over`) of :func:`step_work`'s array, each step one fold. ``schedule``:
+    ``(rows, cols, lanes, overhead, sync, depth, gate, gate threshold)``; ``mean_pes``: per
+    step, the PEs its mean busy cycles is over (None: every mapped PE). Where the steps run
+    the plain recurrence (no power gating, whole-array or per-PE sync) on the single block
+    kernel, the work is scheduled as it is counted and never stored whole."""
+    rows, cols, lanes, overhead, sync, depth, gate, threshold = schedule
+    pes = np.empty(0, dtype=np.int64) if mean_pes is None else np.ascontiguousarray(
+        mean_pes, dtype=np.int64)
+    prepared = _prepared(nest, mapping, fanout_level, act, wmask, pads, mode, "auto",
+                         pad_issued)
+    if not isinstance(prepared, np.ndarray):
+        plan, args = prepared
+        _, ys, xs = plan.coord_size
+        if not gate and sync in (sch.SYNC_DECOUPLED, sch.SYNC_ARRAY) and ys <= rows \
+                and xs <= cols:
+            return _single_schedule(*args, int(ys * xs), int(rows * cols), int(lanes),
+                                    int(overhead), sync == sch.SYNC_DECOUPLED, int(depth), pes)
+        prepared = _blocks_ordered_single(*args, int(np.prod(plan.coord_size))).reshape(
+            plan.coord_size)
+    return sch.fold_schedule_over(sch.as_work(prepared), rows, cols, lanes, overhead, sync,
+                                  depth, gate, threshold, pes)
+
+
+def _prepared(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarray,
+              wmask: np.ndarray, pads: tuple[int, int], mode: int, method: str,
+              pad_issued: bool):
+    """:func:`step_work`'s array, or ``(plan, arguments of the single block kernel but its
+    length)`` where that kernel counts it."""
     if method not in ("auto", "packed", "boxed", "factored"):
         raise ValueError(f"method: expected auto, packed, boxed or factored, got {method!r}")
     plan = _plan(nest, mapping, fanout_level)
@@ -887,9 +981,8 @@ def step_work(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
         else:           # presence of the row x set bits per (box, filter)
             wbits, yc = _NO_WORDS, wcnt
             xc = _presence(plan, (n, g, p, q), (_N, _G, _P, _Q))
-        work = _blocks_ordered_single(plan.ofactor, plan.odeltas, plan.tables, int(mode),
-                                      int(plan.wpb), abits, wbits, xc, yc, int(total))
-        return work.reshape(shape)
+        return plan, (plan.ofactor, plan.odeltas, plan.tables, int(mode), int(plan.wpb), abits,
+                      wbits, xc, yc)
     work = _blocks_ordered(*plan.seq, ext, bounds, np.array(order, dtype=np.int64),
                            np.array(plan.nbx, dtype=np.int64), int(mode), int(plan.wpb),
                            abits, wbits, acnt, wcnt, int(total))
@@ -912,15 +1005,70 @@ def effectual_pairs(nest: LoopNest, act: np.ndarray, wmask: np.ndarray,
     reduction index (c, r, s), non-zero activations over all pixels x non-zero weights over all
     filters."""
     _, g, k, cg, p, q, r, s = nest.bounds
-    act = np.asarray(act, dtype=bool)
-    padded = np.pad(act, ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])))
-    hh = (p - 1) * nest.stride_h + 1
-    ww = (q - 1) * nest.stride_w + 1
-    a = np.zeros((act.shape[1], r, s), dtype=np.int64)    # (C, R, S): im2col column sums
-    for i in range(r):
-        for j in range(s):   # tap (i, j) reads one strided window of every channel
-            h0, w0 = i * nest.dil_h, j * nest.dil_w
-            window = padded[:, :, h0:h0 + hh:nest.stride_h, w0:w0 + ww:nest.stride_w]
-            a[:, i, j] = window.sum(axis=(0, 2, 3), dtype=np.int64)
+    act = np.ascontiguousarray(act, dtype=bool)
+    taps = _tap_counts(act.view(np.uint8), int(pads[0]), int(pads[1]), int(nest.stride_h),
+                       int(nest.stride_w), int(nest.dil_h), int(nest.dil_w), int(p), int(q),
+                       int(r), int(s))
+    w = _filter_counts(wmask, g, k, cg, r, s)
+    return int((taps.reshape(g, cg, r, s) * w).sum())
+
+
+def _filter_counts(wmask: np.ndarray, g: int, k: int, cg: int, r: int, s: int) -> np.ndarray:
+    """Non-zero weights over the filters of each group per (c, r, s): ``(G, C/G, R, S)``; the
+    last few masks' counts are kept (a layer's samples share its weights)."""
+    key = (id(wmask), g, k, cg, r, s)
+    kept = _FILTER_COUNTS.get(key)
+    if kept is not None and kept[0] is wmask:
+        return kept[1]
     w = np.asarray(wmask, dtype=bool).reshape(g, k, cg, r, s).sum(axis=1, dtype=np.int64)
-    return int((a.reshape(g, cg, r, s) * w).sum())
+    while len(_FILTER_COUNTS) >= 4:
+        _FILTER_COUNTS.pop(next(iter(_FILTER_COUNTS)))
+    _FILTER_COUNTS[key] = (wmask, w)      # the mask kept: its id is not reused meanwhile
+    return w
+
+
+_FILTER_COUNTS: dict[tuple, tuple] = {}
+
+
+@njit(**JIT)
+def _in_range(start, step, count, size):
+    """``[lo, hi)``: the ``i`` in ``[0, count)`` with ``0 <= start + i * step < size``
+    (``step`` > 0)."""
+    lo = 0
+    if start < 0:
+        lo = (-start + step - 1) // step
+    hi = count
+    if start + (count - 1) * step >= size:
+        hi = max(0, (size - 1 - start) // step + 1) if size - 1 - start >= 0 else 0
+    return lo, max(lo, hi)
+
+
+@njit(**JIT)
+def _tap_counts(act, ph, pw, sh, sw, dh, dw, P, Q, R, S):
+    """Non-zero activations each filter tap ``(r, s)`` of each channel reads over all output
+    pixels of all samples: ``(C, R, S)``; tap ``(i, j)`` of pixel ``(p, q)`` reads input
+    ``(p sh - ph + i dh, q sw - pw + j dw)``, nothing outside the input (padding). Separable:
+    per channel, the row sums of each column tap, then the column sums of each row tap."""
+    N, C, H, W = act.shape
+    out = np.zeros((C, R, S), dtype=np.int64)
+    rows = np.zeros((S, H), dtype=np.int64)
+    for c in range(C):
+        rows[:, :] = 0
+        for j in range(S):
+            x0 = j * dw - pw
+            lo, hi = _in_range(x0, sw, Q, W)
+            for n in range(N):
+                for h in range(H):
+                    t = 0
+                    for x in range(x0 + lo * sw, x0 + hi * sw, sw):
+                        t += act[n, c, h, x]
+                    rows[j, h] += t
+        for i in range(R):
+            y0 = i * dh - ph
+            lo, hi = _in_range(y0, sh, P, H)
+            for j in range(S):
+                t = 0
+                for y in range(y0 + lo * sh, y0 + hi * sh, sh):
+                    t += rows[j, y]
+                out[c, i, j] = t
+    return out

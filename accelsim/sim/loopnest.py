@@ -30,7 +30,7 @@ from accelsim.map import store as mapping_store
 from accelsim.map.mapper import MapResult, search
 from accelsim.map.nest import DIMS, LoopNest
 from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs,
-                                  step_work)
+                                  step_stats, step_work)
 from accelsim.sim import dram_stream, fetch, storage, tile_conditions
 from accelsim.sim import systolic as systolic_mod
 from accelsim.sim.conditions import LiveSlots, live_slots
@@ -264,7 +264,7 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
     means = np.average(np.stack(rows), axis=0, weights=weights)
     out.update({key: float(value) for key, value in zip(keys, means)})
     out["spill"] = False
-    out["weight_density"] = float(wmasks.mean()) if wmasks.size else 0.0
+    out["weight_density"] = np.count_nonzero(wmasks) / wmasks.size if wmasks.size else 0.0
     out["tiling"] = "loop-nest"
     out["bottleneck"] = max(bottlenecks, key=bottlenecks.get)
     out["mapping"] = mapping_text(first_mapping)
@@ -287,16 +287,6 @@ def _in_bounds(nest: LoopNest, mapping, fan: int, act_shape: tuple, w_shape: tup
                                      np.ones(w_shape, dtype=bool), pads, MODE_DENSE))
         mapped = _IN_BOUNDS[key] = (dense.reshape(dense.shape[0], -1) > 0).sum(axis=1)
     return mapped
-
-
-def _mean_busy_sum(work: np.ndarray, lanes: int, mapped: np.ndarray) -> float:
-    """Sum over steps of the mean busy cycles of the PEs inside the loop bounds (``mapped``
-    per step; docs: ``load_imbalance``'s denominator). A PE outside them has no work, so the
-    step's busy sum is over all its PEs; only the count excludes them."""
-    work = np.asarray(work).reshape(mapped.shape[0], -1)
-    busy = (work if lanes == 1 else -(-work // lanes)).sum(axis=1)
-    used = mapped > 0
-    return float((busy[used] / mapped[used]).sum())
 
 
 @dataclass(frozen=True)
@@ -469,11 +459,18 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     if mode == MODE_DENSE and not remainder:   # every PE the same work each step (closed form)
         stats = sch.uniform_fold_stats(outer, ys, xs, block, arch.rows, arch.cols, *schedule)
     else:
-        work = step_work(nest, mapping, fan, present, wmask, pads, mode, pad_issued=pad_issued)
-        stats = sch.fold_schedule(sch.as_work(work), arch.rows, arch.cols, *schedule)
-        if remainder:   # the mean busy PE of a step is over the PEs inside the loop bounds
-            stats[sch.ST_SUM_MEAN_BUSY] = _mean_busy_sum(work, arch.lanes, _in_bounds(
-                nest, mapping, fan, act.shape, wmask.shape, pads))
+        # the mean busy PE of a step is over the PEs inside the loop bounds
+        mean_pes = (_in_bounds(nest, mapping, fan, act.shape, wmask.shape, pads) if remainder
+                    else None)
+        if fidelity == "cycle":     # the cycle-level run reads the work array
+            work = step_work(nest, mapping, fan, present, wmask, pads, mode, pad_issued=pad_issued)
+            stats = sch.fold_schedule_over(sch.as_work(work), arch.rows, arch.cols, *schedule,
+                                           np.empty(0, dtype=np.int64) if mean_pes is None
+                                           else mean_pes)
+        else:
+            stats = step_stats(nest, mapping, fan, present, wmask, pads, mode,
+                               (arch.rows, arch.cols, *schedule), mean_pes,
+                               pad_issued=pad_issued)
     issued = float(stats[sch.ST_ISSUED])
     gating = hw.sparsity.gate_zero_operands
     if mode == MODE_BOTH and not pad_issued:   # every issued slot has both operands non-zero
@@ -700,7 +697,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         "act_bytes": real_input.size * p.activation_bits * real_on / 8.0,
         "weight_bytes": wmask.size * p.weight_bits * w_ratios[0] / 8.0,
         "output_bytes": o_elems * p.activation_bits * o_on / 8.0,
-        "act_density": float(real_input.mean()) if real_input.size else 0.0,
+        "act_density": np.count_nonzero(real_input) / real_input.size if real_input.size else 0.0,
         "live_bytes": onchip,
         "onchip_peak_bytes": onchip,
         "offchip_peak_bytes": 0.0,

@@ -71,7 +71,7 @@ def sync_group_of(sync, i, j, cols):
 #: The plain schedule's float sums (the mean busy cycles: one division per fold) are kept in
 #: their written order and rounding: fast-math would turn a fold count that is the same in
 #: every fold into a multiplication by its reciprocal (off by an ulp).
-_STRICT = {**JIT, "fastmath": False}
+STRICT = {**JIT, "fastmath": False}
 
 
 @njit(**JIT)
@@ -101,8 +101,76 @@ def _fold_pass(blk, fin, gate_level, overhead, decoupled):
     return fold_sum, fold_max, n_busy, fold_end
 
 
-@njit(**_STRICT)
-def _fold_schedule_plain(work, rows, cols, lanes, overhead, sync, depth):
+# state of the single-fold recurrence (:func:`plain_step`): integers and float sums
+_I_FOLD, _I_TOTAL, _I_IDLE, _I_ISSUED = 0, 1, 2, 3
+_F_SUM_MAX, _F_SUM_MEAN, _F_BUSY, _F_MAPPED, _F_ACTIVE = 0, 1, 2, 3, 4
+
+
+@njit(**STRICT)
+def plain_step(blk, scratch, fin, history, ist, fst, lanes, overhead, decoupled, depth,
+               has_idle, mean_pes):
+    """One fold of a layer whose folds all map the same PEs (:func:`_fold_schedule_plain`'s
+    single-fold recurrence, also run by the fused block kernels of :mod:`accelsim.map.sparse`):
+    ``blk`` the fold's issued pairs (flat, one per mapped PE), ``scratch`` a buffer as long,
+    ``fin`` the PEs' finish times (decoupled), ``history`` the last ``depth`` fold ends,
+    ``ist``/``fst`` the integer and float state (``_I_*``, ``_F_*``). ``mean_pes``: the PEs
+    the fold's mean busy cycles is over (those inside the loop bounds; 0: none, no term)."""
+    n = blk.shape[0]
+    fold = ist[_I_FOLD]
+    gate_level = 0
+    if fold >= depth:
+        gate_level = history[fold % depth]
+    if lanes != 1:
+        for t in range(n):
+            w = np.int64(blk[t])
+            ist[_I_ISSUED] += w
+            scratch[t] = (w + lanes - 1) // lanes
+        fold_sum, fold_max, n_busy, fold_end = _fold_pass(scratch, fin, gate_level, overhead,
+                                                          decoupled)
+    else:
+        fold_sum, fold_max, n_busy, fold_end = _fold_pass(blk, fin, gate_level, overhead,
+                                                          decoupled)
+    if decoupled:
+        if has_idle:
+            ist[_I_IDLE] = max(ist[_I_IDLE], gate_level) + overhead
+            fold_end = max(fold_end, ist[_I_IDLE])
+    else:
+        fold_end = max(ist[_I_TOTAL], gate_level) + overhead + fold_max
+        ist[_I_TOTAL] = fold_end
+    fst[_F_SUM_MAX] += fold_max
+    if mean_pes > 0:
+        fst[_F_SUM_MEAN] += fold_sum / mean_pes
+    fst[_F_BUSY] += fold_sum
+    fst[_F_MAPPED] += n
+    history[fold % depth] = fold_end
+    fst[_F_ACTIVE] += overhead * n_busy + fold_sum
+    ist[_I_FOLD] = fold + 1
+
+
+@njit(**STRICT)
+def plain_stats(ist, fst, fin, decoupled, has_idle, overhead, lanes):
+    """The statistics vector of a finished :func:`plain_step` recurrence."""
+    total = ist[_I_TOTAL]
+    if decoupled:
+        total = ist[_I_IDLE] if has_idle and ist[_I_FOLD] > 0 else 0
+        for t in range(fin.shape[0]):
+            total = max(total, fin[t])
+    stats = np.zeros(N_STATS, dtype=np.float64)
+    stats[ST_SUM_MAX_BUSY] = fst[_F_SUM_MAX]
+    stats[ST_SUM_MEAN_BUSY] = fst[_F_SUM_MEAN]
+    stats[ST_BUSY_PE_CYCLES] = fst[_F_BUSY]
+    stats[ST_MAPPED_PE_FOLDS] = fst[_F_MAPPED]
+    stats[ST_ACTIVE_PE_CYCLES] = fst[_F_ACTIVE]
+    stats[ST_CYCLES] = total
+    stats[ST_FOLDS] = ist[_I_FOLD]
+    stats[ST_FILL_DRAIN] = ist[_I_FOLD] * overhead
+    # lanes 1: busy cycles == pairs (the float sum, as before); else the exact integer sum
+    stats[ST_ISSUED] = fst[_F_BUSY] if lanes == 1 else ist[_I_ISSUED]
+    return stats
+
+
+@njit(**STRICT)
+def _fold_schedule_plain(work, rows, cols, lanes, overhead, sync, depth, mean_pes):
     """:func:`fold_schedule` without power gating for the whole-array and per-PE sync
     groups: one pass per fold over its work entries, updating the group finish times in
     the same pass (no per-fold busy vector). Same statistics, same order of float sums.
@@ -110,15 +178,30 @@ def _fold_schedule_plain(work, rows, cols, lanes, overhead, sync, depth):
     by fold into a buffer of one fold (no copy of the whole array).
 
     A layer of one fold per conv group (``Sr <= rows``, ``Sc <= cols``: every fold maps the
-    same PEs) runs one flat loop per fold over its ``Sr * Sc`` contiguous entries, the per-PE
-    finish times laid out the same way; the PEs it never maps all share one finish time (the
-    same recurrence with no work from the same start), carried as one number."""
+    same PEs) runs one flat loop per fold over its ``Sr * Sc`` contiguous entries
+    (:func:`plain_step`), the per-PE finish times laid out the same way; the PEs it never
+    maps all share one finish time (the same recurrence with no work from the same start),
+    carried as one number. ``mean_pes``: per fold, the PEs its mean busy cycles is over
+    (empty: every mapped PE)."""
     n_groups_conv, sr, sc = work.shape
     row_folds = (sr + rows - 1) // rows
     col_folds = (sc + cols - 1) // cols
+    decoupled = sync == SYNC_DECOUPLED
+    if row_folds == 1 and col_folds == 1:
+        n = sr * sc
+        flat = np.ascontiguousarray(work).reshape(n_groups_conv, n)
+        fin = np.zeros(n, dtype=np.int64)
+        scratch = np.empty(n, dtype=np.int64)
+        history = np.zeros(depth, dtype=np.int64)
+        ist = np.zeros(4, dtype=np.int64)
+        fst = np.zeros(5, dtype=np.float64)
+        has_idle = n < rows * cols
+        for g in range(n_groups_conv):
+            plain_step(flat[g], scratch, fin, history, ist, fst, lanes, overhead, decoupled,
+                       depth, has_idle, mean_pes[g] if mean_pes.shape[0] else n)
+        return plain_stats(ist, fst, fin, decoupled, has_idle, overhead, lanes)
     stats = np.zeros(N_STATS, dtype=np.float64)
     history = np.zeros(depth, dtype=np.int64)
-    decoupled = sync == SYNC_DECOUPLED
     issued = 0
     sum_max = 0.0
     sum_mean = 0.0
@@ -127,101 +210,62 @@ def _fold_schedule_plain(work, rows, cols, lanes, overhead, sync, depth):
     active = 0.0
     total = 0
     fold = 0
-    if row_folds == 1 and col_folds == 1:
-        n = sr * sc
-        flat = np.ascontiguousarray(work).reshape(n_groups_conv, n)
-        fin = np.zeros(n, dtype=np.int64)
-        buf = np.empty(n, dtype=np.int64)
-        idle = 0                      # finish time of the PEs no fold maps (decoupled)
-        has_idle = n < rows * cols
-        for g in range(n_groups_conv):
-            gate_level = 0
-            if fold >= depth:
-                gate_level = history[fold % depth]
-            if lanes != 1:
-                blk = flat[g]
-                for t in range(n):
-                    w = np.int64(blk[t])
-                    issued += w
-                    buf[t] = (w + lanes - 1) // lanes
-                fold_sum, fold_max, n_busy, fold_end = _fold_pass(buf, fin, gate_level, overhead,
-                                                                  decoupled)
-            else:
-                fold_sum, fold_max, n_busy, fold_end = _fold_pass(flat[g], fin, gate_level,
-                                                                  overhead, decoupled)
-            if decoupled:
-                if has_idle:
-                    idle = max(idle, gate_level) + overhead
-                    fold_end = max(fold_end, idle)
-            else:
-                fold_end = max(total, gate_level) + overhead + fold_max
-                total = fold_end
-            sum_max += fold_max
-            sum_mean += fold_sum / n
-            busy_cycles += fold_sum
-            mapped_folds += n
-            history[fold % depth] = fold_end
-            active += overhead * n_busy + fold_sum
-            fold += 1
-        if decoupled:
-            total = idle if has_idle and n_groups_conv > 0 else 0
-            for t in range(n):
-                total = max(total, fin[t])
-    else:
-        finish = np.zeros(rows * cols, dtype=np.int64)   # per PE (decoupled) or finish[0]
-        buf = np.empty(rows * cols, dtype=np.int64)
-        for g in range(n_groups_conv):
-            for fc in range(col_folds):
-                cu = min(cols, sc - fc * cols)
-                y0 = fc * cols
-                for fr in range(row_folds):
-                    ru = min(rows, sr - fr * rows)
-                    x0 = fr * rows
-                    gate_level = 0
-                    if fold >= depth:
-                        gate_level = history[fold % depth]
-                    fold_max = 0
-                    fold_sum = 0
-                    n_busy = 0
-                    fold_end = 0
-                    for i in range(ru):
-                        row = work[g, x0 + i, y0:y0 + cu]
-                        blk = buf[i * cols:i * cols + cu]
-                        if lanes != 1:
-                            for j in range(cu):
-                                w = np.int64(row[j])
-                                issued += w
-                                blk[j] = (w + lanes - 1) // lanes
-                        else:
-                            for j in range(cu):
-                                blk[j] = row[j]
-                        r_sum, r_max, r_busy, r_end = _fold_pass(
-                            blk, finish[i * cols:i * cols + cu], gate_level, overhead, decoupled)
-                        fold_sum += r_sum
-                        fold_max = max(fold_max, r_max)
-                        n_busy += r_busy
-                        fold_end = max(fold_end, r_end)
-                    if decoupled:   # PEs without an element this fold
-                        for i in range(rows):
-                            for j in range(cu if i < ru else 0, cols):
-                                f = max(finish[i * cols + j], gate_level) + overhead
-                                finish[i * cols + j] = f
-                                fold_end = max(fold_end, f)
+    finish = np.zeros(rows * cols, dtype=np.int64)   # per PE (decoupled) or finish[0]
+    buf = np.empty(rows * cols, dtype=np.int64)
+    for g in range(n_groups_conv):
+        for fc in range(col_folds):
+            cu = min(cols, sc - fc * cols)
+            y0 = fc * cols
+            for fr in range(row_folds):
+                ru = min(rows, sr - fr * rows)
+                x0 = fr * rows
+                gate_level = 0
+                if fold >= depth:
+                    gate_level = history[fold % depth]
+                fold_max = 0
+                fold_sum = 0
+                n_busy = 0
+                fold_end = 0
+                for i in range(ru):
+                    row = work[g, x0 + i, y0:y0 + cu]
+                    blk = buf[i * cols:i * cols + cu]
+                    if lanes != 1:
+                        for j in range(cu):
+                            w = np.int64(row[j])
+                            issued += w
+                            blk[j] = (w + lanes - 1) // lanes
                     else:
-                        fold_end = max(finish[0], gate_level) + overhead + fold_max
-                        finish[0] = fold_end
-                    mapped = ru * cu
-                    sum_max += fold_max
-                    sum_mean += fold_sum / mapped
-                    busy_cycles += fold_sum
-                    mapped_folds += mapped
-                    history[fold % depth] = fold_end
-                    active += overhead * n_busy + fold_sum
-                    fold += 1
-        n_sync = rows * cols if decoupled else 1
-        for s in range(n_sync):
-            if finish[s] > total:
-                total = finish[s]
+                        for j in range(cu):
+                            blk[j] = row[j]
+                    r_sum, r_max, r_busy, r_end = _fold_pass(
+                        blk, finish[i * cols:i * cols + cu], gate_level, overhead, decoupled)
+                    fold_sum += r_sum
+                    fold_max = max(fold_max, r_max)
+                    n_busy += r_busy
+                    fold_end = max(fold_end, r_end)
+                if decoupled:   # PEs without an element this fold
+                    for i in range(rows):
+                        for j in range(cu if i < ru else 0, cols):
+                            f = max(finish[i * cols + j], gate_level) + overhead
+                            finish[i * cols + j] = f
+                            fold_end = max(fold_end, f)
+                else:
+                    fold_end = max(finish[0], gate_level) + overhead + fold_max
+                    finish[0] = fold_end
+                mapped = ru * cu
+                sum_max += fold_max
+                pes = mean_pes[fold] if mean_pes.shape[0] else mapped
+                if pes > 0:
+                    sum_mean += fold_sum / pes
+                busy_cycles += fold_sum
+                mapped_folds += mapped
+                history[fold % depth] = fold_end
+                active += overhead * n_busy + fold_sum
+                fold += 1
+    n_sync = rows * cols if decoupled else 1
+    for s in range(n_sync):
+        if finish[s] > total:
+            total = finish[s]
     stats[ST_SUM_MAX_BUSY] = sum_max
     stats[ST_SUM_MEAN_BUSY] = sum_mean
     stats[ST_BUSY_PE_CYCLES] = busy_cycles
@@ -250,10 +294,20 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
     or waiting before / after its busy cycles) of at least ``gate_threshold`` cycles
     is spent power-gated and costs one wake-up. Without gating the per-PE idle
     bookkeeping is skipped (it only feeds the gating figures): each fold reads its
-    mapped PEs once.
+    mapped PEs once. The mean busy cycles of a fold is over its mapped PEs.
     """
+    return fold_schedule_over(work, rows, cols, lanes, overhead, sync, depth, gate,
+                              gate_threshold, np.empty(0, dtype=np.int64))
+
+
+@njit(**JIT)
+def fold_schedule_over(work, rows, cols, lanes, overhead, sync, depth, gate, gate_threshold,
+                       mean_pes):
+    """:func:`fold_schedule` with each fold's mean busy cycles over ``mean_pes[fold]`` PEs
+    (those inside the loop bounds of a mapping with remainders; a fold with none adds no
+    term; empty: the fold's mapped PEs)."""
     if not gate and (sync == SYNC_DECOUPLED or sync == SYNC_ARRAY):
-        return _fold_schedule_plain(work, rows, cols, lanes, overhead, sync, depth)
+        return _fold_schedule_plain(work, rows, cols, lanes, overhead, sync, depth, mean_pes)
     n_groups_conv, sr, sc = work.shape
     n_pes = rows * cols
     n_sync = sync_group_count(sync, rows, cols)
@@ -317,7 +371,9 @@ def fold_schedule(work, rows, cols, lanes, overhead, sync, depth, gate, gate_thr
                     gbusy[0] = fold_max
                 mapped = ru * cu
                 sum_max += fold_max
-                sum_mean += fold_sum / mapped
+                pes = mean_pes[fold] if mean_pes.shape[0] else mapped
+                if pes > 0:
+                    sum_mean += fold_sum / pes
                 busy_cycles += fold_sum
                 mapped_folds += mapped
                 gate_level = 0
