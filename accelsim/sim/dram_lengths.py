@@ -25,10 +25,13 @@ two array reads; where a zero run is so long that such a rank does not fit in 16
 offset is the block's counter plus a scan of at most ``BLOCK - 1`` elements (Numba)."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit
 
 from accelsim.numba_config import JIT
+from accelsim.sim.kernels.bitops import popcount64
 from accelsim.sim import storage
 
 #: Elements per block of the offset tables.
@@ -127,6 +130,34 @@ def _scatter5(mask, p0, p1, p2, p3, p4, out):
                         out[abcd + p4[e]] = mask[a, b, c, d, e]
 
 
+_NO_RANK = np.zeros(0, dtype=np.uint16)
+_NO_WORDS = np.zeros(0, dtype=np.uint64)
+
+
+def _packed_words(flat: np.ndarray) -> np.ndarray:
+    """``flat`` (bool) packed little-endian into uint64 words, bit ``i`` of word ``b`` element
+    ``64 b + i``, with one word past the last element (boundary ``n`` has a word)."""
+    n = flat.shape[0]
+    words = np.zeros(n // BLOCK + 1, dtype=np.uint64)
+    packed = np.packbits(flat, bitorder="little")
+    words.view(np.uint8)[:packed.shape[0]] = packed
+    if sys.byteorder != "little":       # the bytes' order within a word
+        words = words.byteswap()
+    return words
+
+
+@njit(**JIT)
+def entries_at(cum, rank, words, x):
+    """Entries before element boundary ``x`` from :meth:`BitOffsets.terms`'s tables: packed
+    ``words`` (a counter per word plus a popcount of the bits below ``x``), else the per-element
+    ``rank``."""
+    b = x // BLOCK
+    if words.shape[0]:
+        below = (np.uint64(1) << np.uint64(x - b * BLOCK)) - np.uint64(1)
+        return cum[b] + np.int64(popcount64(words[b] & below))
+    return cum[b] + np.int64(rank[x])
+
+
 class BitOffsets:
     """Bit offsets of a region's element boundaries ``0..n`` in a storage format, from the
     region's mask in its linear order (``n`` its length; the mask is kept by reference).
@@ -158,7 +189,16 @@ class BitOffsets:
                                  "not on a linear order with holes")
             total = storage.tensor_bits(flat.reshape(shape), fmt, self.value_bits)
             self._scale = total / n if n else 0.0
-        if self.format not in ("dense", "ranked"):
+        self._rank = _NO_RANK
+        self._words = _NO_WORDS
+        if self.format not in ("dense", "ranked") and self._run_bits >= _NO_OVERFLOW:
+            # entries are the non-zeros: the mask packed 64 elements a word (BLOCK) and the
+            # non-zeros before each word; a boundary's entries are its word's counter plus a
+            # popcount of the word's bits below it
+            self._words = _packed_words(flat)
+            self._cum = np.zeros(self._words.shape[0], dtype=np.int64)
+            np.cumsum(np.bitwise_count(self._words[:-1]), out=self._cum[1:])
+        elif self.format not in ("dense", "ranked"):
             # a boundary's entries: a block counter plus its rank in the block (two bytes per
             # element), read without a scan; a rank that does not fit: the scan
             self._rank = np.empty(n + 1, dtype=np.uint16)
@@ -167,18 +207,20 @@ class BitOffsets:
             if not fits:
                 self._rank = self._rank[:0]
 
-    def terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """``(cum, rank, (A, E, P, row, n))`` when an offset is a formula of the entries read
-        without a scan: ``bits(x) = A x + E e(x) + P (ceil(x / row) + (x == n))``, ``e(x) =
-        cum[x // BLOCK] + rank[x]`` (:meth:`at`'s arithmetic, for a kernel); else None."""
-        if self.format in ("dense", "ranked") or not self._rank.shape[0]:
+    def terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(cum, rank, words, (A, E, P, row, n))`` when an offset is a formula of the entries
+        read without a scan: ``bits(x) = A x + E e(x) + P (ceil(x / row) + (x == n))``, ``e(x)``
+        by :func:`entries_at` (:meth:`at`'s arithmetic, for a kernel); else None."""
+        if self.format in ("dense", "ranked") or not (self._rank.shape[0]
+                                                      or self._words.shape[0]):
             return None
         b = self.value_bits
         ib = self._index_bits
         a, e, p = {"run_length": (0, self._entry if self.format == "run_length" else 0, 0),
                    "bitmap": (1, b, 0), "coo": (0, self._ndim * ib + b, 0),
                    "csr": (0, ib + b, ib)}[self.format]
-        return self._cum, self._rank, np.array([a, e, p, self._row, self.n], dtype=np.int64)
+        return (self._cum, self._rank, self._words,
+                np.array([a, e, p, self._row, self.n], dtype=np.int64))
 
     @property
     def total_bits(self) -> int:
@@ -195,7 +237,11 @@ class BitOffsets:
             return xs * b
         if self.format == "ranked":
             return np.rint(xs * self._scale).astype(np.int64)
-        if self._rank.shape[0]:
+        if self._words.shape[0]:
+            below = (np.uint64(1) << (xs % BLOCK).astype(np.uint64)) - np.uint64(1)
+            entries = (self._cum[xs // BLOCK]
+                       + np.bitwise_count(self._words[xs // BLOCK] & below).astype(np.int64))
+        elif self._rank.shape[0]:
             entries = self._cum[xs // BLOCK] + self._rank[xs]
         else:
             entries = np.empty(xs.shape[0], dtype=np.int64)

@@ -48,7 +48,7 @@ from accelsim.hw.schema import LAYOUT_DIMS
 from accelsim.map.access import _Flat
 from accelsim.map.nest import TENSOR_NAMES, TENSORS, LoopNest
 from accelsim.numba_config import JIT
-from accelsim.sim.dram_lengths import BLOCK, cut_to_runs
+from accelsim.sim.dram_lengths import cut_to_runs, entries_at
 
 ALIGN = 1 << 20            # tensor regions start on a 1 MiB boundary (a multiple of any row)
 CHUNK = 1 << 16            # ranges per block handed to the DRAM model
@@ -597,7 +597,7 @@ def _scaled_bytes(starts, lens, codes, base, eb, pb, offsets: dict | None):
     out_s = np.empty(starts.shape[0], dtype=np.int64)
     out_n = np.empty_like(out_s)
     out_w = np.empty_like(out_s)
-    tables = [(_NO_CUM, _NO_RANK, _NO_TERMS)] * 2      # W_READ, I_READ
+    tables = [(_NO_CUM, _NO_RANK, _NO_WORDS, _NO_TERMS)] * 2      # W_READ, I_READ
     rest = {}
     for code, off in (offsets or {}).items():
         terms = off.terms() if code in (W_READ, I_READ) else None
@@ -605,10 +605,10 @@ def _scaled_bytes(starts, lens, codes, base, eb, pb, offsets: dict | None):
             rest[code] = off
         else:
             tables[code] = terms
-    (cum_w, rank_w, terms_w), (cum_i, rank_i, terms_i) = tables
+    (cum_w, rank_w, words_w, terms_w), (cum_i, rank_i, words_i, terms_i) = tables
     bad = _range_bytes(starts, lens, codes, base, np.asarray(eb, dtype=np.float64),
-                       np.asarray(pb, dtype=np.float64), cum_w, rank_w, terms_w, cum_i, rank_i,
-                       terms_i, out_s, out_n, out_w)
+                       np.asarray(pb, dtype=np.float64), cum_w, rank_w, words_w, terms_w, cum_i,
+                       rank_i, words_i, terms_i, out_s, out_n, out_w)
     if bad >= 0:
         raise ValueError(f"BitOffsets: boundaries must lie in [0, {offsets[bad].n}]")
     for code, off in rest.items():
@@ -623,12 +623,13 @@ def _scaled_bytes(starts, lens, codes, base, eb, pb, offsets: dict | None):
 
 _NO_CUM = np.zeros(0, dtype=np.int64)
 _NO_RANK = np.zeros(0, dtype=np.uint16)
+_NO_WORDS = np.zeros(0, dtype=np.uint64)
 _NO_TERMS = np.zeros(0, dtype=np.int64)
 
 
 @njit(**{**JIT, "fastmath": False})      # NumPy's float rounding, bit for bit
-def _range_bytes(starts, lens, codes, base, eb, pb, cum_w, rank_w, terms_w, cum_i, rank_i,
-                 terms_i, out_s, out_n, out_w):
+def _range_bytes(starts, lens, codes, base, eb, pb, cum_w, rank_w, words_w, terms_w, cum_i,
+                 rank_i, words_i, terms_i, out_s, out_n, out_w):
     """Byte ``(starts, lengths, writes)`` of element runs: a run of ``n`` elements at index
     ``x`` of code ``c`` covers ``[rint(x eb[c]), rint((x + n) eb[c]))`` past ``base[c]``; a
     psum spill (:data:`O_READ`) ``rint(n pb[c])`` bytes from its start. A code with terms
@@ -641,14 +642,14 @@ def _range_bytes(starts, lens, codes, base, eb, pb, cum_w, rank_w, terms_w, cum_
         x1 = x0 + lens[i]
         if (c == W_READ and terms_w.shape[0]) or (c == I_READ and terms_i.shape[0]):
             if c == W_READ:
-                cum, rank, terms = cum_w, rank_w, terms_w
+                cum, rank, words, terms = cum_w, rank_w, words_w, terms_w
             else:
-                cum, rank, terms = cum_i, rank_i, terms_i
+                cum, rank, words, terms = cum_i, rank_i, words_i, terms_i
             a, e, p, row, n = terms[0], terms[1], terms[2], terms[3], terms[4]
             if x0 < 0 or x1 > n or x1 < 0 or x0 > n:
                 return c
-            bits0 = a * x0 + e * (cum[x0 // BLOCK] + rank[x0])
-            bits1 = a * x1 + e * (cum[x1 // BLOCK] + rank[x1])
+            bits0 = a * x0 + e * entries_at(cum, rank, words, x0)
+            bits1 = a * x1 + e * entries_at(cum, rank, words, x1)
             if p:
                 bits0 += p * (-(-x0 // row) + (1 if x0 == n else 0))
                 bits1 += p * (-(-x1 // row) + (1 if x1 == n else 0))
