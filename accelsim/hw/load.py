@@ -154,15 +154,11 @@ def _check_memory_hierarchy(config: HardwareConfig, source: str) -> None:
 
     levels = config.memory_hierarchy
     if levels is None:
-        if tuple(config.sparsity.gate_on) != ("inputs", "weights"):
-            raise ConfigError(source, "sparsity.gate_on", "gating on one operand is modelled by the "
-                              "loop-nest model only (a design with a memory_hierarchy); the "
-                              "systolic model gates on either zero operand")
         if config.pe_array.dataflow in LOOP_NEST_ONLY_DATAFLOWS:
             raise ConfigError(source, "pe_array.dataflow",
-                              f"{config.pe_array.dataflow} needs a memory_hierarchy (the loop-nest "
-                              "model); the systolic model knows output/weight/input_stationary")
-        for section, what in (("global_buffer", "the shared buffer the systolic model tiles in"),
+                              f"{config.pe_array.dataflow} needs a memory_hierarchy; a design "
+                              "without one is a systolic array (output/weight/input_stationary)")
+        for section, what in (("global_buffer", "the systolic array's shared buffer level"),
                               ("scratchpad", "per-PE scratchpad sizes")):
             if getattr(config, section) is None:
                 raise ConfigError(source, section, f"required without a memory_hierarchy ({what}); "

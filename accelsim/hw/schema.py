@@ -548,7 +548,8 @@ class HardwareConfig:
         rules.optional(rules.list_of(rules.section(StorageLevel), 16)),
         "on-chip storage levels, outermost first (DRAM above them is implied); when given, layers "
         "are mapped by the loop-nest model and pe_array.dataflow constrains the mapper; when "
-        "absent, the SCALE-Sim systolic mapping over global_buffer/scratchpad is used", None)
+        "absent, global_buffer and scratchpad describe a systolic array, ported into levels "
+        "(accelsim hw port) and mapped as SCALE-Sim does", None)
     mapping: MappingOptions = spec(rules.section(MappingOptions), "loop-nest mapper options",
                                    MappingOptions())
     residency: Residency = spec(rules.section(Residency),

@@ -29,8 +29,8 @@ DATAFLOW_CODES = {
 }
 
 #: Constant SCALE-Sim adds once per layer on top of the per-fold cycles (kept here so the
-#: comparison with its reported cycles can be aligned in one place; the simulator adds it
-#: to every layer's fill/drain cycles).
+#: comparison with its reported cycles can be aligned in one place; the closed form
+#: :func:`scalesim_compute_cycles` the tests compare with adds it).
 SCALESIM_LAYER_OFFSET = 0
 
 

@@ -17,8 +17,8 @@
   Without records of the ops between layers, each layer's input is taken to be the previous
   layer's output (pooling and activations between them run on chip).
 - **batch**: ``B`` samples run together; weights are fetched once per batch when the mapping
-  allows (the systolic model tiles the batch's activations against one weight pass; the loop-nest
-  model has ``N = B`` in its nest), activations per sample. Rows report per inference.
+  allows (the loop nest has ``N = B``; the systolic mode lowers the batch into one operand
+  matrix), activations per sample. Rows report per inference.
 
 DRAM traffic is split into a *compulsory* part (the network's input and output, and streamed
 weights once per batch) and a *capacity* part (everything a bigger buffer would avoid:
