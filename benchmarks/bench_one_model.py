@@ -15,7 +15,8 @@ process alone), each design after an untimed one-sample warm-up (kernels compile
   form, no access stream through the DRAM model);
 - memory: the warm run at a quarter of the samples against the full count.
 
-    python benchmarks/bench_one_model.py --trace r50.trace [--samples 64] [--flat-rev REV] [--json]
+    python benchmarks/bench_one_model.py --trace r50.trace [--samples 64] [--flat-rev REV]
+        [--also-rev REV ...] [--json]
 """
 from __future__ import annotations
 
@@ -57,12 +58,27 @@ def extract(rev: str, folder: Path) -> Path:
     return folder
 
 
+def flat_design(tree: Path) -> Path:
+    """The flat SparTen-like file of an extracted tree: the fixture, or (before the shipped
+    designs moved to the loop nest) ``hw_configs/sparten_like.yaml`` without a hierarchy."""
+    fixture = tree / FLAT.relative_to(REPO)
+    if fixture.exists():
+        return fixture
+    shipped = tree / MAPPED.relative_to(REPO)
+    if "memory_hierarchy" in yaml.safe_load(shipped.read_text()):
+        raise SystemExit(f"{tree}: no flat SparTen-like design")
+    return shipped
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", required=True)
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--flat-rev", default="cdbb28f",
                         help="a commit with the flat engine (the baseline)")
+    parser.add_argument("--also-rev", action="append", default=[],
+                        help="another flat-engine commit to time as well (e.g. fea7985, when "
+                             "issue 23 was filed); ratios stay against --flat-rev")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     figures: dict = {"trace": args.trace, "samples": args.samples,
@@ -77,10 +93,19 @@ def main() -> int:
         store = folder / "store"
         old = extract(args.flat_rev, folder / "flat_tree")
         figures["flat_rev"] = args.flat_rev
-        run(FLAT, args.trace, 1, folder / "warm.csv", None, old)       # not timed
+        run(flat_design(old), args.trace, 1, folder / "warm.csv", None, old)       # not timed
         run(MAPPED, args.trace, 1, folder / "warm.csv", None)          # not timed
+        also = {}
+        for rev in args.also_rev:
+            tree = extract(rev, folder / f"flat_{rev}")
+            design = flat_design(tree)
+            run(design, args.trace, 1, folder / "warm.csv", None, tree)      # not timed
+            also[f"flat@{rev}"] = run(design, args.trace, args.samples, folder / f"{rev}.csv",
+                                      None, tree)
         runs = {
-            "flat": run(FLAT, args.trace, args.samples, folder / "flat.csv", None, old),
+            "flat": run(flat_design(old), args.trace, args.samples, folder / "flat.csv", None,
+                        old),
+            **also,
             "flat_file_ported": run(FLAT, args.trace, args.samples, folder / "fp.csv", store),
             "mapped_cold": run(MAPPED, args.trace, args.samples, folder / "cold.csv", store),
             "mapped_warm": run(MAPPED, args.trace, args.samples, folder / "warm64.csv", store),
