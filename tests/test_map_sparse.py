@@ -411,17 +411,18 @@ def test_act_box_words_with_whole_words(bounds, stride, pads):
                                                                (0, 1, 2, 3)))
 
 
-def _effectual_case(seed: int):
+def _effectual_case(seed: int, one_tap: bool = False):
     """A random layer (odd sizes, padding wider than the input, stride, dilation, groups) with
-    masks at a random density (all zeros and all ones included)."""
+    masks at a random density (all zeros and all ones included); ``one_tap``: a 1x1 filter
+    without padding (a lowered operand matrix's shape)."""
     from types import SimpleNamespace
 
     rng = random.Random(seed)
     groups = rng.choice([1, 1, 2, 3])
     cg, kg = rng.randint(1, 3), rng.randint(1, 3)
-    r, s = rng.randint(1, 4), rng.randint(1, 4)
+    r, s = (1, 1) if one_tap else (rng.randint(1, 4), rng.randint(1, 4))
     sh, sw, dh, dw = (rng.choice([1, 1, 2, 3]) for _ in range(4))
-    ph, pw = rng.randint(0, 3), rng.randint(0, 3)
+    ph, pw = (0, 0) if one_tap else (rng.randint(0, 3), rng.randint(0, 3))
     h, w = rng.randint(1, 9), rng.randint(1, 9)
     p = (h + 2 * ph - dh * (r - 1) - 1) // sh + 1
     q = (w + 2 * pw - dw * (s - 1) - 1) // sw + 1
@@ -437,10 +438,10 @@ def _effectual_case(seed: int):
     return geo, nest, act, wmask
 
 
-def _check_effectual(seed: int) -> None:
+def _check_effectual(seed: int, one_tap: bool = False) -> None:
     import naive
 
-    case = _effectual_case(seed)
+    case = _effectual_case(seed, one_tap)
     if case is None:
         return
     geo, nest, act, wmask = case
@@ -451,12 +452,14 @@ def _check_effectual(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(60))
 def test_effectual_pairs_equal_direct_convolution_loops(seed):
     _check_effectual(seed)
+    _check_effectual(seed, one_tap=True)
 
 
 @pytest.mark.slow
 def test_effectual_pairs_equal_direct_convolution_loops_many_seeds():
     for seed in range(60, 660):
         _check_effectual(seed)
+        _check_effectual(seed, one_tap=True)
 
 
 def _check_step_stats(seed: int) -> None:

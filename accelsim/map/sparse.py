@@ -1005,10 +1005,15 @@ def effectual_pairs(nest: LoopNest, act: np.ndarray, wmask: np.ndarray,
     reduction index (c, r, s), non-zero activations over all pixels x non-zero weights over all
     filters."""
     _, g, k, cg, p, q, r, s = nest.bounds
-    act = np.ascontiguousarray(act, dtype=bool)
-    taps = _tap_counts(act.view(np.uint8), int(pads[0]), int(pads[1]), int(nest.stride_h),
-                       int(nest.stride_w), int(nest.dil_h), int(nest.dil_w), int(p), int(q),
-                       int(r), int(s))
+    if r == 1 and s == 1 and not any(pads):    # one tap (a lowered operand matrix, say)
+        window = np.asarray(act, dtype=bool)[:, :, :(p - 1) * nest.stride_h + 1:nest.stride_h,
+                                             :(q - 1) * nest.stride_w + 1:nest.stride_w]
+        taps = window.sum(axis=(0, 2, 3), dtype=np.int64)
+    else:
+        act = np.ascontiguousarray(act, dtype=bool)
+        taps = _tap_counts(act.view(np.uint8), int(pads[0]), int(pads[1]), int(nest.stride_h),
+                           int(nest.stride_w), int(nest.dil_h), int(nest.dil_w), int(p), int(q),
+                           int(r), int(s))
     w = _filter_counts(wmask, g, k, cg, r, s)
     return int((taps.reshape(g, cg, r, s) * w).sum())
 
