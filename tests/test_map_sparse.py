@@ -501,3 +501,27 @@ def test_fused_step_schedule_equals_the_schedule_of_the_work_array(seed):
 def test_fused_step_schedule_equals_the_schedule_of_the_work_array_many_seeds():
     for seed in range(20, 320):
         _check_step_stats(seed)
+
+
+def _check_in_bounds(seed: int) -> None:
+    """The PEs with work at each step of a mapping with remainder tiles equal those whose
+    dense brute-force work is non-zero."""
+    from accelsim.map.sparse import in_bounds_pes
+
+    rng = random.Random(9100 + seed)
+    nest, mapping, act, wmask, pads = _remainder_case(rng)
+    for fan in (0, 1):
+        dense = brute_work(nest, mapping, fan, act, wmask, pads, MODE_DENSE)
+        expected = (dense.reshape(dense.shape[0], -1) > 0).sum(axis=1)
+        np.testing.assert_array_equal(in_bounds_pes(nest, mapping, fan), expected, err_msg=seed)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_pes_inside_the_bounds_per_step_equal_the_brute_force(seed):
+    _check_in_bounds(seed)
+
+
+@pytest.mark.slow
+def test_pes_inside_the_bounds_per_step_equal_the_brute_force_many_seeds():
+    for seed in range(20, 420):
+        _check_in_bounds(seed)

@@ -989,6 +989,41 @@ def _prepared(nest: LoopNest, mapping: Mapping, fanout_level: int, act: np.ndarr
     return work.reshape(shape)
 
 
+def in_bounds_pes(nest: LoopNest, mapping: Mapping, fanout_level: int) -> np.ndarray:
+    """``(steps,)``: at each step (:func:`step_work`'s first axis), the PEs whose block starts
+    inside the loop bounds in every dimension (a remainder tile leaves the others without
+    work). A block's start in a dimension is the sum of its loops' index x stride over the
+    temporal loops at and above the fan-out level (the step) and the spatial ones there (the
+    PE); counted per distinct step start, so memory stays ``distinct starts x PEs``."""
+    flat = mapping.flat()
+    radix: dict = {}
+    strides = [0] * len(flat)
+    for i in range(len(flat) - 1, -1, -1):
+        d = flat[i][1].dim
+        strides[i] = radix.get(d, 1)
+        radix[d] = strides[i] * flat[i][1].factor
+    steps = np.zeros((1, len(DIMS)), dtype=np.int64)
+    pes = np.zeros((1, len(DIMS)), dtype=np.int64)
+    for i, (lv, loop) in enumerate(flat):
+        if lv > fanout_level or loop.factor == 1:
+            continue
+        values = np.zeros((loop.factor, len(DIMS)), dtype=np.int64)
+        values[:, DIMS.index(loop.dim)] = np.arange(loop.factor) * strides[i]
+        if loop.spatial:
+            pes = (pes[:, None, :] + values[None]).reshape(-1, len(DIMS))
+        else:
+            steps = (steps[:, None, :] + values[None]).reshape(-1, len(DIMS))
+    bounds = np.array(nest.bounds, dtype=np.int64)
+    over = [d for d in range(len(DIMS)) if steps[:, d].max() + pes[:, d].max() >= bounds[d]]
+    if not over:
+        return np.full(steps.shape[0], pes.shape[0], dtype=np.int64)
+    starts, which = np.unique(steps[:, over], axis=0, return_inverse=True)
+    inside = np.ones((starts.shape[0], pes.shape[0]), dtype=bool)
+    for j, d in enumerate(over):
+        inside &= (starts[:, j][:, None] + pes[:, d][None, :]) < bounds[d]
+    return inside.sum(axis=1, dtype=np.int64)[np.asarray(which).reshape(-1)]
+
+
 def _presence(plan: _Plan, row_real: tuple, row_dims: tuple) -> np.ndarray:
     """1 per real row of every box (padded and permuted like the single kernel's counts)."""
     axes = _row_axes(plan, row_dims)

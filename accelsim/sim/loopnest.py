@@ -30,7 +30,7 @@ from accelsim.map import store as mapping_store
 from accelsim.map.mapper import MapResult, search
 from accelsim.map.nest import DIMS, LoopNest
 from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs,
-                                  step_stats, step_work)
+                                  in_bounds_pes, step_stats, step_work)
 from accelsim.sim import dram_stream, fetch, storage, tile_conditions
 from accelsim.sim import systolic as systolic_mod
 from accelsim.sim.conditions import LiveSlots, live_slots
@@ -274,18 +274,16 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
 _IN_BOUNDS: dict[tuple, np.ndarray] = {}
 
 
-def _in_bounds(nest: LoopNest, mapping, fan: int, act_shape: tuple, w_shape: tuple,
-               pads: tuple[int, int]) -> np.ndarray:
+def _in_bounds(nest: LoopNest, mapping, fan: int) -> np.ndarray:
     """``(steps,)``: the PEs holding an iteration of the nest at each step (a remainder leaves
-    some outside the loop bounds): those with dense work (cached per nest and mapping)."""
-    key = (nest, mapping, fan, act_shape, w_shape, pads)
+    some outside the loop bounds; :func:`accelsim.map.sparse.in_bounds_pes`, cached per nest
+    and mapping)."""
+    key = (nest, mapping, fan)
     mapped = _IN_BOUNDS.get(key)
     if mapped is None:
         if len(_IN_BOUNDS) > _CACHE_LIMIT:
             _IN_BOUNDS.clear()
-        dense = np.asarray(step_work(nest, mapping, fan, np.ones(act_shape, dtype=bool),
-                                     np.ones(w_shape, dtype=bool), pads, MODE_DENSE))
-        mapped = _IN_BOUNDS[key] = (dense.reshape(dense.shape[0], -1) > 0).sum(axis=1)
+        mapped = _IN_BOUNDS[key] = in_bounds_pes(nest, mapping, fan)
     return mapped
 
 
@@ -460,7 +458,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         stats = sch.uniform_fold_stats(outer, ys, xs, block, arch.rows, arch.cols, *schedule)
     else:
         # the mean busy PE of a step is over the PEs inside the loop bounds
-        mean_pes = (_in_bounds(nest, mapping, fan, act.shape, wmask.shape, pads) if remainder
+        mean_pes = (_in_bounds(nest, mapping, fan) if remainder
                     else None)
         if fidelity == "cycle":     # the cycle-level run reads the work array
             work = step_work(nest, mapping, fan, present, wmask, pads, mode, pad_issued=pad_issued)
