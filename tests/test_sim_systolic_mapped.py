@@ -283,3 +283,60 @@ def test_an_operand_matrix_beyond_the_limit_is_refused(monkeypatch):
     layer = random_layer("big", 1.0, 1.0, C=4, K=2, H=6, W=6, R=3, S=3)   # 36 x 16 = 576
     with pytest.raises(MappingError, match="layer 'big'.*576 elements"):
         simulate([layer], _systolic_hw("weight_stationary", 4, 4))
+
+
+def test_a_dram_bound_stream_cut_into_chunks_reads_each_input_once():
+    # ResNet-50's layer1.1.conv1 (1x1, 256 -> 64 channels, 56x56) on the TPU-like flat design
+    # with a slow DRAM link: its operand matrix does not fit the buffer whole, so SCALE-Sim's
+    # column folds at DRAM would read the input once per column fold (2 x 802,816 B); cutting
+    # the pixel stream into chunks that fit reads each input byte once (the weights, kept on
+    # chip here, would otherwise be read once per chunk), fewer bytes on the link that bounds
+    # the layer (the extra folds' fill and drain cost less)
+    layer = random_layer("layer1.1.conv1", 1.0, 1.0, C=256, K=64, H=56, W=56, R=1, S=1)
+    hw = load_hw(REPO / "tests" / "fixtures" / "systolic_designs" / "dense_ws_tpu_like.yaml",
+                 {"dram.bandwidth_gb_per_s": 2})
+    row = simulate([layer], hw).layers.iloc[0]
+    assert row["stream_chunks"] > 1
+    assert row["dram_act_read_bytes"] == 256 * 56 * 56
+    # with the design's own link the layer is compute-bound: the column folds at DRAM win
+    fast_link = simulate([layer], load_hw(REPO / "tests" / "fixtures" / "systolic_designs"
+                                          / "dense_ws_tpu_like.yaml")).layers.iloc[0]
+    assert fast_link["cycles"] <= row["cycles"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_systolic_choice_is_the_fastest_fitting_placement_and_chunking(seed):
+    # every placement with every chunk count (brute force, not the bisection): the chosen
+    # mapping is the fastest run dense, then the one moving the fewest DRAM bits
+    from accelsim.errors import MappingError
+    from accelsim.map.fixed import fixed_result
+    from accelsim.map.nest import LoopNest
+    from accelsim.sim import systolic
+    from accelsim.sim.systolic import lowered_geometry
+
+    rng = np.random.default_rng(seed)
+    dataflow = ("output_stationary", "weight_stationary", "input_stationary")[seed % 3]
+    layer = random_layer("l", 1.0, 1.0, C=int(rng.integers(2, 9)), K=int(rng.integers(2, 9)),
+                         H=int(rng.integers(4, 9)), W=int(rng.integers(4, 9)), R=3, S=3,
+                         pad_h=1, pad_w=1)
+    levels = [{"name": "glb", "keeps": ["weights", "inputs", "outputs"], "instances": "one",
+               "word_bits": 8, "size_bytes": int(rng.integers(96, 600))},
+              {"name": "reg", "keeps": [STATIONARY[dataflow]], "instances": "per_pe",
+               "size_bytes": 4, "word_bits": 8}]
+    hw = make_hw(pe_array={"rows": 4, "cols": 3, "dataflow": dataflow, "systolic": True},
+                 memory_hierarchy=levels,
+                 dram={"ideal": False, "bandwidth_gb_per_s": float(rng.choice([0.05, 1.0, 50.0]))})
+    arch = resolve(hw).arch
+    nest = LoopNest.of_geometry(lowered_geometry(layer.geometry, 1))
+    stream = systolic.ROLES[dataflow][2]
+    options = []
+    for where in systolic.PLACEMENTS:
+        for chunks in range(1, nest.bound(stream) + 1):
+            try:
+                options.append(fixed_result("l", systolic.systolic_mapping(
+                    nest, arch, dataflow, where, chunks), nest, arch))
+            except MappingError:
+                continue
+    chosen = systolic.systolic_result("l", nest, arch, dataflow)
+    best = min(systolic._dense_time(r, arch, dataflow, frozenset()) for r in options)
+    assert systolic._dense_time(chosen, arch, dataflow, frozenset()) == best

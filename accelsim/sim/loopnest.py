@@ -207,7 +207,7 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
                                      with_padding=mode in (MODE_ACT, MODE_BOTH)
                                      and not hw.sparsity.skip_padding)
             held = _reserve(arch, ctx.reserved_bytes * 8.0) if ctx.reserved_bytes else arch
-            mapped = _systolic_mapped(layer.name, low.nest, held, hw.pe_array.dataflow)
+            mapped = _systolic_mapped(layer.name, low.nest, held, hw.pe_array.dataflow, ctx)
             timing = (systolic_mod.overhead(hw.pe_array.dataflow, arch.rows, arch.cols),
                       systolic_mod.dram_input_scale(low), low.pad)
             row = _sample(_LoweredLayer(layer.name, low.geometry, layer.output_density, group),
@@ -300,14 +300,27 @@ class _LoweredLayer:
 _SYSTOLIC: dict[tuple, MapResult] = {}
 
 
-def _systolic_mapped(name: str, nest: LoopNest, arch: Arch, dataflow: str) -> MapResult:
-    """SCALE-Sim's mapping of a lowered nest that fits ``arch`` (cached per nest, arch)."""
-    key = (nest, arch, dataflow)
+def on_chip_tensors(arch: Arch, ctx: LayerContext | None) -> frozenset:
+    """The tensors (W, I, O) the residency context keeps on chip at a level holding them: they
+    move nothing between DRAM and the array for this layer."""
+    if ctx is None:
+        return frozenset()
+    return frozenset(t for t, flag in (("W", ctx.weights_resident), ("I", ctx.input_on_chip),
+                                       ("O", ctx.output_on_chip))
+                     if flag and _holder(arch, t) is not None)
+
+
+def _systolic_mapped(name: str, nest: LoopNest, arch: Arch, dataflow: str,
+                     ctx: LayerContext | None = None) -> MapResult:
+    """SCALE-Sim's mapping of a lowered nest that fits ``arch``, its DRAM traffic judged with
+    what ``ctx`` keeps on chip (cached per nest, arch and those tensors)."""
+    on_chip = on_chip_tensors(arch, ctx)
+    key = (nest, arch, dataflow, on_chip)
     if key not in _SYSTOLIC:
         if len(_SYSTOLIC) > _CACHE_LIMIT:
             _SYSTOLIC.clear()
         try:
-            _SYSTOLIC[key] = systolic_mod.systolic_result(name, nest, arch, dataflow)
+            _SYSTOLIC[key] = systolic_mod.systolic_result(name, nest, arch, dataflow, on_chip)
         except MappingError as exc:
             raise MappingError(str(exc).replace("layer ''", f"layer {name!r}").replace(
                 "fixed mapping:", "systolic mapping:")) from None

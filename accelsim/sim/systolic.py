@@ -208,45 +208,81 @@ def stream_chunks(mapping: Mapping, dataflow: str) -> int:
     return int(np.prod([lp.factor for lp in top.temporal if lp.dim == stream] or [1]))
 
 
-def _dram_bits(result, arch) -> float:
-    """Bits a mapping moves to and from DRAM (its dense counts)."""
+def _dram_bits(result, arch, on_chip: frozenset = frozenset()) -> float:
+    """Bits a mapping moves to and from DRAM (its dense counts), less the reads of weights and
+    inputs and the output writes that tensors kept on chip (``on_chip``: of W, I, O) save."""
+    from accelsim.map.access import READS, UPDATES
+
+    counts = result.counts.counts[0].copy()
+    for ti, tensor in enumerate("WIO"):
+        if tensor in on_chip:
+            counts[ti, UPDATES if tensor == "O" else READS] = 0.0
     bits = np.asarray(arch.tensor_bits, dtype=np.float64)
-    return float((result.counts.counts[0].sum(axis=1) * bits).sum())
+    return float((counts.sum(axis=1) * bits).sum())
 
 
-def systolic_result(layer_name: str, nest: LoopNest, arch, dataflow: str):
+def _dense_time(result, arch, dataflow: str, on_chip: frozenset) -> tuple[float, float]:
+    """``(cycles, DRAM bits)`` of a systolic mapping run dense: the larger of its folds' compute
+    (every step streams its chunk of ``T`` after the fold's fill and drain) and its DRAM time at
+    the design's link (:func:`_dram_bits`; none on an ideal DRAM)."""
+    from accelsim.map.cost import level_time
+
+    mapping = result.mapping
+    stream = ROLES[dataflow][2]
+    fan = arch.fanout_level
+    steps, t = 1, 1
+    for i, lv in enumerate(mapping.levels):
+        for loop in lv.temporal:
+            if i <= fan:
+                steps *= loop.factor
+            elif loop.dim == stream:
+                t *= loop.factor
+    compute = steps * (t + overhead(dataflow, arch.rows, arch.cols))
+    bits = _dram_bits(result, arch, on_chip)
+    dram = level_time(bits, 0.0, arch.levels[0], 1, arch.dram_bytes_per_cycle, True)
+    return max(float(compute), dram), bits
+
+
+def systolic_result(layer_name: str, nest: LoopNest, arch, dataflow: str,
+                    on_chip: frozenset = frozenset()):
     """The :class:`~accelsim.map.mapper.MapResult` of SCALE-Sim's mapping that fits ``arch``:
-    of the fold placements whose tiles fit (:data:`PLACEMENTS`), the one moving the fewest
-    DRAM bits; when none fits, every fold at DRAM with the stream in the fewest chunks whose
-    tiles fit (the last error, naming the level, when even one step does not)."""
+    per fold placement (:data:`PLACEMENTS`), the whole stream if its tiles fit, else the stream
+    cut at DRAM into the fewest chunks whose tiles fit (each chunk runs the placement's folds,
+    the stationary operand loaded again); of those, the fastest run dense (:func:`_dense_time`:
+    compute with every fold's fill and drain against DRAM time), then the one moving the fewest
+    DRAM bits, given the tensors the layer finds or leaves on chip (``on_chip``, of W, I, O; the
+    first of equals in placement order, unchunked first). The last error, naming the level,
+    when not even one step of the stream fits."""
     from accelsim.map.fixed import fixed_result
 
     _, _, stream, _ = ROLES.get(dataflow, (None, None, "P", None))
+    t = nest.bound(stream)
     last_error = None
-    fitting = []
+    whole, chunked = [], []
     for where in PLACEMENTS:
         try:
-            fitting.append(fixed_result(layer_name, systolic_mapping(nest, arch, dataflow, where),
-                                        nest, arch))
+            whole.append(fixed_result(layer_name, systolic_mapping(nest, arch, dataflow, where),
+                                      nest, arch))
+            continue
         except MappingError as exc:
             last_error = exc
-    if fitting:
-        return min(fitting, key=lambda r: _dram_bits(r, arch))     # first of equals: in order
-    t = nest.bound(stream)
-    lo, hi = 2, t          # the fewest chunks that fit: fitting is monotone in the chunk size
-    found = None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        try:
-            found = fixed_result(layer_name, systolic_mapping(nest, arch, dataflow, "dram", mid),
-                                 nest, arch)
-            hi = mid - 1
-        except MappingError as exc:
-            last_error = exc
-            lo = mid + 1
-    if found is None:
+        lo, hi = 2, t      # the fewest chunks that fit: fitting is monotone in the chunk size
+        found = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            try:
+                found = fixed_result(layer_name,
+                                     systolic_mapping(nest, arch, dataflow, where, mid), nest, arch)
+                hi = mid - 1
+            except MappingError as exc:
+                last_error = exc
+                lo = mid + 1
+        if found is not None:
+            chunked.append(found)
+    candidates = whole + chunked
+    if not candidates:
         raise last_error
-    return found
+    return min(candidates, key=lambda r: _dense_time(r, arch, dataflow, on_chip))  # first of equals
 
 
 #: Per dataflow: (bits of the operands that pass to the next PE per issued slot, as
