@@ -29,6 +29,7 @@ from accelsim.map.access import READS, UPDATES
 from accelsim.sim import simulate
 from accelsim.sim.design import resolve
 from accelsim.sim.systolic import lower, systolic_result
+from accelsim.trace.geometry import LayerGeometry
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "scalesim"
@@ -340,3 +341,65 @@ def test_the_systolic_choice_is_the_fastest_fitting_placement_and_chunking(seed)
     chosen = systolic.systolic_result("l", nest, arch, dataflow)
     best = min(systolic._dense_time(r, arch, dataflow, frozenset()) for r in options)
     assert systolic._dense_time(chosen, arch, dataflow, frozenset()) == best
+
+
+def _distinct_inputs(geo, batch: int, m0: int, pixels: int, r0: int, reduction: int) -> int:
+    """Distinct real inputs (sample, channel, row, column) of an operand-matrix tile, walked
+    element by element from the convolution's index algebra (padding reads nothing)."""
+    seen = set()
+    for m in range(m0, m0 + pixels):
+        n, rest = divmod(m, geo.P * geo.Q)
+        p, q = divmod(rest, geo.Q)
+        for r in range(r0, r0 + reduction):
+            c, tap = divmod(r, geo.R * geo.S)
+            u, v = divmod(tap, geo.S)
+            h = p * geo.stride_h - geo.pad_h + u * geo.dil_h
+            w = q * geo.stride_w - geo.pad_w + v * geo.dil_w
+            if 0 <= h < geo.H and 0 <= w < geo.W:
+                seen.add((n, c, h, w))
+    return len(seen)
+
+
+def _check_input_tile_bound(seed: int) -> None:
+    from accelsim.sim.systolic import input_tile_bound
+
+    rng = np.random.default_rng(seed)
+    while True:     # a geometry whose filter fits its padded input
+        r, s = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        try:
+            geo = LayerGeometry("conv2d", N=1, C=int(rng.integers(1, 4)),
+                                H=int(rng.integers(3, 9)), W=int(rng.integers(3, 9)), K=2, R=r,
+                                S=s, stride_h=int(rng.integers(1, 3)),
+                                stride_w=int(rng.integers(1, 3)), pad_h=int(rng.integers(0, r)),
+                                pad_w=int(rng.integers(0, s)), dil_h=int(rng.integers(1, 3)),
+                                dil_w=int(rng.integers(1, 3)))
+            break
+        except ValueError:
+            continue
+    batch = int(rng.integers(1, 3))
+    m_total, r_total = batch * geo.P * geo.Q, geo.C * r * s
+    for pixels in sorted({1, 2, geo.Q, geo.Q + 1, int(rng.integers(1, m_total + 1)), m_total}):
+        pixels = min(pixels, m_total)
+        for reduction in sorted({1, 2, r * s, int(rng.integers(1, r_total + 1)), r_total}):
+            reduction = min(reduction, r_total)
+            bound = input_tile_bound(geo, batch, pixels, reduction)
+            worst = max(_distinct_inputs(geo, batch, m0, pixels, r0, reduction)
+                        for m0 in range(0, m_total - pixels + 1)
+                        for r0 in range(0, r_total - reduction + 1))
+            assert bound >= worst, (seed, pixels, reduction, bound, worst)
+            assert bound <= pixels * reduction
+    # the whole operand matrix of a layer whose every input is read: exactly the real input
+    whole = _distinct_inputs(geo, batch, 0, m_total, 0, r_total)
+    if whole == batch * geo.C * geo.H * geo.W:
+        assert input_tile_bound(geo, batch, m_total, r_total) == whole
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_an_operand_tile_holds_at_most_its_bound_of_real_inputs(seed):
+    _check_input_tile_bound(seed)
+
+
+@pytest.mark.slow
+def test_an_operand_tile_holds_at_most_its_bound_of_real_inputs_many_seeds():
+    for seed in range(12, 212):
+        _check_input_tile_bound(seed)

@@ -90,7 +90,8 @@ def _map(args: argparse.Namespace) -> int:
             if ctx.reserved_bytes:
                 arch = _reserve(arch, ctx.reserved_bytes * 8.0)
             nest = LoopNest.of_geometry(lowered_geometry(layer.geometry, batch))
-            mapped = _systolic_mapped(layer.name, nest, arch, hw.pe_array.dataflow, ctx)
+            mapped = _systolic_mapped(layer.name, nest, arch, hw.pe_array.dataflow, ctx,
+                                      (layer.geometry, batch))
         elif layer.name in fixed:
             from accelsim.map.nest import LoopNest
             from accelsim.sim.design import resolve

@@ -109,7 +109,7 @@ def save_mappings(path: str | os.PathLike, mappings: dict[str, Mapping]) -> None
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
-def fixed_result(layer_name: str, mapping: Mapping, nest, arch):
+def fixed_result(layer_name: str, mapping: Mapping, nest, arch, adjust=None):
     """Check a fixed mapping against ``nest`` and every resource of ``arch``, and cost it (a
     MapResult).
 
@@ -122,7 +122,8 @@ def fixed_result(layer_name: str, mapping: Mapping, nest, arch):
     storage (:func:`accelsim.map.mapper.metadata_overflow`). One-line errors name the mapping
     file and field (for a mapping read from a file), the layer, and for capacity the level and
     the bytes its tiles (or their metadata) need. Remainder tiles are accepted
-    (:meth:`Mapping.check`).
+    (:meth:`Mapping.check`). ``adjust(counts, mapping)``: the counts as the caller knows them
+    better before they are checked and costed (the systolic mode's real input tiles).
     """
     from accelsim.errors import MappingError
     from accelsim.map.access import analyse
@@ -159,6 +160,8 @@ def fixed_result(layer_name: str, mapping: Mapping, nest, arch):
             raise error(f"spatial loops at {lv.level!r} spread over {lv.spatial_size()} MAC lanes; "
                         f"each PE has {arch.lanes} (pe_array.macs_per_pe)", i, "spatial")
     counts = analyse(nest, mapping, arch.keeps, arch.unicast)
+    if adjust is not None:
+        counts = adjust(counts, mapping)
     if not _exact_fit(counts, arch):
         level = _overflowing_level(counts, arch)
         if level is None:

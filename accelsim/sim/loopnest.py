@@ -207,7 +207,8 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
                                      with_padding=mode in (MODE_ACT, MODE_BOTH)
                                      and not hw.sparsity.skip_padding)
             held = _reserve(arch, ctx.reserved_bytes * 8.0) if ctx.reserved_bytes else arch
-            mapped = _systolic_mapped(layer.name, low.nest, held, hw.pe_array.dataflow, ctx)
+            mapped = _systolic_mapped(layer.name, low.nest, held, hw.pe_array.dataflow, ctx,
+                                      (geo, int(group.shape[0])))
             timing = (systolic_mod.overhead(hw.pe_array.dataflow, arch.rows, arch.cols),
                       systolic_mod.dram_input_scale(low), low.pad)
             row = _sample(_LoweredLayer(layer.name, low.geometry, layer.output_density, group),
@@ -311,16 +312,18 @@ def on_chip_tensors(arch: Arch, ctx: LayerContext | None) -> frozenset:
 
 
 def _systolic_mapped(name: str, nest: LoopNest, arch: Arch, dataflow: str,
-                     ctx: LayerContext | None = None) -> MapResult:
+                     ctx: LayerContext | None = None, source: tuple | None = None) -> MapResult:
     """SCALE-Sim's mapping of a lowered nest that fits ``arch``, its DRAM traffic judged with
-    what ``ctx`` keeps on chip (cached per nest, arch and those tensors)."""
+    what ``ctx`` keeps on chip, its input tiles the real input's when ``source`` gives the
+    ``(layer geometry, batch)`` it lowers (cached per nest, arch, those tensors and source)."""
     on_chip = on_chip_tensors(arch, ctx)
-    key = (nest, arch, dataflow, on_chip)
+    key = (nest, arch, dataflow, on_chip, source)
     if key not in _SYSTOLIC:
         if len(_SYSTOLIC) > _CACHE_LIMIT:
             _SYSTOLIC.clear()
         try:
-            _SYSTOLIC[key] = systolic_mod.systolic_result(name, nest, arch, dataflow, on_chip)
+            _SYSTOLIC[key] = systolic_mod.systolic_result(name, nest, arch, dataflow, on_chip,
+                                                          source)
         except MappingError as exc:
             raise MappingError(str(exc).replace("layer ''", f"layer {name!r}").replace(
                 "fixed mapping:", "systolic mapping:")) from None

@@ -208,24 +208,89 @@ def stream_chunks(mapping: Mapping, dataflow: str) -> int:
     return int(np.prod([lp.factor for lp in top.temporal if lp.dim == stream] or [1]))
 
 
-def _dram_bits(result, arch, on_chip: frozenset = frozenset()) -> float:
-    """Bits a mapping moves to and from DRAM (its dense counts), less the reads of weights and
-    inputs and the output writes that tensors kept on chip (``on_chip``: of W, I, O) save."""
-    from accelsim.map.access import READS, UPDATES
+def _context_counts(result, arch, on_chip: frozenset) -> np.ndarray:
+    """A mapping's dense counts less what tensors kept on chip (``on_chip``: of W, I, O) save:
+    their DRAM reads (outputs: writes) and, for W and I, the fills of the level holding them."""
+    from accelsim.map.access import FILLS, READS, UPDATES
+    from accelsim.sim.loopnest import _holder
 
-    counts = result.counts.counts[0].copy()
+    counts = result.counts.counts.copy()
     for ti, tensor in enumerate("WIO"):
-        if tensor in on_chip:
-            counts[ti, UPDATES if tensor == "O" else READS] = 0.0
+        if tensor not in on_chip:
+            continue
+        counts[0, ti, UPDATES if tensor == "O" else READS] = 0.0
+        holder = _holder(arch, tensor)
+        if tensor != "O" and holder is not None:
+            counts[holder, ti, FILLS] = 0.0
+    return counts
+
+
+def _dram_bits(result, arch, on_chip: frozenset = frozenset()) -> float:
+    """Bits a mapping moves to and from DRAM (its dense counts, less what ``on_chip`` saves)."""
     bits = np.asarray(arch.tensor_bits, dtype=np.float64)
-    return float((counts.sum(axis=1) * bits).sum())
+    return float((_context_counts(result, arch, on_chip)[0].sum(axis=1) * bits).sum())
+
+
+def input_tile_bound(geometry: LayerGeometry, batch: int, pixels: int, reduction: int) -> int:
+    """At most how many distinct input elements an operand-matrix tile of ``pixels`` consecutive
+    output pixels (over the batch's ``batch x P x Q``) and ``reduction`` consecutive reduction
+    indices (over a group's ``C/G x R x S``) reads, wherever it starts: per sample and channel
+    it can span, the input rectangle its output rows reach (every column once it may wrap a
+    row) or its pixels' receptive fields, whichever is smaller; never above the tile's own
+    elements."""
+    g = geometry
+    pq = g.P * g.Q
+    samples = batch if pixels >= batch * pq else min(batch, -(-pixels // pq) + 1)
+    in_sample = min(pixels, pq)
+    rows_out = min(g.P, -(-pixels // g.Q) + 1)
+    cols_out = 1 if pixels == 1 else g.Q
+    taps = g.R * g.S
+    channels = min(g.c_per_group, -(-reduction // taps) + 1)
+    if reduction >= taps:
+        r_span, s_span = g.R, g.S
+    else:   # within one channel, or across the end of one and the start of the next
+        r_span = min(g.R, -(-reduction // g.S) + 1)
+        s_span = g.S if r_span > 1 else min(g.S, reduction)
+    rows_in = min(g.H, (rows_out - 1) * g.stride_h + (r_span - 1) * g.dil_h + 1)
+    cols_in = min(g.W, (cols_out - 1) * g.stride_w + (s_span - 1) * g.dil_w + 1)
+    per_channel = min(rows_in * cols_in, in_sample * r_span * s_span)
+    return int(min(pixels * reduction, samples * channels * per_channel))
+
+
+def real_input_tiles(geometry: LayerGeometry, batch: int, nest: LoopNest):
+    """``adjust`` for :func:`accelsim.map.fixed.fixed_result` on a lowered nest: each level's
+    input tile is what the real input needs (:func:`input_tile_bound`), not the operand
+    matrix's tile, which repeats an input up to ``R x S`` times (what a buffer holds, as
+    SCALE-Sim sizes its input SRAM by addresses)."""
+    from dataclasses import replace
+
+    from accelsim.map.access import _Flat
+
+    def adjust(counts, mapping):
+        flat = _Flat(nest, mapping)
+        footprint = counts.footprint.copy()
+        for lvl in range(footprint.shape[0]):
+            if footprint[lvl, 1] <= 0:
+                continue
+            ext = flat.ext[lvl]
+            pixels = min(ext["P"], nest.bound("P"))
+            reduction = min(ext["C"], nest.bound("C"))
+            groups = min(ext["G"], nest.bound("G"))
+            footprint[lvl, 1] = min(footprint[lvl, 1], groups * input_tile_bound(
+                geometry, batch, pixels, reduction))
+        return replace(counts, footprint=footprint)
+
+    return adjust
 
 
 def _dense_time(result, arch, dataflow: str, on_chip: frozenset) -> tuple[float, float]:
-    """``(cycles, DRAM bits)`` of a systolic mapping run dense: the larger of its folds' compute
-    (every step streams its chunk of ``T`` after the fold's fill and drain) and its DRAM time at
-    the design's link (:func:`_dram_bits`; none on an ideal DRAM)."""
-    from accelsim.map.cost import level_time
+    """``(cycles, DRAM bits)`` of a systolic mapping run dense: the largest of its folds'
+    compute (every step streams its chunk of ``T`` after the fold's fill and drain) and every
+    level's port time for its traffic (DRAM at the design's link), less what ``on_chip``
+    saves (:func:`_context_counts`)."""
+    from dataclasses import replace
+
+    from accelsim.map.cost import level_bits, level_time
 
     mapping = result.mapping
     stream = ROLES[dataflow][2]
@@ -238,13 +303,15 @@ def _dense_time(result, arch, dataflow: str, on_chip: frozenset) -> tuple[float,
             elif loop.dim == stream:
                 t *= loop.factor
     compute = steps * (t + overhead(dataflow, arch.rows, arch.cols))
-    bits = _dram_bits(result, arch, on_chip)
-    dram = level_time(bits, 0.0, arch.levels[0], 1, arch.dram_bytes_per_cycle, True)
-    return max(float(compute), dram), bits
+    counts = replace(result.counts, counts=_context_counts(result, arch, on_chip))
+    reads, writes = level_bits(counts, arch)
+    times = [level_time(reads[i], writes[i], lv, counts.instances[i], arch.dram_bytes_per_cycle,
+                        i == 0) for i, lv in enumerate(arch.levels)]
+    return max([float(compute)] + times), float(reads[0] + writes[0])
 
 
 def systolic_result(layer_name: str, nest: LoopNest, arch, dataflow: str,
-                    on_chip: frozenset = frozenset()):
+                    on_chip: frozenset = frozenset(), source: tuple | None = None):
     """The :class:`~accelsim.map.mapper.MapResult` of SCALE-Sim's mapping that fits ``arch``:
     per fold placement (:data:`PLACEMENTS`), the whole stream if its tiles fit, else the stream
     cut at DRAM into the fewest chunks whose tiles fit (each chunk runs the placement's folds,
@@ -252,8 +319,14 @@ def systolic_result(layer_name: str, nest: LoopNest, arch, dataflow: str,
     compute with every fold's fill and drain against DRAM time), then the one moving the fewest
     DRAM bits, given the tensors the layer finds or leaves on chip (``on_chip``, of W, I, O; the
     first of equals in placement order, unchunked first). The last error, naming the level,
-    when not even one step of the stream fits."""
-    from accelsim.map.fixed import fixed_result
+    when not even one step of the stream fits. ``source``: ``(layer geometry, batch)`` the
+    nest lowers; its input tiles then hold the real input (:func:`real_input_tiles`)."""
+    from functools import partial
+
+    from accelsim.map.fixed import fixed_result as checked
+
+    fixed_result = partial(checked, adjust=None if source is None
+                           else real_input_tiles(source[0], int(source[1]), nest))
 
     _, _, stream, _ = ROLES.get(dataflow, (None, None, "P", None))
     t = nest.bound(stream)
