@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from accelsim.map.access import FILLS, READS, UPDATES, AccessCounts
 from accelsim.map.arch import Arch
 from accelsim.map.nest import DIMS
+from accelsim.numba_config import JIT
 
 
 @dataclass(frozen=True)
@@ -391,14 +393,30 @@ def _drift(values: np.ndarray, ids: np.ndarray, q: int) -> float:
     (``sim/kernels/schedule.py``'s recurrence, no fill/drain): ``values[block, replica,
     group]`` the groups' busy cycles on each distinct block, ``ids`` the block of each step."""
     folds = len(ids)
-    finish = np.zeros(values.shape[1:])
-    ends = np.zeros((folds, values.shape[1]))
+    last = _drift_last(np.ascontiguousarray(values, dtype=np.float64),
+                       np.ascontiguousarray(ids, dtype=np.int64), int(q))
+    return float(last.mean()) / folds
+
+
+@njit(**{**JIT, "fastmath": False})
+def _drift_last(values, ids, q):
+    """Per replica, the finish of the last step of :func:`_drift`'s recurrence: a group starts
+    a step when it finished the previous one and every group finished the step ``q`` before
+    (each replica's groups on their own)."""
+    folds = ids.shape[0]
+    reps, groups = values.shape[1], values.shape[2]
+    finish = np.zeros((reps, groups))
+    ends = np.zeros((folds, reps))
     for f in range(folds):
-        if f >= q:
-            np.maximum(finish, ends[f - q][:, None], out=finish)
-        finish += values[ids[f]]
-        ends[f] = finish.max(axis=1)
-    return float(ends[-1].mean()) / folds
+        for r in range(reps):
+            gate = ends[f - q, r] if f >= q else 0.0
+            top = 0.0           # busy cycles are never negative
+            for g in range(groups):
+                x = max(finish[r, g], gate) + values[ids[f], r, g]
+                finish[r, g] = x
+                top = max(top, x)
+            ends[f, r] = top
+    return ends[folds - 1].copy()
 
 
 @lru_cache(maxsize=8192)
