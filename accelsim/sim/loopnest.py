@@ -8,11 +8,13 @@
    systolic fill/drain), and load imbalance is where the zeros really are;
 4. sparsity scales the accesses: compressed formats move the exact compressed size of the
    tensor (from its mask; outputs from the density after the activation that follows, as
-   the output path writes them; the network's input raw in DRAM), skipping removes the MAC-driven
-   accesses of skipped slots (a padding position's slots are issued, as zeros, unless
-   ``sparsity.skip_padding``), gating keeps them at the gated energy (the leader read that
-   finds the zero is charged in full); an action at an outer level skips or gates a tensor's
-   transfers into its child whose co-iterated tile is empty (:mod:`accelsim.sim.tile_conditions`);
+   the output path writes them; the network's input raw in DRAM); each MAC-driven access is
+   counted from the slots it serves (:mod:`accelsim.sim.mac_gating`): skipped when none is
+   issued (a padding position's slots are issued, as zeros, unless ``sparsity.skip_padding``),
+   gated when every issued one is gated (the leader read that finds the zero is charged in
+   full), an element's first update reading no partial sum; an action at an outer level skips
+   or gates a tensor's transfers into its child whose co-iterated tile is empty
+   (:mod:`accelsim.sim.tile_conditions`);
 5. each level's traffic against its ports gives the latency and names the bottleneck.
 """
 from __future__ import annotations
@@ -31,7 +33,7 @@ from accelsim.map.mapper import MapResult, search
 from accelsim.map.nest import DIMS, LoopNest
 from accelsim.map.sparse import (MODE_ACT, MODE_BOTH, MODE_DENSE, MODE_WEIGHT, effectual_pairs,
                                   in_bounds_pes, step_stats, step_work)
-from accelsim.sim import dram_stream, fetch, storage, tile_conditions
+from accelsim.sim import dram_stream, fetch, mac_gating, storage, tile_conditions
 from accelsim.sim import systolic as systolic_mod
 from accelsim.sim.conditions import LiveSlots, live_slots
 from accelsim.sim.design import resolve
@@ -544,6 +546,18 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     for ti in range(3):
         mac_part[inner[ti], ti, READS] = mac_reads[ti]
     mac_part[inner[2], 2, UPDATES] = counts.counts[inner[2], 2, UPDATES]
+    # MAC-driven accesses done in full and gated (W read, I read, O read, O update): the dense
+    # counts at the slot fractions, exact where an access serves one slot; with an action, each
+    # access counted from the slots it serves (accelsim.sim.mac_gating: a shared access is
+    # gated only when every issued slot it serves is, an element's first update reads no psum)
+    dense_acc = np.append(mac_reads, mac_part[inner[2], 2, UPDATES])
+    done, done_gated = dense_acc * full[[0, 1, 2, 2]], dense_acc * gated[[0, 1, 2, 2]]
+    if dense_macs and (mode != MODE_DENSE or any(a is not None for a in actions)):
+        acc = mac_gating.mac_accesses(nest, mapping, arch, act, wmask, pads, mode, pad_issued,
+                                      actions, (dense_macs, issued, full * dense_macs,
+                                                gated * dense_macs, float(mac_reads[2])), pad_mask)
+        counted = ~np.isnan(acc.full)
+        done[counted], done_gated[counted] = acc.full[counted], acc.gated[counted]
     c = counts.counts - mac_part
     c[0] *= np.array([w_ratios[1], a_off * input_scale, o_off])[:, None]
     if input_scale != 1.0:   # a lowered layer's input reaches its first on-chip level un-lowered
@@ -584,11 +598,10 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
     # the leader (activations) is read for every issued slot; the follower (weights), the
     # psum read and update happen in full for effectual slots and gated for the others
     for ti in range(3):
-        c[inner[ti], ti, READS] += mac_reads[ti] * full[ti]
-    c[inner[2], 2, UPDATES] += mac_part[inner[2], 2, UPDATES] * full[2]
-    for ti in range(3):
-        gated_bits[inner[ti]] += mac_reads[ti] * gated[ti] * bits[ti]
-    gated_bits[inner[2]] += mac_part[inner[2], 2, UPDATES] * gated[2] * bits[2]
+        c[inner[ti], ti, READS] += done[ti]
+        gated_bits[inner[ti]] += done_gated[ti] * bits[ti]
+    c[inner[2], 2, UPDATES] += done[3]
+    gated_bits[inner[2]] += done_gated[3] * bits[2]
     c[0, 2, UPDATES] = counts.counts[0, 2, UPDATES] * o_off * p.activation_bits / bits[2]
     # network-level memory: tensors already on chip move nothing between DRAM and their holder
     for tensor, on_chip, action in (("W", ctx.weights_resident, READS), ("I", ctx.input_on_chip, READS),
@@ -627,8 +640,7 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
             needed_inputs=None if stream_w is None else stream_w[1])
         if "dram_pj_per_bit" not in hw.technology.energy_overrides:   # a stated price wins
             energy["dram"] = stream_energy
-    delivered = network_bits(c, arch, fan, mac_reads * full,
-                             mac_part[inner[2], 2, UPDATES] * full[2],
+    delivered = network_bits(c, arch, fan, done[:3], done[3],
                              _reduction_fanin(mapping, arch, fan))
     energy["noc"] = delivered * em.noc_pj_per_bit_hop
     pipeline_bits = 0.0
