@@ -364,3 +364,21 @@ def test_mapped_design_energy_difference_is_the_gated_accesses(seed):
     assert row_on["energy_mac_pj"] - row_off["energy_mac_pj"] == pytest.approx(
         -gated_slots * (arch.mac_pj - arch.gated_mac_pj), rel=1e-9, abs=1e-9)
     assert want["W read"][0] > 0 and any(want[n][2] for n in want) or gated_slots == 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_one_tap_input_counts_equal_the_walk(seed):
+    # the NumPy path of a one-tap nest (a lowered operand matrix) against the kernel's walk
+    from accelsim.sim import mac_gating as mg
+
+    rng = np.random.default_rng(seed)
+    n, g, cg, p, q = (int(rng.integers(1, 4)) for _ in range(5))
+    sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    codes = rng.integers(0, 3, size=(n, g, cg, (p - 1) * sh + 1, (q - 1) * sw + 1)).astype(np.uint8)
+    for mode in (mg.MODE_DENSE, mg.MODE_ACT, mg.MODE_BOTH):
+        for pad_issued in (False, True):
+            ia, iw = mg.issue_tables(mode, pad_issued)
+            la, _ = mg.live_tables(ia, iw, ("inputs",))
+            np.testing.assert_array_equal(
+                mg._input_counts_one_tap(codes, ia, la, p, q, sh, sw),
+                mg._input_counts(codes, ia, la, 1, 1, p, q, sh, sw, 1, 1))

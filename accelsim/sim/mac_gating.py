@@ -338,6 +338,36 @@ def _input_counts(A, ia, la, R, S, P, Q, sh, sw, dh, dw):
     return out
 
 
+def _input_counts_one_tap(A, ia, la, P, Q, sh, sw) -> np.ndarray:
+    """:func:`_input_counts` of a one-tap nest (a lowered operand matrix, say): per (g, c) the
+    codes of its strided window counted by value (:func:`_code_counts`), then weighed by the
+    issue and live tables."""
+    n, g, cg = A.shape[0], A.shape[1], A.shape[2]
+    window = np.ascontiguousarray(A[:, :, :, :(P - 1) * sh + 1:sh, :(Q - 1) * sw + 1:sw])
+    counts = _code_counts(window.reshape(n, g * cg, -1))                  # (G * Cg, 3)
+    out = np.stack([ia, la]).astype(np.int64) @ counts.T                   # (2, G * Cg)
+    return out.reshape(2, g, cg, 1, 1)
+
+
+@njit(**JIT)
+def _code_counts(codes):
+    """Per channel of ``codes`` ``(N, channels, positions)``: how many positions hold each
+    code (ZERO, NONZERO, PAD), over all samples."""
+    out = np.zeros((codes.shape[1], 3), dtype=np.int64)
+    for n in range(codes.shape[0]):
+        for c in range(codes.shape[1]):
+            c0 = 0
+            c1 = 0
+            for i in range(codes.shape[2]):
+                v = codes[n, c, i]
+                c0 += v == 0
+                c1 += v == 1
+            out[c, 0] += c0
+            out[c, 1] += c1
+            out[c, 2] += codes.shape[2] - c0 - c1
+    return out
+
+
 @njit(**JIT)
 def _o_groups(A, Wc, ia, la, iw, lw, P, Q, sh, sw, dh, dw, copies, seq, free, all_updates):
     """Partial-sum updates: per output element and copy (``copies``: reduction offsets of the
@@ -616,7 +646,8 @@ def mac_accesses(nest: LoopNest, mapping, arch, act: np.ndarray, wmask: np.ndarr
         else:
             bk, ok = _per_dim(plan, "K")
             win = _i_groups(Wc, iw, lw, k_b, bk, ok)
-            cnt = _input_counts(A, ia, la, r_b, s_b, p_b, q_b, sh, sw, dh, dw)
+            cnt = (_input_counts_one_tap(A, ia, la, p_b, q_b, sh, sw) if r_b == 1 and s_b == 1
+                   else _input_counts(A, ia, la, r_b, s_b, p_b, q_b, sh, sw, dh, dw))
             own_i, own_l = cnt[0], cnt[1]
             own_real = n_b * p_b * q_b
         dense[ti] = float(own_real * win[0].sum())
