@@ -403,3 +403,25 @@ def test_an_operand_tile_holds_at_most_its_bound_of_real_inputs(seed):
 def test_an_operand_tile_holds_at_most_its_bound_of_real_inputs_many_seeds():
     for seed in range(12, 212):
         _check_input_tile_bound(seed)
+
+
+@pytest.mark.parametrize("size, chunks", [(200, 2), (128, 3), (4096, 1)])
+def test_partial_sums_that_wait_in_dram_are_the_layers_off_chip_memory(size, chunks):
+    # an OS stream cut into chunks drains each output's partial sum to DRAM between chunks and
+    # reads it back: 4 filters x 6 x 6 pixels x 3 bytes (24-bit sums) = 432 B wait off chip,
+    # read back once per later chunk; the layer spills and its footprint counts them
+    levels = [{"name": "glb", "keeps": ["weights", "inputs", "outputs"], "instances": "one",
+               "word_bits": 8, "size_bytes": size},
+              {"name": "reg", "keeps": ["outputs"], "instances": "per_pe", "size_bytes": 4,
+               "word_bits": 8}]
+    hw = make_hw(pe_array={"rows": 2, "cols": 2, "dataflow": "output_stationary",
+                           "systolic": True}, memory_hierarchy=levels)
+    layer = random_layer("l", 0.6, 0.6, C=8, K=4, H=6, W=6, R=3, S=3, pad_h=1, pad_w=1)
+    res = simulate([layer], hw)
+    row = res.layers.iloc[0]
+    assert row["stream_chunks"] == chunks
+    assert row["psum_spill_bytes"] == 432 * (chunks - 1)
+    assert row["offchip_peak_bytes"] == (432 if chunks > 1 else 0)
+    assert bool(row["spill"]) == (chunks > 1)
+    assert row["live_bytes"] == row["onchip_peak_bytes"] + row["offchip_peak_bytes"]
+    assert res.totals["spilled_layers"] == (["l"] if chunks > 1 else [])

@@ -266,7 +266,7 @@ def simulate_layer_loopnest(layer, hw, fidelity: str = "fast", samples: int | No
                  "samples": int(sum(weights))}
     means = np.average(np.stack(rows), axis=0, weights=weights)
     out.update({key: float(value) for key, value in zip(keys, means)})
-    out["spill"] = False
+    out["spill"] = bool(out.get("offchip_peak_bytes", 0.0) > 0.0)   # partial sums in DRAM
     out["weight_density"] = np.count_nonzero(wmasks) / wmasks.size if wmasks.size else 0.0
     out["tiling"] = "loop-nest"
     out["bottleneck"] = max(bottlenecks, key=bottlenecks.get)
@@ -679,6 +679,9 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
                   + (min(o_dram, c[0, 2, UPDATES] * bits[2] / 8.0) if ctx.network_output else 0.0))
     onchip = sum(float((counts.footprint[i] * bits).sum()) * counts.instances[i]
                  for i in range(1, len(arch.levels))) / 8.0
+    # partial sums that leave the chip before their reduction ends wait in DRAM: at most every
+    # output element of the batch at accumulator width
+    spilled = o_elems * p.accumulator_bits / 8.0 if c[0, 2, READS] > 0 else 0.0
     sum_mean = stats[sch.ST_SUM_MEAN_BUSY]
     real_on = (a_on if real_input is a_mask else
                _compressed_ratio(real_input, hw.storage.activations.on_chip, p.activation_bits,
@@ -724,9 +727,9 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         "weight_bytes": wmask.size * p.weight_bits * w_ratios[0] / 8.0,
         "output_bytes": o_elems * p.activation_bits * o_on / 8.0,
         "act_density": np.count_nonzero(real_input) / real_input.size if real_input.size else 0.0,
-        "live_bytes": onchip,
+        "live_bytes": onchip + spilled,
         "onchip_peak_bytes": onchip,
-        "offchip_peak_bytes": 0.0,
+        "offchip_peak_bytes": spilled,
         "gated_pe_cycles": stats[sch.ST_GATED_PE_CYCLES],
         "wakeups": stats[sch.ST_WAKEUPS],
     })
