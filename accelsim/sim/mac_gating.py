@@ -147,13 +147,10 @@ def live_tables(ia: np.ndarray, iw: np.ndarray, condition) -> tuple[np.ndarray, 
 # ---- the groups of one tensor's MAC-driven accesses ------------------------------------------
 
 def _radix(loops) -> list[int]:
-    stride = [0] * len(loops)
-    acc: dict = {}
-    for idx in range(len(loops) - 1, -1, -1):
-        dim = loops[idx][1].dim
-        stride[idx] = acc.get(dim, 1)
-        acc[dim] = stride[idx] * loops[idx][1].factor
-    return stride
+    """Radix stride of each loop (outer to inner): :func:`accelsim.sim.tile_conditions._radix`'s."""
+    from accelsim.sim.tile_conditions import _radix as radix_and_ranges
+
+    return radix_and_ranges(loops)[0]
 
 
 def _sums(terms: list[tuple[int, int]]) -> np.ndarray:
