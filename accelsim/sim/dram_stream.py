@@ -717,7 +717,7 @@ def stream_of(layer, nest: LoopNest, mapping, arch, hw, ctx, ratios: tuple[float
         blocks = _recorded(key, element_blocks(nest, mapping, arch.keeps, regions, on_chip))
     else:
         _BLOCKS[key] = blocks       # most recently used last
-    offsets = _offsets(regions, hw, ctx, masks) if masks is not None else None
+    offsets = _offsets(regions, hw, ctx, masks, on_chip) if masks is not None else None
     needed = None
     if needed_inputs is not None:
         needed = {W_READ: _needed_weight_runs(regions["W"], np.asarray(needed_inputs, dtype=bool))}
@@ -766,16 +766,20 @@ def stream_layout(hw, geometry):
     return layout
 
 
-def _offsets(regions: dict[str, Region], hw, ctx, masks: tuple) -> dict:
+def _offsets(regions: dict[str, Region], hw, ctx, masks: tuple,
+             on_chip: frozenset = frozenset()) -> dict:
     """Per range code, the real code of W and I when DRAM stores them compressed (not the
-    network's raw input), when the masks cover their regions exactly."""
+    network's raw input), when the masks cover their regions exactly; none for a tensor in
+    ``on_chip`` (its stream has no reads)."""
     from accelsim.sim.dram_lengths import BitOffsets, linear_order
 
     wmask, act = masks
     out = {}
     p = hw.precision
-    cases = [(W_READ, regions["W"], wmask, hw.storage.weights.off_chip, p.weight_bits)]
-    if not (ctx.network_input and hw.storage.raw_network_input):
+    cases = []
+    if "W" not in on_chip:
+        cases.append((W_READ, regions["W"], wmask, hw.storage.weights.off_chip, p.weight_bits))
+    if "I" not in on_chip and not (ctx.network_input and hw.storage.raw_network_input):
         cases.append((I_READ, regions["I"], act, hw.storage.activations.off_chip,
                       p.activation_bits))
     for code, region, mask, fmt, bits in cases:
