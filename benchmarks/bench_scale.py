@@ -9,12 +9,13 @@ Sweep part (this file's sweep section):
     end, then re-run from the cache; times and row counts reported.
 Simulation part (``--part simulate``): a captured ResNet-50 trace (zoo model, random init,
 ``random:3,224,224``, 64 samples; or ``--sim-trace``) simulated on ``sparten_like`` (output
-stationary, both skips: the AND + popcount path) with 1, 16 and 64 samples, each as a whole
+stationary, both skips) with 1, 16 and 64 samples, each as a whole
 ``accelsim simulate`` process (its default ``--threads``; start-up included; CPU time from
 ``wait4``, peak RSS the process's own VmHWM), 64 samples again with ``--threads`` 1 and 2 (wall time), and in
-process (CPU time; tracemalloc peak), against the kernel's own rate (AND + popcount alone on
-the same layers' packed operands) measured in the same run: mask-pair evaluations (dense
-MACs) per CPU second, and their ratio (the headline figure).
+process (CPU time; tracemalloc peak), against the kernel's own rate (the loop-nest model's
+per-step mask counts and fold schedule alone, ``sparse.step_stats`` on the same layers) measured
+in the same run: mask-pair evaluations (dense MACs) per CPU second, and their ratio (the
+headline figure).
 
     python benchmarks/bench_scale.py                        # sweep part, 1,000 points + 10^4
     python benchmarks/bench_scale.py --points 300 --no-10k  # quicker
@@ -160,34 +161,30 @@ def capture_resnet50(path: Path, samples: int) -> float:
 
 
 def kernel_rate(trace_path: Path) -> dict:
-    """The AND + popcount kernel's own rate on the trace's layers (sample 0, operands packed
-    and outputs allocated beforehand, not timed): mask-pair evaluations per CPU second."""
-    import numpy as np
+    """The one model's per-step mask counts and fold schedule alone (``sparse.step_stats``, the
+    calls ``simulate`` makes for sample 0 of every layer on the benchmark's design, made once
+    untimed first): dense MAC pairs per CPU second."""
+    from bench_step_work import collect, schedule_args
 
-    from accelsim.sim.kernels.bitops import and_popcount_into, pack_equal_rows
-    from accelsim.sim.lower import lower_acts, lower_weights
+    from accelsim.hw import load_hw
+    from accelsim.map import sparse
     from accelsim.trace import open_trace
 
-    packed = []
+    hw = load_hw(SIM_DESIGN)
     with open_trace(trace_path) as trace:
-        for layer in trace:
-            if layer.per_sample_weights:
-                continue
-            acodes = lower_acts(layer.act_mask(1)[0], layer.geometry)
-            wcodes = lower_weights(layer.weight_mask(), layer.geometry)
-            for g in range(acodes.shape[0]):
-                packed.append((pack_equal_rows(acodes[g], 1), pack_equal_rows(wcodes[g], 1),
-                               acodes.shape[1] * acodes.shape[2] * wcodes.shape[1]))
-    outs = [np.empty((a.shape[0], b.shape[0]), dtype=np.int32) for a, b, _p in packed]
-    and_popcount_into(packed[0][0][:4], packed[0][1][:4], outs[0][:4, :4])   # loaded, not timed
-    best = 0.0
-    for _ in range(3):
+        calls = collect(trace, hw, 1)
+    sched = schedule_args(hw)
+    pairs = sum(args[0].macs for _name, args, _kw in calls)
+
+    def one_pass() -> float:
         cpu0 = time.process_time()
-        for (a, b, _pairs), out in zip(packed, outs):
-            and_popcount_into(a, b, out)
-        cpu = time.process_time() - cpu0
-        best = max(best, sum(p for _a, _b, p in packed) / cpu)
-    return {"pairs_per_cpu_s": best, "pairs_per_pass": sum(p for _a, _b, p in packed)}
+        for _name, args, kwargs in calls:
+            sparse.step_stats(*args, sched, **kwargs)
+        return time.process_time() - cpu0
+
+    one_pass()          # kernels loaded, caches filled: not timed
+    best = max(pairs / one_pass() for _ in range(3))
+    return {"pairs_per_cpu_s": best, "pairs_per_pass": pairs}
 
 
 #: Runs ``accelsim.cli.main`` and, at exit, writes the process's own peak resident size (Linux
@@ -326,7 +323,7 @@ def simulate_figures(folder: Path, trace_path: Path | None = None) -> dict:
 
 def print_simulate(s: dict) -> None:
     print(f"simulate ({s['design']}, fast, captured ResNet-50 trace {s['trace']}); kernel "
-          f"(AND + popcount alone): {s['kernel_pairs_per_cpu_s']:.3g} mask-pair evaluations "
+          f"(per-step counts + schedule alone): {s['kernel_pairs_per_cpu_s']:.3g} mask-pair evaluations "
           "per CPU second")
     for samples, r in s["runs"].items():
         print(f"  {samples:>3} samples, {r['pairs']:.3g} pairs: whole process "

@@ -1,21 +1,18 @@
-"""Simulator benchmarks: work-count kernel, fast and cycle fidelities, Numba start-up.
+"""Simulator benchmarks: fast and cycle fidelities, Numba start-up.
 
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_sim.py            # everything (a few minutes)
-    .venv/bin/python benchmarks/bench_sim.py --only kernel,fast
+    .venv/bin/python benchmarks/bench_sim.py --only fast
 
 Figures (each against a baseline measured in the same run where one exists):
 
-1. ``kernel``: AND + popcount work counts in MAC evaluations per second, against the
-   same algorithm in NumPy (``np.bitwise_count`` over broadcast ANDs) and against a
-   float32 BLAS matrix product of the unpacked 0/1 masks;
-2. ``fast``: ``simulate`` of one ResNet-50 ImageNet image (statistical trace, 50%
+1. ``fast``: ``simulate`` of one ResNet-50 ImageNet image (statistical trace, 50%
    activation density, dense input) on the SparTen-like design (both skips, the
-   AND + popcount path): wall time and peak RSS, measured in a fresh process;
-3. ``cycle``: ResNet-18 CIFAR at the cycle fidelity: PE-cycles simulated per second,
+   block-count path): wall time and peak RSS, measured in a fresh process;
+2. ``cycle``: ResNet-18 CIFAR at the cycle fidelity: PE-cycles simulated per second,
    with the fast fidelity's time on the same trace as the baseline;
-4. ``startup``: ``accelsim simulate`` on a LeNet-5 trace with an empty Numba cache
+3. ``startup``: ``accelsim simulate`` on a LeNet-5 trace with an empty Numba cache
    (cold: compiles every kernel) and again with the cache filled (warm).
 """
 from __future__ import annotations
@@ -29,54 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 HW = REPO / "hw_configs"
-
-
-def _best(fn, repeat=3):
-    fn()  # warm-up (compilation, caches)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def bench_kernel(quick: bool) -> dict:
-    from accelsim.sim.kernels.bitops import and_popcount, pack_equal_rows
-
-    m, n, k = (784, 64, 1152) if quick else (3136, 256, 2304)
-    rng = np.random.default_rng(0)
-    a = (rng.random((m, k)) < 0.5).astype(np.uint8)
-    b = (rng.random((n, k)) < 0.5).astype(np.uint8)
-    pa, pb = pack_equal_rows(a, 1), pack_equal_rows(b, 1)
-    evals = m * n * k
-    t_numba = _best(lambda: and_popcount(pa, pb))
-    ref = and_popcount(pa, pb)
-
-    def numpy_popcount():
-        out = np.empty((m, n), dtype=np.int64)
-        block = 64
-        for i in range(0, m, block):
-            out[i:i + block] = np.bitwise_count(pa[i:i + block, None, :] & pb[None, :, :]).sum(-1)
-        return out
-
-    t_numpy = _best(numpy_popcount, repeat=1)
-    assert np.array_equal(numpy_popcount(), ref)
-    af, bf = a.astype(np.float32), b.astype(np.float32)
-    t_blas = _best(lambda: af @ bf.T)
-    return {
-        "shape": f"{m}x{k} . {k}x{n}",
-        "numba_mac_evals_per_s": evals / t_numba,
-        "numpy_popcount_mac_evals_per_s": evals / t_numpy,
-        "blas_float32_mac_evals_per_s": evals / t_blas,
-        "speedup_vs_numpy_popcount": t_numpy / t_numba,
-        "speedup_vs_blas_float32": t_blas / t_numba,
-    }
 
 
 def _resnet_trace(tmp: Path, name: str, act_density: float) -> Path:
@@ -166,9 +118,9 @@ def bench_startup(tmp: Path) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="kernel,fast,cycle,startup",
-                        help="comma-separated subset of kernel, fast, cycle, startup")
-    parser.add_argument("--quick", action="store_true", help="smaller kernel problem")
+    parser.add_argument("--only", default="fast,cycle,startup",
+                        help="comma-separated subset of fast, cycle, startup (the block "
+                             "kernels: benchmarks/bench_step_work.py)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -176,7 +128,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for name in chosen:
-            fn = {"kernel": lambda: bench_kernel(args.quick), "fast": lambda: bench_fast(tmp),
+            fn = {"fast": lambda: bench_fast(tmp),
                   "cycle": lambda: bench_cycle(tmp), "startup": lambda: bench_startup(tmp)}[name]
             results[name] = fn()
             print(f"== {name}")

@@ -1,7 +1,6 @@
 """Numba kernels of the simulator: arrays and scalars in, arrays out.
 
-- ``im2col``: im2col codes of an activation mask, code counts (:mod:`accelsim.sim.lower`);
-- ``bitops``: ``popcount64`` and bit packing;
+- ``bitops``: ``popcount64`` and set bits of packed rows;
 - ``schedule``: the fold recurrence of the ``fast`` fidelity (sync groups, PE activity);
 - ``mapped_cycle``: the event-driven run of the ``cycle`` fidelity.
 
