@@ -273,19 +273,48 @@ def linear_order(region, mask: np.ndarray) -> np.ndarray:
     if region.tile is None:
         perm = region.perm if region.perm is not None else tuple(range(len(sizes)))
         return np.ascontiguousarray(mask.transpose(perm)).reshape(-1)
+    shape, parts, elements = _scatter_plan(region)
+    out = np.zeros(elements, dtype=np.uint8)
+    _scatter5(np.ascontiguousarray(mask).reshape(shape).view(np.uint8), *parts, out)
+    return out.view(bool)
+
+
+def _scatter_plan(region) -> tuple[tuple[int, ...], list[np.ndarray], int]:
+    """How :func:`linear_order` scatters a tile-major region's mask in one pass (no index
+    array of the tensor's size): ``(the mask's shape as 5 coordinates, per coordinate the
+    linear index of each of its positions (their sum: an element's), the region's
+    elements)``. Trailing coordinates shorter than :data:`MERGED` are merged into the one
+    before (their sums flat), so the innermost loop is not a few elements. Kept per region
+    shape (:data:`_PLANS`): a layer's samples share it."""
+    key = region.shape_key
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
     off, step, outer, inner = region.coord_maps()
     parts = []
-    for c, size in enumerate(sizes):
+    for c, size in enumerate(region.sizes):
         x = region.lo[c] + np.arange(size, dtype=np.int64) - off[c]
-        parts.append(np.ascontiguousarray(outer[c] * (x // step[c]) + inner[c] * (x % step[c])))
-    if len(sizes) > 5:
-        raise ValueError(f"linear_order: regions have at most 5 coordinates, got {len(sizes)}")
-    # one pass over the mask, no index array of the tensor's size
-    lead = 5 - len(sizes)
-    parts = [np.zeros(1, dtype=np.int64)] * lead + parts
-    out = np.zeros(region.elements, dtype=np.uint8)
-    _scatter5(np.ascontiguousarray(mask.reshape((1,) * lead + sizes)).view(np.uint8), *parts, out)
-    return out.view(bool)
+        parts.append(outer[c] * (x // step[c]) + inner[c] * (x % step[c]))
+    while len(parts) > 1 and parts[-1].size < MERGED:
+        last = parts.pop()
+        parts[-1] = (parts[-1][:, None] + last[None, :]).reshape(-1)
+    if len(parts) > 5:
+        raise ValueError(f"linear_order: regions have at most 5 coordinates, got "
+                         f"{len(region.sizes)}")
+    lead = 5 - len(parts)
+    plan = ((1,) * lead + tuple(p.size for p in parts),
+            [np.zeros(1, dtype=np.int64)] * lead + parts, region.elements)
+    while len(_PLANS) >= CACHE_PLANS:
+        _PLANS.pop(next(iter(_PLANS)), None)
+    _PLANS[key] = plan
+    return plan
+
+
+#: :func:`linear_order` merges trailing coordinates shorter than this into the one before.
+MERGED = 16
+#: Scatter plans of the last few region shapes (:func:`_scatter_plan`), oldest first.
+_PLANS: dict[tuple, tuple] = {}
+CACHE_PLANS = 16
 
 
 def runs_of(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

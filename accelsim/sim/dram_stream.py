@@ -31,7 +31,8 @@ transfer engine reads a tile in address order). With the layer's masks (:func:`s
   output-major one);
 - :func:`layer_dram` hands the bytes to the device through the transfer engine's burst
   coalescing (:mod:`accelsim.dram.coalesce`: a burst equal to the one just moved is not
-  requested again). The counts equal the fast model's DRAM
+  requested again); a short stream's result is kept by its exact bytes (:func:`served`),
+  so a stream that repeats across samples is timed once. The counts equal the fast model's DRAM
 accesses (``counts[0]``) by construction; ``tests/test_dram_stream.py`` checks them and the
 addresses against an element-by-element walk of the nest (``tests/dram_stream_oracle.py``).
 :func:`layer_dram` serves a layer's stream through ``hw.dram.device`` for ``loopnest._sample``.
@@ -39,7 +40,7 @@ addresses against an element-by-element walk of the nest (``tests/dram_stream_or
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 from numba import njit
@@ -49,6 +50,9 @@ from accelsim.map.access import _Flat
 from accelsim.map.nest import TENSOR_NAMES, TENSORS, LoopNest
 from accelsim.numba_config import JIT
 from accelsim.sim.dram_lengths import cut_to_runs, entries_at
+
+if TYPE_CHECKING:
+    from accelsim.dram.model import DramResult
 
 ALIGN = 1 << 20            # tensor regions start on a 1 MiB boundary (a multiple of any row)
 CHUNK = 1 << 16            # ranges per block handed to the DRAM model
@@ -875,14 +879,11 @@ def layer_dram(layer, nest: LoopNest, mapping, arch, hw, ctx,
     bus bytes at ``bandwidth_gb_per_s`` when that sustained limit is slower (0 when
     ``dram.ideal``). ``masks`` and ``needed_inputs``: as :func:`stream_of`; the bytes reach the
     device through the transfer engine's burst coalescing (:mod:`accelsim.dram.coalesce`)."""
-    from accelsim.dram.model import ENERGY_ACTIONS, stream_ranges
+    from accelsim.dram.model import ENERGY_ACTIONS
 
-    d = hw.dram
     stream = stream_of(layer, nest, mapping, arch, hw, ctx, ratios, masks=masks,
                        needed_inputs=needed_inputs)
-    # coalesced in the DRAM kernel: the bursts of accelsim.dram.coalesce.coalesced_blocks
-    res = stream_ranges(d.device, stream, d.channels, d.address_mapping, d.page_policy or "open",
-                        coalesce=True)
+    res = served(hw.dram, stream)
     cycles = res.time_ns * hw.technology.clock_mhz * 1e-3
     row = {"dram_cycles": cycles, "dram_row_hit_rate": res.row_hit_rate,
            "dram_bank_parallelism": res.bank_level_parallelism,
@@ -893,3 +894,54 @@ def layer_dram(layer, nest: LoopNest, mapping, arch, hw, ctx,
     per_cycle = arch.dram_bytes_per_cycle
     time = 0.0 if per_cycle is None else max(cycles, res.bytes / per_cycle)
     return time, res.total_energy_pj, row
+
+
+def served(dram, stream: Iterable) -> "DramResult":
+    """The byte blocks ``(starts, lengths, writes)`` of ``stream`` through a fresh state of
+    ``dram.device`` (``dram``: ``hw.dram``), coalesced in the DRAM kernel (the bursts of
+    :func:`accelsim.dram.coalesce.coalesced_blocks`). A stream of at most
+    :data:`MEMO_RANGES` ranges is looked up first by its exact content and the device's
+    configuration (:data:`_SERVED`): the result is a function of those alone (it does not
+    depend on how the stream is cut), so a layer whose stream repeats across samples (only
+    weights read) is served once; a hit returns the kept object (read it, do not change it)."""
+    from accelsim.dram.model import DramState
+    from accelsim.dram.presets import get_device
+
+    device = get_device(dram.device) if isinstance(dram.device, str) else dram.device
+    config = (id(device), dram.channels, dram.address_mapping, dram.page_policy or "open")
+    stream = iter(stream)
+    head, size = [], 0
+    for block in stream:
+        head.append(tuple(np.ascontiguousarray(a, dtype=np.int64) for a in block))
+        size += head[-1][0].shape[0]
+        if size > MEMO_RANGES:
+            break
+    key = None
+    if size <= MEMO_RANGES:         # the whole stream is in head
+        key = config + tuple(np.concatenate([b[i] for b in head] or [_NO_INTS]).tobytes()
+                             for i in range(3))
+        kept = _SERVED.pop(key, None)
+        if kept is not None and kept[0] is device:      # the device kept: its id is not reused
+            _SERVED[key] = kept                         # most recently used last
+            return kept[1]
+    state = DramState(device, dram.channels, dram.address_mapping, config[3], coalesce=True)
+    for block in head:
+        state.feed(*block)
+    for block in stream:
+        state.feed(*block)
+    res = state.result()
+    if key is not None:
+        while len(_SERVED) >= CACHE_SERVED:
+            _SERVED.pop(next(iter(_SERVED)), None)
+        _SERVED[key] = (device, res)
+    return res
+
+
+#: Device results of the last few short streams (:func:`served`) by ``(device id, channels,
+#: address mapping, page policy, starts, lengths, writes)`` (the int64 arrays' bytes, the
+#: stream concatenated), least recently used first; at most CACHE_SERVED streams of at most
+#: MEMO_RANGES ranges (24 bytes a range) each.
+_SERVED: dict[tuple, tuple] = {}
+CACHE_SERVED = 64
+MEMO_RANGES = 1 << 12
+_NO_INTS = np.zeros(0, dtype=np.int64)
