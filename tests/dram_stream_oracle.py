@@ -83,7 +83,8 @@ def _blocking(nest, loops, child, tensor):
     return out
 
 
-def oracle_bytes(nest, mapping, keeps, lo=None, sizes=None, on_chip=frozenset(), layout=None):
+def oracle_bytes(nest, mapping, keeps, lo=None, sizes=None, on_chip=frozenset(), layout=None,
+                 spills=False):
     """Counter of ``(byte address, is_write)`` over the stream, 1 byte per element, regions in
     TENSORS order each at ``base`` = sum of earlier regions rounded up to 1 MiB (as
     :func:`accelsim.sim.dram_stream.layouts` with unit elements).
@@ -94,7 +95,11 @@ def oracle_bytes(nest, mapping, keeps, lo=None, sizes=None, on_chip=frozenset(),
     index-space coordinate ``x`` of a tile-major tensor lies in block ``x // T`` at ``x % T``
     along each blocked coordinate (``T`` its tile step, :func:`_blocking`), at ``x - lo`` in
     the single block of the others; blocks are row-major in the order of their outermost loops,
-    each block row-major in ``order`` over ``T`` (or the size) per coordinate."""
+    each block row-major in ``order`` over ``T`` (or the size) per coordinate.
+
+    ``spills``: an output write that is not the last write of its address (a partial sum that
+    leaves before its reduction ends) counts as ``is_write`` 2, and only the last writes (the
+    final values) are dropped for an output kept on chip (``"O" in on_chip``)."""
     loops = [(lv, l) for lv, l in mapping.flat()]
     radix = _radix(loops)
     out = Counter()
@@ -203,6 +208,7 @@ def oracle_bytes(nest, mapping, keeps, lo=None, sizes=None, on_chip=frozenset(),
             step = origin(idx)
         prev_tiles, prev_origin = None, None
         seen = set()
+        drains = []         # output addresses in the order they are written
         for digits in itertools.product(*(range(loops[i][1].factor) for i in above)):
             idx = dict.fromkeys(DIMS, 0)
             for i, d in zip(above, digits):
@@ -214,8 +220,8 @@ def oracle_bytes(nest, mapping, keeps, lo=None, sizes=None, on_chip=frozenset(),
             shift = None if prev_origin is None else tuple(a - b for a, b in zip(o, prev_origin))
             for k, t in enumerate(tiles):
                 if tensor == "O":
-                    if prev_tiles is not None and "O" not in on_chip:
-                        out.update((a, 1) for a in prev_tiles[k])
+                    if prev_tiles is not None:
+                        drains.extend(prev_tiles[k])
                     out.update((a, 0) for a in t if a in seen)
                     seen |= t
                 elif shift is not None and shift == step:
@@ -223,7 +229,24 @@ def oracle_bytes(nest, mapping, keeps, lo=None, sizes=None, on_chip=frozenset(),
                 else:
                     out.update((a, 0) for a in t)
             prev_tiles, prev_origin = tiles, o
-        if tensor == "O" and prev_tiles is not None and "O" not in on_chip:
+        if tensor == "O" and prev_tiles is not None:
             for t in prev_tiles:
-                out.update((a, 1) for a in t)
+                drains.extend(t)
+            _count_drains(out, drains, spills, "O" in on_chip)
     return out
+
+
+def _count_drains(out: Counter, drains: list, spills: bool, kept: bool) -> None:
+    """Add the output writes ``drains`` (addresses in write order) to ``out``: as ``(a, 1)``
+    (none when ``kept`` on chip), or with ``spills`` each address's last write as ``(a, 1)``
+    (dropped when ``kept``) and the earlier ones as ``(a, 2)``."""
+    if not spills:
+        if not kept:
+            out.update((a, 1) for a in drains)
+        return
+    times = Counter(drains)
+    for a, n in times.items():
+        if n > 1:
+            out[(a, 2)] += n - 1
+        if not kept:
+            out[(a, 1)] += 1

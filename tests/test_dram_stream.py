@@ -12,7 +12,8 @@ from accelsim.hw.schema import DRAMLayout, TensorLayout
 from accelsim.map.access import READS, UPDATES, analyse
 from accelsim.map.mapping import LevelLoops, Loop, Mapping
 from accelsim.map.nest import DIMS, TENSOR_NAMES, LoopNest
-from accelsim.sim.dram_stream import dram_ranges, layouts
+from accelsim.sim.dram_stream import (I_READ, O_READ, O_SPILL, O_WRITE, W_READ, dram_ranges,
+                                      element_blocks, layouts)
 from accelsim.sim.loopnest import simulate_layer_loopnest
 from tests.dram_stream_oracle import oracle_bytes
 from tests.sim_helpers import random_layer
@@ -102,6 +103,51 @@ def check_case(seed: int) -> None:
     writes = sum(n for (a, w), n in got.items() if w)
     assert reads == pytest.approx(c[0, READS] + c[1, READS] + c[2, READS]), seed
     assert writes == pytest.approx(c[2, UPDATES]), seed
+
+
+def code_counter(nest, mapping, keeps, on_chip=frozenset()):
+    """Counter of ``(byte address, kind)`` over the element stream with unit elements: kind 0
+    a read, 1 an output's final value written, 2 a partial sum written before its reduction
+    ends."""
+    regions = layouts(nest, {"W": 1, "I": 1, "O": 1}, mapping=mapping, keeps=keeps)
+    base = [regions[t].base for t in "WIO"] + [regions["O"].base] * 2
+    kind = {W_READ: 0, I_READ: 0, O_READ: 0, O_WRITE: 1, O_SPILL: 2}
+    out = Counter()
+    for s, l, c in element_blocks(nest, mapping, keeps, regions, on_chip, chunk=7):
+        for a, n, code in zip(s.tolist(), l.tolist(), c.tolist()):
+            out.update((base[code] + x, kind[code]) for x in range(a, a + n))
+    return out
+
+
+def check_spills(seed: int) -> None:
+    nest, mapping, keeps = random_case(seed)
+    try:
+        mapping.check(nest)
+    except Exception:
+        return
+    for on_chip in (frozenset(), frozenset("O")):
+        got = code_counter(nest, mapping, keeps, on_chip)
+        assert got == oracle_bytes(nest, mapping, keeps, on_chip=on_chip, spills=True), \
+            f"seed {seed} {set(on_chip)}: {mapping.render()}"
+    # every output element's value is written once; the fast model's other drains are spills
+    got = code_counter(nest, mapping, keeps)
+    finals = sum(n for (a, k), n in got.items() if k == 1)
+    spills = sum(n for (a, k), n in got.items() if k == 2)
+    n_, g, k, _, p, q, _, _ = nest.bounds
+    assert finals == n_ * g * k * p * q and all(n == 1 for (a, k_), n in got.items() if k_ == 1)
+    drains = analyse(nest, mapping, keeps).counts[0][2, UPDATES]
+    assert finals + spills == pytest.approx(drains), seed
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_drains_split_into_final_values_and_spilled_partial_sums_as_the_oracle(seed):
+    check_spills(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(25, 400))
+def test_drains_split_into_final_values_and_spilled_partial_sums_randomized(seed):
+    check_spills(seed)
 
 
 @pytest.mark.parametrize("seed", range(25))

@@ -425,3 +425,26 @@ def test_partial_sums_that_wait_in_dram_are_the_layers_off_chip_memory(size, chu
     assert bool(row["spill"]) == (chunks > 1)
     assert row["live_bytes"] == row["onchip_peak_bytes"] + row["offchip_peak_bytes"]
     assert res.totals["spilled_layers"] == (["l"] if chunks > 1 else [])
+    # DRAM writes: each output's final value once (144 x 1 B) and each spilled partial sum at
+    # its 24-bit width (144 x 3 B per earlier chunk)
+    assert row["dram_write_bytes"] == 144 + 432 * (chunks - 1)
+
+
+@pytest.mark.parametrize("size, chunks", [(200, 2), (128, 3)])
+def test_spilled_partial_sums_move_dense_whatever_the_outputs_format(size, chunks):
+    # as above with bitmap outputs at density 0.5: the final values move compressed (144-bit
+    # map + 72 x 8-bit values = 90 B), the partial sums (not final, their zeros unknown) move
+    # dense at 24 bits both ways: 432 B written and read back per earlier chunk
+    levels = [{"name": "glb", "keeps": ["weights", "inputs", "outputs"], "instances": "one",
+               "word_bits": 8, "size_bytes": size},
+              {"name": "reg", "keeps": ["outputs"], "instances": "per_pe", "size_bytes": 4,
+               "word_bits": 8}]
+    hw = make_hw(pe_array={"rows": 2, "cols": 2, "dataflow": "output_stationary",
+                           "systolic": True}, memory_hierarchy=levels,
+                 storage={"outputs": {"format": "bitmap"}})
+    layer = random_layer("l", 0.6, 0.6, C=8, K=4, H=6, W=6, R=3, S=3, pad_h=1, pad_w=1,
+                         output_density=0.5)
+    row = simulate([layer], hw).layers.iloc[0]
+    assert row["stream_chunks"] == chunks
+    assert row["psum_spill_bytes"] == 432 * (chunks - 1)
+    assert row["dram_write_bytes"] == pytest.approx(90 + 432 * (chunks - 1))

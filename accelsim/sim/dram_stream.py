@@ -458,7 +458,7 @@ def merge_runs(starts: np.ndarray, lens: np.ndarray, writes: np.ndarray | None =
 
 
 #: Codes of an element block's runs: what each is (the byte size of an element follows it).
-W_READ, I_READ, O_READ, O_WRITE = 0, 1, 2, 3
+W_READ, I_READ, O_READ, O_WRITE, O_SPILL = 0, 1, 2, 3, 4
 
 
 def element_blocks(nest: LoopNest, mapping, keeps: tuple[frozenset, ...],
@@ -466,10 +466,14 @@ def element_blocks(nest: LoopNest, mapping, keeps: tuple[frozenset, ...],
                    chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Blocks ``(element starts, element lengths, codes)`` of the mapping's DRAM stream in nest
     order: element indices in each tensor's region (its layout's linear index) and a code
-    (:data:`W_READ`, :data:`I_READ`, :data:`O_READ` psum spills, :data:`O_WRITE` drains).
+    (:data:`W_READ`, :data:`I_READ`, :data:`O_READ` partial sums read back, :data:`O_WRITE`
+    final values, :data:`O_SPILL` partial sums written before their reduction ends: a drain
+    is final when every loop above the child over a dim not indexing ``O`` is at its last
+    index, so the tile is never seen again).
 
     ``keeps[i]``: the tensors level ``i`` keeps (level 0 is DRAM). ``on_chip``: tensors that
-    move nothing (``"W"``, ``"I"``; ``"O"`` drops the drains only, as the fast model does).
+    move nothing (``"W"``, ``"I"``; ``"O"`` drops the final values only: partial sums its
+    mapping spills still go to DRAM and back, as the fast model counts them).
     Only ``regions``' shapes matter here (not bases or element bytes).
     """
     flat = _Flat(nest, mapping)
@@ -490,6 +494,7 @@ def element_blocks(nest: LoopNest, mapping, keeps: tuple[frozenset, ...],
     for p in plans.values():
         p.origin, p.irrelevant = p.origin[:len(loops)], p.irrelevant[:len(loops)]
     factors = [flat.loops[idx][1].factor for idx in loops]
+    factors_arr = np.array(factors, dtype=np.int64)
     n = len(loops)
     o_writes = "O" in plans and "O" not in on_chip
     buf_s: list[np.ndarray] = []
@@ -532,8 +537,17 @@ def element_blocks(nest: LoopNest, mapping, keeps: tuple[frozenset, ...],
             old = origins[t]
             new = digits @ p.origin if n else old
             if t == "O":
-                if g >= 0 and o_writes:
-                    count += add(p, old, True, O_WRITE)
+                if g >= 0:
+                    # the tile left is final when no loop over a dim not indexing O can come
+                    # back to it: loop g is not one, and every such loop outside it is at its
+                    # last index (those inside it were, before they wrapped)
+                    final = not p.irrelevant[g] and bool(
+                        (digits[:g][p.irrelevant[:g]] == factors_arr[:g][p.irrelevant[:g]]
+                         - 1).all())
+                    if not final:
+                        count += add(p, old, True, O_SPILL)
+                    elif o_writes:
+                        count += add(p, old, True, O_WRITE)
                 if g >= 0 and (digits[p.irrelevant] != 0).any():
                     count += add(p, new, True, O_READ)
             else:
@@ -553,25 +567,26 @@ def to_bytes(blocks, regions: dict[str, Region], psum_bytes: float | None = None
              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Byte blocks ``(starts, lengths, writes)`` of element blocks: a run of ``n`` elements at
     index ``x`` of a region covers bytes ``[round(x e), round((x + n) e))`` past its base (``e``
-    its element bytes; totals telescope); a psum spill reads ``round(n psum_bytes)`` bytes.
+    its element bytes; totals telescope); partial sums (:data:`O_READ`, :data:`O_SPILL`) move
+    ``round(n psum_bytes)`` bytes from the same start.
     ``offsets``: per range code, the region's :class:`~accelsim.sim.dram_lengths.BitOffsets`
     (a compressed tensor's real code): a run covers the whole bytes holding its bits.
     ``needed``: per range code, ``(starts, ends)`` of the runs of elements that move (sorted,
     disjoint): the code's ranges are cut to them, in place."""
-    base = np.array([regions["W"].base, regions["I"].base, regions["O"].base, regions["O"].base],
+    base = np.array([regions["W"].base, regions["I"].base] + [regions["O"].base] * 3,
                     dtype=np.int64)
-    eb = np.array([regions["W"].elem_bytes, regions["I"].elem_bytes, regions["O"].elem_bytes,
-                   regions["O"].elem_bytes])
+    eb = np.array([regions["W"].elem_bytes, regions["I"].elem_bytes]
+                  + [regions["O"].elem_bytes] * 3)
     whole = bool(np.all(eb == np.rint(eb))) and (psum_bytes is None or psum_bytes == int(psum_bytes))
     pb = eb.copy()
     if psum_bytes is not None:
-        pb[O_READ] = psum_bytes
+        pb[O_READ] = pb[O_SPILL] = psum_bytes
     for starts, lens, codes in blocks:
         for code, runs in (needed or {}).items():
             starts, lens, codes = _cut(starts, lens, codes, code, runs)
         if whole and not offsets:     # uncompressed: integer arithmetic
             yield (base[codes] + starts * eb.astype(np.int64)[codes],
-                   lens * pb.astype(np.int64)[codes], (codes == O_WRITE).astype(np.int64))
+                   lens * pb.astype(np.int64)[codes], (codes >= O_WRITE).astype(np.int64))
             continue
         yield _scaled_bytes(starts, lens, codes, base, eb, pb, offsets)
 
@@ -636,7 +651,7 @@ def _range_bytes(starts, lens, codes, base, eb, pb, cum_w, rank_w, words_w, term
                  rank_i, words_i, terms_i, out_s, out_n, out_w):
     """Byte ``(starts, lengths, writes)`` of element runs: a run of ``n`` elements at index
     ``x`` of code ``c`` covers ``[rint(x eb[c]), rint((x + n) eb[c]))`` past ``base[c]``; a
-    psum spill (:data:`O_READ`) ``rint(n pb[c])`` bytes from its start. A code with terms
+    partial sum (:data:`O_READ`, :data:`O_SPILL`) ``rint(n pb[c])`` bytes from its start. A code with terms
     (``W_READ``: ``terms_w``, ``I_READ``: ``terms_i``, :meth:`BitOffsets.terms`) covers the
     whole bytes holding the bits between its boundaries instead. Returns -1, or the code of a
     boundary outside its region (nothing else is then meaningful)."""
@@ -664,13 +679,13 @@ def _range_bytes(starts, lens, codes, base, eb, pb, cum_w, rank_w, words_w, term
             continue
         e = eb[c]
         b0 = np.int64(np.rint(x0 * e))
-        if c == O_READ:
+        if c == O_READ or c == O_SPILL:
             b1 = b0 + np.int64(np.rint(lens[i] * pb[c]))
         else:
             b1 = np.int64(np.rint(x1 * e))
         out_s[i] = base[c] + b0
         out_n[i] = b1 - b0
-        out_w[i] = 1 if c == O_WRITE else 0
+        out_w[i] = 1 if c >= O_WRITE else 0
     return -1
 
 
@@ -694,8 +709,8 @@ def stream_of(layer, nest: LoopNest, mapping, arch, hw, ctx, ratios: tuple[float
               needed_inputs: np.ndarray | None = None
               ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The DRAM stream of one batch of ``layer`` under ``mapping`` on ``arch``: element bytes
-    from the precision times ``ratios`` (the off-chip compressed ratios of W, I and O the fast
-    model charges), and what the residency context ``ctx`` keeps on chip moves nothing
+    from the precision times ``ratios`` (the off-chip compressed ratios of W, I and O's final
+    values the fast model charges; partial sums move dense at accumulator width), and what the residency context ``ctx`` keeps on chip moves nothing
     (:func:`element_blocks`, :func:`to_bytes`). ``masks``: the batch's ``(weight mask (K, C/G,
     R, S), input mask (N, C, H, W))``: a tensor compressed in DRAM then moves its real code
     (:func:`_offsets`). ``needed_inputs`` (C,): the inputs whose weights are fetched
@@ -725,7 +740,8 @@ def stream_of(layer, nest: LoopNest, mapping, arch, hw, ctx, ratios: tuple[float
     needed = None
     if needed_inputs is not None:
         needed = {W_READ: _needed_weight_runs(regions["W"], np.asarray(needed_inputs, dtype=bool))}
-    return to_bytes(blocks, regions, psum_bytes=p.accumulator_bits / 8.0 * o_r,
+    # partial sums move dense at accumulator width (their zeros are not final)
+    return to_bytes(blocks, regions, psum_bytes=p.accumulator_bits / 8.0,
                     offsets=offsets or None, needed=needed)
 
 

@@ -443,6 +443,13 @@ def _tensor_actions(hw, arch: Arch) -> tuple:
     return tuple(out)
 
 
+def _dram_drains(drains: float, outputs: int) -> tuple[float, float]:
+    """``(final, spilled)`` elements of ``drains`` output drains to DRAM: the last drain of each
+    of the batch's ``outputs`` elements is its final value, every earlier one a partial sum."""
+    finals = min(drains, float(outputs))
+    return finals, drains - finals
+
+
 def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, em, hw, mode,
             w_ratios, ctx: LayerContext, fidelity: str = "fast", stream_w: tuple | None = None,
             systolic: tuple[int, float, np.ndarray | None] | None = None) -> dict:
@@ -602,14 +609,20 @@ def _sample(layer, act, wmask, nest, mapping, counts: AccessCounts, arch: Arch, 
         gated_bits[inner[ti]] += done_gated[ti] * bits[ti]
     c[inner[2], 2, UPDATES] += done[3]
     gated_bits[inner[2]] += done_gated[3] * bits[2]
-    c[0, 2, UPDATES] = counts.counts[0, 2, UPDATES] * o_off * p.activation_bits / bits[2]
+    # DRAM's outputs: each element's final value written once, at activation width in the
+    # outputs' off-chip format; partial sums that leave the chip before their reduction ends
+    # are written and read back dense at accumulator width (bits[2])
+    finals, spills = _dram_drains(float(counts.counts[0, 2, UPDATES]), o_elems)
+    c[0, 2, READS] = counts.counts[0, 2, READS]
+    c[0, 2, UPDATES] = spills + finals * o_off * p.activation_bits / bits[2]
     # network-level memory: tensors already on chip move nothing between DRAM and their holder
+    # (an output kept on chip still spills the partial sums its mapping sends to DRAM)
     for tensor, on_chip, action in (("W", ctx.weights_resident, READS), ("I", ctx.input_on_chip, READS),
                                     ("O", ctx.output_on_chip, UPDATES)):
         holder = _holder(arch, tensor)
         if on_chip and holder is not None:
             ti = "WIO".index(tensor)
-            c[0, ti, action] = 0.0
+            c[0, ti, action] = spills if tensor == "O" else 0.0
             if tensor != "O":
                 c[holder, ti, FILLS] = 0.0
                 meta[holder, ti, FILLS] = 0.0
