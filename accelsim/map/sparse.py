@@ -706,10 +706,10 @@ def _box_words(bits: np.ndarray, plan: _Plan, row_real: tuple, boxes: tuple, row
 def _act_box_words(act: np.ndarray, nest: LoopNest, pads: tuple[int, int], pad_value: bool,
                    plan: _Plan, boxes: tuple, slots: tuple, axes: tuple) -> np.ndarray:
     """The words of :func:`_box_words` for the activations' im2col rows, written straight from
-    the mask (no im2col array) by :func:`_act_words`: bit ``pos`` of box ``b`` of a row (both
-    the digits of (c, r, s) over the box extents, laid out in ``plan.order``) is the element
-    that (c, r, s) reads for that row's pixel; rows ``(n, g, p, q)`` permuted by ``axes`` into
-    ``slots``; a padding position is ``pad_value``."""
+    the mask (no im2col array): bit ``pos`` of box ``b`` of a row (both the digits of (c, r, s)
+    over the box extents, laid out in ``plan.order``) is the element that (c, r, s) reads for
+    that row's pixel; rows ``(n, g, p, q)`` permuted by ``axes`` into ``slots``; a padding
+    position is ``pad_value``."""
     _, g, _, cg, p, q, r_, s_ = nest.bounds
     crs = (_C, _R, _S)
     # per order dimension: its C/R/S code, full size, box extent, bits in a box, boxes
@@ -737,24 +737,276 @@ def _act_words(act, geometry, dims, rowmul, nslots, wpb, pad_value):
     strides, dilations, pads; ``dims`` (5, 3): per order dimension its C/R/S code, size, box
     extent, bits in a box and boxes; ``rowmul`` per n, g, p, q: the row multiplier.
 
-    The mask is copied once into a padded plane (``pad_value`` around it, zeros past the
-    padded mask), so a box's bit ``pos`` of the row of pixel (p, q) reads the plane at the
-    pixel's offset plus a per-box table entry: each word is gathered in a register."""
-    g_, cg, pp, qq, rr, ss = geometry[0], geometry[1], geometry[2], geometry[3], geometry[4], \
-        geometry[5]
+    With C innermost, each tap's channels are copied from the channel-packed mask
+    (:func:`_channel_runs`, :func:`_copy_fields`); with C outermost and at most 64 bits of
+    taps in a box, each channel's tap code (:func:`_tap_words`); otherwise bit by bit
+    (:func:`_act_bits`)."""
+    taps = dims[3, 1] * dims[3, 2]
+    if dims[0, 2] == 0:                     # C (code 0) innermost
+        src, width, srcmul, fields, first = _channel_runs(act, geometry, dims, pad_value)
+        return _copy_fields(src, width, srcmul, fields, first, act.shape[0], geometry, rowmul,
+                            nslots, wpb)
+    if dims[0, 0] == 0 and taps <= 16:      # C outermost; narrow codes: more lanes
+        return _tap_words(act, geometry, dims, rowmul, nslots, wpb, pad_value,
+                          np.zeros(1, dtype=np.uint16))
+    if dims[0, 0] == 0 and taps <= 64:
+        return _tap_words(act, geometry, dims, rowmul, nslots, wpb, pad_value,
+                          np.zeros(1, dtype=np.uint64))
+    return _act_bits(act, geometry, dims, rowmul, nslots, wpb, pad_value)
+
+
+@njit(**JIT)
+def _padded_plane(act, geometry, pad_value):
+    """``act`` ``(N, C, H, W)`` in a plane as large as the layer reads (``geometry`` as in
+    :func:`_act_words`): ``pad_value`` in the padding ring, zeros past the padded mask; the
+    mask itself when it needs neither."""
+    pp, qq, rr, ss = geometry[2], geometry[3], geometry[4], geometry[5]
     sh, sw, dh, dw, ph, pw = geometry[6], geometry[7], geometry[8], geometry[9], geometry[10], \
         geometry[11]
     n_, c_, h_, w_ = act.shape[0], act.shape[1], act.shape[2], act.shape[3]
     hp = max(h_ + 2 * ph, (pp - 1) * sh + (rr - 1) * dh + 1)
     wp = max(w_ + 2 * pw, (qq - 1) * sw + (ss - 1) * dw + 1)
-    if hp == h_ and wp == w_:       # no padding: the mask itself
-        flat = act.reshape(-1)
-    else:
-        plane = np.zeros((n_, c_, hp, wp), dtype=np.bool_)
-        if pad_value:       # the padded mask's frame (zeros past it: absent positions)
-            plane[:, :, :min(hp, h_ + 2 * ph), :min(wp, w_ + 2 * pw)] = True
-        plane[:, :, ph:ph + h_, pw:pw + w_] = act
-        flat = plane.reshape(-1)
+    if hp == h_ and wp == w_:
+        return act
+    plane = np.zeros((n_, c_, hp, wp), dtype=np.bool_)
+    if pad_value:       # the padded mask's frame (zeros past it: absent positions)
+        plane[:, :, :min(hp, h_ + 2 * ph), :min(wp, w_ + 2 * pw)] = True
+    plane[:, :, ph:ph + h_, pw:pw + w_] = act
+    return plane
+
+
+@njit(**JIT)
+def _valid(dims, m, i):
+    """Bits of box ``i`` along order dimension ``m`` that lie inside its size (the last box is
+    clipped; <= 0 past the size)."""
+    return min(dims[3, m], dims[1, m] - i * dims[2, m])
+
+
+@njit(**JIT)
+def _pack_channels(plane, g_, cg):
+    """``(words (N, G, H, W, cw) flat, cw)``: each pixel's ``cg`` channels of each group of
+    ``plane`` ``(N, G * cg, H, W)``, bit ``c`` of a pixel in word ``c // 64``."""
+    n_, hw = plane.shape[0], plane.shape[2] * plane.shape[3]
+    cw = (cg + 63) // 64
+    flat = plane.reshape(-1).view(np.uint8)
+    src = np.zeros(n_ * g_ * hw * cw, dtype=np.uint64)
+    acc = np.empty(hw, dtype=np.uint64)
+    for ng in range(n_ * g_):
+        for word in range(cw):
+            acc[:] = 0          # one word of channels over the plane, contiguous
+            for c in range(word * 64, min(cg, word * 64 + 64)):
+                a0 = np.uint64((ng * cg + c) * hw)
+                bit = np.uint64(c & 63)
+                for x in range(hw):
+                    acc[x] |= np.uint64(flat[a0 + np.uint64(x)]) << bit
+            o = ng * hw * cw + word
+            for x in range(hw):
+                src[o + x * cw] = acc[x]
+    return src, cw
+
+
+@njit(**JIT)
+def _channel_runs(act, geometry, dims, pad_value):
+    """:func:`_copy_fields`'s source for C innermost in ``plan.order``: the padded plane with
+    each pixel's channels of a group packed in words (source rows: pixels ``(n, g, h, w)``);
+    per box, a field per tap ``(x0, x1)``: its channels, at bit ``(x0 * e1 + x1) * e2``."""
+    g_, cg, sh, sw, dh, dw = geometry[0], geometry[1], geometry[6], geometry[7], geometry[8], \
+        geometry[9]
+    plane = _padded_plane(act, geometry, pad_value)
+    hp, wp = plane.shape[2], plane.shape[3]
+    src, cw = _pack_channels(plane, g_, cg)
+    srcmul = np.array([g_ * hp * wp, hp * wp, sh * wp, sw], dtype=np.int64)
+    unit = np.array([0, dh * wp, dw], dtype=np.int64)     # source rows per step of C, R, S
+    e1, e2 = dims[3, 1], dims[3, 2]
+    nb0, nb1, nb2 = dims[4, 0], dims[4, 1], dims[4, 2]
+    fields = np.zeros((nb0 * nb1 * nb2 * dims[3, 0] * e1, 4), dtype=np.int64)
+    first = np.zeros(nb0 * nb1 * nb2 + 1, dtype=np.int64)
+    k = 0
+    for b in range(nb0 * nb1 * nb2):
+        i0, i1, i2 = b // (nb1 * nb2), (b // nb2) % nb1, b % nb2
+        v0, v1, v2 = _valid(dims, 0, i0), _valid(dims, 1, i1), _valid(dims, 2, i2)
+        if v0 > 0 and v1 > 0 and v2 > 0:
+            for x0 in range(v0):
+                for x1 in range(v1):
+                    fields[k, 0] = ((i0 * dims[2, 0] + x0) * unit[dims[0, 0]]
+                                    + (i1 * dims[2, 1] + x1) * unit[dims[0, 1]])
+                    fields[k, 1] = i2 * dims[2, 2]
+                    fields[k, 2] = v2
+                    fields[k, 3] = (x0 * e1 + x1) * e2
+                    k += 1
+        first[b + 1] = k
+    return src, cw, srcmul, fields, first
+
+
+@njit(**JIT)
+def _tap_codes(codes, plane, geometry, dims, nr2):
+    """Fill ``codes`` ``(i1, i2, N, C, P, Q)`` (pairs of tap boxes inside the sizes, ``nr2``
+    along order dimension 2) for C outermost in ``plan.order`` (``dims`` as in
+    :func:`_act_words`): bit ``x1 * e2 + x2`` of (n, c, p, q) is the element tap (x1, x2) of
+    those boxes reads for pixel (p, q), from the padded plane (:func:`_padded_plane`)."""
+    pp, qq, sh, sw, dh, dw = geometry[2], geometry[3], geometry[6], geometry[7], geometry[8], \
+        geometry[9]
+    nc_, hp, wp = plane.shape[0] * plane.shape[1], plane.shape[2], plane.shape[3]
+    flat = plane.reshape(-1).view(np.uint8)
+    for nc in range(nc_):       # a channel's codes stay in cache over its taps
+        for j in range(codes.shape[0] // (nc_ * pp * qq)):
+            i1, i2 = j // nr2, j % nr2
+            for x1 in range(_valid(dims, 1, i1)):
+                for x2 in range(_valid(dims, 2, i2)):
+                    t1, t2 = i1 * dims[2, 1] + x1, i2 * dims[2, 2] + x2
+                    r, s = (t1, t2) if dims[0, 1] == 1 else (t2, t1)
+                    _or_tap(codes, flat, (j * nc_ + nc) * pp * qq,
+                            (nc * hp + r * dh) * wp + s * dw, pp, qq, sh * wp, sw,
+                            x1 * dims[3, 2] + x2)
+
+
+@njit(**JIT)
+def _or_tap(codes, flat, o, a, rows, cols, row_step, col_step, bit):
+    """``codes[o + i * cols + j] |= flat[a + i * row_step + j * col_step] << bit`` over
+    ``rows x cols``: one tap of a channel's codes (unsigned offsets: no wraparound test, a
+    vectorised inner loop)."""
+    # the shift bounded by the codes' width (a constant per type): the loop runs in narrow lanes
+    b = codes.dtype.type(bit & (15 if codes.dtype.type(-1) == 0xFFFF else 63))
+    ucols, ustep = np.uint64(cols), np.uint64(col_step)
+    for i in range(rows):
+        uo, ua = np.uint64(o + i * cols), np.uint64(a + i * row_step)
+        if col_step == 1:           # the common strides as constants
+            for j in range(ucols):
+                codes[uo + j] |= codes.dtype.type(flat[ua + j]) << b
+        elif col_step == 2:
+            for j in range(ucols):
+                codes[uo + j] |= codes.dtype.type(flat[ua + j * np.uint64(2)]) << b
+        else:
+            for j in range(ucols):
+                codes[uo + j] |= codes.dtype.type(flat[ua + j * ustep]) << b
+
+
+@njit(**JIT)
+def _tap_words(act, geometry, dims, rowmul, nslots, wpb, pad_value, proto):
+    """:func:`_act_words` for C outermost in ``plan.order`` and at most 64 bits of taps in a
+    box: a box of a row is its channels' tap codes (:func:`_tap_codes`, of proto's type) end to
+    end, channel ``xc`` at bit ``xc * e1 * e2``."""
+    # tap boxes inside the sizes (those past them hold no bits)
+    nr1 = min(dims[4, 1], (dims[1, 1] + dims[2, 1] - 1) // dims[2, 1])
+    nr2 = min(dims[4, 2], (dims[1, 2] + dims[2, 2] - 1) // dims[2, 2])
+    codes = np.zeros(nr1 * nr2 * act.shape[0] * act.shape[1] * geometry[2] * geometry[3],
+                     dtype=proto.dtype)
+    _tap_codes(codes, _padded_plane(act, geometry, pad_value), geometry, dims, nr2)
+    out = np.zeros(dims[4, 0] * dims[4, 1] * dims[4, 2] * nslots * wpb, dtype=np.uint64)
+    _join_codes(out, codes, act.shape[0], act.shape[1], geometry, dims, rowmul, nslots, wpb,
+                nr2)
+    return out
+
+
+@njit(**JIT)
+def _join_codes(out, codes, n_, c_, geometry, dims, rowmul, nslots, wpb, nr2):
+    """Write each box of each row of :func:`_tap_words` into ``out``: its channels' codes end
+    to end."""
+    g_, cg, pp, qq = geometry[0], geometry[1], geometry[2], geometry[3]
+    pq, span = pp * qq, dims[3, 1] * dims[3, 2]
+    nb0, nb1, nb2 = dims[4, 0], dims[4, 1], dims[4, 2]
+    for b in range(nb0 * nb1 * nb2):
+        i0, i1, i2 = b // (nb1 * nb2), (b // nb2) % nb1, b % nb2
+        v0 = _valid(dims, 0, i0)
+        if v0 <= 0 or _valid(dims, 1, i1) <= 0 or _valid(dims, 2, i2) <= 0:
+            continue
+        for n in range(n_):
+            for g in range(g_):
+                c0 = (((i1 * nr2 + i2) * n_ + n) * c_ + g * cg + i0 * dims[2, 0]) * pq
+                for p in range(pp):
+                    o1 = (b * nslots + n * rowmul[0] + g * rowmul[1] + p * rowmul[2]) * wpb
+                    for q in range(qq):
+                        src = c0 + p * qq + q
+                        w = o1 + q * rowmul[3] * wpb
+                        acc = np.uint64(0)
+                        fill = 0        # bits of acc taken
+                        for xc in range(v0):
+                            x = np.uint64(codes[src + xc * pq])
+                            acc |= x << np.uint64(fill)
+                            fill += span
+                            if fill >= 64:      # word full: the rest of x starts the next
+                                out[w] = acc
+                                w += 1
+                                fill -= 64
+                                acc = x >> np.uint64(span - fill) if fill > 0 else np.uint64(0)
+                        if fill > 0:
+                            out[w] = acc
+
+
+@njit(**JIT)
+def _word_ops(fields, first, width):
+    """:func:`_copy_fields`'s fields cut into word operations ``(source word, source shift,
+    reads a second word, mask, box word, box shift, writes a second word)``, unsigned, and
+    each box's first operation."""
+    nops = 0
+    for f in range(fields.shape[0]):
+        nops += (fields[f, 2] + 63) // 64
+    ops = np.zeros((nops, 7), dtype=np.uint64)
+    opfirst = np.zeros(first.shape[0], dtype=np.int64)
+    m = 0
+    for b in range(first.shape[0] - 1):
+        for f in range(first[b], first[b + 1]):
+            for done in range(0, fields[f, 2], 64):
+                k = min(64, fields[f, 2] - done)
+                at, to = fields[f, 1] + done, fields[f, 3] + done
+                ops[m, 0] = fields[f, 0] * width + (at >> 6)
+                ops[m, 1] = at & 63
+                ops[m, 2] = (at & 63) > 0 and (at & 63) + k > 64
+                ops[m, 3] = _ALL if k == 64 else (np.uint64(1) << np.uint64(k)) - np.uint64(1)
+                ops[m, 4] = to >> 6
+                ops[m, 5] = to & 63
+                ops[m, 6] = (to & 63) > 0 and (to & 63) + k > 64
+                m += 1
+        opfirst[b + 1] = m
+    return ops, opfirst
+
+
+@njit(**JIT)
+def _copy_fields(src, width, srcmul, fields, first, n_, geometry, rowmul, nslots, wpb):
+    """Box words ``[box][row][word]`` (as :func:`_act_words`) from a source of rows of
+    ``width`` words: the row of pixel (n, g, p, q) reads the source rows from
+    ``n * srcmul[0] + g * srcmul[1] + p * srcmul[2] + q * srcmul[3]`` on; box ``b`` is its
+    fields ``first[b]`` to ``first[b + 1]``, each ``(source row offset, source bit, bits,
+    box bit)``, copied a word at a time (:func:`_word_ops`)."""
+    g_, pp, qq = geometry[0], geometry[2], geometry[3]
+    ops, opfirst = _word_ops(fields, first, width)
+    one, w64 = np.uint64(1), np.uint64(64)
+    nbox = first.shape[0] - 1
+    out = np.zeros(nbox * nslots * wpb, dtype=np.uint64)
+    for b in range(nbox):
+        if opfirst[b] == opfirst[b + 1]:
+            continue
+        for n in range(n_):
+            for g in range(g_):
+                for p in range(pp):
+                    base = n * srcmul[0] + g * srcmul[1] + p * srcmul[2]
+                    o1 = (b * nslots + n * rowmul[0] + g * rowmul[1] + p * rowmul[2]) * wpb
+                    for q in range(qq):
+                        s = np.uint64((base + q * srcmul[3]) * width)
+                        o = np.uint64(o1 + q * rowmul[3] * wpb)
+                        for m in range(opfirst[b], opfirst[b + 1]):
+                            i = s + ops[m, 0]
+                            x = src[i] >> ops[m, 1]
+                            if ops[m, 2]:
+                                x |= src[i + one] << (w64 - ops[m, 1])
+                            x &= ops[m, 3]
+                            j = o + ops[m, 4]
+                            out[j] |= x << ops[m, 5]
+                            if ops[m, 6]:
+                                out[j + one] |= x >> (w64 - ops[m, 5])
+    return out
+
+
+@njit(**JIT)
+def _act_bits(act, geometry, dims, rowmul, nslots, wpb, pad_value):
+    """:func:`_act_words` bit by bit, for any order: a box's bit ``pos`` of the row of pixel
+    (p, q) reads the padded plane (:func:`_padded_plane`) at the pixel's offset plus a per-box
+    table entry; each word is gathered in a register."""
+    g_, cg, pp, qq = geometry[0], geometry[1], geometry[2], geometry[3]
+    sh, sw, dh, dw = geometry[6], geometry[7], geometry[8], geometry[9]
+    plane = _padded_plane(act, geometry, pad_value)
+    n_, c_, hp, wp = plane.shape[0], plane.shape[1], plane.shape[2], plane.shape[3]
+    flat = plane.reshape(-1)
     # the source offset of one step of C, R, S
     unit = np.array([hp * wp, dh * wp, dw], dtype=np.int64)
     e0, e1, e2 = dims[3, 0], dims[3, 1], dims[3, 2]
