@@ -106,6 +106,42 @@ def _operand(act: np.ndarray, geo, outside: bool = False) -> np.ndarray:
     return out
 
 
+def _check_operand_matrix(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    g = int(rng.choice([1, 1, 2, 3]))
+    r, s = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    dh, dw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    h = int(rng.integers((r - 1) * dh + 1, 9))
+    w = int(rng.integers((s - 1) * dw + 1, 9))
+    geo = LayerGeometry("conv2d" if g == 1 else "grouped_conv2d", N=1,
+                        C=g * int(rng.integers(1, 4)), H=h, W=w, K=g, R=r, S=s,
+                        stride_h=int(rng.integers(1, 4)), stride_w=int(rng.integers(1, 4)),
+                        pad_h=int(rng.integers(0, 3)), pad_w=int(rng.integers(0, 3)),
+                        dil_h=dh, dil_w=dw, groups=g)
+    b = int(rng.integers(1, 4))
+    act = rng.random((b, geo.C, h, w)) < rng.choice([0.0, 0.5, 1.0])
+    wmask = np.ones(geo.weight_shape, dtype=bool)
+    low = lower(geo, act, wmask, with_padding=True)
+    want = _operand(act, geo).reshape(1, -1, b * geo.P * geo.Q, 1)
+    assert np.array_equal(low.act, want), (seed, geo)
+    if geo.pad_h or geo.pad_w:      # the padding positions: the operand of ones, outside False
+        ones = np.ones_like(act)
+        inside = _operand(ones, geo).reshape(want.shape)
+        pad = np.zeros_like(want) if low.pad is None else low.pad
+        assert np.array_equal(pad, ~inside), (seed, geo)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_operand_matrix_equals_the_element_by_element_walk(seed):
+    _check_operand_matrix(seed)
+
+
+@pytest.mark.slow
+def test_operand_matrix_equals_the_element_by_element_walk_many_seeds():
+    for seed in range(20, 420):
+        _check_operand_matrix(seed)
+
+
 def _brute_effectual(layer) -> int:
     """Slots whose input (never padding) and weight are both non-zero, one sample."""
     geo = layer.geometry

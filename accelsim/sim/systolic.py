@@ -29,10 +29,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from accelsim.errors import MappingError
 from accelsim.map.mapping import Loop, LevelLoops, Mapping
 from accelsim.map.nest import LoopNest
+from accelsim.numba_config import JIT
 from accelsim.sim.map import fill_drain
 from accelsim.trace.geometry import LayerGeometry
 
@@ -113,17 +115,50 @@ def _padding_matrix(geometry: LayerGeometry, b: int) -> np.ndarray | None:
 def _operand_matrix(geometry: LayerGeometry, act: np.ndarray, fill: bool) -> np.ndarray:
     """``(1, G * C', b * P * Q, 1)``: every output pixel's receptive field of ``act`` (b, C, H,
     W), padding positions ``fill``."""
-    g, b = int(geometry.groups), int(act.shape[0])
-    cg, r, s = geometry.c_per_group, geometry.R, geometry.S
-    p, q = geometry.P, geometry.Q
-    padded = np.pad(act, ((0, 0), (0, 0), (geometry.pad_h, geometry.pad_h),
-                          (geometry.pad_w, geometry.pad_w)), constant_values=fill)
-    # window (p, q) tap (r, s) reads padded row p * stride + r * dilation
-    rows = (np.arange(p)[:, None] * geometry.stride_h + np.arange(r)[None, :] * geometry.dil_h)
-    cols = (np.arange(q)[:, None] * geometry.stride_w + np.arange(s)[None, :] * geometry.dil_w)
-    taps = padded[:, :, rows[:, None, :, None], cols[None, :, None, :]]   # (b, C, P, Q, R, S)
-    taps = taps.reshape(b, g, cg, p, q, r, s).transpose(1, 2, 5, 6, 0, 3, 4)
-    return np.ascontiguousarray(taps.reshape(g * cg * r * s, b * p * q))[None, :, :, None]
+    g = int(geometry.groups)
+    shape = np.array([g, geometry.c_per_group, geometry.R, geometry.S, geometry.P, geometry.Q,
+                      geometry.stride_h, geometry.stride_w, geometry.dil_h, geometry.dil_w,
+                      geometry.pad_h, geometry.pad_w], dtype=np.int64)
+    out = _im2col(np.ascontiguousarray(act, dtype=np.bool_), shape, bool(fill))
+    return out[None, :, :, None]
+
+
+@njit(**JIT)
+def _im2col(act, shape, fill):
+    """``(G * C' * R * S, b * P * Q)`` booleans: row ``((g * C' + c) * R + r) * S + s``, column
+    ``(n * P + p) * Q + q`` holds the input that tap (r, s) of pixel (p, q) reads, ``act[n, g *
+    C' + c, p * stride - pad + r * dilation, ...]``, or ``fill`` on padding. ``shape``: G, C',
+    R, S, P, Q, strides, dilations, pads."""
+    g_, cg, rr, ss, pp, qq = shape[0], shape[1], shape[2], shape[3], shape[4], shape[5]
+    sh, sw, dh, dw, ph, pw = shape[6], shape[7], shape[8], shape[9], shape[10], shape[11]
+    b, h_, w_ = act.shape[0], act.shape[2], act.shape[3]
+    out = np.empty((g_ * cg * rr * ss, b * pp * qq), dtype=np.bool_)
+    for g in range(g_):
+        for c in range(cg):
+            for r in range(rr):
+                for s in range(ss):
+                    row = out[((g * cg + c) * rr + r) * ss + s]
+                    x0 = s * dw - pw
+                    # the pixels whose column stays inside: q in [q_lo, q_hi)
+                    q_lo = min(qq, max(0, (-x0 + sw - 1) // sw))
+                    q_hi = max(q_lo, min(qq, (w_ - x0 + sw - 1) // sw))
+                    for n in range(b):
+                        plane = act[n, g * cg + c]
+                        for p in range(pp):
+                            o = (n * pp + p) * qq
+                            y = p * sh - ph + r * dh
+                            if y < 0 or y >= h_:
+                                row[o:o + qq] = fill
+                                continue
+                            line = plane[y]
+                            row[o:o + q_lo] = fill
+                            if sw == 1:         # a contiguous run of the input row
+                                row[o + q_lo:o + q_hi] = line[q_lo + x0:q_hi + x0]
+                            else:
+                                for q in range(q_lo, q_hi):
+                                    row[o + q] = line[q * sw + x0]
+                            row[o + q_hi:o + qq] = fill
+    return out
 
 
 def lowered_geometry(geometry: LayerGeometry, batch: int = 1) -> LayerGeometry:
