@@ -441,19 +441,28 @@ def test_an_operand_tile_holds_at_most_its_bound_of_real_inputs_many_seeds():
         _check_input_tile_bound(seed)
 
 
+def _chunked_os_design(glb_bytes: int, **overrides):
+    """A 2x2 systolic OS array whose shared level of ``glb_bytes`` cuts a stream into chunks."""
+    levels = [{"name": "glb", "keeps": ["weights", "inputs", "outputs"], "instances": "one",
+               "word_bits": 8, "size_bytes": glb_bytes},
+              {"name": "reg", "keeps": ["outputs"], "instances": "per_pe", "size_bytes": 4,
+               "word_bits": 8}]
+    return make_hw(pe_array={"rows": 2, "cols": 2, "dataflow": "output_stationary",
+                             "systolic": True}, memory_hierarchy=levels, **overrides)
+
+
+def _chunked_layer():
+    """4 filters over 8 x 6 x 6 inputs, 3x3, padded: 144 outputs (output density 0.5)."""
+    return random_layer("l", 0.6, 0.6, C=8, K=4, H=6, W=6, R=3, S=3, pad_h=1, pad_w=1,
+                        output_density=0.5)
+
+
 @pytest.mark.parametrize("size, chunks", [(200, 2), (128, 3), (4096, 1)])
 def test_partial_sums_that_wait_in_dram_are_the_layers_off_chip_memory(size, chunks):
     # an OS stream cut into chunks drains each output's partial sum to DRAM between chunks and
     # reads it back: 4 filters x 6 x 6 pixels x 3 bytes (24-bit sums) = 432 B wait off chip,
     # read back once per later chunk; the layer spills and its footprint counts them
-    levels = [{"name": "glb", "keeps": ["weights", "inputs", "outputs"], "instances": "one",
-               "word_bits": 8, "size_bytes": size},
-              {"name": "reg", "keeps": ["outputs"], "instances": "per_pe", "size_bytes": 4,
-               "word_bits": 8}]
-    hw = make_hw(pe_array={"rows": 2, "cols": 2, "dataflow": "output_stationary",
-                           "systolic": True}, memory_hierarchy=levels)
-    layer = random_layer("l", 0.6, 0.6, C=8, K=4, H=6, W=6, R=3, S=3, pad_h=1, pad_w=1)
-    res = simulate([layer], hw)
+    res = simulate([_chunked_layer()], _chunked_os_design(size))
     row = res.layers.iloc[0]
     assert row["stream_chunks"] == chunks
     assert row["psum_spill_bytes"] == 432 * (chunks - 1)
@@ -471,16 +480,8 @@ def test_spilled_partial_sums_move_dense_whatever_the_outputs_format(size, chunk
     # as above with bitmap outputs at density 0.5: the final values move compressed (144-bit
     # map + 72 x 8-bit values = 90 B), the partial sums (not final, their zeros unknown) move
     # dense at 24 bits both ways: 432 B written and read back per earlier chunk
-    levels = [{"name": "glb", "keeps": ["weights", "inputs", "outputs"], "instances": "one",
-               "word_bits": 8, "size_bytes": size},
-              {"name": "reg", "keeps": ["outputs"], "instances": "per_pe", "size_bytes": 4,
-               "word_bits": 8}]
-    hw = make_hw(pe_array={"rows": 2, "cols": 2, "dataflow": "output_stationary",
-                           "systolic": True}, memory_hierarchy=levels,
-                 storage={"outputs": {"format": "bitmap"}})
-    layer = random_layer("l", 0.6, 0.6, C=8, K=4, H=6, W=6, R=3, S=3, pad_h=1, pad_w=1,
-                         output_density=0.5)
-    row = simulate([layer], hw).layers.iloc[0]
+    hw = _chunked_os_design(size, storage={"outputs": {"format": "bitmap"}})
+    row = simulate([_chunked_layer()], hw).layers.iloc[0]
     assert row["stream_chunks"] == chunks
     assert row["psum_spill_bytes"] == 432 * (chunks - 1)
     assert row["dram_write_bytes"] == pytest.approx(90 + 432 * (chunks - 1))
