@@ -651,9 +651,10 @@ def _range_bytes(starts, lens, codes, base, eb, pb, cum_w, rank_w, words_w, term
                  rank_i, words_i, terms_i, out_s, out_n, out_w):
     """Byte ``(starts, lengths, writes)`` of element runs: a run of ``n`` elements at index
     ``x`` of code ``c`` covers ``[rint(x eb[c]), rint((x + n) eb[c]))`` past ``base[c]``; a
-    partial sum (:data:`O_READ`, :data:`O_SPILL`) ``rint(n pb[c])`` bytes from its start. A code with terms
-    (``W_READ``: ``terms_w``, ``I_READ``: ``terms_i``, :meth:`BitOffsets.terms`) covers the
-    whole bytes holding the bits between its boundaries instead. Returns -1, or the code of a
+    partial sum (:data:`O_READ`, :data:`O_SPILL`) ``rint(n pb[c])`` bytes from its start. A
+    code with terms (``W_READ``: ``terms_w``, ``I_READ``: ``terms_i``,
+    :meth:`BitOffsets.terms`) covers the whole bytes holding the bits between its boundaries
+    instead. Returns -1, or the code of a
     boundary outside its region (nothing else is then meaningful)."""
     for i in range(starts.shape[0]):
         c = codes[i]
@@ -710,8 +711,9 @@ def stream_of(layer, nest: LoopNest, mapping, arch, hw, ctx, ratios: tuple[float
               ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The DRAM stream of one batch of ``layer`` under ``mapping`` on ``arch``: element bytes
     from the precision times ``ratios`` (the off-chip compressed ratios of W, I and O's final
-    values the fast model charges; partial sums move dense at accumulator width), and what the residency context ``ctx`` keeps on chip moves nothing
-    (:func:`element_blocks`, :func:`to_bytes`). ``masks``: the batch's ``(weight mask (K, C/G,
+    values the fast model charges; partial sums move dense at accumulator width), and what the
+    residency context ``ctx`` keeps on chip moves nothing (:func:`element_blocks`,
+    :func:`to_bytes`). ``masks``: the batch's ``(weight mask (K, C/G,
     R, S), input mask (N, C, H, W))``: a tensor compressed in DRAM then moves its real code
     (:func:`_offsets`). ``needed_inputs`` (C,): the inputs whose weights are fetched
     (``sparsity.skip_weight_fetch``); the weight ranges are cut to them."""
