@@ -142,6 +142,22 @@ def test_operand_matrix_equals_the_element_by_element_walk_many_seeds():
         _check_operand_matrix(seed)
 
 
+def test_lowered_weights_are_kept_per_mask_object():
+    # a layer's batches share its weight mask: the same operand array each time; another mask
+    # of the same shape (another layer, or the same one changed into a new array) its own
+    geo = LayerGeometry("conv2d", N=1, C=3, H=5, W=5, K=4, R=3, S=3)
+    rng = np.random.default_rng(0)
+    act = rng.random((1, 3, 5, 5)) < 0.5
+    first = rng.random(geo.weight_shape) < 0.5
+    second = ~first
+    a, b = lower(geo, act, first), lower(geo, act, first)
+    assert a.weights is b.weights
+    assert np.array_equal(a.weights.reshape(4, -1), first.reshape(4, -1))
+    other = lower(geo, act, second)
+    assert np.array_equal(other.weights.reshape(4, -1), second.reshape(4, -1))
+    assert np.array_equal(lower(geo, act, first).weights, a.weights)
+
+
 def _brute_effectual(layer) -> int:
     """Slots whose input (never padding) and weight are both non-zero, one sample."""
     geo = layer.geometry

@@ -87,10 +87,28 @@ def lower(geometry: LayerGeometry, act: np.ndarray, wmask: np.ndarray, name: str
     if with_padding and (geometry.pad_h or geometry.pad_w):
         pad = _padding_matrix(geometry, b)
     low = lowered_geometry(geometry, b)
-    weights = np.ascontiguousarray(
-        np.asarray(wmask, dtype=bool).reshape(geometry.K, cg * r * s))[:, :, None, None]
-    return Lowered(low, LoopNest.of_geometry(low), operand, weights,
+    return Lowered(low, LoopNest.of_geometry(low), operand, _lowered_weights(geometry, wmask),
                    int(b * geometry.C * geometry.H * geometry.W), pad)
+
+
+def _lowered_weights(geometry: LayerGeometry, wmask: np.ndarray) -> np.ndarray:
+    """``(K, C' * R * S, 1, 1)``: the weights as the GEMM's operand. The last few are kept by
+    the mask (a layer's batches share it), so every batch hands the same array on and the
+    per-mask caches downstream (weight codes, filter counts) hit."""
+    key = (id(wmask), geometry.K, geometry.c_per_group * geometry.R * geometry.S)
+    kept = _WEIGHTS.get(key)
+    if kept is not None and kept[0] is wmask:
+        return kept[1]
+    weights = np.ascontiguousarray(
+        np.asarray(wmask, dtype=bool).reshape(key[1], key[2]))[:, :, None, None]
+    while len(_WEIGHTS) >= 4:
+        _WEIGHTS.pop(next(iter(_WEIGHTS)))
+    _WEIGHTS[key] = (wmask, weights)        # the mask kept: its id is not reused meanwhile
+    return weights
+
+
+#: The lowered weights of the last few masks (:func:`_lowered_weights`).
+_WEIGHTS: dict[tuple, tuple] = {}
 
 
 def _padding_matrix(geometry: LayerGeometry, b: int) -> np.ndarray | None:
